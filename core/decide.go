@@ -1,0 +1,349 @@
+package core
+
+import (
+	"math"
+	"time"
+)
+
+// This file holds the algorithms' arithmetic, shared by every in-process
+// store. All times are integer microseconds since the Unix epoch: that is
+// what Redis's TIME gives and what Lua's doubles hold exactly, so the Redis
+// store's scripts repeat this arithmetic step for step and decide the same.
+
+// shape is a limit prepared for arithmetic.
+type shape struct {
+	count  int64 // L
+	window int64 // W, µs
+	step   int64 // T = W/L, µs: the emission interval of the buckets
+	depth  int64 // τ = burst·T, µs: how far the buckets may run ahead
+	burst  int64
+}
+
+func shapeOf(l Limit, burst int64) shape {
+	w := int64(l.Period / time.Microsecond)
+	s := shape{count: l.Count, window: w, burst: burst}
+	s.step = w / l.Count
+	s.depth = burst * s.step
+	return s
+}
+
+// cell is the state of one limit of one key.
+//
+//	FixedWindow:          a = window start, b = count
+//	SlidingWindowCounter: a = window start, b = current count, c = previous count
+//	TokenBucket, LeakyBucket: a = theoretical arrival time (TAT) of the next request
+//	SlidingWindowLog:     log
+type cell struct {
+	a, b, c int64
+	log     *eventLog
+}
+
+// verdict is one limit's answer, in µs.
+type verdict struct {
+	ok         bool
+	never      bool
+	remaining  int64
+	resetAfter int64
+	retryAfter int64
+	delay      int64
+}
+
+func (c *cell) check(alg Algorithm, s shape, now, cost int64) verdict {
+	switch alg {
+	case FixedWindow:
+		return c.checkFixed(s, now, cost)
+	case SlidingWindowLog:
+		return c.checkLog(s, now, cost)
+	case TokenBucket, LeakyBucket:
+		v := c.checkBucket(s, now, cost)
+		if alg == LeakyBucket && v.ok {
+			v.delay = max(c.a, now) - now
+		}
+		return v
+	default:
+		return c.checkCounter(s, now, cost)
+	}
+}
+
+// commit charges an admitted request; check must have said ok at the same now.
+func (c *cell) commit(alg Algorithm, s shape, now, cost int64) {
+	switch alg {
+	case FixedWindow:
+		if ws := windowStart(now, s.window); ws > c.a {
+			c.a, c.b = ws, 0
+		}
+		c.b += cost
+	case SlidingWindowLog:
+		c.log.add(now, cost)
+	case TokenBucket, LeakyBucket:
+		c.a = max(c.a, now) + cost*s.step
+	default:
+		ws := windowStart(now, s.window)
+		switch {
+		case ws <= c.a:
+		case ws == c.a+s.window:
+			c.a, c.b, c.c = ws, 0, c.b
+		default:
+			c.a, c.b, c.c = ws, 0, 0
+		}
+		c.b += cost
+	}
+}
+
+// expires is the time after which the cell holds nothing a fresh cell
+// would not, so its key may be dropped.
+func (c *cell) expires(alg Algorithm, s shape) int64 {
+	switch alg {
+	case FixedWindow:
+		return c.a + s.window
+	case SlidingWindowLog:
+		return c.log.newest() + s.window
+	case TokenBucket, LeakyBucket:
+		return c.a
+	default:
+		return c.a + 2*s.window
+	}
+}
+
+func windowStart(now, w int64) int64 { return now - now%w }
+
+func (c *cell) checkFixed(s shape, now, cost int64) verdict {
+	ws, n := windowStart(now, s.window), c.b
+	if ws > c.a {
+		n = 0
+	} else {
+		ws = c.a // the clock went back: stay in the stored window
+	}
+	v := verdict{resetAfter: ws + s.window - now}
+	if n+cost <= s.count {
+		v.ok, v.remaining = true, s.count-n-cost
+		return v
+	}
+	v.remaining = max(s.count-n, 0)
+	if cost > s.count {
+		v.never = true
+	} else {
+		v.retryAfter = ws + s.window - now
+	}
+	return v
+}
+
+// counterState reads the two windows as they stand at now.
+func (c *cell) counterState(s shape, now int64) (ws, curr, prev int64) {
+	ws = windowStart(now, s.window)
+	switch {
+	case ws <= c.a:
+		return c.a, c.b, c.c
+	case ws == c.a+s.window:
+		return ws, 0, c.b
+	default:
+		return ws, 0, 0
+	}
+}
+
+// estimate is the sliding counter's weighted count. The order of operations
+// is part of the contract: the Redis script computes the same doubles.
+func estimate(prev, curr, window, elapsed int64) float64 {
+	return float64(prev)*float64(window-elapsed)/float64(window) + float64(curr)
+}
+
+func (c *cell) checkCounter(s shape, now, cost int64) verdict {
+	ws, curr, prev := c.counterState(s, now)
+	elapsed := min(max(now-ws, 0), s.window)
+	est := estimate(prev, curr, s.window, elapsed)
+	var v verdict
+	switch {
+	case curr > 0:
+		v.resetAfter = ws + 2*s.window - now
+	case prev > 0:
+		v.resetAfter = ws + s.window - now
+	}
+	if est+float64(cost) <= float64(s.count) {
+		v.ok = true
+		v.remaining = int64(math.Floor(float64(s.count) - est - float64(cost)))
+		v.resetAfter = ws + 2*s.window - now
+		return v
+	}
+	v.remaining = max(int64(math.Floor(float64(s.count)-est)), 0)
+	if cost > s.count {
+		v.never = true
+		return v
+	}
+	// The earliest admitting moment is in this window if the current count
+	// leaves room, else in the next one, where this window's count becomes
+	// the previous count.
+	if curr+cost <= s.count {
+		v.retryAfter = ws + counterWait(prev, curr, s, cost) - now
+	} else {
+		v.retryAfter = ws + s.window + counterWait(curr, 0, s, cost) - now
+	}
+	return v
+}
+
+// counterWait is the smallest elapsed time within a window at which
+// estimate(prev, curr) + cost fits the count, found by solving the estimate
+// for elapsed and then settling the rounding against estimate itself.
+func counterWait(prev, curr int64, s shape, cost int64) int64 {
+	fits := func(e int64) bool {
+		return estimate(prev, curr, s.window, e)+float64(cost) <= float64(s.count)
+	}
+	if prev == 0 || fits(0) {
+		return 0
+	}
+	room := float64(s.count - curr - cost)
+	e := s.window - int64(math.Floor(room*float64(s.window)/float64(prev)))
+	e = min(max(e, 0), s.window)
+	for e < s.window && !fits(e) {
+		e++
+	}
+	for e > 0 && fits(e-1) {
+		e--
+	}
+	return e
+}
+
+func (c *cell) checkBucket(s shape, now, cost int64) verdict {
+	tat := max(c.a, now)
+	next := tat + cost*s.step
+	var v verdict
+	if next-now <= s.depth {
+		v.ok = true
+		v.remaining = (s.depth - (next - now)) / s.step
+		v.resetAfter = next - now
+		return v
+	}
+	v.remaining = max((s.depth-(tat-now))/s.step, 0)
+	v.resetAfter = tat - now
+	if cost > s.burst {
+		v.never = true
+	} else {
+		v.retryAfter = next - s.depth - now
+	}
+	return v
+}
+
+func (c *cell) checkLog(s shape, now, cost int64) verdict {
+	if c.log == nil {
+		c.log = &eventLog{}
+	}
+	l := c.log
+	l.expire(now - s.window)
+	var v verdict
+	if n := l.newest(); l.sum > 0 {
+		v.resetAfter = n + s.window - now
+	}
+	if l.sum+cost <= s.count {
+		v.ok, v.remaining, v.resetAfter = true, s.count-l.sum-cost, s.window
+		return v
+	}
+	v.remaining = max(s.count-l.sum, 0)
+	if cost > s.count {
+		v.never = true
+		return v
+	}
+	v.retryAfter = l.freedAt(l.sum+cost-s.count) + s.window - now
+	return v
+}
+
+// eventLog is the sliding window log of one limit: admitted (time, cost)
+// pairs in order, oldest first. It holds at most Count events, because every
+// event costs at least one.
+type eventLog struct {
+	at   []int64
+	cost []int64
+	head int
+	sum  int64
+}
+
+func (l *eventLog) newest() int64 {
+	if l == nil || l.head == len(l.at) {
+		return 0
+	}
+	return l.at[len(l.at)-1]
+}
+
+// expire drops events at or before cutoff.
+func (l *eventLog) expire(cutoff int64) {
+	for l.head < len(l.at) && l.at[l.head] <= cutoff {
+		l.sum -= l.cost[l.head]
+		l.head++
+	}
+	if l.head == len(l.at) {
+		l.at, l.cost, l.head = l.at[:0], l.cost[:0], 0
+	} else if l.head > 32 && l.head > len(l.at)/2 {
+		n := copy(l.at, l.at[l.head:])
+		copy(l.cost, l.cost[l.head:])
+		l.at, l.cost, l.head = l.at[:n], l.cost[:n], 0
+	}
+}
+
+// freedAt is the time of the event whose expiry frees at least need.
+func (l *eventLog) freedAt(need int64) int64 {
+	for i := l.head; i < len(l.at); i++ {
+		need -= l.cost[i]
+		if need <= 0 {
+			return l.at[i]
+		}
+	}
+	return l.newest()
+}
+
+func (l *eventLog) add(now, cost int64) {
+	if n := len(l.at); n > l.head && l.at[n-1] == now {
+		l.cost[n-1] += cost
+	} else {
+		l.at = append(l.at, now)
+		l.cost = append(l.cost, cost)
+	}
+	l.sum += cost
+}
+
+// decide runs a rule over the cells of one key, all or nothing: shapes and
+// cells have one entry per limit of the rule.
+func decide(rule *Rule, alg Algorithm, shapes []shape, cells []cell, now, cost int64) Decision {
+	var (
+		best    verdict
+		bestIdx int
+		allOK   = true
+		delay   int64
+	)
+	for i, s := range shapes {
+		v := cells[i].check(alg, s, now, cost)
+		allOK = allOK && v.ok
+		delay = max(delay, v.delay)
+		if i == 0 || v.outranks(best) {
+			best, bestIdx = v, i
+		}
+	}
+	d := Decision{
+		Allowed:    allOK,
+		Limit:      rule.Limits[bestIdx],
+		Remaining:  best.remaining,
+		ResetAfter: time.Duration(best.resetAfter) * time.Microsecond,
+		RetryAfter: time.Duration(best.retryAfter) * time.Microsecond,
+		Never:      best.never,
+	}
+	if allOK {
+		d.Delay = time.Duration(delay) * time.Microsecond
+		for i, s := range shapes {
+			cells[i].commit(alg, s, now, cost)
+		}
+	}
+	return d
+}
+
+// outranks says whether v, rather than b, should speak for the rule: a denial
+// over an admission, a futile denial over a retryable one, the longest wait
+// among denials, and the fewest remaining among admissions.
+func (v verdict) outranks(b verdict) bool {
+	switch {
+	case v.ok != b.ok:
+		return !v.ok
+	case v.ok:
+		return v.remaining < b.remaining
+	case v.never != b.never:
+		return v.never
+	default:
+		return v.retryAfter > b.retryAfter
+	}
+}

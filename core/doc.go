@@ -1,0 +1,2 @@
+// Package core is limitkit's framework-neutral rate limiter.
+package core
