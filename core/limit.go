@@ -176,7 +176,7 @@ func (p *parser) limit() (Limit, error) {
 		return Limit{}, p.fail(`expected "/" or "per" after the count`)
 	}
 	p.space()
-	n := int64(1)
+	n, nStart := int64(1), p.pos
 	if p.pos < len(p.expr) && p.expr[p.pos] == '-' {
 		return Limit{}, p.fail("expected a period; negative numbers are not allowed")
 	}
@@ -200,7 +200,7 @@ func (p *parser) limit() (Limit, error) {
 		return Limit{}, p.fail(fmt.Sprintf("unknown unit %q; expected second, minute, hour, day, month or year", word))
 	}
 	if n > math.MaxInt64/int64(unit) {
-		p.pos = start
+		p.pos = nStart
 		return Limit{}, p.fail("period is too long")
 	}
 	return Limit{Count: count, Period: time.Duration(n) * unit}, nil
