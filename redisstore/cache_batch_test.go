@@ -1,0 +1,139 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/limitkit/limitkit/core"
+)
+
+// sameButRemaining compares decisions but Remaining, which a cached denial
+// reports as Redis last said.
+func sameButRemaining(want, got core.Decision) bool {
+	got.Remaining = want.Remaining
+	return want == got
+}
+
+func TestDenyCache_neverDeniesWhatRedisAdmits(t *testing.T) {
+	_, c := standalone(t)
+	for seed := range uint64(3) {
+		clk := newClock()
+		st := New(c, WithClock(clk.Now), WithDenyCache(1000), WithPrefix(fmt.Sprintf("deny%d:", seed)))
+		// Denial-heavy traffic: the random ops, with most steps shortened.
+		ops := randomOps(rand.New(rand.NewPCG(seed, 2)), 2000)
+		for i := range ops {
+			ops[i].advance /= 8
+		}
+		runDifferential(t, clk, st, ops, sameButRemaining)
+	}
+}
+
+func TestDenyCache_answersRepeatedDenialsWithoutRedis(t *testing.T) {
+	s, c := standalone(t)
+	ctx := context.Background()
+	clk := newClock()
+	st := New(c, WithClock(clk.Now), WithDenyCache(10))
+	rule := core.MustRule("2/minute", core.FixedWindow)
+	for range 2 {
+		st.Take(ctx, "hammer", rule, 1)
+	}
+	first, err := st.Take(ctx, "hammer", rule, 1)
+	if err != nil || first.Allowed {
+		t.Fatalf("third request: %+v, %v; want denied", first, err)
+	}
+	// With Redis gone, the cache still answers the same and larger costs...
+	s.Stop()
+	clk.Add(10 * time.Second)
+	for _, cost := range []int64{1, 2} {
+		d, err := st.Take(ctx, "hammer", rule, cost)
+		if err != nil || d.Allowed || d.RetryAfter != first.RetryAfter-10*time.Second {
+			t.Fatalf("cost %d from the cache: %+v, %v; want denied, retry %v", cost, d, err, first.RetryAfter-10*time.Second)
+		}
+	}
+	// ...but not a smaller cost, a futile one, another rule, or once the
+	// denial has run out: those must ask Redis, which is down.
+	tests := []struct {
+		name string
+		rule core.Rule
+		cost int64
+		wait time.Duration
+	}{
+		{"smaller cost", rule, 0, 0},
+		{"futile cost", rule, 3, 0},
+		{"other rule", core.MustRule("3/minute", core.FixedWindow), 1, 0},
+		{"after retry-after", rule, 1, first.RetryAfter},
+	}
+	for _, tt := range tests {
+		clk.Add(tt.wait)
+		if d, err := st.Take(ctx, "hammer", tt.rule, tt.cost); err == nil {
+			t.Fatalf("%s: answered %+v without Redis", tt.name, d)
+		}
+	}
+	if n := st.deny.len(); n != 1 {
+		t.Fatalf("cache holds %d keys, want 1", n)
+	}
+}
+
+func TestDenyCache_isBounded(t *testing.T) {
+	c := newDenyCache(8)
+	d := core.Decision{RetryAfter: time.Hour}
+	for i := range 100 {
+		c.record(fmt.Sprint("k", i), "sig", 1, 0, d)
+		for j := range 10 {
+			c.record(fmt.Sprint("k", i), fmt.Sprint("sig", j), int64(j), 0, d)
+		}
+		if n := c.len(); n > 8 {
+			t.Fatalf("after %d keys the cache holds %d, bound 8", i+1, n)
+		}
+		if n := len(c.entries[fmt.Sprint("k", i)]); n > maxRulesPerKey {
+			t.Fatalf("key holds %d denials, bound %d", n, maxRulesPerKey)
+		}
+	}
+}
+
+func TestBatching_decidesAsUnbatched(t *testing.T) {
+	_, c := standalone(t)
+	clk := newClock()
+	st := New(c, WithClock(clk.Now), WithBatching(200*time.Microsecond, 16))
+	defer st.Close()
+	runDifferential(t, clk, st, randomOps(rand.New(rand.NewPCG(11, 3)), 600), equal)
+}
+
+func TestBatching_concurrentCallersGetTheirOwnDecisions(t *testing.T) {
+	_, c := standalone(t)
+	clk := newClock()
+	st := New(c, WithClock(clk.Now), WithBatching(2*time.Millisecond, 8))
+	defer st.Close()
+	ctx := context.Background()
+	// 32 callers on their own keys with their own rules: each sees exactly
+	// its own limit, whichever batch its requests travel in.
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for g := range 32 {
+		wg.Go(func() {
+			limit := int64(g%5 + 1)
+			rule := core.Rule{Limits: []core.Limit{core.Per(limit, time.Hour)}, Algorithm: core.Algorithm(g%5 + 1)}
+			key := fmt.Sprint("caller", g)
+			for i := range limit + 2 {
+				d, err := st.Take(ctx, key, rule, 1)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if want := i < limit; d.Allowed != want || d.Limit != rule.Limits[0] {
+					errs <- fmt.Errorf("caller %d request %d: %+v, want allowed %v", g, i, d, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}

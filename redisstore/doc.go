@@ -1,0 +1,87 @@
+// Package redisstore is a core.Store in Redis, shared by every instance of
+// an application, exact, and at home on Redis Cluster:
+//
+//	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379", ContextTimeoutEnabled: true})
+//	core.SetDefault(core.New(core.WithStore(redisstore.New(rdb))))
+//
+// New takes any redis.UniversalClient: a plain client, a Sentinel failover
+// client, a Cluster client or a Ring.
+//
+// # Decisions
+//
+// Every decision, including one on a rule of several limits, is one Lua
+// script run in one round trip (EVALSHA, falling back to EVAL when Redis has
+// lost the script), so it is atomic: no other request can slip between the
+// check and the charge. The scripts repeat core's arithmetic step for step in
+// integer microseconds, so the Redis store and the memory store give the same
+// decision for the same sequence of (time, key, cost); the conformance suite
+// proves it.
+//
+// # Time
+//
+// The scripts read the time from Redis (TIME), never from the application,
+// so instances whose clocks disagree still agree on every limit. (Redis 5 and
+// later replicate scripts by their effects, which makes TIME safe.)
+// WithClock replaces it with a driven clock, for tests only.
+//
+// # Keys and hash tags
+//
+// The state of key under a rule lives in keys named
+//
+//	<prefix>{<key>}:<algorithm>:<number of limits>:<limit index>
+//
+// for example limitkit:{203.0.113.7}:sliding-window-counter:1:0, plus a
+// ":sum" key beside each sliding window log. The braces are a Cluster hash
+// tag: Cluster places a key by its tag alone, so all keys of one decision
+// share a slot and one script may touch them all. A key that is empty, longer
+// than 200 bytes, contains a brace or starts with "#" is replaced in the tag
+// by "#" and its SHA-256 in hex, so that no key can break the tag or make
+// names unbounded, and no verbatim key can pose as a hashed one.
+//
+// # TTLs
+//
+// Every write sets a TTL that ends when the state would be no different from
+// no state at all: the end of a fixed window, of two windows for the sliding
+// counter, the bucket's theoretical arrival time, the newest log entry plus
+// the window. Idle keys therefore vanish by themselves, and a database used
+// only by this store empties once its windows have passed.
+//
+// # Deadlines
+//
+// A call whose context has no deadline gets the store's timeout
+// (WithTimeout, default 100ms). go-redis enforces a context's deadline on the
+// connection only with ContextTimeoutEnabled; without it, the store still
+// returns at the deadline, but the connection stays busy until the client's
+// ReadTimeout. Enable it.
+//
+// # Deny cache
+//
+// WithDenyCache(n) lets the store answer a request in process when Redis
+// recently denied the same key under the same rule at the same or a smaller
+// cost, until the denial's RetryAfter runs out: a client hammering a limit
+// then costs no round trips. It never denies a request Redis would admit,
+// because every algorithm's retry-after is the earliest admission if no
+// other traffic comes, a larger cost waits at least as long, and other
+// instances' traffic can only push admission later. Only three things can
+// free room sooner: a Reset from another instance, an operator deleting
+// keys, or Redis losing its data; the bound is that this instance may then
+// go on denying for at most the RetryAfter Redis last gave it, and its first
+// admission drops the stale denial. Requests costing more than a limit can
+// ever admit always go to Redis, which answers Never.
+//
+// It is off by default, because the answers it gives are exact in Allowed
+// and RetryAfter but not in Remaining, which is Redis's figure from the
+// denial, and because of the Reset bound above: exactness is this package's
+// promise, and the cache is a trade a user should choose. It holds at most n
+// keys, four rules each.
+//
+// # Batching
+//
+// WithBatching(window, max) sends concurrent decisions as one pipeline of
+// EVALSHAs when the first has waited window or max are waiting. Each caller
+// still gets its own decision and error, and each decision is still its own
+// atomic script; only the network trip is shared. It helps when many
+// requests wait on a busy network or a Redis near its limit of system calls,
+// at the price of up to window of added latency. A caller whose context
+// ends first returns its context's error; its script may still run.
+package redisstore

@@ -1,0 +1,90 @@
+package redisstore
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/limitkit/limitkit/core"
+)
+
+// Option configures a Store.
+type Option func(*config)
+
+type config struct {
+	prefix      string
+	timeout     time.Duration
+	clock       core.Clock
+	denyMaxKeys int
+	batch       bool
+	batchWindow time.Duration
+	batchMax    int
+}
+
+// DefaultPrefix starts every key the store writes, unless WithPrefix says
+// otherwise.
+const DefaultPrefix = "limitkit:"
+
+// DefaultTimeout bounds a decision whose context has no deadline.
+const DefaultTimeout = 100 * time.Millisecond
+
+// DefaultBatchMax is the largest batch WithBatching sends when its max is 0.
+const DefaultBatchMax = 128
+
+// WithPrefix starts every key the store writes with prefix (default
+// DefaultPrefix), so that several applications can share one Redis. The
+// prefix must not contain "{" or "}", which would break the hash tag that
+// keeps a decision's keys in one Cluster slot.
+func WithPrefix(prefix string) Option {
+	return func(c *config) { c.prefix = prefix }
+}
+
+// WithTimeout bounds each call whose context has no deadline (default
+// DefaultTimeout), so that a hung Redis never hangs a request. A context
+// deadline, when there is one, wins.
+func WithTimeout(d time.Duration) Option {
+	return func(c *config) { c.timeout = d }
+}
+
+// WithClock makes the scripts take time from clock instead of Redis's TIME.
+// It exists for the conformance suite, which drives time; in production the
+// time must come from Redis, so that instances with skewed clocks agree.
+// Keys then live a minute longer than their windows in Redis time, since
+// Redis cannot see the driven clock.
+func WithClock(clock core.Clock) Option {
+	return func(c *config) { c.clock = clock }
+}
+
+// WithDenyCache answers repeated denied requests in process, without a round
+// trip, remembering denials for up to maxKeys keys (0 turns it off, the
+// default). See the package documentation for what it guarantees and why it
+// is off by default.
+func WithDenyCache(maxKeys int) Option {
+	return func(c *config) { c.denyMaxKeys = maxKeys }
+}
+
+// WithBatching coalesces concurrent decisions into one pipeline, sent when
+// the first of them has waited window or when max of them are waiting (0
+// means DefaultBatchMax). Each caller still gets its own decision and error.
+// It trades up to window of latency for fewer round trips and system calls;
+// see the package documentation.
+func WithBatching(window time.Duration, max int) Option {
+	return func(c *config) { c.batch, c.batchWindow, c.batchMax = true, window, max }
+}
+
+// check reports the first option that cannot work, quoting it.
+func (c *config) check() error {
+	switch {
+	case strings.ContainsAny(c.prefix, "{}"):
+		return fmt.Errorf("redisstore: WithPrefix(%q): a prefix must not contain { or }, which would break the keys' Cluster hash tag", c.prefix)
+	case c.timeout <= 0:
+		return fmt.Errorf("redisstore: WithTimeout(%v): the timeout must be positive", c.timeout)
+	case c.denyMaxKeys < 0:
+		return fmt.Errorf("redisstore: WithDenyCache(%d): the size must be 0 (off) or positive", c.denyMaxKeys)
+	case c.batch && c.batchMax < 0:
+		return fmt.Errorf("redisstore: WithBatching(%v, %d): the batch size must be 0 (default) or positive", c.batchWindow, c.batchMax)
+	case c.batch && c.batchWindow <= 0:
+		return fmt.Errorf("redisstore: WithBatching(%v, %d): the window must be positive", c.batchWindow, c.batchMax)
+	}
+	return nil
+}

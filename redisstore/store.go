@@ -1,0 +1,293 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/limitkit/limitkit/core"
+	"github.com/redis/go-redis/v9"
+)
+
+// Store is a core.Store that keeps its state in Redis, so that every
+// instance of an application shares its limits. It is safe for concurrent
+// use. See the package documentation.
+type Store struct {
+	client   redis.UniversalClient
+	prefix   string
+	timeout  time.Duration
+	clock    core.Clock
+	slack    int64 // ms added to every TTL; nonzero only under WithClock
+	ctxAware bool  // the client itself gives up at the context's deadline
+	epoch    time.Time
+	deny     *denyCache
+	batch    *batcher
+	closed   atomic.Bool
+	closing  sync.Once
+}
+
+// ErrClosed is returned by calls on a Store after Close.
+var ErrClosed = errors.New("redisstore: store is closed")
+
+// clockSlack is how much longer keys live under WithClock: Redis expires
+// keys in its own time, which a driven clock does not move, so a test that
+// runs slowly in real time must not see its state vanish.
+const clockSlack = time.Minute
+
+// New returns a store on client: a *redis.Client (also from
+// redis.NewFailoverClient for Sentinel), a *redis.ClusterClient or a
+// *redis.Ring. The store does not own the client: Close leaves it open.
+//
+// New panics, naming the mistake, if an option cannot work, such as a prefix
+// with a brace in it: that is a programming error found at start-up.
+func New(client redis.UniversalClient, opts ...Option) *Store {
+	if client == nil {
+		panic("redisstore: New(nil): a Redis client is required")
+	}
+	cfg := config{prefix: DefaultPrefix, timeout: DefaultTimeout}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.check(); err != nil {
+		panic(err.Error())
+	}
+	s := &Store{
+		client:   client,
+		prefix:   cfg.prefix,
+		timeout:  cfg.timeout,
+		clock:    cfg.clock,
+		ctxAware: honoursContext(client),
+		epoch:    time.Now(),
+	}
+	if s.clock != nil {
+		s.slack = clockSlack.Milliseconds()
+	}
+	if cfg.denyMaxKeys > 0 {
+		s.deny = newDenyCache(cfg.denyMaxKeys)
+	}
+	if cfg.batch {
+		max := cfg.batchMax
+		if max == 0 {
+			max = DefaultBatchMax
+		}
+		s.batch = newBatcher(client, cfg.batchWindow, max, s.timeout)
+	}
+	return s
+}
+
+// honoursContext reports whether the client stops waiting for Redis at the
+// context's deadline. go-redis does so only with ContextTimeoutEnabled; any
+// other client is waited for in another goroutine, so that the caller still
+// returns at its deadline.
+func honoursContext(c redis.UniversalClient) bool {
+	switch c := c.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return false
+}
+
+// now is the time the deny cache works in, in µs: the driven clock under
+// WithClock, else the process's monotonic clock. It never decides a
+// request; only Redis's TIME does.
+func (s *Store) now() int64 {
+	if s.clock != nil {
+		return s.clock().UnixMicro()
+	}
+	return int64(time.Since(s.epoch) / time.Microsecond)
+}
+
+// Take implements core.Store: one script, one round trip.
+func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64) (core.Decision, error) {
+	if s.closed.Load() {
+		return core.Decision{}, ErrClosed
+	}
+	if cost < 0 {
+		return core.Decision{}, fmt.Errorf("redisstore: cost %d must not be negative", cost)
+	}
+	alg := rule.Algorithm
+	if alg == 0 {
+		alg = core.DefaultAlgorithm
+	}
+	if err := rule.Validate(); err != nil {
+		return core.Decision{}, err
+	}
+
+	n := len(rule.Limits)
+	args := make([]any, 3, 3+5*n)
+	// Keep the time a request left in the deny cache's clock: Redis decided
+	// later, so a denial's end computed from it is never too late.
+	sent := int64(0)
+	if s.clock != nil {
+		sent = s.now()
+		args[0] = sent
+	} else {
+		args[0] = ""
+		if s.deny != nil {
+			sent = s.now()
+		}
+	}
+	args[1], args[2] = cost, s.slack
+	futile := false // some limit can never admit cost: Redis says Never
+	for _, l := range rule.Limits {
+		count := l.Count
+		window := int64(l.Period / time.Microsecond)
+		burst := rule.Burst
+		if burst <= 0 {
+			burst = count
+		}
+		step := window / count
+		args = append(args, count, window, step, burst*step, burst)
+		if alg == core.TokenBucket || alg == core.LeakyBucket {
+			futile = futile || cost > burst
+		} else {
+			futile = futile || cost > count
+		}
+	}
+
+	var sig string
+	if s.deny != nil && !futile {
+		sig = signature(alg, &rule)
+		if d, ok := s.deny.lookup(key, sig, cost, sent); ok {
+			return d, nil
+		}
+	}
+
+	keys := s.keys(make([]string, 0, n*keysPerLimit(alg)), key, alg, n)
+	v, err := s.run(ctx, scripts[alg], keys, args)
+	if err != nil {
+		return core.Decision{}, fmt.Errorf("redisstore: take %q under %v %s: %w", key, alg, rule.String(), err)
+	}
+	d, err := decision(v, &rule)
+	if err != nil {
+		return core.Decision{}, fmt.Errorf("redisstore: take %q under %v %s: %w", key, alg, rule.String(), err)
+	}
+	if s.deny != nil && !futile {
+		s.deny.record(key, sig, cost, sent, d)
+	}
+	return d, nil
+}
+
+// run runs script on Redis within the call's deadline.
+func (s *Store) run(ctx context.Context, script *redis.Script, keys []string, args []any) (any, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
+	if s.batch != nil {
+		return s.batch.do(ctx, script, keys, args)
+	}
+	if s.ctxAware {
+		return script.Run(ctx, s.client, keys, args...).Result()
+	}
+	type result struct {
+		v   any
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := script.Run(ctx, s.client, keys, args...).Result()
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// replyLen is the length of a script's reply; see scripts.go.
+const replyLen = 7
+
+// decision reads a script's reply, refusing anything that is not exactly
+// what the scripts return.
+func decision(v any, rule *core.Rule) (core.Decision, error) {
+	xs, ok := v.([]any)
+	if !ok || len(xs) != replyLen {
+		return core.Decision{}, fmt.Errorf("unexpected script reply %#v", v)
+	}
+	var r [replyLen]int64
+	for i, x := range xs {
+		n, ok := x.(int64)
+		if !ok {
+			return core.Decision{}, fmt.Errorf("unexpected script reply %#v: element %d is not an integer", v, i)
+		}
+		r[i] = n
+	}
+	allowed, idx, never := r[0], r[1], r[6]
+	if allowed < 0 || allowed > 1 || never < 0 || never > 1 || idx < 0 || idx >= int64(len(rule.Limits)) {
+		return core.Decision{}, fmt.Errorf("unexpected script reply %v", r)
+	}
+	return core.Decision{
+		Allowed:    allowed == 1,
+		Limit:      rule.Limits[idx],
+		Remaining:  r[2],
+		ResetAfter: time.Duration(r[3]) * time.Microsecond,
+		RetryAfter: time.Duration(r[4]) * time.Microsecond,
+		Delay:      time.Duration(r[5]) * time.Microsecond,
+		Never:      never == 1,
+	}, nil
+}
+
+// Reset implements core.Store: it deletes key's state under every algorithm
+// for rules with as many limits as rule has, as the memory store forgets a
+// key whatever its algorithm, and forgets the key's cached denials.
+func (s *Store) Reset(ctx context.Context, key string, rule core.Rule) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if s.deny != nil {
+		s.deny.forget(key)
+	}
+	n := len(rule.Limits)
+	var keys []string
+	for alg := core.FixedWindow; alg <= core.LeakyBucket; alg++ {
+		keys = s.keys(keys, key, alg, n)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
+	var err error
+	if s.ctxAware {
+		err = s.client.Del(ctx, keys...).Err()
+	} else {
+		done := make(chan error, 1)
+		go func() { done <- s.client.Del(ctx, keys...).Err() }()
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("redisstore: reset %q: %w", key, err)
+	}
+	// A denial recorded while the DEL was in flight would outlive it.
+	if s.deny != nil {
+		s.deny.forget(key)
+	}
+	return nil
+}
+
+// Close stops the batching goroutine, if any; later calls return ErrClosed.
+// It does not close the Redis client, which belongs to the caller.
+func (s *Store) Close() error {
+	s.closing.Do(func() {
+		s.closed.Store(true)
+		if s.batch != nil {
+			s.batch.close()
+		}
+	})
+	return nil
+}

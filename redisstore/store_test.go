@@ -1,0 +1,395 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/limitkit/limitkit/core"
+	"github.com/limitkit/limitkit/internal/redistest"
+)
+
+func TestTake_decidesAsTheMemoryStore(t *testing.T) {
+	_, c := standalone(t)
+	for seed := range uint64(4) {
+		clk := newClock()
+		st := New(c, WithClock(clk.Now), WithPrefix("diff"+string(rune('a'+seed))+":"))
+		runDifferential(t, clk, st, randomOps(rand.New(rand.NewPCG(seed, 1)), 1500), equal)
+	}
+}
+
+func TestTake_decidesAsTheMemoryStoreOnCluster(t *testing.T) {
+	c := redistest.Cluster(t)
+	clk := newClock()
+	st := New(c, WithClock(clk.Now))
+	runDifferential(t, clk, st, randomOps(rand.New(rand.NewPCG(7, 7)), 1500), equal)
+}
+
+func TestTake_multiLimitRuleOnClusterIsAllOrNothing(t *testing.T) {
+	c := redistest.Cluster(t)
+	clk := newClock()
+	st := New(c, WithClock(clk.Now))
+	ctx := context.Background()
+	rule := core.MustRule("3/second;4/minute", core.FixedWindow)
+	// Keys whose tags fall in different slots, so the test crosses nodes.
+	for _, key := range []string{"alice", "bob", "carol", "dave", "{odd}key", ""} {
+		var allowed int
+		for i := range 6 {
+			d, err := st.Take(ctx, key, rule, 1)
+			if err != nil {
+				t.Fatalf("key %q request %d: %v", key, i, err)
+			}
+			if d.Allowed {
+				allowed++
+			}
+		}
+		if allowed != 3 {
+			t.Fatalf("key %q: %d of 6 admitted in one second, want 3", key, allowed)
+		}
+		clk.Add(time.Second)
+		// The denied requests charged neither limit: one more fits the minute.
+		d, err := st.Take(ctx, key, rule, 1)
+		if err != nil || !d.Allowed || d.Remaining != 0 || d.Limit != rule.Limits[1] {
+			t.Fatalf("key %q next second: %+v, %v; want admitted by the minute limit with 0 left", key, d, err)
+		}
+		d, err = st.Take(ctx, key, rule, 1)
+		if err != nil || d.Allowed || d.Limit != rule.Limits[1] {
+			t.Fatalf("key %q: %+v, %v; want denied by the minute limit", key, d, err)
+		}
+	}
+}
+
+func TestTake_keysExpireWhenTheirWindowsPass(t *testing.T) {
+	_, c := standalone(t)
+	st := New(c) // Redis time: TTLs are real
+	ctx := context.Background()
+	const window = 200 * time.Millisecond
+	for alg := core.FixedWindow; alg <= core.LeakyBucket; alg++ {
+		rule := core.Rule{Limits: []core.Limit{core.Per(2, window), core.Per(3, 2*window)}, Algorithm: alg}
+		for range 4 {
+			if _, err := st.Take(ctx, "ttl", rule, 1); err != nil {
+				t.Fatalf("%v: %v", alg, err)
+			}
+		}
+	}
+	keys := dbKeys(t, c)
+	if len(keys) == 0 {
+		t.Fatal("no keys written")
+	}
+	for _, k := range keys {
+		ttl, err := c.PTTL(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The sliding counter keeps two windows of the longer limit.
+		if ttl <= 0 || ttl > 4*window+time.Millisecond {
+			t.Errorf("key %s has TTL %v, want a positive TTL of at most %v", k, ttl, 4*window)
+		}
+	}
+	// Wait on Redis's clock, which the test cannot drive.
+	deadline := time.Now().Add(4*window + 2*time.Second)
+	for len(keys) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		keys = dbKeys(t, c)
+	}
+	if n, _ := c.DBSize(ctx).Result(); len(keys) > 0 || n != 0 {
+		t.Fatalf("after the windows passed the DB still holds %d keys: %q", n, keys)
+	}
+}
+
+func TestTake_followsRedisTimeNotTheAppClock(t *testing.T) {
+	_, c := standalone(t)
+	ctx := context.Background()
+	hour := core.MustRule("10/hour", core.FixedWindow)
+
+	redisNow := func() time.Time {
+		now, err := c.Time(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return now
+	}
+	// The window's end as Redis sees it; the app cannot tell the store
+	// otherwise, whatever its own clock says.
+	before := redisNow()
+	d, err := New(c).Take(ctx, "redis-time", hour, 1)
+	after := redisNow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := before.Truncate(time.Hour).Add(time.Hour)
+	if lo, hi := end.Sub(after), end.Sub(before); d.ResetAfter < lo || d.ResetAfter > hi {
+		t.Fatalf("ResetAfter %v, want Redis's window end: between %v and %v", d.ResetAfter, lo, hi)
+	}
+
+	// Under WithClock, the same rule follows the driven clock instead: the
+	// driven clock sits 10 minutes into its hour.
+	clk := newClock()
+	clk.Add(10 * time.Minute)
+	d, err = New(c, WithClock(clk.Now)).Take(ctx, "driven-time", hour, 1)
+	if err != nil || d.ResetAfter != 50*time.Minute {
+		t.Fatalf("under WithClock: %+v, %v; want ResetAfter 50m", d, err)
+	}
+}
+
+func TestTake_recoversWhenRedisForgetsTheScripts(t *testing.T) {
+	_, c := standalone(t)
+	ctx := context.Background()
+	for _, batching := range []bool{false, true} {
+		var opts []Option
+		if batching {
+			opts = append(opts, WithBatching(100*time.Microsecond, 0))
+		}
+		st := New(c, opts...)
+		defer st.Close()
+		for alg := core.FixedWindow; alg <= core.LeakyBucket; alg++ {
+			rule := core.MustRule("5/minute", alg)
+			if err := c.ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if d, err := st.Take(ctx, "noscript", rule, 1); err != nil || !d.Allowed {
+				t.Fatalf("batching %v, %v after SCRIPT FLUSH: %+v, %v", batching, alg, d, err)
+			}
+		}
+	}
+}
+
+func TestTake_failsFastWhenRedisIsDown(t *testing.T) {
+	s, c := standalone(t)
+	if !s.Local() {
+		t.Skip("needs a local server to stop")
+	}
+	s.Stop()
+	for _, opts := range [][]Option{nil, {WithBatching(time.Millisecond, 0)}} {
+		st := New(c, opts...)
+		start := time.Now()
+		_, err := st.Take(context.Background(), "down", core.MustRule("5/minute", 0), 1)
+		if err == nil {
+			t.Fatal("Take succeeded with Redis stopped")
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Fatalf("Take took %v to fail", took)
+		}
+		if !strings.Contains(err.Error(), `"down"`) {
+			t.Fatalf("error %q does not name the key", err)
+		}
+		if err := st.Reset(context.Background(), "down", core.MustRule("5/minute", 0)); err == nil {
+			t.Fatal("Reset succeeded with Redis stopped")
+		}
+		st.Close()
+	}
+}
+
+func TestTake_returnsAtTheDeadlineWhenRedisHangs(t *testing.T) {
+	_, c := standalone(t)
+	ctx := context.Background()
+	rule := core.MustRule("5/minute", 0)
+	st := New(c, WithTimeout(150*time.Millisecond))
+	// Warm the pool and the script, so that only the paused call is measured.
+	if _, err := st.Take(ctx, "warm", rule, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, "CLIENT", "PAUSE", 3000, "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Do(ctx, "CLIENT", "UNPAUSE")
+
+	tests := []struct {
+		name  string
+		ctx   func() (context.Context, context.CancelFunc)
+		limit time.Duration
+	}{
+		{"store timeout applies without a deadline", func() (context.Context, context.CancelFunc) { return ctx, func() {} }, 150 * time.Millisecond},
+		{"the caller's deadline wins", func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 50*time.Millisecond) }, 50 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cctx, cancel := tt.ctx()
+			defer cancel()
+			start := time.Now()
+			_, err := st.Take(cctx, "paused", rule, 1)
+			took := time.Since(start)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("err = %v, want a deadline error", err)
+			}
+			if took < tt.limit || took > tt.limit+250*time.Millisecond {
+				t.Fatalf("returned after %v, want about %v", took, tt.limit)
+			}
+		})
+	}
+}
+
+func TestTake_startsAfreshAfterRedisLosesItsData(t *testing.T) {
+	s, c := standalone(t)
+	if !s.Local() {
+		t.Skip("needs a local server to restart")
+	}
+	ctx := context.Background()
+	st := New(c)
+	rule := core.MustRule("2/hour", core.FixedWindow)
+	for range 3 {
+		if _, err := st.Take(ctx, "restart", rule, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d, _ := st.Take(ctx, "restart", rule, 1); d.Allowed {
+		t.Fatal("limit not reached before the restart")
+	}
+	s.Restart()
+	// The first command after a restart may meet the dead connection; a
+	// client that retries nothing reports it once, then reconnects.
+	d, err := st.Take(ctx, "restart", rule, 1)
+	if err != nil {
+		d, err = st.Take(ctx, "restart", rule, 1)
+	}
+	if err != nil || !d.Allowed || d.Remaining != 1 {
+		t.Fatalf("after restart: %+v, %v; want a fresh limit with 1 left", d, err)
+	}
+}
+
+func TestTake_corruptStateIsAnError(t *testing.T) {
+	_, c := standalone(t)
+	ctx := context.Background()
+	st := New(c)
+	tests := []struct {
+		alg   core.Algorithm
+		plant func(key string) error
+	}{
+		{core.FixedWindow, func(k string) error { return c.HSet(ctx, k, "a", 1).Err() }},
+		{core.FixedWindow, func(k string) error { return c.Set(ctx, k, "garbage", 0).Err() }},
+		{core.SlidingWindowCounter, func(k string) error { return c.Set(ctx, k, "1,2", 0).Err() }},
+		{core.TokenBucket, func(k string) error { return c.Set(ctx, k, "soon", 0).Err() }},
+		{core.LeakyBucket, func(k string) error { return c.LPush(ctx, k, 1).Err() }},
+		{core.SlidingWindowLog, func(k string) error { return c.Set(ctx, k, "x", 0).Err() }},
+		{core.SlidingWindowLog, func(k string) error { return c.RPush(ctx, k, 1).Err() }},
+		{core.SlidingWindowLog, func(k string) error { return c.RPush(ctx, k, "x", 1).Err() }},
+		{core.SlidingWindowLog, func(k string) error { return c.Set(ctx, k+":sum", "x", 0).Err() }},
+	}
+	for i, tt := range tests {
+		rule := core.MustRule("5/second", tt.alg)
+		key := "corrupt" + string(rune('a'+i))
+		if err := tt.plant(st.keys(nil, key, tt.alg, 1)[0]); err != nil {
+			t.Fatal(err)
+		}
+		d, err := st.Take(ctx, key, rule, 1)
+		if err == nil {
+			t.Errorf("case %d (%v): corrupt state gave %+v and no error", i, tt.alg, d)
+		}
+	}
+}
+
+func TestDecision_rejectsMalformedReplies(t *testing.T) {
+	rule := core.MustRule("1/second;2/minute", 0)
+	tests := []struct {
+		name  string
+		reply any
+	}{
+		{"not an array", int64(1)},
+		{"nil", nil},
+		{"too short", []any{int64(1), int64(0)}},
+		{"too long", []any{int64(1), int64(0), int64(0), int64(0), int64(0), int64(0), int64(0), int64(0)}},
+		{"string element", []any{"1", int64(0), int64(0), int64(0), int64(0), int64(0), int64(0)}},
+		{"allowed out of range", []any{int64(2), int64(0), int64(0), int64(0), int64(0), int64(0), int64(0)}},
+		{"limit index out of range", []any{int64(1), int64(2), int64(0), int64(0), int64(0), int64(0), int64(0)}},
+		{"negative limit index", []any{int64(1), int64(-1), int64(0), int64(0), int64(0), int64(0), int64(0)}},
+		{"never out of range", []any{int64(0), int64(0), int64(0), int64(0), int64(0), int64(0), int64(3)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if d, err := decision(tt.reply, &rule); err == nil {
+				t.Fatalf("decision(%#v) = %+v and no error", tt.reply, d)
+			}
+		})
+	}
+}
+
+func TestReset_forgetsTheKey(t *testing.T) {
+	_, c := standalone(t)
+	ctx := context.Background()
+	clk := newClock()
+	st := New(c, WithClock(clk.Now), WithDenyCache(100))
+	for alg := core.FixedWindow; alg <= core.LeakyBucket; alg++ {
+		rule := core.MustRule("1/hour;2/day", alg)
+		st.Take(ctx, "reset", rule, 1)
+		if d, err := st.Take(ctx, "reset", rule, 1); err != nil || d.Allowed {
+			t.Fatalf("%v: second request %+v, %v; want denied", alg, d, err)
+		}
+		if err := st.Reset(ctx, "reset", rule); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := st.Take(ctx, "reset", rule, 1); err != nil || !d.Allowed {
+			t.Fatalf("%v: after Reset %+v, %v; want admitted", alg, d, err)
+		}
+	}
+}
+
+func TestTake_rejectsBadInput(t *testing.T) {
+	_, c := standalone(t)
+	st := New(c)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		rule core.Rule
+		cost int64
+		want string
+	}{
+		{"negative cost", core.MustRule("1/second", 0), -1, "-1"},
+		{"no limits", core.Rule{}, 1, "no limits"},
+		{"zero count", core.Rule{Limits: []core.Limit{{Count: 0, Period: time.Second}}}, 1, "count"},
+		{"log too large", core.Rule{Limits: []core.Limit{core.Per(core.MaxLogCount+1, time.Hour)}, Algorithm: core.SlidingWindowLog}, 1, "sliding window log"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := st.Take(ctx, "bad", tt.rule, tt.cost)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNew_panicsOnOptionsThatCannotWork(t *testing.T) {
+	_, c := standalone(t)
+	tests := []struct {
+		name string
+		opt  Option
+		want string
+	}{
+		{"prefix with a brace", WithPrefix("app{1}:"), `"app{1}:"`},
+		{"zero timeout", WithTimeout(0), "WithTimeout(0s)"},
+		{"negative deny cache", WithDenyCache(-1), "WithDenyCache(-1)"},
+		{"zero batch window", WithBatching(0, 10), "WithBatching(0s, 10)"},
+		{"negative batch size", WithBatching(time.Millisecond, -1), "WithBatching(1ms, -1)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				r := recover()
+				if s, _ := r.(string); !strings.Contains(s, tt.want) {
+					t.Fatalf("panic %v, want one quoting %s", r, tt.want)
+				}
+			}()
+			New(c, tt.opt)
+		})
+	}
+}
+
+func TestClose_laterCallsFail(t *testing.T) {
+	_, c := standalone(t)
+	st := New(c, WithBatching(time.Millisecond, 0))
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := st.Take(context.Background(), "k", core.MustRule("1/second", 0), 1); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Take after Close: %v, want ErrClosed", err)
+	}
+	if err := c.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("Close closed the caller's client: %v", err)
+	}
+}
