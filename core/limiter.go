@@ -3,18 +3,43 @@ package core
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Limiter answers rate-limit checks against a Store. It is safe for
 // concurrent use. The HTTP middleware of every adapter uses one (the
 // package default unless told otherwise); code outside HTTP (a job, a gRPC
 // call) calls Take directly.
+//
+// The limiter owns what happens when its store fails: each check has a
+// deadline (WithTimeout), a panicking store is recovered, and the failure
+// policy (WithFailurePolicy) decides whether requests are served, refused or
+// decided by a local memory store while the store is down. See FailurePolicy.
 type Limiter struct {
 	cfg config
+	// direct is set for the memory store, which never blocks on I/O: it is
+	// called on the caller's goroutine without a deadline, which costs
+	// nothing. Other stores are called under a deadline on a goroutine of
+	// their own, so that one that ignores its context cannot hang a request.
+	direct bool
+	now    func() time.Time
+	health health
+
+	fallbackMu sync.Mutex
+	fallback   atomic.Pointer[MemoryStore]
 }
 
 // Option configures a Limiter or, in the adapters, one middleware.
+//
+// WithStore, WithClock, WithTimeout, WithFailurePolicy, WithProbeInterval,
+// WithLogger and WithObserver configure a Limiter only: a middleware given
+// one of them reports an error that says to wrap it in WithLimiter(New(...)).
+// WithAlgorithm and WithBurst apply to both: on a Limiter they are the
+// default of every rule, on a middleware they set its rule. The middleware
+// options (WithName, WithKey, WithCost, ...) are ignored by New.
 type Option func(*config)
 
 type config struct {
@@ -22,47 +47,107 @@ type config struct {
 	algorithm Algorithm
 	burst     int64
 	clock     Clock
+	timeout   time.Duration
+	policy    FailurePolicy
+	probe     time.Duration
+	probeSet  bool
+	logger    *slog.Logger
+	observer  Observer
+
+	// limiterOnly names the limiter options applied, so that a middleware
+	// given one can say which.
+	limiterOnly []string
+	// problems collects bad option values, reported by New (a panic) or
+	// NewMiddleware (an error).
+	problems []error
+
+	mw middlewareConfig
 }
+
+func (c *config) limiterOption(name string) { c.limiterOnly = append(c.limiterOnly, name) }
 
 // WithStore makes the limiter keep its state in store (default: a memory
 // store of its own).
 func WithStore(store Store) Option {
-	return func(c *config) { c.store = store }
+	return func(c *config) { c.store = store; c.limiterOption("WithStore") }
 }
 
 // WithAlgorithm sets the algorithm of rules that do not name one (default
-// SlidingWindowCounter).
+// SlidingWindowCounter). Given to a middleware, it sets the algorithm of the
+// middleware's rule.
 func WithAlgorithm(alg Algorithm) Option {
 	return func(c *config) { c.algorithm = alg }
 }
 
 // WithBurst sets the capacity of TokenBucket and LeakyBucket rules that do not
-// set one (default: each limit's count).
+// set one (default: each limit's count). Given to a middleware, it sets the
+// burst of the middleware's rule.
 func WithBurst(n int64) Option {
 	return func(c *config) { c.burst = n }
 }
 
-// WithClock sets the clock of the memory store the limiter makes for itself.
-// Stores that keep their own time, such as Redis, ignore it.
+// WithClock sets the clock of the memory store the limiter makes for itself
+// (and of its fallback store), and the clock that paces probes of a failed
+// store. Stores that keep their own time, such as Redis, ignore it.
 func WithClock(clock Clock) Option {
-	return func(c *config) { c.clock = clock }
+	return func(c *config) { c.clock = clock; c.limiterOption("WithClock") }
+}
+
+// DefaultTimeout is how long a check waits for the store by default: a
+// Redis round trip in one data centre takes about a millisecond, so a store
+// that has not answered in 100ms is in trouble, and the request should not
+// wait for it.
+const DefaultTimeout = 100 * time.Millisecond
+
+// WithTimeout sets how long one check may wait for the store (default
+// DefaultTimeout) before the failure policy takes over. The memory store
+// never waits on I/O and is not timed.
+func WithTimeout(d time.Duration) Option {
+	return func(c *config) {
+		c.limiterOption("WithTimeout")
+		if d <= 0 {
+			c.problems = append(c.problems, fmt.Errorf("limitkit: WithTimeout(%v): the timeout must be positive", d))
+			return
+		}
+		c.timeout = d
+	}
 }
 
 // New returns a limiter. Without WithStore it keeps state in a new memory
-// store; Close the limiter to stop that store's sweeper.
+// store; Close the limiter to stop that store's sweeper. New panics with a
+// message naming the mistake if an option's value is invalid, such as a
+// negative timeout: that is a bug in set-up code, found at start-up.
 func New(opts ...Option) *Limiter {
 	l := &Limiter{}
 	for _, o := range opts {
 		o(&l.cfg)
 	}
+	if len(l.cfg.problems) > 0 {
+		panic(l.cfg.problems[0])
+	}
+	l.cfg.mw = middlewareConfig{} // middleware options mean nothing here
+	if l.cfg.timeout == 0 {
+		l.cfg.timeout = DefaultTimeout
+	}
+	if !l.cfg.probeSet {
+		l.cfg.probe = DefaultProbeInterval
+	}
 	if l.cfg.store == nil {
-		var mo []MemoryOption
-		if l.cfg.clock != nil {
-			mo = append(mo, MemoryClock(l.cfg.clock))
-		}
-		l.cfg.store = NewMemoryStore(mo...)
+		l.cfg.store = NewMemoryStore(l.memoryOptions()...)
+	}
+	_, l.direct = l.cfg.store.(*MemoryStore)
+	l.now = time.Now
+	if l.cfg.clock != nil {
+		l.now = l.cfg.clock
 	}
 	return l
+}
+
+func (l *Limiter) memoryOptions() []MemoryOption {
+	if l.cfg.clock != nil {
+		return []MemoryOption{MemoryClock(l.cfg.clock)}
+	}
+	return nil
 }
 
 var defaultLimiter atomic.Pointer[Limiter]
@@ -78,8 +163,10 @@ func Default() *Limiter {
 }
 
 // SetDefault makes l the package's limiter, for example one on a Redis store
-// so that every instance of an app shares its limits. Call it at start-up,
-// before serving.
+// so that every instance of an app shares its limits. Middlewares built
+// without WithLimiter look the default up on every request, so SetDefault
+// takes effect whether it is called before or after the routes are built;
+// call it at start-up, before serving.
 func SetDefault(l *Limiter) {
 	defaultLimiter.Store(l)
 }
@@ -88,19 +175,35 @@ func SetDefault(l *Limiter) {
 func (l *Limiter) Store() Store { return l.cfg.store }
 
 // Take checks a request of the given cost under key against rule and charges
-// it if every limit admits it. The error is the store's, never "limit
-// reached".
+// it if every limit admits it.
+//
+// When the store fails or times out, the failure policy answers: FailOpen
+// admits (Allowed, with the rule's first limit and nothing else known) and
+// returns no error; FailClosed returns an error wrapping ErrUnavailable;
+// Fallback returns the fallback store's decision. The failure itself goes to
+// the observer and the logger either way. A bad cost or rule, or a context
+// that is already done, is returned as an error without touching the store.
 func (l *Limiter) Take(ctx context.Context, key string, rule Rule, cost int64) (Decision, error) {
 	if cost < 0 {
 		return Decision{}, fmt.Errorf("limitkit: cost %d must not be negative", cost)
 	}
-	if rule.Algorithm == 0 {
-		rule.Algorithm = l.cfg.algorithm.orDefault()
+	l.applyDefaults(&rule)
+	if err := rule.Validate(); err != nil {
+		return Decision{}, err
 	}
-	if rule.Burst == 0 {
-		rule.Burst = l.cfg.burst
+	o := l.take(ctx, "", "", key, rule, cost)
+	if obs := l.cfg.observer; obs != nil && !o.gone {
+		obs.Observe(Event{Kind: EventDecision, Decision: o.d, Action: o.action, Latency: o.latency, Err: o.err})
 	}
-	return l.cfg.store.Take(ctx, key, rule, cost)
+	switch {
+	case o.gone:
+		return Decision{}, o.err
+	case o.action == ActionFailOpen:
+		return Decision{Allowed: true, Limit: rule.Limits[0]}, nil
+	case o.action == ActionFailClosed:
+		return Decision{}, unavailable(o.err)
+	}
+	return o.d, nil
 }
 
 // Allow is Take with a cost of one.
@@ -108,13 +211,37 @@ func (l *Limiter) Allow(ctx context.Context, key string, rule Rule) (Decision, e
 	return l.Take(ctx, key, rule, 1)
 }
 
-// Reset forgets key's state under rule.
+// Reset forgets key's state under rule, in the store and, if the limiter has
+// fallen back to memory at some point, in the fallback store too.
 func (l *Limiter) Reset(ctx context.Context, key string, rule Rule) error {
-	if rule.Algorithm == 0 {
-		rule.Algorithm = l.cfg.algorithm.orDefault()
+	l.applyDefaults(&rule)
+	if fb := l.fallbackIfMade(); fb != nil {
+		_ = fb.Reset(ctx, key, rule)
 	}
 	return l.cfg.store.Reset(ctx, key, rule)
 }
 
-// Close closes the limiter's store.
-func (l *Limiter) Close() error { return l.cfg.store.Close() }
+// Close closes the limiter's store, and its fallback store if it made one.
+func (l *Limiter) Close() error {
+	if fb := l.fallbackIfMade(); fb != nil {
+		_ = fb.Close()
+	}
+	return l.cfg.store.Close()
+}
+
+// applyDefaults fills the rule's algorithm and burst from the limiter.
+func (l *Limiter) applyDefaults(rule *Rule) {
+	if rule.Algorithm == 0 {
+		rule.Algorithm = l.cfg.algorithm.orDefault()
+	}
+	if rule.Burst == 0 {
+		rule.Burst = l.cfg.burst
+	}
+}
+
+func (l *Limiter) logger() *slog.Logger {
+	if l.cfg.logger != nil {
+		return l.cfg.logger
+	}
+	return slog.Default()
+}

@@ -1,0 +1,294 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// FailurePolicy says what a Limiter does with a check when its store fails:
+// returns an error, times out (WithTimeout) or panics.
+//
+// Whatever the policy, a failed store is treated as down until it answers
+// again: while it is down, checks do not wait for it; one check at most per
+// probe interval (WithProbeInterval, default one second) tries it, and the
+// first that succeeds brings it back. So an outage costs each request
+// nothing, and the store sees at most one retry per interval from each
+// limiter, never a storm. Each failure, and each change between down and up,
+// reaches the observer and the logger.
+//
+// Fallback is the default. A rate limiter exists to protect the service, and
+// the other two policies each give up half of that during an outage of the
+// store: FailOpen drops all limits, so a login endpoint can be brute-forced
+// for as long as Redis is down, and FailClosed makes the limiter's store a
+// single point of failure for the whole API. Fallback keeps limiting, each
+// instance on its own (so N instances admit up to N times the limit) until
+// the store is back, and costs nothing until the first failure.
+type FailurePolicy uint8
+
+// The failure policies; the zero value means Fallback.
+const (
+	// FailOpen serves requests the store could not decide, unlimited.
+	FailOpen FailurePolicy = iota + 1
+	// FailClosed refuses them: the middleware answers 503 Service
+	// Unavailable, Take returns an error wrapping ErrUnavailable.
+	FailClosed
+	// Fallback decides them with a memory store local to the limiter,
+	// made on the first failure and kept for the next outage.
+	Fallback
+)
+
+// String returns the policy's name, such as "fail-open".
+func (p FailurePolicy) String() string {
+	switch p {
+	case FailOpen:
+		return "fail-open"
+	case FailClosed:
+		return "fail-closed"
+	case Fallback, 0:
+		return "fallback"
+	}
+	return fmt.Sprintf("FailurePolicy(%d)", uint8(p))
+}
+
+// WithFailurePolicy sets what the limiter does when its store fails (default
+// Fallback; see FailurePolicy).
+func WithFailurePolicy(p FailurePolicy) Option {
+	return func(c *config) {
+		c.limiterOption("WithFailurePolicy")
+		if p > Fallback {
+			c.problems = append(c.problems, fmt.Errorf("limitkit: WithFailurePolicy(%d): unknown policy; use FailOpen, FailClosed or Fallback", uint8(p)))
+			return
+		}
+		c.policy = p
+	}
+}
+
+// DefaultProbeInterval is how often, at most, a limiter tries a store that
+// has failed.
+const DefaultProbeInterval = time.Second
+
+// WithProbeInterval sets how often, at most, the limiter tries its store
+// again while the store is down (default DefaultProbeInterval). Zero makes
+// every check try it, which suits a store whose errors are rare and brief.
+func WithProbeInterval(d time.Duration) Option {
+	return func(c *config) {
+		c.limiterOption("WithProbeInterval")
+		if d < 0 {
+			c.problems = append(c.problems, fmt.Errorf("limitkit: WithProbeInterval(%v): the interval must not be negative", d))
+			return
+		}
+		c.probe, c.probeSet = d, true
+	}
+}
+
+// Action says how a check was decided, in the light of the failure policy.
+type Action uint8
+
+// The actions.
+const (
+	// ActionStore: the limiter's store decided.
+	ActionStore Action = iota
+	// ActionFailOpen: the store failed or is down; the request was admitted
+	// without a decision.
+	ActionFailOpen
+	// ActionFailClosed: the store failed or is down; the request was refused.
+	ActionFailClosed
+	// ActionFallback: the store failed or is down; the fallback memory store
+	// decided.
+	ActionFallback
+)
+
+var actionNames = [...]string{"store", "fail-open", "fail-closed", "fallback"}
+
+// String returns the action's name, such as "fallback".
+func (a Action) String() string {
+	if int(a) < len(actionNames) {
+		return actionNames[a]
+	}
+	return fmt.Sprintf("Action(%d)", uint8(a))
+}
+
+// ErrUnavailable is wrapped by the error of a check refused because the
+// store failed under FailClosed.
+var ErrUnavailable = errors.New("limitkit: rate limit store unavailable")
+
+// errStoreDown is the reason given for checks that skipped a store known to
+// be down.
+var errStoreDown = errors.New("limitkit: store is down; waiting for a probe to succeed")
+
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		return ErrUnavailable
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// health is the limiter's view of its store: up, or down until a probe
+// succeeds.
+type health struct {
+	down      atomic.Bool
+	nextProbe atomic.Int64 // Unix ns by the limiter's clock
+}
+
+// outcome is one check as the limiter made it.
+type outcome struct {
+	d       Decision
+	action  Action
+	err     error         // the store's error, or why it was not asked
+	latency time.Duration // the store's, when asked and an observer listens
+	gone    bool          // the caller's context ended: not the store's fault
+}
+
+// take runs one check through the failure policy. rule must have its
+// defaults applied and be valid. scope and identity only label events.
+func (l *Limiter) take(ctx context.Context, scope, identity, key string, rule Rule, cost int64) outcome {
+	if err := ctx.Err(); err != nil {
+		return outcome{err: err, gone: true}
+	}
+	if l.health.down.Load() {
+		if !l.claimProbe() {
+			return l.degraded(ctx, key, rule, cost, errStoreDown)
+		}
+		d, lat, err := l.ask(ctx, key, rule, cost)
+		if err != nil {
+			if ctx.Err() != nil {
+				return outcome{err: ctx.Err(), gone: true}
+			}
+			o := l.degraded(ctx, key, rule, cost, err)
+			l.storeFailed(scope, identity, o, lat)
+			return o
+		}
+		if l.health.down.CompareAndSwap(true, false) {
+			l.emit(Event{Kind: EventStoreUp, Scope: scope, Latency: lat})
+			l.logger().Info("limitkit: rate limit store answers again; back from the failure policy", "policy", l.cfg.policy.String())
+		}
+		return outcome{d: d, latency: lat}
+	}
+	d, lat, err := l.ask(ctx, key, rule, cost)
+	if err == nil {
+		return outcome{d: d, latency: lat}
+	}
+	if ctx.Err() != nil {
+		return outcome{err: ctx.Err(), gone: true}
+	}
+	if l.health.down.CompareAndSwap(false, true) {
+		l.health.nextProbe.Store(l.now().UnixNano() + int64(l.cfg.probe))
+		l.emit(Event{Kind: EventStoreDown, Scope: scope, Err: err, Action: l.policyAction()})
+		l.logger().Warn("limitkit: rate limit store failed; applying the failure policy until it answers again",
+			"policy", l.cfg.policy.String(), "probe_interval", l.cfg.probe, "err", err)
+	}
+	o := l.degraded(ctx, key, rule, cost, err)
+	l.storeFailed(scope, identity, o, lat)
+	return o
+}
+
+// storeFailed reports one failed call of the store.
+func (l *Limiter) storeFailed(scope, identity string, o outcome, lat time.Duration) {
+	l.emit(Event{Kind: EventStoreError, Scope: scope, Identity: identity, Action: o.action, Latency: lat, Err: o.err})
+	l.logger().Warn("limitkit: rate limit store error", "scope", scope, "action", o.action.String(), "err", o.err)
+}
+
+// claimProbe reports whether this caller is the one that may try the store
+// now: the first to arrive after the probe time moves it on.
+func (l *Limiter) claimProbe() bool {
+	now := l.now().UnixNano()
+	next := l.health.nextProbe.Load()
+	if now < next {
+		return false
+	}
+	return l.health.nextProbe.CompareAndSwap(next, now+int64(l.cfg.probe))
+}
+
+func (l *Limiter) policyAction() Action {
+	switch l.cfg.policy {
+	case FailOpen:
+		return ActionFailOpen
+	case FailClosed:
+		return ActionFailClosed
+	}
+	return ActionFallback
+}
+
+// degraded decides a check the store could not, by the policy.
+func (l *Limiter) degraded(ctx context.Context, key string, rule Rule, cost int64, cause error) outcome {
+	switch a := l.policyAction(); a {
+	case ActionFallback:
+		d, err := l.fallbackStore().Take(ctx, key, rule, cost)
+		if err != nil {
+			// The memory store fails only on a rule it cannot enforce; then
+			// there is nothing left to decide with.
+			return outcome{action: ActionFailOpen, err: errors.Join(cause, err)}
+		}
+		return outcome{d: d, action: ActionFallback, err: cause}
+	default:
+		return outcome{action: a, err: cause}
+	}
+}
+
+func (l *Limiter) fallbackStore() *MemoryStore {
+	if fb := l.fallback.Load(); fb != nil {
+		return fb
+	}
+	l.fallbackMu.Lock()
+	defer l.fallbackMu.Unlock()
+	if fb := l.fallback.Load(); fb != nil {
+		return fb
+	}
+	fb := NewMemoryStore(l.memoryOptions()...)
+	l.fallback.Store(fb)
+	return fb
+}
+
+// fallbackIfMade returns the fallback store if a failure has made it.
+func (l *Limiter) fallbackIfMade() *MemoryStore { return l.fallback.Load() }
+
+type answer struct {
+	d   Decision
+	err error
+}
+
+// ask calls the store under the deadline, turning a panic into an error.
+// The latency is measured only when an observer listens.
+func (l *Limiter) ask(ctx context.Context, key string, rule Rule, cost int64) (d Decision, lat time.Duration, err error) {
+	var start time.Time
+	if l.cfg.observer != nil {
+		start = time.Now()
+		defer func() { lat = time.Since(start) }()
+	}
+	if l.direct {
+		defer func() {
+			if p := recover(); p != nil {
+				d, err = Decision{}, fmt.Errorf("limitkit: store panicked: %v", p)
+			}
+		}()
+		d, err = l.cfg.store.Take(ctx, key, rule, cost)
+		return d, 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.timeout)
+	defer cancel()
+	// The buffer lets the goroutine finish and be collected even when
+	// nobody waits for its answer any more.
+	ch := make(chan answer, 1)
+	go func() {
+		var a answer
+		defer func() {
+			if p := recover(); p != nil {
+				a = answer{err: fmt.Errorf("limitkit: store panicked: %v", p)}
+			}
+			ch <- a
+		}()
+		a.d, a.err = l.cfg.store.Take(ctx, key, rule, cost)
+	}()
+	select {
+	case a := <-ch:
+		return a.d, 0, a.err
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return Decision{}, 0, fmt.Errorf("limitkit: store did not answer within %v: %w", l.cfg.timeout, context.DeadlineExceeded)
+		}
+		return Decision{}, 0, ctx.Err()
+	}
+}

@@ -1,0 +1,160 @@
+package core
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The response headers the middleware writes by default. Go's http.Header
+// keys are canonical, so they are spelt here as net/http stores them; clients
+// read header names case-insensitively.
+const (
+	HeaderLimit      = "X-Ratelimit-Limit"     // the deciding limit's count
+	HeaderRemaining  = "X-Ratelimit-Remaining" // requests left under it
+	HeaderReset      = "X-Ratelimit-Reset"     // whole seconds until it is fully replenished, rounded up
+	HeaderRetryAfter = "Retry-After"           // on refusals: whole seconds to wait, rounded up, at least 1
+	// The IETF structured fields of draft-ietf-httpapi-ratelimit-headers-10,
+	// sent with WithIETFHeaders.
+	HeaderPolicy    = "Ratelimit-Policy"
+	HeaderRateLimit = "Ratelimit"
+)
+
+type headerNames struct {
+	limit, remaining, reset string
+}
+
+// WithHeaderNames replaces the names of the limit, remaining and reset
+// headers (default X-RateLimit-Limit, X-RateLimit-Remaining and
+// X-RateLimit-Reset); an empty name leaves that header out, so
+// WithHeaderNames("", "", "") sends none of them. Retry-After, a standard
+// header, is always sent with a 429.
+func WithHeaderNames(limit, remaining, reset string) Option {
+	return func(c *config) {
+		c.mw.names = headerNames{canonical(limit), canonical(remaining), canonical(reset)}
+		c.mw.namesSet = true
+	}
+}
+
+func canonical(name string) string {
+	if name == "" {
+		return ""
+	}
+	return http.CanonicalHeaderKey(name)
+}
+
+// WithIETFHeaders adds the structured fields of the IETF draft
+// (draft-ietf-httpapi-ratelimit-headers-10) to every limited response:
+//
+//	RateLimit-Policy: "default";q=100;w=60
+//	RateLimit: "default";r=50;t=30
+//
+// The policy is named after WithName's name, or the plan, or "default"; a
+// rule of several limits lists them all in RateLimit-Policy, with "-1",
+// "-2", ... after the name, and RateLimit reports the one that decided.
+// Windows are in whole seconds, rounded up.
+func WithIETFHeaders() Option {
+	return func(c *config) { c.mw.ietf = true }
+}
+
+// limitText is one limit of a rule with its header values, made once at
+// construction so that requests only format the numbers that change.
+type limitText struct {
+	limit Limit
+	count string // the X-RateLimit-Limit value
+	item  string // `"name";r=`: the RateLimit item up to the remaining count
+}
+
+func newLimitTexts(limits []Limit, policy string) ([]limitText, string) {
+	out := make([]limitText, len(limits))
+	var pol strings.Builder
+	for i, l := range limits {
+		name := policy
+		if len(limits) > 1 {
+			name += "-" + strconv.Itoa(i+1)
+		}
+		out[i] = limitText{limit: l, count: strconv.FormatInt(l.Count, 10), item: `"` + name + `";r=`}
+		if i > 0 {
+			pol.WriteString(", ")
+		}
+		pol.WriteString(`"` + name + `";q=` + strconv.FormatInt(l.Count, 10) + ";w=" + strconv.FormatInt(ceilSeconds(l.Period), 10))
+	}
+	return out, pol.String()
+}
+
+// ceilSeconds is d in whole seconds, rounded up; zero or less is 0.
+func ceilSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
+}
+
+// writeHeaders sets the rate-limit headers of decision d on h, and
+// Retry-After if d refuses the request.
+//
+// It costs two allocations whatever it writes: one string holding every
+// number, and one array backing every header's value slice. Each slice is
+// capped at one element so that a later Add copies rather than overwrites
+// its neighbour.
+func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, d Decision) {
+	if h == nil {
+		return
+	}
+	lt := &rs.limits[0]
+	for i := range rs.limits {
+		if rs.limits[i].limit == d.Limit {
+			lt = &rs.limits[i]
+			break
+		}
+	}
+	n := m.names
+	// Two limits stacked on one route each write these headers; the client
+	// should see the tighter, so an admitting decision leaves a smaller
+	// remaining count written before it in place.
+	if d.Allowed && n.remaining != "" {
+		if cur := h[n.remaining]; len(cur) == 1 {
+			if r, err := strconv.ParseInt(cur[0], 10, 64); err == nil && r < d.Remaining {
+				return
+			}
+		}
+	}
+	reset := ceilSeconds(d.ResetAfter)
+	var buf [128]byte
+	b := buf[:0]
+	b = strconv.AppendInt(b, d.Remaining, 10)
+	remEnd := len(b)
+	b = strconv.AppendInt(b, reset, 10)
+	resetEnd := len(b)
+	retryEnd := resetEnd
+	if !d.Allowed && !d.Never {
+		b = strconv.AppendInt(b, max(ceilSeconds(d.RetryAfter), 1), 10)
+		retryEnd = len(b)
+	}
+	ietfStart := len(b)
+	if m.ietf {
+		b = append(b, lt.item...)
+		b = strconv.AppendInt(b, d.Remaining, 10)
+		b = append(b, ";t="...)
+		b = strconv.AppendInt(b, reset, 10)
+	}
+	s := string(b)
+	vals := new([6]string)
+	set := func(i int, name, v string) {
+		if name != "" {
+			vals[i] = v
+			h[name] = vals[i : i+1 : i+1]
+		}
+	}
+	set(0, n.limit, lt.count)
+	set(1, n.remaining, s[:remEnd])
+	set(2, n.reset, s[remEnd:resetEnd])
+	if retryEnd > resetEnd {
+		set(3, HeaderRetryAfter, s[resetEnd:retryEnd])
+	}
+	if m.ietf {
+		set(4, HeaderPolicy, rs.policy)
+		set(5, HeaderRateLimit, s[ietfStart:])
+	}
+}

@@ -1,0 +1,530 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Middleware enforces one rule on HTTP requests. Build it once, at start-up,
+// with NewMiddleware; it is safe for concurrent use.
+//
+// Handler wraps a net/http handler. The adapters for other frameworks call
+// Check, which decides and writes the rate-limit headers, and then serve or
+// refuse the request in their own idiom, with Refuse or with Result's
+// Status and Body.
+type Middleware struct {
+	limiter *Limiter // nil: Default(), looked up per request
+	base    ruleSet
+	plans   map[string]*ruleSet
+	planOf  func(*http.Request) string
+
+	key       KeyFunc
+	keyPolicy KeyErrorPolicy
+	cost      func(*http.Request) int64
+	exempt    func(*http.Request) bool
+	shadow    bool
+	deny      http.Handler
+	names     headerNames
+	ietf      bool
+	wait      func(context.Context, time.Duration) error
+}
+
+// ruleSet is a rule with everything about it that requests only read.
+type ruleSet struct {
+	rule      Rule
+	scope     string
+	keyPrefix string // "limitkit:" + scope + ":"
+	limits    []limitText
+	policy    string // the RateLimit-Policy value
+}
+
+// KeyPrefix begins every store key a middleware makes.
+const KeyPrefix = "limitkit:"
+
+type middlewareConfig struct {
+	limiter   *Limiter
+	name      string
+	key       KeyFunc
+	keyPolicy KeyErrorPolicy
+	cost      func(*http.Request) int64
+	exempt    func(*http.Request) bool
+	shadow    bool
+	deny      http.Handler
+	plans     map[string]string
+	planOf    func(*http.Request) string
+	names     headerNames
+	namesSet  bool
+	ietf      bool
+	wait      func(context.Context, time.Duration) error
+	problems  []error
+}
+
+func (c *middlewareConfig) problem(format string, args ...any) {
+	c.problems = append(c.problems, fmt.Errorf(format, args...))
+}
+
+// WithLimiter makes the middleware decide with l (default: Default(), looked
+// up on every request, so that SetDefault works before or after the routes
+// are built).
+func WithLimiter(l *Limiter) Option {
+	return func(c *config) {
+		if l == nil {
+			c.mw.problem("limitkit: WithLimiter(nil): give a limiter, or leave the option out to use the default")
+		}
+		c.mw.limiter = l
+	}
+}
+
+// WithName gives the middleware's budget a name, in place of the scope
+// derived from where it was built (see the package documentation on
+// scopes). Middlewares with the same name and the same store share one
+// budget, on any route, in any process: use it to limit several routes
+// together. The name appears in store keys, metrics and the IETF headers; it
+// must be printable ASCII without spaces, quotes, backslashes or colons, at
+// most 64 bytes.
+func WithName(name string) Option {
+	return func(c *config) {
+		if err := checkName("WithName", name); err != nil {
+			c.mw.problems = append(c.mw.problems, err)
+		}
+		c.mw.name = name
+	}
+}
+
+// WithKey sets who requests are counted for (default ByIP).
+func WithKey(key KeyFunc) Option {
+	return func(c *config) {
+		if key == nil {
+			c.mw.problem("limitkit: WithKey(nil): give a key function, or leave the option out to key by IP")
+		}
+		c.mw.key = key
+	}
+}
+
+// KeyErrorPolicy says what the middleware does with a request its key
+// function cannot identify (an error, or an empty identity).
+type KeyErrorPolicy uint8
+
+// The key error policies.
+const (
+	// KeyErrorPeerIP counts the request against its peer IP, as ByIP
+	// would, in a budget of its own beside the identified clients'. It is the
+	// default: a request is never let through unlimited because it lacks
+	// a key, and with ByContextValue or ByHeader anonymous clients are
+	// limited by IP.
+	KeyErrorPeerIP KeyErrorPolicy = iota
+	// KeyErrorRefuse answers 400 Bad Request, for routes that require the
+	// key (an API key) and have nothing else to check that.
+	KeyErrorRefuse
+	// KeyErrorServe serves the request without checking it, for a limit
+	// meant only for identified clients.
+	KeyErrorServe
+)
+
+// WithKeyErrorPolicy sets what happens to a request the key function cannot
+// identify (default KeyErrorPeerIP).
+func WithKeyErrorPolicy(p KeyErrorPolicy) Option {
+	return func(c *config) {
+		if p > KeyErrorServe {
+			c.mw.problem("limitkit: WithKeyErrorPolicy(%d): unknown policy", uint8(p))
+		}
+		c.mw.keyPolicy = p
+	}
+}
+
+// WithCost sets what a request costs (default 1): a bulk call may spend more
+// of the budget than a simple one. Negative costs count as zero.
+func WithCost(cost func(*http.Request) int64) Option {
+	return func(c *config) { c.mw.cost = cost }
+}
+
+// WithExempt lets requests for which exempt returns true through without a
+// check, a charge or headers: health checks, internal callers.
+func WithExempt(exempt func(*http.Request) bool) Option {
+	return func(c *config) { c.mw.exempt = exempt }
+}
+
+// WithShadow runs the middleware as a dry run: every request is decided,
+// charged and reported to the observer (denials as Shadow), but none is
+// refused or held, and no headers are sent. Use it to see what a new limit
+// would do before enforcing it.
+func WithShadow() Option {
+	return func(c *config) { c.mw.shadow = true }
+}
+
+// WithDenyHandler replaces the response to a request refused by the limit
+// (429). The rate-limit headers and Retry-After are already set when h
+// runs; DecisionFrom(r.Context()) gives the decision. Refusals for other
+// reasons (503 when the store is down under FailClosed, 400 under
+// KeyErrorRefuse) keep the default response.
+func WithDenyHandler(h http.Handler) Option {
+	return func(c *config) { c.mw.deny = h }
+}
+
+// WithPlans gives requests different limits by plan or tier without parsing
+// anything per request: plans maps a plan's name to its limit expression,
+// parsed once by NewMiddleware, and planOf names the plan of a request. A
+// request whose plan is "" or not in plans gets the middleware's own
+// expression. Each plan is its own budget, the middleware's scope with
+// "/" and the plan's name after it, so moving a client to another plan
+// starts it on a fresh budget. Plan names follow WithName's rules.
+func WithPlans(plans map[string]string, planOf func(*http.Request) string) Option {
+	return func(c *config) {
+		if planOf == nil {
+			c.mw.problem("limitkit: WithPlans: the planOf function is nil")
+		}
+		c.mw.plans, c.mw.planOf = plans, planOf
+	}
+}
+
+// NewMiddleware returns a middleware enforcing the limits in expr (see
+// ParseLimits) per client. The error quotes a bad expression or names a bad
+// option. Its scope is derived from the function that calls NewMiddleware;
+// see the package documentation.
+func NewMiddleware(expr string, opts ...Option) (*Middleware, error) {
+	return newMiddleware(1, expr, opts)
+}
+
+// MustNewMiddleware is NewMiddleware for set-up code: it panics with the
+// error, which quotes a bad expression.
+func MustNewMiddleware(expr string, opts ...Option) *Middleware {
+	m, err := newMiddleware(1, expr, opts)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// NewMiddlewareSkip is NewMiddleware for adapters, whose users call the
+// adapter rather than core: skip is how many functions lie between the
+// user's function and the call of NewMiddlewareSkip. An adapter function
+// that users call and that calls NewMiddlewareSkip directly passes 1; one
+// more wrapper in between makes it 2. The user's function then names the
+// middleware's scope.
+func NewMiddlewareSkip(skip int, expr string, opts ...Option) (*Middleware, error) {
+	return newMiddleware(skip+1, expr, opts)
+}
+
+// newMiddleware's skip counts frames above its caller: 0 is the caller.
+func newMiddleware(skip int, expr string, opts []Option) (*Middleware, error) {
+	var c config
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	mc := &c.mw
+	if len(c.limiterOnly) > 0 {
+		n := c.limiterOnly[0]
+		return nil, fmt.Errorf("limitkit: core.%s configures a Limiter, not a middleware; pass core.WithLimiter(core.New(core.%s(...)))", n, n)
+	}
+	if err := errors.Join(append(c.problems, mc.problems...)...); err != nil {
+		return nil, err
+	}
+	rule, err := NewRule(expr, c.algorithm)
+	if err != nil {
+		return nil, err
+	}
+	rule.Burst = c.burst
+	if err := validateFor(rule, mc.limiter); err != nil {
+		return nil, err
+	}
+	m := &Middleware{
+		limiter:   mc.limiter,
+		planOf:    mc.planOf,
+		key:       mc.key,
+		keyPolicy: mc.keyPolicy,
+		cost:      mc.cost,
+		exempt:    mc.exempt,
+		shadow:    mc.shadow,
+		deny:      mc.deny,
+		names:     headerNames{HeaderLimit, HeaderRemaining, HeaderReset},
+		ietf:      mc.ietf,
+		wait:      mc.wait,
+	}
+	if mc.namesSet {
+		m.names = mc.names
+	}
+	if m.key == nil {
+		m.key = ByIP
+	}
+	scope, policy := mc.name, mc.name
+	if scope == "" {
+		var fn string
+		var n int
+		scope, fn, n = deriveScope(skip+1, expr)
+		policy = "default"
+		m.logger().Debug("limitkit: middleware scope derived", "scope", scope, "func", fn, "expr", expr, "n", n)
+	}
+	m.base = newRuleSet(rule, scope, policy)
+	if len(mc.plans) > 0 {
+		m.plans = make(map[string]*ruleSet, len(mc.plans))
+		for name, pexpr := range mc.plans {
+			if err := checkName("plan", name); err != nil {
+				return nil, err
+			}
+			pr, err := NewRule(pexpr, c.algorithm)
+			if err != nil {
+				return nil, fmt.Errorf("limitkit: plan %q: %w", name, err)
+			}
+			pr.Burst = c.burst
+			if err := validateFor(pr, mc.limiter); err != nil {
+				return nil, fmt.Errorf("limitkit: plan %q: %w", name, err)
+			}
+			rs := newRuleSet(pr, scope+"/"+name, name)
+			m.plans[name] = &rs
+		}
+	}
+	return m, nil
+}
+
+// validateFor checks the rule with the defaults of the limiter that will
+// enforce it, when that is known now.
+func validateFor(rule Rule, l *Limiter) error {
+	if l == nil {
+		l = Default()
+	}
+	l.applyDefaults(&rule)
+	return rule.Validate()
+}
+
+func newRuleSet(rule Rule, scope, policy string) ruleSet {
+	limits, pol := newLimitTexts(rule.Limits, policy)
+	return ruleSet{rule: rule, scope: scope, keyPrefix: KeyPrefix + scope + ":", limits: limits, policy: pol}
+}
+
+func (m *Middleware) logger() *slog.Logger {
+	if m.limiter != nil {
+		return m.limiter.logger()
+	}
+	return slog.Default()
+}
+
+// Scope returns the middleware's scope: its name if WithName gave one, else
+// the hash derived from where it was built.
+func (m *Middleware) Scope() string { return m.base.scope }
+
+// Verdict says what to do with a request after Check.
+type Verdict uint8
+
+// The verdicts.
+const (
+	// Serve: run the handler. The headers are set.
+	Serve Verdict = iota + 1
+	// Refuse: answer with Result.Status (429, 503 or 400), by Refuse or
+	// in the framework's idiom. The headers are set.
+	Refuse
+	// Gone: the client went away during the check or while its request
+	// was held; write nothing.
+	Gone
+)
+
+// Result is the outcome of Check.
+type Result struct {
+	Verdict Verdict
+	// Status is the HTTP status of a refusal: 429 Too Many Requests when the
+	// limit refused, 503 Service Unavailable when the store failed under
+	// FailClosed, 400 Bad Request when the key function failed under
+	// KeyErrorRefuse. Zero otherwise.
+	Status int
+	// Decision is the decision, when a store made one (the limiter's, or
+	// the fallback); zero for exempt requests and those the failure policy
+	// let through or refused undecided.
+	Decision Decision
+	// Action says whether the store or the failure policy decided.
+	Action Action
+	// Err says why a check did not go as usual, even if the request is
+	// served: the store's error, the key function's, or the request
+	// context's.
+	Err error
+}
+
+// Message is the refusal's reason in a sentence, for an error response.
+func (r Result) Message() string {
+	switch {
+	case r.Verdict != Refuse:
+		return ""
+	case r.Status == http.StatusTooManyRequests && r.Decision.Never:
+		return "request exceeds the rate limit and can never be admitted"
+	case r.Status == http.StatusTooManyRequests:
+		return "rate limit exceeded"
+	case r.Status == http.StatusServiceUnavailable:
+		return "rate limiter unavailable"
+	default:
+		return "cannot identify the client for rate limiting"
+	}
+}
+
+// Body is the default JSON body of a refusal, such as
+// {"error":"rate limit exceeded","limit":"5/minute","retry_after":12}.
+// retry_after is left out when waiting cannot help (Decision.Never).
+func (r Result) Body() []byte {
+	b := make([]byte, 0, 128)
+	b = append(b, `{"error":`...)
+	b = strconv.AppendQuote(b, r.Message())
+	if r.Status == http.StatusTooManyRequests {
+		b = append(b, `,"limit":`...)
+		b = strconv.AppendQuote(b, r.Decision.Limit.String())
+		if !r.Decision.Never {
+			b = append(b, `,"retry_after":`...)
+			b = strconv.AppendInt(b, max(ceilSeconds(r.Decision.RetryAfter), 1), 10)
+		}
+	}
+	return append(b, "}\n"...)
+}
+
+// Check decides a request and writes the rate-limit headers to h (the
+// response's headers), holding the request first if the rule's algorithm
+// (LeakyBucket) schedules it for later; the hold ends early if the request's
+// context is done, and Check then returns Gone. It never panics on a
+// request: a failing key function, cost function or store is handled by the
+// documented policies.
+func (m *Middleware) Check(r *http.Request, h http.Header) Result {
+	if m.exempt != nil && m.exempt(r) {
+		return Result{Verdict: Serve}
+	}
+	ctx := r.Context()
+	lim := m.limiter
+	if lim == nil {
+		lim = Default()
+	}
+	rs := &m.base
+	if m.planOf != nil {
+		if p := m.planOf(r); p != "" {
+			if prs, ok := m.plans[p]; ok {
+				rs = prs
+			}
+		}
+	}
+	id, err := m.key(r)
+	if err == nil && id == "" {
+		err = errEmptyIdentity
+	}
+	if err != nil {
+		switch m.keyPolicy {
+		case KeyErrorServe:
+			return Result{Verdict: Serve, Err: err}
+		case KeyErrorRefuse:
+			return Result{Verdict: Refuse, Status: http.StatusBadRequest, Err: err}
+		}
+		// "ip:" keeps these apart from identities the key function gives.
+		id = "ip:" + peerIdentity(r.RemoteAddr)
+	} else {
+		id = bound(id)
+	}
+	cost := int64(1)
+	if m.cost != nil {
+		cost = max(m.cost(r), 0)
+	}
+	rule := rs.rule
+	lim.applyDefaults(&rule)
+	o := lim.take(ctx, rs.scope, id, rs.keyPrefix+id, rule, cost)
+	if o.gone {
+		return Result{Verdict: Gone, Err: o.err}
+	}
+	decided := o.action == ActionStore || o.action == ActionFallback
+	if obs := lim.cfg.observer; obs != nil {
+		obs.Observe(Event{
+			Kind: EventDecision, Scope: rs.scope, Identity: id, Decision: o.d,
+			Shadow: m.shadow && decided && !o.d.Allowed, Action: o.action, Latency: o.latency, Err: o.err,
+		})
+	}
+	res := Result{Verdict: Serve, Decision: o.d, Action: o.action, Err: o.err}
+	switch {
+	case m.shadow || o.action == ActionFailOpen:
+		return res
+	case o.action == ActionFailClosed:
+		if h != nil {
+			h[HeaderRetryAfter] = []string{strconv.FormatInt(max(ceilSeconds(lim.cfg.probe), 1), 10)}
+		}
+		res.Verdict, res.Status = Refuse, http.StatusServiceUnavailable
+		return res
+	}
+	m.writeHeaders(h, rs, o.d)
+	if !o.d.Allowed {
+		res.Verdict, res.Status = Refuse, http.StatusTooManyRequests
+		return res
+	}
+	if o.d.Delay > 0 {
+		if err := m.hold(ctx, o.d.Delay); err != nil {
+			res.Verdict, res.Err = Gone, err
+		}
+	}
+	return res
+}
+
+var errEmptyIdentity = errors.New("limitkit: the key function returned an empty identity")
+
+// hold waits d, or until ctx is done. The slot the request was given stays
+// spent if the client leaves: the store has no way to give it back.
+func (m *Middleware) hold(ctx context.Context, d time.Duration) error {
+	if m.wait != nil {
+		return m.wait(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type resultKey struct{}
+
+// DecisionFrom returns the decision that refused the request whose context
+// ctx is, inside a handler given to WithDenyHandler.
+func DecisionFrom(ctx context.Context) (Decision, bool) {
+	res, ok := ctx.Value(resultKey{}).(Result)
+	return res.Decision, ok
+}
+
+// Refuse writes the response to a request Check refused: the deny handler
+// for a 429 if WithDenyHandler gave one, else res.Status with res.Body as
+// JSON. The headers Check wrote are kept.
+func (m *Middleware) Refuse(w http.ResponseWriter, r *http.Request, res Result) {
+	if res.Status == http.StatusTooManyRequests && m.deny != nil {
+		m.deny.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), resultKey{}, res)))
+		return
+	}
+	status := res.Status
+	if status == 0 {
+		status = http.StatusTooManyRequests
+	}
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json; charset=utf-8"}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	w.WriteHeader(status)
+	_, _ = w.Write(res.Body())
+}
+
+// Handler wraps next so that requests over the limit are refused (see
+// Check and Refuse); it is what chilimit returns.
+func (m *Middleware) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res := m.Check(r, w.Header())
+		switch res.Verdict {
+		case Serve:
+			next.ServeHTTP(w, r)
+		case Refuse:
+			m.Refuse(w, r, res)
+		}
+	})
+}
+
+// String describes the middleware for logs: its scope and its rule.
+func (m *Middleware) String() string {
+	var b strings.Builder
+	b.WriteString("limitkit middleware ")
+	b.WriteString(m.base.scope)
+	b.WriteString(" ")
+	b.WriteString(m.base.rule.String())
+	return b.String()
+}

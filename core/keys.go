@@ -1,0 +1,208 @@
+package core
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// KeyFunc says who a request comes from: the identity whose budget it spends
+// (a client IP, a hashed API key, a user id). The middleware stores it under
+// its scope, so the identity needs to be unique only within one rule.
+//
+// An identity longer than MaxIdentity bytes is hashed, so no client can make
+// the store hold long keys. An error, or an empty identity, means the request
+// cannot be identified; what happens then is set by WithKeyErrorPolicy (by
+// default the request counts against its peer IP).
+type KeyFunc func(*http.Request) (string, error)
+
+// MaxIdentity is the longest identity kept as it is; longer ones are
+// replaced by their hash.
+const MaxIdentity = 128
+
+// ByIP is the default key function: the IP address of the connection's peer
+// (r.RemoteAddr), with IPv6 addresses grouped by their /64 prefix, because
+// one IPv6 client is usually given a whole /64 and could otherwise use a new
+// address for every request.
+//
+// ByIP never reads forwarded headers, which any client can forge. Behind a
+// reverse proxy or load balancer every client has the proxy's address; use
+// ByClientIP with the proxy's addresses there. A peer address that is not an
+// IP (a Unix socket) is used as it is.
+func ByIP(r *http.Request) (string, error) {
+	return peerIdentity(r.RemoteAddr), nil
+}
+
+// peerIdentity is ByIP's identity for a RemoteAddr.
+func peerIdentity(remote string) string {
+	host := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		host = h
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return addrIdentity(a, host)
+	}
+	return bound(remote)
+}
+
+// addrIdentity renders an address as an identity: IPv4 as it is, IPv6 as
+// its /64. text, if not empty, is the address as the client wrote it, which
+// for canonical IPv4 saves formatting it again.
+func addrIdentity(a netip.Addr, text string) string {
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		if text != "" && strings.IndexByte(text, ':') < 0 {
+			return text // netip accepts only canonical dotted quads
+		}
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}
+
+// Global puts every request in one budget: a limit on the route as a whole,
+// whoever calls it, for example to protect a fragile dependency.
+func Global(*http.Request) (string, error) { return "*", nil }
+
+// ByHeader identifies requests by the value of the named header, such as
+// "X-API-Key". The value is hashed (SHA-256, truncated to 128 bits, in hex)
+// before it reaches the store, a log or a metric, because it is usually a
+// secret. A request without the header is an error.
+func ByHeader(name string) KeyFunc {
+	key := http.CanonicalHeaderKey(name)
+	missing := fmt.Errorf("limitkit: request has no %s header", key)
+	return func(r *http.Request) (string, error) {
+		v := r.Header[key]
+		if len(v) == 0 || v[0] == "" {
+			return "", missing
+		}
+		return HashIdentity(v[0]), nil
+	}
+}
+
+var errNoBearer = errors.New("limitkit: request has no bearer token in its Authorization header")
+
+// ByBearerToken identifies requests by the token of an "Authorization:
+// Bearer <token>" header, hashed as ByHeader hashes. A request without one
+// is an error.
+func ByBearerToken() KeyFunc {
+	return bearerToken
+}
+
+func bearerToken(r *http.Request) (string, error) {
+	v := r.Header["Authorization"]
+	if len(v) == 0 {
+		return "", errNoBearer
+	}
+	const scheme = "bearer "
+	s := v[0]
+	if len(s) <= len(scheme) || !strings.EqualFold(s[:len(scheme)], scheme) {
+		return "", errNoBearer
+	}
+	tok := strings.TrimSpace(s[len(scheme):])
+	if tok == "" {
+		return "", errNoBearer
+	}
+	return HashIdentity(tok), nil
+}
+
+// ByContextValue identifies requests by a value an earlier middleware put in
+// the request's context, such as the id of the authenticated user. The value
+// may be a string, an integer or a fmt.Stringer; a request without it is an
+// error (with the default policy, such requests count against their IP:
+// anonymous clients by IP, signed-in users by id). The value is not hashed:
+// do not use a secret, such as a session token, as the key.
+func ByContextValue(key any) KeyFunc {
+	return func(r *http.Request) (string, error) {
+		switch v := r.Context().Value(key).(type) {
+		case nil:
+			return "", fmt.Errorf("limitkit: request context has no value for %v", key)
+		case string:
+			if v == "" {
+				return "", fmt.Errorf("limitkit: request context value for %v is empty", key)
+			}
+			return v, nil
+		case int:
+			return strconv.Itoa(v), nil
+		case int64:
+			return strconv.FormatInt(v, 10), nil
+		case uint64:
+			return strconv.FormatUint(v, 10), nil
+		case int32:
+			return strconv.FormatInt(int64(v), 10), nil
+		case uint32:
+			return strconv.FormatUint(uint64(v), 10), nil
+		case fmt.Stringer:
+			return v.String(), nil
+		default:
+			return "", fmt.Errorf("limitkit: request context value for %v is a %T; want a string, an integer or a fmt.Stringer", key, v)
+		}
+	}
+}
+
+// ByRoute identifies requests by method and route: the pattern a Go 1.22
+// ServeMux matched (r.Pattern, such as "GET /items/{id}"), or the URL path
+// where there is none. Combine it with a client key to give each client a
+// budget per route under one middleware on a whole mux:
+//
+//	core.WithKey(core.Combine(core.ByIP, core.ByRoute))
+//
+// Without a pattern, every distinct path is its own budget; chilimit.ByRoute
+// uses chi's route pattern instead.
+func ByRoute(r *http.Request) (string, error) {
+	if p := r.Pattern; p != "" {
+		if strings.IndexByte(p, ' ') > 0 {
+			return bound(p), nil // the pattern names its method
+		}
+		return bound(r.Method + " " + p), nil
+	}
+	return bound(r.Method + " " + r.URL.Path), nil
+}
+
+// Combine identifies requests by all of keys together, such as the user and
+// the route: an error from any of them is the combination's error.
+func Combine(keys ...KeyFunc) KeyFunc {
+	keys = append([]KeyFunc(nil), keys...)
+	return func(r *http.Request) (string, error) {
+		var b strings.Builder
+		for i, k := range keys {
+			id, err := k(r)
+			if err != nil {
+				return "", err
+			}
+			// Parts are joined with "|"; a part that contains one, or
+			// could pass for a hashed part, is hashed so that two
+			// different combinations never read the same.
+			if strings.IndexByte(id, '|') >= 0 || strings.HasPrefix(id, "#") {
+				id = "#" + HashIdentity(id)
+			}
+			if i > 0 {
+				b.WriteByte('|')
+			}
+			b.WriteString(id)
+		}
+		return bound(b.String()), nil
+	}
+}
+
+// HashIdentity returns the identity under which a secret (an API key, a
+// token) is stored: the hex of the first 128 bits of its SHA-256. Custom key
+// functions that read secrets should return this rather than the secret.
+func HashIdentity(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:16])
+}
+
+// bound keeps identities short: a longer one is replaced by its hash.
+func bound(id string) string {
+	if len(id) <= MaxIdentity {
+		return id
+	}
+	return "#" + HashIdentity(id)
+}

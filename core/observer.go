@@ -1,0 +1,118 @@
+package core
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Observer receives every decision a limiter makes and every failure of its
+// store, for metrics (see package promlimit), logs or tests. Observe runs on
+// the request's goroutine, so it must be quick and safe for concurrent use;
+// the Event is passed by value so that observing costs no allocation.
+type Observer interface {
+	Observe(Event)
+}
+
+// ObserverFunc adapts a function to Observer.
+type ObserverFunc func(Event)
+
+// Observe calls f(e).
+func (f ObserverFunc) Observe(e Event) { f(e) }
+
+// EventKind says what an Event reports.
+type EventKind uint8
+
+// The kinds of event.
+const (
+	// EventDecision: a check was decided, by the store or by the failure
+	// policy (see Event.Action).
+	EventDecision EventKind = iota
+	// EventStoreError: one call of the store failed, timed out or panicked.
+	EventStoreError
+	// EventStoreDown: the store failed and the limiter now applies its
+	// failure policy until the store answers a probe.
+	EventStoreDown
+	// EventStoreUp: the store answered a probe; the limiter uses it again.
+	EventStoreUp
+)
+
+var eventKindNames = [...]string{"decision", "store-error", "store-down", "store-up"}
+
+// String returns the kind's name, such as "store-down".
+func (k EventKind) String() string {
+	if int(k) < len(eventKindNames) {
+		return eventKindNames[k]
+	}
+	return fmt.Sprintf("EventKind(%d)", uint8(k))
+}
+
+// Event is one thing an Observer hears about.
+//
+// Scope and Identity never carry a secret: identities from API keys and
+// tokens are hashed before any event sees them. Identity may be a client IP,
+// so it suits logs but not metric labels (one series per client would
+// exhaust any metrics backend).
+type Event struct {
+	Kind EventKind
+	// Scope is the budget the check counted against: the middleware's name
+	// (WithName), or its derived scope, with "/plan" for a plan's rule. It
+	// is empty for checks made by calling Limiter.Take directly.
+	Scope string
+	// Identity is who was checked, as the key function gave it (hashed for
+	// secrets); empty for Limiter.Take and for store up/down events.
+	Identity string
+	// Decision is the store's decision for EventDecision; for
+	// ActionFailOpen and ActionFailClosed it is the zero Decision.
+	Decision Decision
+	// Shadow reports a request the decision denied but that was served
+	// because the middleware runs WithShadow.
+	Shadow bool
+	// Action says who decided: the store, or the failure policy.
+	Action Action
+	// Latency is how long the store took to answer, or to fail; zero when it
+	// was not asked (the store was down) or is the memory store.
+	Latency time.Duration
+	// Err is the store's error for EventStoreError and EventStoreDown, and,
+	// for a decision the failure policy made, why.
+	Err error
+}
+
+// WithObserver makes the limiter report to o. Given several times, every
+// observer hears every event, in order.
+func WithObserver(o Observer) Option {
+	return func(c *config) {
+		c.limiterOption("WithObserver")
+		if o == nil {
+			return
+		}
+		switch prev := c.observer.(type) {
+		case nil:
+			c.observer = o
+		case observers:
+			c.observer = append(prev[:len(prev):len(prev)], o)
+		default:
+			c.observer = observers{prev, o}
+		}
+	}
+}
+
+type observers []Observer
+
+func (os observers) Observe(e Event) {
+	for _, o := range os {
+		o.Observe(e)
+	}
+}
+
+// WithLogger sets where the limiter logs store failures and recoveries
+// (default: slog.Default() at the time of logging).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l; c.limiterOption("WithLogger") }
+}
+
+func (l *Limiter) emit(e Event) {
+	if o := l.cfg.observer; o != nil {
+		o.Observe(e)
+	}
+}
