@@ -5,19 +5,18 @@ import (
 	"fmt"
 	"hash/maphash"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
 // MemoryStore is the embedded Store: state in this process, exact under
 // concurrency, bounded in size.
 //
-// Keys are spread over shards by a seeded hash, each shard a map behind a
-// read-write lock, so lookups of existing keys share the lock and callers on
-// different keys rarely meet; each key has its own mutex, so callers contend
-// only when they share a key. One sweeper goroutine (not a timer per key,
-// which would cost a goroutine or a timer for every client) drops keys whose
-// state has run out.
+// Keys are spread by a seeded hash over 256 shards, each a map behind one
+// mutex that also guards its keys' state: a check takes exactly one lock,
+// held for a few dozen nanoseconds, and callers meet only when their keys
+// share a shard. One sweeper goroutine (not a timer per key, which would
+// cost a goroutine or a timer for every client) drops keys whose state has
+// run out.
 //
 // At the bound, a new key evicts the key that will expire soonest among a
 // sample of its shard: memory never exceeds the bound, a flood of distinct
@@ -36,7 +35,7 @@ type MemoryStore struct {
 const shardCount = 256
 
 type shard struct {
-	mu sync.RWMutex
+	mu sync.Mutex
 	// keys is indexed by the key's 64-bit hash, which is cheaper to look up
 	// than the string; the entry holds the string to confirm the match.
 	// Another key with the same hash, which is astronomically rare, lives in
@@ -46,15 +45,22 @@ type shard struct {
 	_        [64]byte // keep neighbouring shards' locks off one cache line
 }
 
+// entry is one key's state; its shard's mutex guards it.
 type entry struct {
 	key     string
 	hash    uint64
-	mu      sync.Mutex
-	dead    bool // swept or evicted: the caller must look the key up again
 	alg     Algorithm
 	cells   []cell
-	inline  [2]cell      // cells for rules of up to two limits, without another allocation
-	expires atomic.Int64 // µs; read by the sweeper and eviction without the lock
+	inline  [2]cell // cells for rules of up to two limits, without another allocation
+	expires int64   // µs: when the state has run out and the key may go
+
+	// The rule the cells were last used with, prepared, for rules of up to
+	// two limits: a key is nearly always checked against the same rule, and
+	// this spares validating and dividing on every check.
+	burst  int64
+	limits [2]Limit
+	shapes [2]shape
+	cached int // how many of limits and shapes hold the cached rule; 0: none
 }
 
 // MemoryOption configures a MemoryStore.
@@ -127,73 +133,96 @@ func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int6
 		return Decision{}, fmt.Errorf("limitkit: cost %d must not be negative", cost)
 	}
 	alg := rule.Algorithm.orDefault()
-	var buf [maxInlineLimits]shape
-	shapes, err := rule.shapes(alg, &buf)
-	if err != nil {
-		return Decision{}, err
-	}
 	h := maphash.String(s.seed, key)
 	sh := &s.shards[h%shardCount]
-	for {
-		e := sh.lookup(h, key)
+	var buf [maxInlineLimits]shape
+	sh.mu.Lock()
+	e := sh.lookup(h, key)
+	shapes := e.cachedShapes(&rule, alg)
+	if shapes == nil {
+		var err error
+		if shapes, err = rule.shapes(alg, &buf); err != nil {
+			sh.mu.Unlock()
+			return Decision{}, err
+		}
 		if e == nil {
-			e = s.insert(sh, h, key)
+			e = s.insertLocked(sh, h, key)
 		}
-		e.mu.Lock()
-		if e.dead {
-			e.mu.Unlock()
-			continue
-		}
-		if e.alg != alg || len(e.cells) != len(shapes) {
-			e.reset(alg, len(shapes))
-		}
-		d := decide(&rule, alg, shapes, e.cells, s.now(), cost)
-		if d.Allowed {
-			var exp int64
-			for i, sp := range shapes {
-				exp = max(exp, e.cells[i].expires(alg, sp))
-			}
-			e.expires.Store(exp)
-		}
-		e.mu.Unlock()
-		return d, nil
+		e.prepare(&rule, alg, shapes)
 	}
-}
-
-func (e *entry) reset(alg Algorithm, n int) {
-	e.alg = alg
-	if n <= len(e.inline) {
-		e.inline = [2]cell{}
-		e.cells = e.inline[:n]
+	// The clock is read under the lock so that each key sees time move
+	// forward, whatever the scheduler does between callers.
+	now := s.now()
+	var d Decision
+	if len(shapes) == 1 {
+		d = decideOne(alg, rule.Limits[0], &shapes[0], &e.cells[0], now, cost, &e.expires)
 	} else {
-		e.cells = make([]cell, n)
+		d = decide(&rule, alg, shapes, e.cells, now, cost)
+		if d.Allowed {
+			for i, sp := range shapes {
+				e.expires = max(e.expires, e.cells[i].expires(alg, sp))
+			}
+		}
+	}
+	sh.mu.Unlock()
+	return d, nil
+}
+
+// cachedShapes returns the prepared shapes if rule is the cached one.
+func (e *entry) cachedShapes(rule *Rule, alg Algorithm) []shape {
+	if e == nil {
+		return nil
+	}
+	n := len(rule.Limits)
+	if n != e.cached || e.alg != alg || e.burst != rule.Burst {
+		return nil
+	}
+	for i := range n {
+		if rule.Limits[i] != e.limits[i] {
+			return nil
+		}
+	}
+	return e.shapes[:n]
+}
+
+// prepare makes the cells fit rule: state is kept when only counts or periods
+// changed, as when a client moves to another plan, and started afresh when
+// the algorithm or the number of limits did.
+func (e *entry) prepare(rule *Rule, alg Algorithm, shapes []shape) {
+	n := len(shapes)
+	if e.alg != alg || len(e.cells) != n {
+		e.alg = alg
+		if n <= len(e.inline) {
+			e.inline = [2]cell{}
+			e.cells = e.inline[:n]
+		} else {
+			e.cells = make([]cell, n)
+		}
+	}
+	e.cached = 0
+	if n <= len(e.limits) {
+		e.burst = rule.Burst
+		copy(e.limits[:], rule.Limits)
+		copy(e.shapes[:], shapes)
+		e.cached = n
 	}
 }
 
+// lookup finds key; the shard's lock is held.
 func (sh *shard) lookup(h uint64, key string) *entry {
-	sh.mu.RLock()
 	e := sh.keys[h]
 	if e != nil && e.key != key {
 		e = sh.collided[key]
 	}
-	sh.mu.RUnlock()
 	return e
 }
 
-func (s *MemoryStore) insert(sh *shard, h uint64, key string) *entry {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	e := sh.keys[h]
-	if e != nil && e.key != key {
-		e = sh.collided[key]
-	}
-	if e != nil {
-		return e
-	}
+// insertLocked adds key, which is not there; the shard's lock is held.
+func (s *MemoryStore) insertLocked(sh *shard, h uint64, key string) *entry {
 	if len(sh.keys)+len(sh.collided) >= s.shardMax {
 		sh.evictLocked()
 	}
-	e = &entry{key: key, hash: h}
+	e := &entry{key: key, hash: h}
 	if sh.keys[h] == nil {
 		sh.keys[h] = e
 	} else {
@@ -214,7 +243,7 @@ func (sh *shard) evictLocked() {
 	var victim *entry
 	seen := 0
 	for _, e := range sh.keys {
-		if victim == nil || e.expires.Load() < victim.expires.Load() {
+		if victim == nil || e.expires < victim.expires {
 			victim = e
 		}
 		if seen++; seen == evictSample {
@@ -226,25 +255,20 @@ func (sh *shard) evictLocked() {
 	}
 }
 
-// removeLocked unlinks e; the shard's write lock is held. Marking e dead
-// under its own lock makes any caller that already holds e look again, so no
-// decision is made on state that is no longer in the map.
+// removeLocked unlinks e; the shard's lock is held.
 func (sh *shard) removeLocked(e *entry) {
-	e.mu.Lock()
-	e.dead = true
-	e.mu.Unlock()
-	if sh.keys[e.hash] == e {
-		delete(sh.keys, e.hash)
-		// Promote a collided key with this hash, if there is one.
-		for k, c := range sh.collided {
-			if c.hash == e.hash {
-				delete(sh.collided, k)
-				sh.keys[e.hash] = c
-				break
-			}
-		}
-	} else {
+	if sh.keys[e.hash] != e {
 		delete(sh.collided, e.key)
+		return
+	}
+	delete(sh.keys, e.hash)
+	// Promote a collided key with this hash, if there is one.
+	for k, c := range sh.collided {
+		if c.hash == e.hash {
+			delete(sh.collided, k)
+			sh.keys[e.hash] = c
+			break
+		}
 	}
 }
 
@@ -265,30 +289,17 @@ func (s *MemoryStore) sweeper(every time.Duration) {
 // Sweep drops every key whose state has run out. The sweeper calls it
 // periodically; tests that drive the clock call it directly.
 func (s *MemoryStore) Sweep() {
-	now := s.now()
-	var idle []*entry
 	for i := range s.shards {
 		sh := &s.shards[i]
-		idle = idle[:0]
-		sh.mu.RLock()
+		sh.mu.Lock()
+		now := s.now()
 		for _, e := range sh.keys {
-			if e.expires.Load() <= now {
-				idle = append(idle, e)
+			if e.expires <= now {
+				sh.removeLocked(e)
 			}
 		}
 		for _, e := range sh.collided {
-			if e.expires.Load() <= now {
-				idle = append(idle, e)
-			}
-		}
-		sh.mu.RUnlock()
-		if len(idle) == 0 {
-			continue
-		}
-		sh.mu.Lock()
-		for _, e := range idle {
-			// Only if it is still idle: a request may have come meanwhile.
-			if e.expires.Load() <= now {
+			if e.expires <= now {
 				sh.removeLocked(e)
 			}
 		}
@@ -301,9 +312,9 @@ func (s *MemoryStore) Len() int {
 	n := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.mu.RLock()
+		sh.mu.Lock()
 		n += len(sh.keys) + len(sh.collided)
-		sh.mu.RUnlock()
+		sh.mu.Unlock()
 	}
 	return n
 }
@@ -312,20 +323,12 @@ func (s *MemoryStore) Len() int {
 func (s *MemoryStore) Reset(ctx context.Context, key string, rule Rule) error {
 	h := maphash.String(s.seed, key)
 	sh := &s.shards[h%shardCount]
+	sh.mu.Lock()
 	if e := sh.lookup(h, key); e != nil {
-		sh.mu.Lock()
-		if !e.isDead() {
-			sh.removeLocked(e)
-		}
-		sh.mu.Unlock()
+		sh.removeLocked(e)
 	}
+	sh.mu.Unlock()
 	return nil
-}
-
-func (e *entry) isDead() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.dead
 }
 
 // Close stops the sweeper and waits for it. The store still answers, but

@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,13 +80,12 @@ func TestMemoryStore_floodOfKeysStaysBounded(t *testing.T) {
 }
 
 func TestMemoryStore_closeStopsTheSweeper(t *testing.T) {
-	before := runtime.NumGoroutine()
 	stores := make([]*core.MemoryStore, 20)
 	for i := range stores {
 		stores[i] = core.NewMemoryStore(core.MemorySweepInterval(time.Millisecond))
 	}
-	if n := runtime.NumGoroutine(); n < before+len(stores) {
-		t.Fatalf("%d goroutines with %d stores open, want at least %d", n, len(stores), before+len(stores))
+	if sweepers() == 0 {
+		t.Fatalf("no sweeper running with %d stores open", len(stores))
 	}
 	for _, s := range stores {
 		if err := s.Close(); err != nil {
@@ -93,10 +93,17 @@ func TestMemoryStore_closeStopsTheSweeper(t *testing.T) {
 		}
 		s.Close() // twice is fine
 	}
-	// Close waits for the sweeper to return, so the count is exact now.
-	if n := runtime.NumGoroutine(); n > before {
-		t.Fatalf("%d goroutines after Close, want at most %d", n, before)
+	// Close waits for the sweeper to return, so none is left now.
+	if n := sweepers(); n != 0 {
+		t.Fatalf("%d sweepers still running after Close", n)
 	}
+}
+
+// sweepers counts the goroutines running a memory store's sweeper.
+func sweepers() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "core.(*MemoryStore).sweeper(")
 }
 
 // The hot path allocates nothing on an existing key.
