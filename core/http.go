@@ -258,7 +258,7 @@ func newMiddleware(skip int, expr string, opts []Option) (*Middleware, error) {
 	if scope == "" {
 		var fn string
 		var n int
-		scope, fn, n = deriveScope(skip+1, expr)
+		scope, fn, n = deriveScope(skip, expr)
 		policy = "default"
 		m.logger().Debug("limitkit: middleware scope derived", "scope", scope, "func", fn, "expr", expr, "n", n)
 	}
@@ -285,12 +285,17 @@ func newMiddleware(skip int, expr string, opts []Option) (*Middleware, error) {
 }
 
 // validateFor checks the rule with the defaults of the limiter that will
-// enforce it, when that is known now.
+// enforce it, as far as that is known now. It does not make the default
+// limiter: that would start a store no one may ever use.
 func validateFor(rule Rule, l *Limiter) error {
 	if l == nil {
-		l = Default()
+		l = defaultLimiter.Load()
 	}
-	l.applyDefaults(&rule)
+	if l != nil {
+		l.applyDefaults(&rule)
+	} else if rule.Algorithm == 0 {
+		rule.Algorithm = DefaultAlgorithm
+	}
 	return rule.Validate()
 }
 

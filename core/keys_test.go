@@ -1,0 +1,130 @@
+package core
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func request(remote string, header ...string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "/items/7", nil)
+	r.RemoteAddr = remote
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Add(header[i], header[i+1])
+	}
+	return r
+}
+
+func TestByIP(t *testing.T) {
+	tests := []struct {
+		name, remote, want string
+	}{
+		{"IPv4 with port", "192.0.2.1:1234", "192.0.2.1"},
+		{"IPv4 without port", "192.0.2.1", "192.0.2.1"},
+		{"IPv6 grouped by /64", "[2001:db8:1:2:aaaa::1]:443", "2001:db8:1:2::/64"},
+		{"IPv6 neighbour in the same /64", "[2001:db8:1:2:ffff::9]:443", "2001:db8:1:2::/64"},
+		{"IPv6 with zone", "[fe80::1%eth0]:80", "fe80::/64"},
+		{"IPv4-mapped IPv6 is IPv4", "[::ffff:192.0.2.1]:80", "192.0.2.1"},
+		{"forwarded headers ignored", "192.0.2.1:1", "192.0.2.1"},
+		{"not an IP", "@", "@"},
+		{"not an IP, long", strings.Repeat("x", 200), "#" + HashIdentity(strings.Repeat("x", 200))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ByIP(request(tt.remote, "X-Forwarded-For", "10.0.0.1", "X-Real-IP", "10.0.0.2"))
+			if err != nil || got != tt.want {
+				t.Errorf("ByIP(%q) = %q, %v; want %q", tt.remote, got, err, tt.want)
+			}
+		})
+	}
+}
+
+type ctxKey struct{}
+
+type userID struct{ n int }
+
+func (u userID) String() string { return "user-" + string(rune('0'+u.n)) }
+
+func TestKeyFunctions(t *testing.T) {
+	secret := "sk_live_0123456789"
+	long := strings.Repeat("a", 300)
+	withValue := func(v any) *http.Request {
+		r := request(client)
+		return r.WithContext(context.WithValue(r.Context(), ctxKey{}, v))
+	}
+	tests := []struct {
+		name    string
+		key     KeyFunc
+		r       *http.Request
+		want    string
+		wantErr string
+	}{
+		{"header is hashed", ByHeader("x-api-key"), request(client, "X-API-Key", secret), HashIdentity(secret), ""},
+		{"missing header", ByHeader("X-API-Key"), request(client), "", "no X-Api-Key header"},
+		{"bearer token is hashed", ByBearerToken(), request(client, "Authorization", "Bearer "+secret), HashIdentity(secret), ""},
+		{"bearer scheme any case", ByBearerToken(), request(client, "Authorization", "bearer "+secret), HashIdentity(secret), ""},
+		{"basic auth is no bearer", ByBearerToken(), request(client, "Authorization", "Basic dXNlcjpwYXNz"), "", "no bearer token"},
+		{"empty bearer", ByBearerToken(), request(client, "Authorization", "Bearer  "), "", "no bearer token"},
+		{"context string", ByContextValue(ctxKey{}), withValue("u42"), "u42", ""},
+		{"context int64", ByContextValue(ctxKey{}), withValue(int64(42)), "42", ""},
+		{"context Stringer", ByContextValue(ctxKey{}), withValue(userID{3}), "user-3", ""},
+		{"context missing", ByContextValue(ctxKey{}), request(client), "", "no value"},
+		{"context wrong type", ByContextValue(ctxKey{}), withValue(3.5), "", "is a float64"},
+		{"route without pattern is method and path", ByRoute, request(client), "GET /items/7", ""},
+		{"global", Global, request(client), "*", ""},
+		{"combined", Combine(ByIP, ByRoute), request(client), "203.0.113.7|GET /items/7", ""},
+		{"combined part with separator is hashed", Combine(ByIP, ByContextValue(ctxKey{})), withValue("a|b"), "203.0.113.7|#" + HashIdentity("a|b"), ""},
+		{"combined error", Combine(ByIP, ByHeader("X-API-Key")), request(client), "", "no X-Api-Key header"},
+		{"combined long is hashed", Combine(ByContextValue(ctxKey{})), withValue(long), "#" + HashIdentity(long), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.key(tt.r)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("error %v; want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("got %q, %v; want %q", got, err, tt.want)
+			}
+			if strings.Contains(got, secret) {
+				t.Errorf("identity %q contains the secret", got)
+			}
+		})
+	}
+}
+
+func TestByRoute_usesTheServeMuxPattern(t *testing.T) {
+	mux := http.NewServeMux()
+	var got []string
+	record := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k, _ := ByRoute(r)
+		got = append(got, k)
+	})
+	mux.Handle("GET /items/{id}", record)
+	mux.Handle("/any/", record)
+	for _, path := range []string{"/items/1", "/items/2", "/any/x"} {
+		r := httptest.NewRequest(http.MethodGet, path, nil)
+		mux.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	want := "[GET /items/{id} GET /items/{id} GET /any/]"
+	if g := "[" + strings.Join(got, " ") + "]"; g != want {
+		t.Errorf("keys %s; want %s", g, want)
+	}
+}
+
+func TestMiddleware_hashesLongIdentitiesAndKeepsSecretsOutOfEvents(t *testing.T) {
+	rec := &recorder{}
+	lim, _ := clockedLimiter(t, WithObserver(rec))
+	secret := "sk_live_" + strings.Repeat("z", 40)
+	h := MustNewMiddleware("5/minute", WithLimiter(lim), WithKey(ByHeader("X-API-Key"))).Handler(okHandler)
+	get(h, "/", client, "X-API-Key", secret)
+	e := rec.last()
+	if e.Identity != HashIdentity(secret) || strings.Contains(e.Identity, "sk_live") {
+		t.Errorf("event identity %q; want the secret's hash", e.Identity)
+	}
+}
