@@ -22,9 +22,9 @@ func TestDenyCache_neverDeniesWhatRedisAdmits(t *testing.T) {
 	_, c := standalone(t)
 	for seed := range uint64(3) {
 		clk := newClock()
-		st := New(c, WithClock(clk.Now), WithDenyCache(1000), WithPrefix(fmt.Sprintf("deny%d:", seed)))
+		st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithDenyCache(1000), WithPrefix(fmt.Sprintf("deny%d:", seed)))
 		// Denial-heavy traffic: the random ops, with most steps shortened.
-		ops := randomOps(rand.New(rand.NewPCG(seed, 2)), 2000)
+		ops := randomOps(rand.New(rand.NewPCG(seed, 2)), 2000, false)
 		for i := range ops {
 			ops[i].advance /= 8
 		}
@@ -36,7 +36,7 @@ func TestDenyCache_answersRepeatedDenialsWithoutRedis(t *testing.T) {
 	s, c := standalone(t)
 	ctx := context.Background()
 	clk := newClock()
-	st := New(c, WithClock(clk.Now), WithDenyCache(10))
+	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithDenyCache(10))
 	rule := core.MustRule("2/minute", core.FixedWindow)
 	for range 2 {
 		st.Take(ctx, "hammer", rule, 1)
@@ -98,15 +98,15 @@ func TestDenyCache_isBounded(t *testing.T) {
 func TestBatching_decidesAsUnbatched(t *testing.T) {
 	_, c := standalone(t)
 	clk := newClock()
-	st := New(c, WithClock(clk.Now), WithBatching(200*time.Microsecond, 16))
+	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithBatching(200*time.Microsecond, 16))
 	defer st.Close()
-	runDifferential(t, clk, st, randomOps(rand.New(rand.NewPCG(11, 3)), 600), equal)
+	runDifferential(t, clk, st, randomOps(rand.New(rand.NewPCG(11, 3)), 600, false), equal)
 }
 
 func TestBatching_concurrentCallersGetTheirOwnDecisions(t *testing.T) {
 	_, c := standalone(t)
 	clk := newClock()
-	st := New(c, WithClock(clk.Now), WithBatching(2*time.Millisecond, 8))
+	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithBatching(2*time.Millisecond, 8))
 	defer st.Close()
 	ctx := context.Background()
 	// 32 callers on their own keys with their own rules: each sees exactly

@@ -16,22 +16,34 @@ func TestTake_decidesAsTheMemoryStore(t *testing.T) {
 	_, c := standalone(t)
 	for seed := range uint64(4) {
 		clk := newClock()
-		st := New(c, WithClock(clk.Now), WithPrefix("diff"+string(rune('a'+seed))+":"))
-		runDifferential(t, clk, st, randomOps(rand.New(rand.NewPCG(seed, 1)), 1500), equal)
+		st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithPrefix("diff"+string(rune('a'+seed))+":"))
+		runDifferential(t, clk, st, randomOps(rand.New(rand.NewPCG(seed, 1)), 1500, false), equal)
+	}
+}
+
+// Both stores keep one state per key, algorithm and number of limits, so a
+// rule whose limits change (a new configuration) reads the state the old one
+// left: they must read it alike.
+func TestTake_decidesAsTheMemoryStoreWhenRulesShareAKey(t *testing.T) {
+	_, c := standalone(t)
+	for seed := range uint64(4) {
+		clk := newClock()
+		st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithPrefix("shared"+string(rune('a'+seed))+":"))
+		runDifferential(t, clk, st, randomOps(rand.New(rand.NewPCG(seed, 5)), 1500, true), equal)
 	}
 }
 
 func TestTake_decidesAsTheMemoryStoreOnCluster(t *testing.T) {
 	c := redistest.Cluster(t)
 	clk := newClock()
-	st := New(c, WithClock(clk.Now))
-	runDifferential(t, clk, st, randomOps(rand.New(rand.NewPCG(7, 7)), 1500), equal)
+	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout))
+	runDifferential(t, clk, st, randomOps(rand.New(rand.NewPCG(7, 7)), 1500, false), equal)
 }
 
 func TestTake_multiLimitRuleOnClusterIsAllOrNothing(t *testing.T) {
 	c := redistest.Cluster(t)
 	clk := newClock()
-	st := New(c, WithClock(clk.Now))
+	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout))
 	ctx := context.Background()
 	rule := core.MustRule("3/second;4/minute", core.FixedWindow)
 	// Keys whose tags fall in different slots, so the test crosses nodes.
@@ -129,7 +141,7 @@ func TestTake_followsRedisTimeNotTheAppClock(t *testing.T) {
 	// driven clock sits 10 minutes into its hour.
 	clk := newClock()
 	clk.Add(10 * time.Minute)
-	d, err = New(c, WithClock(clk.Now)).Take(ctx, "driven-time", hour, 1)
+	d, err = New(c, WithClock(clk.Now), WithTimeout(testTimeout)).Take(ctx, "driven-time", hour, 1)
 	if err != nil || d.ResetAfter != 50*time.Minute {
 		t.Fatalf("under WithClock: %+v, %v; want ResetAfter 50m", d, err)
 	}
@@ -310,7 +322,7 @@ func TestReset_forgetsTheKey(t *testing.T) {
 	_, c := standalone(t)
 	ctx := context.Background()
 	clk := newClock()
-	st := New(c, WithClock(clk.Now), WithDenyCache(100))
+	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithDenyCache(100))
 	for alg := core.FixedWindow; alg <= core.LeakyBucket; alg++ {
 		rule := core.MustRule("1/hour;2/day", alg)
 		st.Take(ctx, "reset", rule, 1)
