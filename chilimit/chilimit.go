@@ -1,0 +1,65 @@
+package chilimit
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/limitkit/limitkit/core"
+)
+
+// Limit returns a chi middleware that enforces the limits in expr (such as
+// "5/minute" or "10/second;1000/hour") per client. It panics, quoting expr,
+// if expr or an option is invalid: call it while building the router, so
+// that a mistake stops the program at start-up.
+func Limit(expr string, opts ...core.Option) func(http.Handler) http.Handler {
+	m, err := core.NewMiddlewareSkip(1, expr, opts...)
+	if err != nil {
+		panic(fmt.Errorf("chilimit.Limit(%q): %w", expr, err))
+	}
+	return m.Handler
+}
+
+// New is Limit returning the error instead of panicking, for limits read
+// from configuration.
+func New(expr string, opts ...core.Option) (func(http.Handler) http.Handler, error) {
+	m, err := core.NewMiddlewareSkip(1, expr, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return m.Handler, nil
+}
+
+// ByRoute keys requests by client and by chi route, so that one middleware
+// on a router or group gives each route a budget of its own: the client is
+// given by keys, combined (default core.ByIP), and the route by RouteKey.
+//
+//	r.Use(chilimit.Limit("60/minute", chilimit.ByRoute()))
+func ByRoute(keys ...core.KeyFunc) core.Option {
+	if len(keys) == 0 {
+		keys = []core.KeyFunc{core.ByIP}
+	}
+	return core.WithKey(core.Combine(append(keys[:len(keys):len(keys)], RouteKey)...))
+}
+
+// RouteKey identifies a request by its method and chi route pattern, such
+// as "GET /items/{id}", so that every item shares one budget. It works
+// wherever the middleware is mounted: in r.Use, chi has not yet routed the
+// request, so RouteKey asks the router which pattern the request will
+// match. Requests that match no route share the pattern "unmatched". Outside
+// chi it falls back to core.ByRoute.
+func RouteKey(r *http.Request) (string, error) {
+	rctx := chi.RouteContext(r.Context())
+	if rctx == nil || rctx.Routes == nil {
+		return core.ByRoute(r)
+	}
+	path := r.URL.RawPath
+	if path == "" {
+		path = r.URL.Path
+	}
+	pattern := rctx.Routes.Find(chi.NewRouteContext(), r.Method, path)
+	if pattern == "" {
+		pattern = "unmatched"
+	}
+	return r.Method + " " + pattern, nil
+}

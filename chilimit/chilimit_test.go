@@ -1,0 +1,185 @@
+package chilimit_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/limitkit/limitkit/chilimit"
+	"github.com/limitkit/limitkit/core"
+)
+
+// clock is a clock the test moves by hand.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// testLimiter is a limiter on a memory store with a driven clock, as an
+// option for Limit.
+func testLimiter(t *testing.T) (core.Option, *clock) {
+	clk := &clock{now: time.Unix(1_700_000_000, 0)}
+	l := core.New(core.WithClock(clk.Now))
+	t.Cleanup(func() { l.Close() })
+	return core.WithLimiter(l), clk
+}
+
+func ok(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }
+
+// codes sends a GET for each path from one client and returns the statuses.
+func codes(h http.Handler, paths ...string) string {
+	var out []int
+	for _, p := range paths {
+		r := httptest.NewRequest(http.MethodGet, p, nil)
+		r.RemoteAddr = "203.0.113.7:5000"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		out = append(out, w.Code)
+	}
+	return fmt.Sprint(out)
+}
+
+func TestLimit_mountsEveryWayChiDoes(t *testing.T) {
+	tests := []struct {
+		name  string
+		build func(r chi.Router, lim core.Option)
+		paths []string
+		want  string
+	}{
+		{"r.With on one route", func(r chi.Router, lim core.Option) {
+			r.With(chilimit.Limit("2/minute", lim)).Get("/a", ok)
+			r.Get("/free", ok)
+		}, []string{"/a", "/a", "/a", "/free"}, "[200 200 429 200]"},
+		{"two routes do not share", func(r chi.Router, lim core.Option) {
+			r.With(chilimit.Limit("1/minute", lim)).Get("/a", ok)
+			r.With(chilimit.Limit("1/minute", lim)).Get("/b", ok)
+		}, []string{"/a", "/b", "/a", "/b"}, "[200 200 429 429]"},
+		{"r.Use on the router is one budget", func(r chi.Router, lim core.Option) {
+			r.Use(chilimit.Limit("2/minute", lim))
+			r.Get("/a", ok)
+			r.Get("/b", ok)
+		}, []string{"/a", "/b", "/a"}, "[200 200 429]"},
+		{"r.Group is one budget, outside it is free", func(r chi.Router, lim core.Option) {
+			r.Group(func(r chi.Router) {
+				r.Use(chilimit.Limit("2/minute", lim))
+				r.Get("/a", ok)
+				r.Get("/b", ok)
+			})
+			r.Get("/free", ok)
+		}, []string{"/a", "/b", "/a", "/free"}, "[200 200 429 200]"},
+		{"r.Route subrouter is one budget", func(r chi.Router, lim core.Option) {
+			r.Route("/api", func(r chi.Router) {
+				r.Use(chilimit.Limit("2/minute", lim))
+				r.Get("/a", ok)
+				r.Get("/b/{id}", ok)
+			})
+		}, []string{"/api/a", "/api/b/1", "/api/b/2"}, "[200 200 429]"},
+		{"a name shares one budget across routes", func(r chi.Router, lim core.Option) {
+			r.With(chilimit.Limit("2/minute", lim, core.WithName("writes"))).Get("/a", ok)
+			r.With(chilimit.Limit("2/minute", lim, core.WithName("writes"))).Get("/b", ok)
+		}, []string{"/a", "/b", "/a"}, "[200 200 429]"},
+		{"stacked limits both apply", func(r chi.Router, lim core.Option) {
+			r.With(chilimit.Limit("3/minute", lim), chilimit.Limit("1/minute", lim)).Get("/a", ok)
+		}, []string{"/a", "/a"}, "[200 429]"},
+		{"built in a loop are distinct", func(r chi.Router, lim core.Option) {
+			for _, p := range []string{"/a", "/b"} {
+				r.With(chilimit.Limit("1/minute", lim)).Get(p, ok)
+			}
+		}, []string{"/a", "/b", "/b"}, "[200 200 429]"},
+		{"ByRoute gives each route of a group a budget", func(r chi.Router, lim core.Option) {
+			r.Route("/api", func(r chi.Router) {
+				r.Use(chilimit.Limit("1/minute", lim, chilimit.ByRoute()))
+				r.Get("/a", ok)
+				r.Get("/b/{id}", ok)
+			})
+		}, []string{"/api/a", "/api/b/1", "/api/b/2", "/api/a"}, "[200 200 429 429]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lim, _ := testLimiter(t)
+			r := chi.NewRouter()
+			tt.build(r, lim)
+			if got := codes(r, tt.paths...); got != tt.want {
+				t.Errorf("codes %s; want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLimit_headersAndRefusal(t *testing.T) {
+	lim, clk := testLimiter(t)
+	r := chi.NewRouter()
+	r.With(chilimit.Limit("1/minute", lim, core.WithAlgorithm(core.FixedWindow))).Get("/", ok)
+	send := func() *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		return w
+	}
+	first := send()
+	if first.Code != 200 || first.Header().Get("X-RateLimit-Limit") != "1" || first.Header().Get("X-RateLimit-Remaining") != "0" || first.Header().Get("X-RateLimit-Reset") != "40" {
+		t.Errorf("first: %d %v", first.Code, first.Header())
+	}
+	clk.Add(10 * time.Second)
+	second := send()
+	if second.Code != 429 || second.Header().Get("Retry-After") != "30" || !strings.Contains(second.Body.String(), `"retry_after":30`) {
+		t.Errorf("second: %d %v %s", second.Code, second.Header(), second.Body)
+	}
+}
+
+func TestRouteKey(t *testing.T) {
+	var got []string
+	record := func(w http.ResponseWriter, r *http.Request) {}
+	keyer := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			k, _ := chilimit.RouteKey(r)
+			got = append(got, k)
+			next.ServeHTTP(w, r)
+		})
+	}
+	r := chi.NewRouter()
+	r.Use(keyer) // before chi has routed
+	r.Route("/api", func(r chi.Router) {
+		r.Use(keyer) // inside a subrouter, with the prefix matched
+		r.With(keyer).Get("/items/{id}", record) // after routing
+	})
+	codes(r, "/api/items/7", "/nowhere")
+	want := "[GET /api/items/{id} GET /api/items/{id} GET /api/items/{id} GET unmatched]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("keys %v; want %s", got, want)
+	}
+}
+
+func TestLimit_panicsQuotingABadExpression(t *testing.T) {
+	defer func() {
+		p := recover()
+		if p == nil || !strings.Contains(fmt.Sprint(p), `chilimit.Limit("5/fortnight")`) || !strings.Contains(fmt.Sprint(p), `unknown unit "fortnight"`) {
+			t.Errorf("panic %v; want one quoting the expression and the problem", p)
+		}
+	}()
+	chilimit.Limit("5/fortnight")
+}
+
+func TestNew_returnsTheError(t *testing.T) {
+	mw, err := chilimit.New("five/minute")
+	if mw != nil || err == nil || !strings.Contains(err.Error(), `"five/minute"`) {
+		t.Errorf("New = %v, %v; want no middleware and an error quoting the expression", mw != nil, err)
+	}
+}

@@ -1,0 +1,23 @@
+// Package chilimit rate-limits routes of a chi router (github.com/go-chi/chi/v5).
+//
+// Limit returns a chi middleware, func(http.Handler) http.Handler, so it
+// mounts like any other:
+//
+//	r.With(chilimit.Limit("5/minute")).Post("/login", login) // one route
+//	r.Route("/api", func(r chi.Router) {
+//		r.Use(chilimit.Limit("100/minute")) // one budget for the subrouter
+//		r.Get("/items", listItems)
+//	})
+//
+// Each call of Limit is its own budget, per client IP by default; options
+// from package core choose the key (core.WithKey), share a budget between
+// routes (core.WithName), pick the limiter and its store (core.WithLimiter)
+// and more. Requests over the limit get 429 Too Many Requests with
+// Retry-After and a small JSON body; every limited response carries
+// X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset. The logic
+// is core's (core.Middleware); this package only names chi's routes.
+//
+// Behind a reverse proxy, chi's middleware.RealIP rewrites r.RemoteAddr from
+// headers any client can send, unless the proxy strips them; prefer
+// core.ByClientIP with your proxies' addresses.
+package chilimit
