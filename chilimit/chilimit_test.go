@@ -157,7 +157,7 @@ func TestRouteKey(t *testing.T) {
 	r := chi.NewRouter()
 	r.Use(keyer) // before chi has routed
 	r.Route("/api", func(r chi.Router) {
-		r.Use(keyer) // inside a subrouter, with the prefix matched
+		r.Use(keyer)                             // inside a subrouter, with the prefix matched
 		r.With(keyer).Get("/items/{id}", record) // after routing
 	})
 	codes(r, "/api/items/7", "/nowhere")
