@@ -71,7 +71,7 @@ type Event struct {
 	// Action says who decided: the store, or the failure policy.
 	Action Action
 	// Latency is how long the store took to answer, or to fail; zero when it
-	// was not asked (the store was down) or is the memory store.
+	// was not asked (the store was down or the caller gave up first).
 	Latency time.Duration
 	// Err is the store's error for EventStoreError and EventStoreDown, and,
 	// for a decision the failure policy made, why.
