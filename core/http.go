@@ -82,8 +82,7 @@ func WithLimiter(l *Limiter) Option {
 }
 
 // WithName gives the middleware's budget a name, in place of the scope
-// derived from where it was built (see the package documentation on
-// scopes). Middlewares with the same name and the same store share one
+// derived from where it was built (see Middleware.Scope). Middlewares with the same name and the same store share one
 // budget, on any route, in any process: use it to limit several routes
 // together. The name appears in store keys, metrics and the IETF headers; it
 // must be printable ASCII without spaces, quotes, backslashes or colons, at
@@ -186,7 +185,7 @@ func WithPlans(plans map[string]string, planOf func(*http.Request) string) Optio
 // NewMiddleware returns a middleware enforcing the limits in expr (see
 // ParseLimits) per client. The error quotes a bad expression or names a bad
 // option. Its scope is derived from the function that calls NewMiddleware;
-// see the package documentation.
+// see Middleware.Scope.
 func NewMiddleware(expr string, opts ...Option) (*Middleware, error) {
 	return newMiddleware(1, expr, opts)
 }
@@ -311,8 +310,24 @@ func (m *Middleware) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// Scope returns the middleware's scope: its name if WithName gave one, else
-// the hash derived from where it was built.
+// Scope returns the middleware's scope, the budget its rule counts against.
+// The store key of a request is "limitkit:" + scope + ":" + identity.
+//
+// Unless WithName gives one, the scope is a short hash of three things: the fully qualified name of
+// the function whose code built the middleware (such as
+// "example.com/app.routes"), the limit expression as written, and how many
+// middlewares that function had already built with that expression in this
+// process. So every process of the same build and configuration derives the
+// same scopes and shares counters through Redis; two routes, two limits
+// stacked on one route and limits built in a loop each get their own budget;
+// a middleware applied to a group or subrouter is one budget for the group;
+// and edits elsewhere, even ones that move the set-up code to other lines,
+// change nothing. Changing the expression, renaming or moving the function,
+// or building another middleware with the same expression earlier in the
+// same function, starts those budgets afresh. A middleware built inside a
+// function literal takes the literal's name (such as "app.routes.func1"),
+// which changes if literals are added before it in the function. To pin a
+// budget, or to share one across routes on purpose, name it: WithName("api").
 func (m *Middleware) Scope() string { return m.base.scope }
 
 // Verdict says what to do with a request after Check.

@@ -9,26 +9,6 @@ import (
 	"sync"
 )
 
-// Scopes
-//
-// A middleware's scope is the budget its rule counts against: the store key
-// of a request is "limitkit:" + scope + ":" + identity. Unless WithName gives
-// one, the scope is a short hash of three things: the fully qualified name of
-// the function whose code built the middleware (such as
-// "example.com/app.routes"), the limit expression as written, and how many
-// middlewares that function had already built with that expression in this
-// process. So every process of the same build and configuration derives the
-// same scopes and shares counters through Redis; two routes, two limits
-// stacked on one route and limits built in a loop each get their own budget;
-// a middleware applied to a group or subrouter is one budget for the group;
-// and edits elsewhere, even ones that move the set-up code to other lines,
-// change nothing. Changing the expression, renaming or moving the function,
-// or building another middleware with the same expression earlier in the
-// same function, starts those budgets afresh. A middleware built inside a
-// function literal takes the literal's name (such as "app.routes.func1"),
-// which changes if literals are added before it in the function. To pin a
-// budget, or to share one across routes on purpose, name it: WithName("api").
-
 // scopeCounts counts, per building function and expression, the middlewares
 // built so far in this process.
 var scopeCounts struct {
