@@ -1,0 +1,591 @@
+package ginlimit_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/limitkit/limitkit/core"
+	"github.com/limitkit/limitkit/ginlimit"
+)
+
+func init() { gin.SetMode(gin.TestMode) }
+
+// stepClock is a clock the test moves by hand.
+type stepClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *stepClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// newLimiter returns a limiter of its own on a memory store driven by a
+// stepClock, so that tests share no state and control time.
+func newLimiter(t testing.TB, opts ...core.Option) (*core.Limiter, *stepClock) {
+	t.Helper()
+	clk := &stepClock{now: time.Unix(1_699_999_980, 0)} // a minute's start
+	l := core.New(append([]core.Option{core.WithClock(clk.Now)}, opts...)...)
+	t.Cleanup(func() { l.Close() })
+	return l, clk
+}
+
+const client = "203.0.113.7:41000"
+
+// do sends one request from remote with the header pairs given.
+func do(h http.Handler, method, path, remote string, header ...string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, path, nil)
+	r.RemoteAddr = remote
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Add(header[i], header[i+1])
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+func ok(c *gin.Context) { c.String(http.StatusOK, "ok") }
+
+func TestLimit_setsHeadersBeforeTheHandlerRuns(t *testing.T) {
+	lim, _ := newLimiter(t)
+	r := gin.New()
+	var seen []string
+	r.GET("/items", ginlimit.Limit("3/minute", core.WithLimiter(lim), core.WithAlgorithm(core.FixedWindow)), func(c *gin.Context) {
+		h := c.Writer.Header()
+		seen = append(seen, h.Get("X-RateLimit-Limit")+" "+h.Get("X-RateLimit-Remaining")+" "+h.Get("X-RateLimit-Reset"))
+		c.Status(http.StatusOK)
+	})
+	for range 3 {
+		if w := do(r, "GET", "/items", client); w.Code != http.StatusOK || w.Header().Get("X-RateLimit-Limit") != "3" {
+			t.Fatalf("status %d, headers %v; want 200 with X-RateLimit-Limit 3", w.Code, w.Header())
+		}
+	}
+	want := []string{"3 2 60", "3 1 60", "3 0 60"}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("the handler saw headers %q; want %q", seen, want)
+	}
+}
+
+func TestLimit_refusesWith429RetryAfterAndJSONBodyAndAbortsTheChain(t *testing.T) {
+	lim, clk := newLimiter(t)
+	r := gin.New()
+	ran := 0
+	r.GET("/items", ginlimit.Limit("2/minute", core.WithLimiter(lim), core.WithAlgorithm(core.FixedWindow)), func(c *gin.Context) { ran++; c.Next() }, ok)
+	do(r, "GET", "/items", client)
+	do(r, "GET", "/items", client)
+	clk.Add(15 * time.Second)
+	w := do(r, "GET", "/items", client)
+	if w.Code != http.StatusTooManyRequests || ran != 2 {
+		t.Fatalf("third request: status %d, later handlers ran %d times; want 429 and 2", w.Code, ran)
+	}
+	if got := w.Header().Get("Retry-After"); got != "45" {
+		t.Errorf("Retry-After = %q; want 45", got)
+	}
+	if got := w.Header().Get("X-RateLimit-Remaining"); got != "0" {
+		t.Errorf("X-RateLimit-Remaining = %q; want 0", got)
+	}
+	if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("Content-Type = %q; want JSON", ct)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+		t.Fatalf("body %q is not JSON: %v", w.Body, err)
+	}
+	if body["error"] != "rate limit exceeded" || body["limit"] != "2/minute" || body["retry_after"] != 45.0 {
+		t.Errorf("body = %v", body)
+	}
+}
+
+// routes builds an engine for one budget test.
+type routes func(r *gin.Engine, lim *core.Limiter)
+
+func TestLimit_budgets(t *testing.T) {
+	tests := []struct {
+		name  string
+		build routes
+		paths []string
+		codes []int
+	}{
+		{
+			name: "two routes do not share a budget",
+			build: func(r *gin.Engine, lim *core.Limiter) {
+				r.GET("/a", ginlimit.Limit("1/minute", core.WithLimiter(lim)), ok)
+				r.GET("/b", ginlimit.Limit("1/minute", core.WithLimiter(lim)), ok)
+			},
+			paths: []string{"/a", "/b", "/a", "/b"},
+			codes: []int{200, 200, 429, 429},
+		},
+		{
+			name: "a group is one budget",
+			build: func(r *gin.Engine, lim *core.Limiter) {
+				api := r.Group("/api")
+				api.Use(ginlimit.Limit("2/minute", core.WithLimiter(lim)))
+				api.GET("/a", ok)
+				api.GET("/b", ok)
+			},
+			paths: []string{"/api/a", "/api/b", "/api/a", "/api/b"},
+			codes: []int{200, 200, 429, 429},
+		},
+		{
+			name: "a shared name is one budget",
+			build: func(r *gin.Engine, lim *core.Limiter) {
+				r.GET("/a", ginlimit.Limit("2/minute", core.WithLimiter(lim), core.WithName("shared")), ok)
+				r.GET("/b", ginlimit.Limit("2/minute", core.WithLimiter(lim), core.WithName("shared")), ok)
+			},
+			paths: []string{"/a", "/b", "/a", "/b"},
+			codes: []int{200, 200, 429, 429},
+		},
+		{
+			name: "middlewares built in a loop are distinct",
+			build: func(r *gin.Engine, lim *core.Limiter) {
+				for _, p := range []string{"/a", "/b", "/c"} {
+					r.GET(p, ginlimit.Limit("1/minute", core.WithLimiter(lim)), ok)
+				}
+			},
+			paths: []string{"/a", "/b", "/c", "/a", "/b", "/c"},
+			codes: []int{200, 200, 200, 429, 429, 429},
+		},
+		{
+			name: "two limits stacked on one route are both enforced",
+			build: func(r *gin.Engine, lim *core.Limiter) {
+				r.GET("/a", ginlimit.Limit("3/minute", core.WithLimiter(lim)), ginlimit.Limit("3/minute", core.WithLimiter(lim), core.WithKey(core.Global)), ok)
+			},
+			paths: []string{"/a", "/a", "/a", "/a"},
+			codes: []int{200, 200, 200, 429},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lim, _ := newLimiter(t)
+			r := gin.New()
+			tt.build(r, lim)
+			var codes []int
+			for _, p := range tt.paths {
+				codes = append(codes, do(r, "GET", p, client).Code)
+			}
+			if fmt.Sprint(codes) != fmt.Sprint(tt.codes) {
+				t.Errorf("codes %v; want %v", codes, tt.codes)
+			}
+		})
+	}
+}
+
+type userKey struct{}
+
+func TestLimit_keys(t *testing.T) {
+	// Each case sends requests as (remote, header pairs) and expects the
+	// codes under a limit of 1/minute: 200 for each new identity, 429 for a
+	// repeated one.
+	type req struct {
+		remote string
+		header []string
+	}
+	tests := []struct {
+		name  string
+		setup func(r *gin.Engine)
+		opts  []core.Option
+		reqs  []req
+		codes []int
+	}{
+		{
+			name: "the default key ignores a spoofed X-Forwarded-For that Gin would trust",
+			reqs: []req{
+				{client, []string{"X-Forwarded-For", "198.51.100.1"}},
+				{client, []string{"X-Forwarded-For", "198.51.100.2"}},
+				{"198.51.100.9:1", nil},
+			},
+			codes: []int{200, 429, 200},
+		},
+		{
+			name: "a Gin-typed key reads the user an earlier handler set",
+			setup: func(r *gin.Engine) {
+				r.Use(func(c *gin.Context) {
+					if u := c.GetHeader("X-User"); u != "" {
+						c.Set("user", u)
+					}
+				})
+			},
+			opts: []core.Option{ginlimit.Key(func(c *gin.Context) (string, error) { return c.GetString("user"), nil })},
+			reqs: []req{
+				{client, []string{"X-User", "ann"}},
+				{client, []string{"X-User", "bob"}},
+				{"198.51.100.9:1", []string{"X-User", "ann"}},
+				{client, nil}, // anonymous: counted by IP, apart from users
+				{client, nil},
+			},
+			codes: []int{200, 200, 429, 200, 429},
+		},
+		{
+			name: "a user id in the request context",
+			setup: func(r *gin.Engine) {
+				r.Use(func(c *gin.Context) {
+					c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), userKey{}, c.GetHeader("X-User")))
+				})
+			},
+			opts: []core.Option{core.WithKey(core.ByContextValue(userKey{}))},
+			reqs: []req{
+				{client, []string{"X-User", "ann"}},
+				{"198.51.100.9:1", []string{"X-User", "ann"}},
+				{client, []string{"X-User", "bob"}},
+			},
+			codes: []int{200, 429, 200},
+		},
+		{
+			name: "an API key header",
+			opts: []core.Option{core.WithKey(core.ByHeader("X-API-Key"))},
+			reqs: []req{
+				{client, []string{"X-API-Key", "k1"}},
+				{"198.51.100.9:1", []string{"X-API-Key", "k1"}},
+				{client, []string{"X-API-Key", "k2"}},
+			},
+			codes: []int{200, 429, 200},
+		},
+		{
+			name:  "Gin's ClientIP, opted into with trusted proxies set",
+			setup: func(r *gin.Engine) { _ = r.SetTrustedProxies([]string{"10.0.0.0/8"}) },
+			opts:  []core.Option{ginlimit.Key(ginlimit.ClientIP)},
+			reqs: []req{
+				{"10.0.0.1:1", []string{"X-Forwarded-For", "198.51.100.1"}},
+				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.2"}},
+				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.1"}},
+				{client, []string{"X-Forwarded-For", "198.51.100.3"}}, // untrusted peer: its own address
+				{client, []string{"X-Forwarded-For", "198.51.100.4"}},
+			},
+			codes: []int{200, 200, 429, 200, 429},
+		},
+		{
+			name:  "Gin's ClientIP groups IPv6 clients by /64",
+			setup: func(r *gin.Engine) { _ = r.SetTrustedProxies(nil) },
+			opts:  []core.Option{ginlimit.Key(ginlimit.ClientIP)},
+			reqs: []req{
+				{"[2001:db8:1:2::1]:1", nil},
+				{"[2001:db8:1:2::99]:1", nil},
+				{"[2001:db8:1:3::1]:1", nil},
+			},
+			codes: []int{200, 429, 200},
+		},
+		{
+			name: "trusted proxies are honoured by core.ByClientIP",
+			opts: []core.Option{core.WithKey(core.MustByClientIP("10.0.0.0/8"))},
+			reqs: []req{
+				{"10.0.0.1:1", []string{"X-Forwarded-For", "198.51.100.1"}},
+				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.2"}},
+				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.1"}},
+				{client, []string{"X-Forwarded-For", "198.51.100.5"}}, // forged: keyed by peer
+				{client, []string{"X-Forwarded-For", "198.51.100.6"}},
+			},
+			codes: []int{200, 200, 429, 200, 429},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lim, _ := newLimiter(t)
+			r := gin.New()
+			if tt.setup != nil {
+				tt.setup(r)
+			}
+			r.GET("/", ginlimit.Limit("1/minute", append([]core.Option{core.WithLimiter(lim)}, tt.opts...)...), ok)
+			var codes []int
+			for _, q := range tt.reqs {
+				codes = append(codes, do(r, "GET", "/", q.remote, q.header...).Code)
+			}
+			if fmt.Sprint(codes) != fmt.Sprint(tt.codes) {
+				t.Errorf("codes %v; want %v", codes, tt.codes)
+			}
+		})
+	}
+}
+
+func TestRoute_givesEachRouteItsOwnBudgetUnderOneGroupMiddleware(t *testing.T) {
+	lim, _ := newLimiter(t)
+	r := gin.New()
+	r.Use(ginlimit.Limit("1/minute", core.WithLimiter(lim), ginlimit.Key(ginlimit.HTTPKey(core.ByIP), ginlimit.Route)))
+	r.GET("/items/:id", ok)
+	r.GET("/users/:id", ok)
+	var codes []int
+	for _, q := range []struct{ path, remote string }{
+		{"/items/1", client}, {"/items/2", client}, {"/users/1", client}, {"/items/1", "198.51.100.9:1"},
+		{"/nope/1", client}, {"/nope/2", client}, // unmatched paths share one budget
+	} {
+		codes = append(codes, do(r, "GET", q.path, q.remote).Code)
+	}
+	if want := "[200 429 200 200 404 429]"; fmt.Sprint(codes) != want {
+		t.Errorf("codes %v; want %s", codes, want)
+	}
+}
+
+func TestPlans_limitByThePlanInGinsContext(t *testing.T) {
+	lim, _ := newLimiter(t)
+	r := gin.New()
+	r.Use(func(c *gin.Context) { c.Set("plan", c.GetHeader("X-Plan")) })
+	r.GET("/", ginlimit.Limit("1/minute", core.WithLimiter(lim),
+		ginlimit.Plans(map[string]string{"pro": "3/minute"}, func(c *gin.Context) string { return c.GetString("plan") })), ok)
+	count := func(plan string) int {
+		n := 0
+		for range 5 {
+			if do(r, "GET", "/", client, "X-Plan", plan).Code == http.StatusOK {
+				n++
+			}
+		}
+		return n
+	}
+	if free, pro := count(""), count("pro"); free != 1 || pro != 3 {
+		t.Errorf("admitted %d without a plan and %d on pro; want 1 and 3", free, pro)
+	}
+}
+
+func TestOnDeny_writesTheRefusalWithTheHeadersSet(t *testing.T) {
+	lim, _ := newLimiter(t)
+	r := gin.New()
+	var got core.Result
+	r.GET("/", ginlimit.Limit("1/minute", core.WithLimiter(lim), core.WithAlgorithm(core.FixedWindow), ginlimit.OnDeny(func(c *gin.Context, res core.Result) {
+		got = res
+		c.String(http.StatusTooManyRequests, "slow down; retry in %ss", c.Writer.Header().Get("Retry-After"))
+	})), ok)
+	do(r, "GET", "/", client)
+	w := do(r, "GET", "/", client)
+	if w.Code != http.StatusTooManyRequests || w.Body.String() != "slow down; retry in 60s" {
+		t.Errorf("got %d %q; want 429 from the deny handler", w.Code, w.Body)
+	}
+	if got.Status != http.StatusTooManyRequests || got.Decision.Allowed || got.Decision.Limit != core.Per(1, time.Minute) {
+		t.Errorf("deny handler got %+v; want the refusing decision of 1/minute", got)
+	}
+}
+
+func TestExempt_requestsAreNotChargedOrHeadered(t *testing.T) {
+	lim, _ := newLimiter(t)
+	r := gin.New()
+	r.GET("/", ginlimit.Limit("1/minute", core.WithLimiter(lim), ginlimit.Exempt(func(c *gin.Context) bool { return c.GetHeader("X-Internal") == "yes" })), ok)
+	for i := range 3 {
+		if w := do(r, "GET", "/", client, "X-Internal", "yes"); w.Code != 200 || w.Header().Get("X-RateLimit-Limit") != "" {
+			t.Fatalf("exempt request %d: %d %v; want 200 without headers", i, w.Code, w.Header())
+		}
+	}
+	if codes := []int{do(r, "GET", "/", client).Code, do(r, "GET", "/", client).Code}; fmt.Sprint(codes) != "[200 429]" {
+		t.Errorf("codes after exempt requests %v; want [200 429]: exempt requests must not be charged", codes)
+	}
+}
+
+func TestLimit_shadowModeServesAndReportsDenials(t *testing.T) {
+	var mu sync.Mutex
+	var shadowed int
+	lim, _ := newLimiter(t, core.WithObserver(core.ObserverFunc(func(e core.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if e.Kind == core.EventDecision && e.Shadow {
+			shadowed++
+		}
+	})))
+	r := gin.New()
+	r.GET("/", ginlimit.Limit("1/minute", core.WithLimiter(lim), core.WithShadow()), ok)
+	for i := range 3 {
+		if w := do(r, "GET", "/", client); w.Code != http.StatusOK || w.Header().Get("X-RateLimit-Limit") != "" {
+			t.Fatalf("request %d: %d %v; shadow mode serves without headers", i, w.Code, w.Header())
+		}
+	}
+	if shadowed != 2 {
+		t.Errorf("%d shadow denials reported; want 2", shadowed)
+	}
+}
+
+func TestLimit_leakyBucketHoldsRequestsUntilTheirSlot(t *testing.T) {
+	lim, _ := newLimiter(t)
+	r := gin.New()
+	r.GET("/", ginlimit.Limit("20/second", core.WithLimiter(lim), core.WithAlgorithm(core.LeakyBucket), core.WithBurst(2)), ok)
+	if w := do(r, "GET", "/", client); w.Code != http.StatusOK {
+		t.Fatalf("first request: %d", w.Code)
+	}
+	start := time.Now()
+	w := do(r, "GET", "/", client)
+	if held := time.Since(start); w.Code != http.StatusOK || held < 40*time.Millisecond {
+		t.Errorf("second request: %d after %v; want 200 after its 50ms slot", w.Code, held)
+	}
+	if w := do(r, "GET", "/", client); w.Code != http.StatusTooManyRequests {
+		t.Errorf("third request: %d; want 429, the queue is full", w.Code)
+	}
+}
+
+func TestLimit_leakyBucketHoldEndsWhenTheClientGoes(t *testing.T) {
+	decided := make(chan struct{}, 4)
+	lim, _ := newLimiter(t, core.WithObserver(core.ObserverFunc(func(core.Event) { decided <- struct{}{} })))
+	r := gin.New()
+	ran := false
+	r.GET("/", ginlimit.Limit("1/hour", core.WithLimiter(lim), core.WithAlgorithm(core.LeakyBucket), core.WithBurst(2)), func(c *gin.Context) { ran = true })
+	do(r, "GET", "/", client)
+	<-decided
+	ran = false
+	ctx, cancel := context.WithCancel(context.Background())
+	req := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
+	req.RemoteAddr = client
+	w := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() { r.ServeHTTP(w, req); close(done) }()
+	<-decided // admitted and about to be held for an hour
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the hold did not end when the client went away")
+	}
+	if ran || w.Code != ginlimit.StatusClientClosedRequest || w.Body.Len() != 0 {
+		t.Errorf("handler ran: %v; response %d %q; want the chain aborted with 499 and no body", ran, w.Code, w.Body)
+	}
+}
+
+// failingStore is a core.Store whose every call fails.
+type failingStore struct{}
+
+var errDown = errors.New("store is down")
+
+func (failingStore) Take(context.Context, string, core.Rule, int64) (core.Decision, error) {
+	return core.Decision{}, errDown
+}
+func (failingStore) Reset(context.Context, string, core.Rule) error { return errDown }
+func (failingStore) Close() error                                   { return nil }
+
+func TestLimit_failurePolicies(t *testing.T) {
+	tests := []struct {
+		policy core.FailurePolicy
+		codes  string
+		body   string
+	}{
+		{core.FailOpen, "[200 200 200]", "ok"},
+		{core.FailClosed, "[503 503 503]", `{"error":"rate limiter unavailable"}` + "\n"},
+		{core.Fallback, "[200 429 429]", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.policy.String(), func(t *testing.T) {
+			lim, _ := newLimiter(t, core.WithStore(failingStore{}), core.WithFailurePolicy(tt.policy), core.WithLogger(slog.New(slog.DiscardHandler)))
+			r := gin.New()
+			r.GET("/", ginlimit.Limit("1/minute", core.WithLimiter(lim)), ok)
+			var codes []int
+			var last *httptest.ResponseRecorder
+			for range 3 {
+				last = do(r, "GET", "/", client)
+				codes = append(codes, last.Code)
+			}
+			if fmt.Sprint(codes) != tt.codes {
+				t.Errorf("codes %v; want %s", codes, tt.codes)
+			}
+			if tt.body != "" && last.Body.String() != tt.body {
+				t.Errorf("body %q; want %q", last.Body, tt.body)
+			}
+		})
+	}
+}
+
+func TestLimit_badExpressionPanicsQuotingIt(t *testing.T) {
+	defer func() {
+		p := recover()
+		if p == nil || !strings.Contains(fmt.Sprint(p), `"10/minnute"`) {
+			t.Errorf("panic %v; want one quoting the expression", p)
+		}
+	}()
+	ginlimit.Limit("10/minnute")
+}
+
+func TestNew_returnsTheErrorOfABadExpressionOrOption(t *testing.T) {
+	tests := []struct {
+		name string
+		expr string
+		opts []core.Option
+		want string
+	}{
+		{"bad expression", "five/minute", nil, `"five/minute"`},
+		{"limiter option on a middleware", "5/minute", []core.Option{core.WithTimeout(time.Second)}, "WithTimeout"},
+		{"nil Gin key", "5/minute", []core.Option{ginlimit.Key(nil)}, "WithKey(nil)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := ginlimit.New(tt.expr, tt.opts...)
+			if err == nil || h != nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New(%q) = %v, %v; want an error containing %s", tt.expr, h != nil, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLimit_scopeIsNamedByTheCallingFunction(t *testing.T) {
+	var logs bytes.Buffer
+	lim, _ := newLimiter(t, core.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	ginlimit.Limit("7/minute", core.WithLimiter(lim))
+	if _, err := ginlimit.New("7/minute", core.WithLimiter(lim)); err != nil {
+		t.Fatal(err)
+	}
+	want := "func=github.com/limitkit/limitkit/ginlimit_test.TestLimit_scopeIsNamedByTheCallingFunction"
+	if n := strings.Count(logs.String(), want); n != 2 {
+		t.Errorf("%d scopes derived from the test function; want 2 (Limit and New). Logs:\n%s", n, logs.String())
+	}
+}
+
+// reusedWriter is a ResponseWriter whose header map survives between
+// requests, as a server's does, so that allocations counted are Gin's and
+// limitkit's.
+type reusedWriter struct{ h http.Header }
+
+func (w *reusedWriter) Header() http.Header         { return w.h }
+func (w *reusedWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *reusedWriter) WriteHeader(int)             {}
+
+func TestLimit_allocationsPerRequest(t *testing.T) {
+	lim, _ := newLimiter(t)
+	r := gin.New()
+	noop := func(c *gin.Context) { c.Status(http.StatusNoContent) }
+	r.GET("/bare", noop)
+	r.GET("/limited", ginlimit.Limit("1000000000/hour", core.WithLimiter(lim)), noop)
+	r.GET("/gin-key", ginlimit.Limit("1000000000/hour", core.WithLimiter(lim), ginlimit.Key(ginlimit.HTTPKey(core.ByIP))), noop)
+	allocs := func(path string) float64 {
+		req := httptest.NewRequest("GET", path, nil)
+		req.RemoteAddr = client
+		w := &reusedWriter{h: http.Header{}}
+		r.ServeHTTP(w, req) // the key exists from here on
+		return testing.AllocsPerRun(500, func() {
+			clear(w.h)
+			r.ServeHTTP(w, req)
+		})
+	}
+	bare, limited, ginKey := allocs("/bare"), allocs("/limited"), allocs("/gin-key")
+	t.Logf("allocations per request: bare route %v, limited %v (+%v), with a Gin-typed key %v (+%v)", bare, limited, limited-bare, ginKey, ginKey-bare)
+	if limited-bare > 4 {
+		t.Errorf("limitkit adds %v allocations per request; want at most 4", limited-bare)
+	}
+	if ginKey-limited > 2 {
+		t.Errorf("a Gin-typed key adds %v allocations per request; want at most 2", ginKey-limited)
+	}
+}
+
+func BenchmarkLimit(b *testing.B) {
+	lim := core.New()
+	defer lim.Close()
+	r := gin.New()
+	r.GET("/", ginlimit.Limit("1000000000/hour", core.WithLimiter(lim)), func(c *gin.Context) { c.Status(http.StatusNoContent) })
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.RemoteAddr = client
+		w := &reusedWriter{h: http.Header{}}
+		for pb.Next() {
+			clear(w.h)
+			r.ServeHTTP(w, req)
+		}
+	})
+}
