@@ -1,0 +1,87 @@
+package redisstore
+
+import (
+	"context"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/limitkit/limitkit/core"
+	"github.com/limitkit/limitkit/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// benchCallers is how many goroutines call at once: b.SetParallelism
+// multiplies GOMAXPROCS.
+const benchCallers = 64
+
+func benchClient(b *testing.B, ctxTimeout bool) *redis.Client {
+	s := redistest.Start(b)
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), PoolSize: benchCallers, ContextTimeoutEnabled: ctxTimeout})
+	b.Cleanup(func() { c.Close() })
+	return c
+}
+
+// runParallel runs take from benchCallers goroutines, each on keys of its
+// own, and reports decisions per second.
+func runParallel(b *testing.B, take func(ctx context.Context, key string) error) {
+	var next atomic.Int64
+	b.SetParallelism(max(1, benchCallers/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		g := strconv.FormatInt(next.Add(1), 10)
+		ctx := context.Background()
+		i := 0
+		for pb.Next() {
+			if err := take(ctx, "bench:"+g+":"+strconv.Itoa(i%1000)); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "decisions/s")
+}
+
+func BenchmarkTake(b *testing.B) {
+	for _, ctxTimeout := range []bool{true, false} {
+		c := benchClient(b, ctxTimeout)
+		for alg := core.FixedWindow; alg <= core.LeakyBucket; alg++ {
+			rule := core.MustRule("100000/hour", alg)
+			for _, batch := range []bool{false, true} {
+				name := alg.String()
+				if batch {
+					name += "/batched"
+				}
+				if !ctxTimeout {
+					name += "/goroutine-deadline"
+				}
+				b.Run(name, func(b *testing.B) {
+					opts := []Option{WithTimeout(time.Second)}
+					if batch {
+						opts = append(opts, WithBatching(50*time.Microsecond, 0))
+					}
+					st := New(c, opts...)
+					defer st.Close()
+					runParallel(b, func(ctx context.Context, key string) error {
+						_, err := st.Take(ctx, key, rule, 1)
+						return err
+					})
+				})
+			}
+		}
+		if !ctxTimeout {
+			continue
+		}
+		// The floor: the cheapest script one round trip can run.
+		incr := redis.NewScript(`return redis.call('INCR', KEYS[1])`)
+		b.Run("floor-evalsha-incr", func(b *testing.B) {
+			runParallel(b, func(ctx context.Context, key string) error {
+				return incr.Run(ctx, c, []string{key}).Err()
+			})
+		})
+	}
+}
