@@ -10,6 +10,7 @@ import (
 
 	"github.com/limitkit/limitkit/core"
 	"github.com/limitkit/limitkit/internal/redistest"
+	"github.com/redis/go-redis/v9"
 )
 
 func TestTake_decidesAsTheMemoryStore(t *testing.T) {
@@ -403,5 +404,23 @@ func TestClose_laterCallsFail(t *testing.T) {
 	}
 	if err := c.Ping(context.Background()).Err(); err != nil {
 		t.Fatalf("Close closed the caller's client: %v", err)
+	}
+}
+
+func TestTake_decidesAsTheMemoryStoreOnARing(t *testing.T) {
+	a, b := redistest.Start(t), redistest.Start(t)
+	if !a.Local() {
+		t.Skip("a ring needs two servers; REDIS_URL names one")
+	}
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": a.Addr(), "b": b.Addr()}})
+	t.Cleanup(func() { ring.Close() })
+	clk := newClock()
+	st := New(ring, WithClock(clk.Now), WithTimeout(testTimeout))
+	runDifferential(t, clk, st, randomOps(rand.New(rand.NewPCG(3, 9)), 800, false), equal)
+	// The ring shards by hash tag, so both servers hold some keys.
+	for _, s := range []*redistest.Standalone{a, b} {
+		if n, err := s.Client().DBSize(context.Background()).Result(); err != nil || n == 0 {
+			t.Fatalf("server %s holds %d keys (%v); want the ring to use both", s.Addr(), n, err)
+		}
 	}
 }
