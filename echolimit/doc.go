@@ -1,0 +1,33 @@
+// Package echolimit rate-limits Echo routes and groups with limitkit's core.
+//
+// Limit returns an echo.MiddlewareFunc. On a route it limits that route;
+// with e.Use or on a group it is one budget for every route it covers:
+//
+//	e := echo.New()
+//	e.GET("/items", listItems, echolimit.Limit("5/minute"))
+//
+//	api := e.Group("/api", echolimit.Limit("100/minute"))
+//
+// Requests are counted per client IP by default (the connection's peer, see
+// core.ByIP), never by forwarded headers: unless the app sets e.IPExtractor,
+// Echo's c.RealIP() believes X-Forwarded-For and X-Real-IP from anyone, so a
+// client could otherwise pick a new identity per request. Behind proxies,
+// use core.WithKey(core.ByClientIP("10.0.0.0/8")), or, in an app that set
+// e.IPExtractor (echo.ExtractIPFromXFFHeader with its trust options, say),
+// Key(RealIP).
+//
+// The options are core's (core.WithName, core.WithKey, core.WithLimiter,
+// core.WithShadow, ...) and this package's Echo-typed ones, whose functions
+// get the echo.Context: Key, Plans, Skipper and OnDeny.
+//
+// An admitted request runs the next handler with the rate-limit headers
+// already set on the response. A refused one ends with an *echo.HTTPError
+// whose Code is the refusal's status (429, or 503 and 400 from the failure
+// and key policies), so that the app's HTTPErrorHandler renders it like any
+// other error, with the headers, Retry-After included, already set. The
+// error's Message and Internal are an *Error: Echo's default handler writes
+// it as core's JSON body, and a custom handler can find the decision with
+// errors.As. The scope of a middleware (which budget it counts against) is
+// derived from the function that calls Limit or New, as the core package
+// documentation describes; core.WithName pins it.
+package echolimit

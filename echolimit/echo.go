@@ -1,0 +1,104 @@
+package echolimit
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/limitkit/limitkit/core"
+)
+
+// StatusClientClosedRequest is the status of the error a request ends with
+// when its client went away while it was checked or held (nginx's 499, as
+// Echo's proxy middleware uses): nothing reaches the client, but access logs
+// can tell these requests apart.
+const StatusClientClosedRequest = 499
+
+// Limit returns an Echo middleware enforcing the limits in expr (see
+// core.ParseLimits), for a route, a group or, with e.Use, the whole app. It
+// panics if expr or an option is invalid, with an error that quotes the
+// expression: that is a mistake in set-up code, best found at start-up. Use
+// New to get the error instead.
+func Limit(expr string, opts ...core.Option) echo.MiddlewareFunc {
+	mw, err := build(expr, opts)
+	if err != nil {
+		panic(err)
+	}
+	return mw
+}
+
+// New is Limit returning an error, rather than panicking, for an invalid
+// expression or option.
+func New(expr string, opts ...core.Option) (echo.MiddlewareFunc, error) {
+	return build(expr, opts)
+}
+
+// build is called by Limit and New, so the user's function is two frames
+// above core.NewMiddlewareSkip and names the scope.
+func build(expr string, opts []core.Option) (echo.MiddlewareFunc, error) {
+	s := &settings{}
+	opts = append([]core.Option{register[core.Option](s)}, opts...)
+	m, err := core.NewMiddlewareSkip(2, expr, opts...)
+	building.Delete(s.key)
+	if err != nil {
+		return nil, fmt.Errorf("echolimit: %w", err)
+	}
+	return s.middleware(m), nil
+}
+
+// Error is what a refused request's *echo.HTTPError carries, as its Message
+// and its Internal error: the outcome of the check, for a custom
+// HTTPErrorHandler to read with errors.As. It marshals to core's JSON body,
+// so that Echo's default handler writes that.
+type Error struct {
+	Result core.Result
+}
+
+// Error returns the refusal's reason.
+func (e *Error) Error() string { return "echolimit: " + e.Result.Message() }
+
+// MarshalJSON returns core's body for the refusal, such as
+// {"error":"rate limit exceeded","limit":"5/minute","retry_after":12}.
+func (e *Error) MarshalJSON() ([]byte, error) { return e.Result.Body(), nil }
+
+// ctxKey is the request-context key under which the echo.Context reaches
+// the Echo-typed functions that core calls.
+type ctxKey struct{}
+
+func (s *settings) middleware(m *core.Middleware) echo.MiddlewareFunc {
+	carry, skipper, onDeny := s.carry, s.skipper, s.onDeny
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if skipper != nil && skipper(c) {
+				return next(c)
+			}
+			r := c.Request()
+			if carry {
+				// Two allocations, paid only by middlewares with
+				// Echo-typed functions that core calls.
+				r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, c))
+			}
+			res := m.Check(r, c.Response().Header())
+			switch res.Verdict {
+			case core.Serve:
+				return next(c)
+			case core.Refuse:
+				if res.Status == http.StatusTooManyRequests && onDeny != nil {
+					return onDeny(c, res)
+				}
+				e := &Error{Result: res}
+				return &echo.HTTPError{Code: res.Status, Message: e, Internal: e}
+			default: // core.Gone
+				return &echo.HTTPError{Code: StatusClientClosedRequest, Message: "client closed request", Internal: res.Err}
+			}
+		}
+	}
+}
+
+// echoContext returns the echo.Context that the middleware put in r's
+// context, for the Echo-typed functions core calls with r.
+func echoContext(r *http.Request) (echo.Context, bool) {
+	c, ok := r.Context().Value(ctxKey{}).(echo.Context)
+	return c, ok
+}

@@ -1,0 +1,644 @@
+package echolimit_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/limitkit/limitkit/core"
+	"github.com/limitkit/limitkit/echolimit"
+)
+
+// stepClock is a clock the test moves by hand.
+type stepClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *stepClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// newLimiter returns a limiter of its own on a memory store driven by a
+// stepClock, so that tests share no state and control time.
+func newLimiter(t testing.TB, opts ...core.Option) (*core.Limiter, *stepClock) {
+	t.Helper()
+	clk := &stepClock{now: time.Unix(1_699_999_980, 0)} // a minute's start
+	l := core.New(append([]core.Option{core.WithClock(clk.Now)}, opts...)...)
+	t.Cleanup(func() { l.Close() })
+	return l, clk
+}
+
+const client = "203.0.113.7:41000"
+
+// do sends one request from remote with the header pairs given.
+func do(h http.Handler, method, path, remote string, header ...string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, path, nil)
+	r.RemoteAddr = remote
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Add(header[i], header[i+1])
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+func ok(c echo.Context) error { return c.String(http.StatusOK, "ok") }
+
+func TestLimit_setsHeadersBeforeTheHandlerRuns(t *testing.T) {
+	lim, _ := newLimiter(t)
+	e := echo.New()
+	var seen []string
+	e.GET("/items", func(c echo.Context) error {
+		h := c.Response().Header()
+		seen = append(seen, h.Get("X-RateLimit-Limit")+" "+h.Get("X-RateLimit-Remaining")+" "+h.Get("X-RateLimit-Reset"))
+		return c.NoContent(http.StatusOK)
+	}, echolimit.Limit("3/minute", core.WithLimiter(lim), core.WithAlgorithm(core.FixedWindow)))
+	for range 3 {
+		if w := do(e, "GET", "/items", client); w.Code != http.StatusOK || w.Header().Get("X-RateLimit-Limit") != "3" {
+			t.Fatalf("status %d, headers %v; want 200 with X-RateLimit-Limit 3", w.Code, w.Header())
+		}
+	}
+	want := []string{"3 2 60", "3 1 60", "3 0 60"}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("the handler saw headers %q; want %q", seen, want)
+	}
+}
+
+func TestLimit_refusesWithAnHTTPErrorRenderedAs429RetryAfterAndJSON(t *testing.T) {
+	lim, clk := newLimiter(t)
+	e := echo.New()
+	var handled []error
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		handled = append(handled, err)
+		e.DefaultHTTPErrorHandler(err, c)
+	}
+	ran := 0
+	e.GET("/items", func(c echo.Context) error { ran++; return ok(c) }, echolimit.Limit("2/minute", core.WithLimiter(lim), core.WithAlgorithm(core.FixedWindow)))
+	do(e, "GET", "/items", client)
+	do(e, "GET", "/items", client)
+	clk.Add(15 * time.Second)
+	w := do(e, "GET", "/items", client)
+	if w.Code != http.StatusTooManyRequests || ran != 2 {
+		t.Fatalf("third request: status %d, handler ran %d times; want 429 and 2", w.Code, ran)
+	}
+	if got := w.Header().Get("Retry-After"); got != "45" {
+		t.Errorf("Retry-After = %q; want 45", got)
+	}
+	if got := w.Header().Get("X-RateLimit-Remaining"); got != "0" {
+		t.Errorf("X-RateLimit-Remaining = %q; want 0", got)
+	}
+	if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("Content-Type = %q; want JSON", ct)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+		t.Fatalf("body %q is not JSON: %v", w.Body, err)
+	}
+	if body["error"] != "rate limit exceeded" || body["limit"] != "2/minute" || body["retry_after"] != 45.0 {
+		t.Errorf("body = %v", body)
+	}
+	if len(handled) != 1 {
+		t.Fatalf("the error handler ran %d times; want once", len(handled))
+	}
+	var he *echo.HTTPError
+	var le *echolimit.Error
+	if !errors.As(handled[0], &he) || he.Code != http.StatusTooManyRequests || !errors.As(handled[0], &le) {
+		t.Fatalf("error %#v; want an *echo.HTTPError with code 429 wrapping an *echolimit.Error", handled[0])
+	}
+	if d := le.Result.Decision; d.Allowed || d.RetryAfter != 45*time.Second || d.Limit != core.Per(2, time.Minute) {
+		t.Errorf("the error's decision %+v; want the refusal by 2/minute, retry after 45s", d)
+	}
+}
+
+func TestLimit_budgets(t *testing.T) {
+	tests := []struct {
+		name  string
+		build func(e *echo.Echo, lim *core.Limiter)
+		paths []string
+		codes []int
+	}{
+		{
+			name: "two routes do not share a budget",
+			build: func(e *echo.Echo, lim *core.Limiter) {
+				e.GET("/a", ok, echolimit.Limit("1/minute", core.WithLimiter(lim)))
+				e.GET("/b", ok, echolimit.Limit("1/minute", core.WithLimiter(lim)))
+			},
+			paths: []string{"/a", "/b", "/a", "/b"},
+			codes: []int{200, 200, 429, 429},
+		},
+		{
+			name: "a group is one budget",
+			build: func(e *echo.Echo, lim *core.Limiter) {
+				api := e.Group("/api", echolimit.Limit("2/minute", core.WithLimiter(lim)))
+				api.GET("/a", ok)
+				api.GET("/b", ok)
+			},
+			paths: []string{"/api/a", "/api/b", "/api/a", "/api/b"},
+			codes: []int{200, 200, 429, 429},
+		},
+		{
+			name: "e.Use is one budget for the app",
+			build: func(e *echo.Echo, lim *core.Limiter) {
+				e.Use(echolimit.Limit("2/minute", core.WithLimiter(lim)))
+				e.GET("/a", ok)
+				e.GET("/b", ok)
+			},
+			paths: []string{"/a", "/b", "/a"},
+			codes: []int{200, 200, 429},
+		},
+		{
+			name: "a shared name is one budget",
+			build: func(e *echo.Echo, lim *core.Limiter) {
+				e.GET("/a", ok, echolimit.Limit("2/minute", core.WithLimiter(lim), core.WithName("shared")))
+				e.GET("/b", ok, echolimit.Limit("2/minute", core.WithLimiter(lim), core.WithName("shared")))
+			},
+			paths: []string{"/a", "/b", "/a", "/b"},
+			codes: []int{200, 200, 429, 429},
+		},
+		{
+			name: "middlewares built in a loop are distinct",
+			build: func(e *echo.Echo, lim *core.Limiter) {
+				for _, p := range []string{"/a", "/b", "/c"} {
+					e.GET(p, ok, echolimit.Limit("1/minute", core.WithLimiter(lim)))
+				}
+			},
+			paths: []string{"/a", "/b", "/c", "/a", "/b", "/c"},
+			codes: []int{200, 200, 200, 429, 429, 429},
+		},
+		{
+			name: "two limits stacked on one route are both enforced",
+			build: func(e *echo.Echo, lim *core.Limiter) {
+				e.GET("/a", ok, echolimit.Limit("3/minute", core.WithLimiter(lim)), echolimit.Limit("3/minute", core.WithLimiter(lim), core.WithKey(core.Global)))
+			},
+			paths: []string{"/a", "/a", "/a", "/a"},
+			codes: []int{200, 200, 200, 429},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lim, _ := newLimiter(t)
+			e := echo.New()
+			tt.build(e, lim)
+			var codes []int
+			for _, p := range tt.paths {
+				codes = append(codes, do(e, "GET", p, client).Code)
+			}
+			if fmt.Sprint(codes) != fmt.Sprint(tt.codes) {
+				t.Errorf("codes %v; want %v", codes, tt.codes)
+			}
+		})
+	}
+}
+
+type userKey struct{}
+
+// trustTen is an IPExtractor that believes X-Forwarded-For only from
+// 10.0.0.0/8.
+func trustTen() echo.IPExtractor {
+	_, ten, _ := net.ParseCIDR("10.0.0.0/8")
+	return echo.ExtractIPFromXFFHeader(echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false), echo.TrustIPRange(ten))
+}
+
+func TestLimit_keys(t *testing.T) {
+	// Each case sends requests as (remote, header pairs) and expects the
+	// codes under a limit of 1/minute: 200 for each new identity, 429 for a
+	// repeated one.
+	type req struct {
+		remote string
+		header []string
+	}
+	tests := []struct {
+		name  string
+		setup func(e *echo.Echo)
+		opts  []core.Option
+		reqs  []req
+		codes []int
+	}{
+		{
+			name: "the default key ignores a spoofed X-Forwarded-For that RealIP would believe",
+			reqs: []req{
+				{client, []string{"X-Forwarded-For", "198.51.100.1"}},
+				{client, []string{"X-Forwarded-For", "198.51.100.2"}},
+				{"198.51.100.9:1", nil},
+			},
+			codes: []int{200, 429, 200},
+		},
+		{
+			name: "an Echo-typed key reads the user an earlier middleware set",
+			setup: func(e *echo.Echo) {
+				e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+					return func(c echo.Context) error {
+						if u := c.Request().Header.Get("X-User"); u != "" {
+							c.Set("user", u)
+						}
+						return next(c)
+					}
+				})
+			},
+			opts: []core.Option{echolimit.Key(func(c echo.Context) (string, error) {
+				u, _ := c.Get("user").(string)
+				return u, nil
+			})},
+			reqs: []req{
+				{client, []string{"X-User", "ann"}},
+				{client, []string{"X-User", "bob"}},
+				{"198.51.100.9:1", []string{"X-User", "ann"}},
+				{client, nil}, // anonymous: counted by IP, apart from users
+				{client, nil},
+			},
+			codes: []int{200, 200, 429, 200, 429},
+		},
+		{
+			name: "a user id in the request context",
+			setup: func(e *echo.Echo) {
+				e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+					return func(c echo.Context) error {
+						r := c.Request()
+						c.SetRequest(r.WithContext(context.WithValue(r.Context(), userKey{}, r.Header.Get("X-User"))))
+						return next(c)
+					}
+				})
+			},
+			opts: []core.Option{core.WithKey(core.ByContextValue(userKey{}))},
+			reqs: []req{
+				{client, []string{"X-User", "ann"}},
+				{"198.51.100.9:1", []string{"X-User", "ann"}},
+				{client, []string{"X-User", "bob"}},
+			},
+			codes: []int{200, 429, 200},
+		},
+		{
+			name: "an API key header",
+			opts: []core.Option{core.WithKey(core.ByHeader("X-API-Key"))},
+			reqs: []req{
+				{client, []string{"X-API-Key", "k1"}},
+				{"198.51.100.9:1", []string{"X-API-Key", "k1"}},
+				{client, []string{"X-API-Key", "k2"}},
+			},
+			codes: []int{200, 429, 200},
+		},
+		{
+			name:  "Echo's RealIP, opted into with an IPExtractor set",
+			setup: func(e *echo.Echo) { e.IPExtractor = trustTen() },
+			opts:  []core.Option{echolimit.Key(echolimit.RealIP)},
+			reqs: []req{
+				{"10.0.0.1:1", []string{"X-Forwarded-For", "198.51.100.1"}},
+				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.2"}},
+				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.1"}},
+				{client, []string{"X-Forwarded-For", "198.51.100.3"}}, // untrusted peer: its own address
+				{client, []string{"X-Forwarded-For", "198.51.100.4"}},
+			},
+			codes: []int{200, 200, 429, 200, 429},
+		},
+		{
+			name:  "Echo's RealIP groups IPv6 clients by /64",
+			setup: func(e *echo.Echo) { e.IPExtractor = echo.ExtractIPDirect() },
+			opts:  []core.Option{echolimit.Key(echolimit.RealIP)},
+			reqs: []req{
+				{"[2001:db8:1:2::1]:1", nil},
+				{"[2001:db8:1:2::99]:1", nil},
+				{"[2001:db8:1:3::1]:1", nil},
+			},
+			codes: []int{200, 429, 200},
+		},
+		{
+			name: "trusted proxies are honoured by core.ByClientIP",
+			opts: []core.Option{core.WithKey(core.MustByClientIP("10.0.0.0/8"))},
+			reqs: []req{
+				{"10.0.0.1:1", []string{"X-Forwarded-For", "198.51.100.1"}},
+				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.2"}},
+				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.1"}},
+				{client, []string{"X-Forwarded-For", "198.51.100.5"}}, // forged: keyed by peer
+				{client, []string{"X-Forwarded-For", "198.51.100.6"}},
+			},
+			codes: []int{200, 200, 429, 200, 429},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lim, _ := newLimiter(t)
+			e := echo.New()
+			if tt.setup != nil {
+				tt.setup(e)
+			}
+			e.GET("/", ok, echolimit.Limit("1/minute", append([]core.Option{core.WithLimiter(lim)}, tt.opts...)...))
+			var codes []int
+			for _, q := range tt.reqs {
+				codes = append(codes, do(e, "GET", "/", q.remote, q.header...).Code)
+			}
+			if fmt.Sprint(codes) != fmt.Sprint(tt.codes) {
+				t.Errorf("codes %v; want %v", codes, tt.codes)
+			}
+		})
+	}
+}
+
+func TestRoute_givesEachRouteItsOwnBudgetUnderOneUse(t *testing.T) {
+	lim, _ := newLimiter(t)
+	e := echo.New()
+	e.Use(echolimit.Limit("1/minute", core.WithLimiter(lim), echolimit.Key(echolimit.HTTPKey(core.ByIP), echolimit.Route)))
+	e.GET("/items/:id", ok)
+	e.GET("/users/:id", ok)
+	var codes []int
+	for _, q := range []struct{ path, remote string }{
+		{"/items/1", client}, {"/items/2", client}, {"/users/1", client}, {"/items/1", "198.51.100.9:1"},
+		{"/nope/1", client}, {"/nope/2", client}, // unmatched paths share one budget
+	} {
+		codes = append(codes, do(e, "GET", q.path, q.remote).Code)
+	}
+	if want := "[200 429 200 200 404 429]"; fmt.Sprint(codes) != want {
+		t.Errorf("codes %v; want %s", codes, want)
+	}
+}
+
+func TestPlans_limitByThePlanInEchosContext(t *testing.T) {
+	lim, _ := newLimiter(t)
+	e := echo.New()
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error { c.Set("plan", c.Request().Header.Get("X-Plan")); return next(c) }
+	})
+	e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim),
+		echolimit.Plans(map[string]string{"pro": "3/minute"}, func(c echo.Context) string { p, _ := c.Get("plan").(string); return p })))
+	count := func(plan string) int {
+		n := 0
+		for range 5 {
+			if do(e, "GET", "/", client, "X-Plan", plan).Code == http.StatusOK {
+				n++
+			}
+		}
+		return n
+	}
+	if free, pro := count(""), count("pro"); free != 1 || pro != 3 {
+		t.Errorf("admitted %d without a plan and %d on pro; want 1 and 3", free, pro)
+	}
+}
+
+func TestOnDeny_returnsWhatTheDenyHandlerReturns(t *testing.T) {
+	lim, _ := newLimiter(t)
+	e := echo.New()
+	var got core.Result
+	e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim), core.WithAlgorithm(core.FixedWindow), echolimit.OnDeny(func(c echo.Context, res core.Result) error {
+		got = res
+		return c.String(http.StatusTooManyRequests, "slow down; retry in "+c.Response().Header().Get("Retry-After")+"s")
+	})))
+	do(e, "GET", "/", client)
+	w := do(e, "GET", "/", client)
+	if w.Code != http.StatusTooManyRequests || w.Body.String() != "slow down; retry in 60s" {
+		t.Errorf("got %d %q; want 429 from the deny handler", w.Code, w.Body)
+	}
+	if got.Status != http.StatusTooManyRequests || got.Decision.Allowed || got.Decision.Limit != core.Per(1, time.Minute) {
+		t.Errorf("deny handler got %+v; want the refusing decision of 1/minute", got)
+	}
+}
+
+func TestSkipper_requestsAreNotChargedOrHeadered(t *testing.T) {
+	lim, _ := newLimiter(t)
+	e := echo.New()
+	e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim), echolimit.Skipper(func(c echo.Context) bool { return c.Request().Header.Get("X-Internal") == "yes" })))
+	for i := range 3 {
+		if w := do(e, "GET", "/", client, "X-Internal", "yes"); w.Code != 200 || w.Header().Get("X-RateLimit-Limit") != "" {
+			t.Fatalf("skipped request %d: %d %v; want 200 without headers", i, w.Code, w.Header())
+		}
+	}
+	if codes := []int{do(e, "GET", "/", client).Code, do(e, "GET", "/", client).Code}; fmt.Sprint(codes) != "[200 429]" {
+		t.Errorf("codes after skipped requests %v; want [200 429]: skipped requests must not be charged", codes)
+	}
+}
+
+func TestLimit_shadowModeServesAndReportsDenials(t *testing.T) {
+	var mu sync.Mutex
+	var shadowed int
+	lim, _ := newLimiter(t, core.WithObserver(core.ObserverFunc(func(e core.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if e.Kind == core.EventDecision && e.Shadow {
+			shadowed++
+		}
+	})))
+	e := echo.New()
+	e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim), core.WithShadow()))
+	for i := range 3 {
+		if w := do(e, "GET", "/", client); w.Code != http.StatusOK || w.Header().Get("X-RateLimit-Limit") != "" {
+			t.Fatalf("request %d: %d %v; shadow mode serves without headers", i, w.Code, w.Header())
+		}
+	}
+	if shadowed != 2 {
+		t.Errorf("%d shadow denials reported; want 2", shadowed)
+	}
+}
+
+func TestLimit_leakyBucketHoldsRequestsUntilTheirSlot(t *testing.T) {
+	lim, _ := newLimiter(t)
+	e := echo.New()
+	e.GET("/", ok, echolimit.Limit("20/second", core.WithLimiter(lim), core.WithAlgorithm(core.LeakyBucket), core.WithBurst(2)))
+	if w := do(e, "GET", "/", client); w.Code != http.StatusOK {
+		t.Fatalf("first request: %d", w.Code)
+	}
+	start := time.Now()
+	w := do(e, "GET", "/", client)
+	if held := time.Since(start); w.Code != http.StatusOK || held < 40*time.Millisecond {
+		t.Errorf("second request: %d after %v; want 200 after its 50ms slot", w.Code, held)
+	}
+	if w := do(e, "GET", "/", client); w.Code != http.StatusTooManyRequests {
+		t.Errorf("third request: %d; want 429, the queue is full", w.Code)
+	}
+}
+
+func TestLimit_leakyBucketHoldEndsWhenTheClientGoes(t *testing.T) {
+	decided := make(chan struct{}, 4)
+	lim, _ := newLimiter(t, core.WithObserver(core.ObserverFunc(func(core.Event) { decided <- struct{}{} })))
+	e := echo.New()
+	ran := false
+	var handled error
+	e.HTTPErrorHandler = func(err error, c echo.Context) { handled = err }
+	e.GET("/", func(c echo.Context) error { ran = true; return nil },
+		echolimit.Limit("1/hour", core.WithLimiter(lim), core.WithAlgorithm(core.LeakyBucket), core.WithBurst(2)))
+	do(e, "GET", "/", client)
+	<-decided
+	ran = false
+	ctx, cancel := context.WithCancel(context.Background())
+	req := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
+	req.RemoteAddr = client
+	w := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() { e.ServeHTTP(w, req); close(done) }()
+	<-decided // admitted and about to be held for an hour
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the hold did not end when the client went away")
+	}
+	var he *echo.HTTPError
+	if ran || !errors.As(handled, &he) || he.Code != echolimit.StatusClientClosedRequest || !errors.Is(handled, context.Canceled) {
+		t.Errorf("handler ran: %v; error %v; want the handler skipped and a 499 error wrapping context.Canceled", ran, handled)
+	}
+}
+
+// failingStore is a core.Store whose every call fails.
+type failingStore struct{}
+
+var errDown = errors.New("store is down")
+
+func (failingStore) Take(context.Context, string, core.Rule, int64) (core.Decision, error) {
+	return core.Decision{}, errDown
+}
+func (failingStore) Reset(context.Context, string, core.Rule) error { return errDown }
+func (failingStore) Close() error                                   { return nil }
+
+func TestLimit_failurePolicies(t *testing.T) {
+	tests := []struct {
+		policy core.FailurePolicy
+		codes  string
+		body   string
+	}{
+		{core.FailOpen, "[200 200 200]", "ok"},
+		{core.FailClosed, "[503 503 503]", `{"error":"rate limiter unavailable"}` + "\n"},
+		{core.Fallback, "[200 429 429]", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.policy.String(), func(t *testing.T) {
+			lim, _ := newLimiter(t, core.WithStore(failingStore{}), core.WithFailurePolicy(tt.policy), core.WithLogger(slog.New(slog.DiscardHandler)))
+			e := echo.New()
+			e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim)))
+			var codes []int
+			var last *httptest.ResponseRecorder
+			for range 3 {
+				last = do(e, "GET", "/", client)
+				codes = append(codes, last.Code)
+			}
+			if fmt.Sprint(codes) != tt.codes {
+				t.Errorf("codes %v; want %s", codes, tt.codes)
+			}
+			if tt.body != "" && last.Body.String() != tt.body {
+				t.Errorf("body %q; want %q", last.Body, tt.body)
+			}
+		})
+	}
+}
+
+func TestLimit_badExpressionPanicsQuotingIt(t *testing.T) {
+	defer func() {
+		p := recover()
+		if p == nil || !strings.Contains(fmt.Sprint(p), `"10/minnute"`) {
+			t.Errorf("panic %v; want one quoting the expression", p)
+		}
+	}()
+	echolimit.Limit("10/minnute")
+}
+
+func TestNew_returnsTheErrorOfABadExpressionOrOption(t *testing.T) {
+	tests := []struct {
+		name string
+		expr string
+		opts []core.Option
+		want string
+	}{
+		{"bad expression", "five/minute", nil, `"five/minute"`},
+		{"limiter option on a middleware", "5/minute", []core.Option{core.WithTimeout(time.Second)}, "WithTimeout"},
+		{"nil Echo key", "5/minute", []core.Option{echolimit.Key(nil)}, "WithKey(nil)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mw, err := echolimit.New(tt.expr, tt.opts...)
+			if err == nil || mw != nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New(%q) = %v, %v; want an error containing %s", tt.expr, mw != nil, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLimit_scopeIsNamedByTheCallingFunction(t *testing.T) {
+	var logs bytes.Buffer
+	lim, _ := newLimiter(t, core.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	echolimit.Limit("7/minute", core.WithLimiter(lim))
+	if _, err := echolimit.New("7/minute", core.WithLimiter(lim)); err != nil {
+		t.Fatal(err)
+	}
+	want := "func=github.com/limitkit/limitkit/echolimit_test.TestLimit_scopeIsNamedByTheCallingFunction"
+	if n := strings.Count(logs.String(), want); n != 2 {
+		t.Errorf("%d scopes derived from the test function; want 2 (Limit and New). Logs:\n%s", n, logs.String())
+	}
+}
+
+// reusedWriter is a ResponseWriter whose header map survives between
+// requests, as a server's does, so that allocations counted are Echo's and
+// limitkit's.
+type reusedWriter struct{ h http.Header }
+
+func (w *reusedWriter) Header() http.Header         { return w.h }
+func (w *reusedWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *reusedWriter) WriteHeader(int)             {}
+
+func TestLimit_allocationsPerRequest(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are noisy under -race; run without it")
+	}
+	lim, _ := newLimiter(t)
+	e := echo.New()
+	noop := func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }
+	// Echo applies a route's middlewares anew on every request, which costs
+	// the closure each returns: a pass-through middleware is the baseline
+	// for what limitkit itself adds.
+	pass := func(next echo.HandlerFunc) echo.HandlerFunc { return func(c echo.Context) error { return next(c) } }
+	e.GET("/bare", noop)
+	e.GET("/pass", noop, pass)
+	e.GET("/limited", noop, echolimit.Limit("1000000000/hour", core.WithLimiter(lim)))
+	e.GET("/echo-key", noop, echolimit.Limit("1000000000/hour", core.WithLimiter(lim), echolimit.Key(echolimit.HTTPKey(core.ByIP))))
+	allocs := func(path string) float64 {
+		req := httptest.NewRequest("GET", path, nil)
+		req.RemoteAddr = client
+		w := &reusedWriter{h: http.Header{}}
+		e.ServeHTTP(w, req) // the key exists from here on
+		return testing.AllocsPerRun(500, func() {
+			clear(w.h)
+			e.ServeHTTP(w, req)
+		})
+	}
+	bare, pass1, limited, echoKey := allocs("/bare"), allocs("/pass"), allocs("/limited"), allocs("/echo-key")
+	t.Logf("allocations per request: bare route %v, pass-through middleware %v, limited %v (+%v over pass-through), with an Echo-typed key %v (+%v)",
+		bare, pass1, limited, limited-pass1, echoKey, echoKey-pass1)
+	if limited-pass1 > 4 {
+		t.Errorf("limitkit adds %v allocations per request; want at most 4", limited-pass1)
+	}
+	if echoKey-limited > 2 {
+		t.Errorf("an Echo-typed key adds %v allocations per request; want at most 2", echoKey-limited)
+	}
+}
+
+func BenchmarkLimit(b *testing.B) {
+	lim := core.New()
+	defer lim.Close()
+	e := echo.New()
+	e.GET("/", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }, echolimit.Limit("1000000000/hour", core.WithLimiter(lim)))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.RemoteAddr = client
+		w := &reusedWriter{h: http.Header{}}
+		for pb.Next() {
+			clear(w.h)
+			e.ServeHTTP(w, req)
+		}
+	})
+}
