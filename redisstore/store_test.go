@@ -197,18 +197,30 @@ func TestTake_failsFastWhenRedisIsDown(t *testing.T) {
 }
 
 func TestTake_returnsAtTheDeadlineWhenRedisHangs(t *testing.T) {
-	_, c := standalone(t)
+	s, plain := standalone(t)
+	// go-redis gives up at the deadline itself only with
+	// ContextTimeoutEnabled; without it the store waits in a goroutine.
+	aware := redis.NewClient(&redis.Options{Addr: s.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { aware.Close() })
 	ctx := context.Background()
 	rule := core.MustRule("5/minute", 0)
-	st := New(c, WithTimeout(150*time.Millisecond))
-	// Warm the pool and the script, so that only the paused call is measured.
-	if _, err := st.Take(ctx, "warm", rule, 1); err != nil {
+	stores := map[string]*Store{
+		"plain client":          New(plain, WithTimeout(150*time.Millisecond)),
+		"context-aware client":  New(aware, WithTimeout(150*time.Millisecond)),
+		"batching plain client": New(plain, WithTimeout(150*time.Millisecond), WithBatching(time.Millisecond, 0)),
+	}
+	for _, st := range stores {
+		defer st.Close()
+		// Warm the pool and the script, so that only the paused call is
+		// measured.
+		if _, err := st.Take(ctx, "warm", rule, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every command waits until the pause ends; the store must not.
+	if err := plain.Do(ctx, "CLIENT", "PAUSE", 2000, "ALL").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Do(ctx, "CLIENT", "PAUSE", 3000, "ALL").Err(); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Do(ctx, "CLIENT", "UNPAUSE")
 
 	tests := []struct {
 		name  string
@@ -218,20 +230,22 @@ func TestTake_returnsAtTheDeadlineWhenRedisHangs(t *testing.T) {
 		{"store timeout applies without a deadline", func() (context.Context, context.CancelFunc) { return ctx, func() {} }, 150 * time.Millisecond},
 		{"the caller's deadline wins", func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 50*time.Millisecond) }, 50 * time.Millisecond},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cctx, cancel := tt.ctx()
-			defer cancel()
-			start := time.Now()
-			_, err := st.Take(cctx, "paused", rule, 1)
-			took := time.Since(start)
-			if !errors.Is(err, context.DeadlineExceeded) {
-				t.Fatalf("err = %v, want a deadline error", err)
-			}
-			if took < tt.limit || took > tt.limit+250*time.Millisecond {
-				t.Fatalf("returned after %v, want about %v", took, tt.limit)
-			}
-		})
+	for name, st := range stores {
+		for _, tt := range tests {
+			t.Run(name+"/"+tt.name, func(t *testing.T) {
+				cctx, cancel := tt.ctx()
+				defer cancel()
+				start := time.Now()
+				d, err := st.Take(cctx, "paused", rule, 1)
+				took := time.Since(start)
+				if err == nil {
+					t.Fatalf("Take answered %+v while Redis was paused", d)
+				}
+				if took < tt.limit-10*time.Millisecond || took > tt.limit+250*time.Millisecond {
+					t.Fatalf("returned after %v (%v), want about %v", took, err, tt.limit)
+				}
+			})
+		}
 	}
 }
 
