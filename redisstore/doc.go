@@ -38,6 +38,20 @@
 // by "#" and its SHA-256 in hex, so that no key can break the tag or make
 // names unbounded, and no verbatim key can pose as a hashed one.
 //
+// State is kept per key, algorithm and number of limits, as in the memory
+// store, so a rule whose limits change keeps its counts. One difference: the
+// memory store holds one state per key and starts afresh when the algorithm
+// changes, while here each algorithm has its own keys, so switching back
+// within a window finds the old state. Reset deletes the key's state under
+// every algorithm for rules with as many limits as the one it is given.
+//
+// The sliding window log keeps one (time, cost) pair per admitted request
+// with a distinct time, so at most Count pairs (core.MaxLogCount caps it)
+// when costs are at least one. A denied request scans the log from its
+// oldest pair until enough cost would expire, which for a request costing
+// nearly the whole count reads the whole log: prefer the sliding window
+// counter for large counts.
+//
 // # TTLs
 //
 // Every write sets a TTL that ends when the state would be no different from
