@@ -438,3 +438,38 @@ func TestTake_decidesAsTheMemoryStoreOnARing(t *testing.T) {
 		}
 	}
 }
+
+// A key's fixed window state left by a rule of another period is read in the
+// new rule's windows, which are aligned to the epoch: hand-worked, and
+// checked on both stores.
+func TestFixedWindow_ruleOfAnotherPeriodReadsItsOwnWindows(t *testing.T) {
+	_, c := standalone(t)
+	ctx := context.Background()
+	perSecond := core.MustRule("5/second", core.FixedWindow)
+	perTwo := core.MustRule("3/2 seconds", core.FixedWindow)
+	want := core.Decision{Allowed: true, Limit: perTwo.Limits[0], Remaining: 2, ResetAfter: 1950 * time.Millisecond}
+	clk := newClock()
+	stores := map[string]core.Store{
+		"memory": core.NewMemoryStore(core.MemoryClock(clk.Now)),
+		"redis":  New(c, WithClock(clk.Now), WithTimeout(testTimeout)),
+	}
+	for name, st := range stores {
+		t.Run(name, func(t *testing.T) {
+			defer st.Close()
+			clk.mu.Lock()
+			clk.now = epoch.Add(11500 * time.Millisecond)
+			clk.mu.Unlock()
+			// Charged to the window [11s, 12s).
+			if _, err := st.Take(ctx, "changed", perSecond, 1); err != nil {
+				t.Fatal(err)
+			}
+			// The two-second windows are [10s, 12s) and [12s, 14s): at 12.05s
+			// nothing has been charged to the current one.
+			clk.Add(550 * time.Millisecond)
+			got, err := st.Take(ctx, "changed", perTwo, 1)
+			if err != nil || got != want {
+				t.Fatalf("got %+v, %v\nwant %+v", got, err, want)
+			}
+		})
+	}
+}
