@@ -4,7 +4,8 @@
 //
 // REDIS_URL, when set, points Server and Start at an existing Redis instead;
 // that database must be disposable, because it is flushed before use, and
-// the helpers that stop or restart the server skip there. When neither
+// the helpers that stop or restart the server skip there. Packages that
+// share one REDIS_URL flush each other's data, so run them with go test -p 1. When neither
 // REDIS_URL nor /usr/bin/redis-server (or redis-server on PATH) is available,
 // the helpers skip the test, or fail it when CI=true, so that CI never passes
 // by skipping every Redis test.
