@@ -1,0 +1,88 @@
+// Command echo serves the stock-quote API with Echo and echolimit:
+//
+//	go run ./examples/echo                                  # memory store, :8080
+//	REDIS_URL=redis://localhost:6379/0 go run ./examples/echo   # limits shared in Redis
+//
+// Anonymous clients get 100 requests a minute per IP, signed-in users a
+// limit by plan (free 100/minute, pro 1000/minute) per user, and POST
+// /login 5 a minute per IP. GET /metrics shows the decisions.
+package main
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/limitkit/limitkit/core"
+	"github.com/limitkit/limitkit/echolimit"
+	"github.com/limitkit/limitkit/examples/internal/quotes"
+)
+
+func main() { quotes.Main("echo", newRouter) }
+
+func newRouter(app *quotes.App) http.Handler {
+	lim := core.WithLimiter(app.Limiter)
+	e := echo.New()
+	e.HideBanner = true
+
+	e.POST("/login", login, echolimit.Limit(quotes.LoginLimit, lim, core.WithName(quotes.LoginScope)))
+
+	// Signed-in users are counted by id under their plan's limit; anonymous
+	// requests have no user, so core counts them by IP under the base one.
+	api := e.Group("/quotes", identify, echolimit.Limit(quotes.AnonymousLimit, lim, core.WithName(quotes.QuotesScope),
+		echolimit.Key(func(c echo.Context) (string, error) { return user(c).ID, nil }),
+		echolimit.Plans(quotes.Plans(), func(c echo.Context) string { return user(c).Plan }),
+	), refuseBadToken)
+	api.GET("/:symbol", getQuote)
+
+	e.GET("/metrics", echo.WrapHandler(app.Metrics()))
+	return e
+}
+
+// identify stores the user a bearer token names, or the token's error.
+func identify(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		u, ok, err := quotes.Identify(c.Request())
+		if ok {
+			c.Set("user", u)
+		}
+		if err != nil {
+			c.Set("authError", err)
+		}
+		return next(c)
+	}
+}
+
+// refuseBadToken runs after the limit, so that bad tokens are limited too.
+func refuseBadToken(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err, ok := c.Get("authError").(error); ok {
+			return echo.NewHTTPError(http.StatusUnauthorized, err.Error())
+		}
+		return next(c)
+	}
+}
+
+func user(c echo.Context) quotes.User {
+	u, _ := c.Get("user").(quotes.User)
+	return u
+}
+
+func getQuote(c echo.Context) error {
+	q, ok := quotes.Find(c.Param("symbol"))
+	if !ok {
+		return echo.NewHTTPError(http.StatusNotFound, "unknown symbol")
+	}
+	return c.JSON(http.StatusOK, q)
+}
+
+func login(c echo.Context) error {
+	var req quotes.LoginRequest
+	if err := c.Bind(&req); err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, `want {"username": ..., "password": ...}`)
+	}
+	res, ok := quotes.Login(req)
+	if !ok {
+		return echo.NewHTTPError(http.StatusUnauthorized, "wrong user name or password")
+	}
+	return c.JSON(http.StatusOK, res)
+}

@@ -1,0 +1,86 @@
+// Command gin serves the stock-quote API with Gin and ginlimit:
+//
+//	go run ./examples/gin                                  # memory store, :8080
+//	REDIS_URL=redis://localhost:6379/0 go run ./examples/gin   # limits shared in Redis
+//
+// Anonymous clients get 100 requests a minute per IP, signed-in users a
+// limit by plan (free 100/minute, pro 1000/minute) per user, and POST
+// /login 5 a minute per IP. GET /metrics shows the decisions.
+package main
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/limitkit/limitkit/core"
+	"github.com/limitkit/limitkit/examples/internal/quotes"
+	"github.com/limitkit/limitkit/ginlimit"
+)
+
+func main() { quotes.Main("gin", newRouter) }
+
+func newRouter(app *quotes.App) http.Handler {
+	lim := core.WithLimiter(app.Limiter)
+	r := gin.New()
+	r.Use(gin.Recovery())
+
+	r.POST("/login", ginlimit.Limit(quotes.LoginLimit, lim, core.WithName(quotes.LoginScope)), login)
+
+	// Signed-in users are counted by id under their plan's limit; anonymous
+	// requests have no user, so core counts them by IP under the base one.
+	api := r.Group("/quotes", identify, ginlimit.Limit(quotes.AnonymousLimit, lim, core.WithName(quotes.QuotesScope),
+		ginlimit.Key(func(c *gin.Context) (string, error) { return user(c).ID, nil }),
+		ginlimit.Plans(quotes.Plans(), func(c *gin.Context) string { return user(c).Plan }),
+	), refuseBadToken)
+	api.GET("/:symbol", getQuote)
+
+	r.GET("/metrics", gin.WrapH(app.Metrics()))
+	return r
+}
+
+// identify stores the user a bearer token names, or the token's error.
+func identify(c *gin.Context) {
+	u, ok, err := quotes.Identify(c.Request)
+	if ok {
+		c.Set("user", u)
+	}
+	if err != nil {
+		c.Set("authError", err)
+	}
+}
+
+// refuseBadToken runs after the limit, so that bad tokens are limited too.
+func refuseBadToken(c *gin.Context) {
+	if err, ok := c.Get("authError"); ok {
+		c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": err.(error).Error()})
+	}
+}
+
+func user(c *gin.Context) quotes.User {
+	u, _ := c.Get("user")
+	v, _ := u.(quotes.User)
+	return v
+}
+
+func getQuote(c *gin.Context) {
+	q, ok := quotes.Find(c.Param("symbol"))
+	if !ok {
+		c.JSON(http.StatusNotFound, gin.H{"error": "unknown symbol"})
+		return
+	}
+	c.JSON(http.StatusOK, q)
+}
+
+func login(c *gin.Context) {
+	var req quotes.LoginRequest
+	if err := c.ShouldBindJSON(&req); err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "want {\"username\": ..., \"password\": ...}"})
+		return
+	}
+	res, ok := quotes.Login(req)
+	if !ok {
+		c.JSON(http.StatusUnauthorized, gin.H{"error": "wrong user name or password"})
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}

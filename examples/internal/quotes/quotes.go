@@ -1,0 +1,52 @@
+// Package quotes is what the three example apps share, so that their mains
+// show only framework wiring: the stock-quote table, the demo users and
+// their tokens, the limits, and the limiter and metrics registry an app
+// runs on.
+package quotes
+
+import (
+	"strings"
+)
+
+// Quote is a (made-up) stock quote.
+type Quote struct {
+	Symbol   string  `json:"symbol"`
+	Name     string  `json:"name"`
+	Price    float64 `json:"price"`
+	Currency string  `json:"currency"`
+}
+
+// table is the quote "market"; the prices never move.
+var table = map[string]Quote{
+	"ACME": {"ACME", "Acme Corporation", 187.42, "USD"},
+	"GLBX": {"GLBX", "Globex", 42.10, "USD"},
+	"INIT": {"INIT", "Initech", 13.37, "USD"},
+	"UMBR": {"UMBR", "Umbrella plc", 950.00, "GBP"},
+}
+
+// Find returns the quote for symbol, in any case.
+func Find(symbol string) (Quote, bool) {
+	q, ok := table[strings.ToUpper(symbol)]
+	return q, ok
+}
+
+// The limits of the quote API.
+const (
+	// AnonymousLimit is what clients that are not signed in get, per IP.
+	AnonymousLimit = "100/minute"
+	// LoginLimit guards POST /login, per IP: five password guesses a
+	// minute.
+	LoginLimit = "5/minute"
+)
+
+// Plans returns the limit of each plan, per user.
+func Plans() map[string]string {
+	return map[string]string{"free": "100/minute", "pro": "1000/minute"}
+}
+
+// The budgets' names: they label the metrics, and they keep the budgets
+// the same whichever function builds the routes.
+const (
+	QuotesScope = "quotes"
+	LoginScope  = "login"
+)

@@ -1,0 +1,237 @@
+// Package quotestest is the end-to-end suite every example app passes, so
+// that the Gin, Echo and chi versions are shown to behave alike.
+package quotestest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/limitkit/limitkit/core"
+	"github.com/limitkit/limitkit/examples/internal/quotes"
+)
+
+// stepClock is a clock the suite moves by hand.
+type stepClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *stepClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// server is one example app on a driven clock.
+type server struct {
+	t   *testing.T
+	h   http.Handler
+	clk *stepClock
+}
+
+func newServer(t *testing.T, newRouter func(*quotes.App) http.Handler) *server {
+	t.Helper()
+	clk := &stepClock{now: time.Unix(1_699_999_980, 0)} // a minute's start
+	app, err := quotes.NewApp("", core.WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	return &server{t: t, h: newRouter(app), clk: clk}
+}
+
+const (
+	anon  = "203.0.113.7:41000"
+	other = "198.51.100.9:41000"
+)
+
+func (s *server) do(method, path, remote, token, body string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	r.RemoteAddr = remote
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	w := httptest.NewRecorder()
+	s.h.ServeHTTP(w, r)
+	return w
+}
+
+func (s *server) quote(remote, token string) *httptest.ResponseRecorder {
+	return s.do("GET", "/quotes/ACME", remote, token, "")
+}
+
+func (s *server) login(remote, user, password string) *httptest.ResponseRecorder {
+	return s.do("POST", "/login", remote, "", fmt.Sprintf(`{"username":%q,"password":%q}`, user, password))
+}
+
+// token signs user in from a remote of its own, so as not to spend the
+// login budget of the remotes the tests count.
+func (s *server) token(user, password string) string {
+	s.t.Helper()
+	w := s.login("192.0.2.200:1", user, password)
+	var res quotes.LoginResponse
+	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &res) != nil || res.Token == "" {
+		s.t.Fatalf("login as %s: %d %s", user, w.Code, w.Body)
+	}
+	return res.Token
+}
+
+// served counts how many of n quote requests are served before the first
+// refusal, and returns that refusal.
+func (s *server) served(n int, remote, token string) (int, *httptest.ResponseRecorder) {
+	for i := range n {
+		w := s.quote(remote, token)
+		if w.Code != http.StatusOK {
+			return i, w
+		}
+	}
+	return n, nil
+}
+
+func wantRefusal(t *testing.T, w *httptest.ResponseRecorder, limit string) {
+	t.Helper()
+	if w == nil {
+		t.Fatal("no request was refused")
+	}
+	if w.Code != http.StatusTooManyRequests {
+		t.Fatalf("refused with %d %s; want 429", w.Code, w.Body)
+	}
+	if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 1 {
+		t.Errorf("Retry-After = %q; want whole seconds, at least 1", w.Header().Get("Retry-After"))
+	}
+	var body struct {
+		Error string `json:"error"`
+		Limit string `json:"limit"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body.Error != "rate limit exceeded" || body.Limit != limit {
+		t.Errorf("body %s; want a rate limit error naming %s", w.Body, limit)
+	}
+}
+
+// Run drives the router that newRouter builds through the quote API's
+// limits.
+func Run(t *testing.T, newRouter func(*quotes.App) http.Handler) {
+	t.Run("serves quotes as JSON with rate-limit headers", func(t *testing.T) {
+		s := newServer(t, newRouter)
+		w := s.do("GET", "/quotes/acme", anon, "", "")
+		var q quotes.Quote
+		if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &q) != nil || q.Symbol != "ACME" || q.Price == 0 {
+			t.Fatalf("GET /quotes/acme: %d %s; want the ACME quote", w.Code, w.Body)
+		}
+		if w.Header().Get("X-RateLimit-Limit") != "100" || w.Header().Get("X-RateLimit-Remaining") != "99" {
+			t.Errorf("headers %v; want X-RateLimit-Limit 100 and Remaining 99", w.Header())
+		}
+		if w := s.do("GET", "/quotes/NOPE", anon, "", ""); w.Code != http.StatusNotFound {
+			t.Errorf("unknown symbol: %d; want 404", w.Code)
+		}
+	})
+
+	t.Run("anonymous clients get 100 a minute per IP", func(t *testing.T) {
+		s := newServer(t, newRouter)
+		n, refused := s.served(101, anon, "")
+		if n != 100 {
+			t.Fatalf("served %d anonymous requests; want 100", n)
+		}
+		wantRefusal(t, refused, "100/minute")
+		if w := s.quote(other, ""); w.Code != http.StatusOK {
+			t.Errorf("another IP: %d; want 200, it has a budget of its own", w.Code)
+		}
+		// The sliding window forgets the burst two minutes on.
+		s.clk.Add(2 * time.Minute)
+		if w := s.quote(anon, ""); w.Code != http.StatusOK {
+			t.Errorf("two minutes later: %d; want 200", w.Code)
+		}
+	})
+
+	t.Run("signed-in users get their plan's limit per user", func(t *testing.T) {
+		s := newServer(t, newRouter)
+		free, pro := s.token("alice", "wonderland"), s.token("bob", "builder")
+		n, refused := s.served(101, anon, free)
+		if n != 100 {
+			t.Fatalf("served %d requests of a free user; want 100", n)
+		}
+		wantRefusal(t, refused, "100/minute")
+		if n, refused := s.served(1001, anon, pro); n != 1000 {
+			t.Errorf("served %d requests of a pro user from the same IP; want 1000", n)
+		} else {
+			wantRefusal(t, refused, "1000/minute")
+		}
+		if w := s.quote(anon, ""); w.Code != http.StatusOK {
+			t.Errorf("anonymous request from the users' IP: %d; want 200, users do not spend the IP's budget", w.Code)
+		}
+		if w := s.quote(other, free); w.Code != http.StatusTooManyRequests {
+			t.Errorf("the free user from another IP: %d; want 429, the budget is the user's", w.Code)
+		}
+	})
+
+	t.Run("a bad token is refused and limited as anonymous", func(t *testing.T) {
+		s := newServer(t, newRouter)
+		if w := s.quote(anon, "u-1002.forged"); w.Code != http.StatusUnauthorized || w.Header().Get("X-RateLimit-Remaining") != "99" {
+			t.Fatalf("bad token: %d, remaining %q; want 401 after spending the IP's budget", w.Code, w.Header().Get("X-RateLimit-Remaining"))
+		}
+		if n, _ := s.served(100, anon, ""); n != 99 {
+			t.Errorf("served %d anonymous requests after one with a bad token; want 99", n)
+		}
+	})
+
+	t.Run("login allows 5 a minute per IP", func(t *testing.T) {
+		s := newServer(t, newRouter)
+		var codes []int
+		for i := range 6 {
+			password := "guess" + strconv.Itoa(i)
+			if i == 4 {
+				password = "wonderland"
+			}
+			w := s.login(anon, "alice", password)
+			codes = append(codes, w.Code)
+			if i == 5 {
+				wantRefusal(t, w, "5/minute")
+			}
+		}
+		if fmt.Sprint(codes) != "[401 401 401 401 200 429]" {
+			t.Errorf("login codes %v; want four wrong guesses, a success, then 429", codes)
+		}
+		if w := s.login(other, "alice", "wonderland"); w.Code != http.StatusOK {
+			t.Errorf("login from another IP: %d; want 200", w.Code)
+		}
+	})
+
+	t.Run("metrics report the denials", func(t *testing.T) {
+		s := newServer(t, newRouter)
+		for range 102 { // two refused
+			s.quote(anon, "")
+		}
+		for range 6 {
+			s.login(anon, "alice", "wrong")
+		}
+		w := s.do("GET", "/metrics", anon, "", "")
+		if w.Code != http.StatusOK {
+			t.Fatalf("GET /metrics: %d", w.Code)
+		}
+		for _, want := range []string{
+			`limitkit_requests_total{decided_by="store",result="denied",scope="quotes"} 2`,
+			`limitkit_requests_total{decided_by="store",result="allowed",scope="quotes"} 100`,
+			`limitkit_requests_total{decided_by="store",result="denied",scope="login"} 1`,
+		} {
+			if !strings.Contains(w.Body.String(), want) {
+				t.Errorf("metrics lack %s:\n%s", want, w.Body)
+			}
+		}
+	})
+}
