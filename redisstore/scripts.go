@@ -242,6 +242,11 @@ const logCheck = `
   if v then
     sum = tonumber(v)
     if not sum then return redis.error_reply('limitkit: corrupt state under ' .. sk) end
+  else
+    -- A new key, or a sum evicted under maxmemory without its list: count
+    -- the list, which is empty in the first case.
+    local xs = redis.call('LRANGE', lk, 0, -1)
+    for j = 2, #xs, 2 do sum = sum + (tonumber(xs[j]) or 0) end
   end
   -- Drop the pairs at or before now - window from the head, reading a few
   -- at first, since usually only a few have expired.
@@ -261,7 +266,12 @@ const logCheck = `
       redis.call('LTRIM', lk, drop, -1)
       trimmed = true
     end
-    if stop or #xs < chunk then break end
+    if stop then break end
+    if #xs < chunk then
+      -- The list is empty now, or was evicted without its sum.
+      if sum ~= 0 then sum, trimmed = 0, true end
+      break
+    end
     chunk = math.min(chunk * 4, 1024)
   end
   SA[i], SB[i] = sum, trimmed

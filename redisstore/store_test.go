@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -469,6 +470,51 @@ func TestFixedWindow_ruleOfAnotherPeriodReadsItsOwnWindows(t *testing.T) {
 			got, err := st.Take(ctx, "changed", perTwo, 1)
 			if err != nil || got != want {
 				t.Fatalf("got %+v, %v\nwant %+v", got, err, want)
+			}
+		})
+	}
+}
+
+// Under maxmemory, Redis may evict one of a log's two keys and not the
+// other; the log must then decide from what is left, not fail or stick.
+func TestSlidingWindowLog_survivesEvictionOfOneOfItsKeys(t *testing.T) {
+	_, c := standalone(t)
+	ctx := context.Background()
+	clk := newClock()
+	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout))
+	rule := core.MustRule("3/minute", core.SlidingWindowLog)
+	tests := []struct {
+		name    string
+		evict   func(list, sum string) error
+		allowed int // of 5 requests after the eviction
+	}{
+		{"sum evicted: counted again from the list", func(list, sum string) error { return c.Del(ctx, sum).Err() }, 1},
+		{"list evicted: the log starts afresh", func(list, sum string) error { return c.Del(ctx, list).Err() }, 3},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := fmt.Sprint("evicted", i)
+			for range 2 {
+				if _, err := st.Take(ctx, key, rule, 1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ks := st.keys(nil, key, core.SlidingWindowLog, 1)
+			if err := tt.evict(ks[0], ks[1]); err != nil {
+				t.Fatal(err)
+			}
+			allowed := 0
+			for range 5 {
+				d, err := st.Take(ctx, key, rule, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Allowed {
+					allowed++
+				}
+			}
+			if allowed != tt.allowed {
+				t.Fatalf("%d of 5 admitted, want %d", allowed, tt.allowed)
 			}
 		})
 	}
