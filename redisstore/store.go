@@ -143,13 +143,16 @@ func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64
 		if burst <= 0 {
 			burst = count
 		}
-		step := window / count
-		args = append(args, count, window, step, burst*step, burst)
+		step, depth := window/count, int64(0)
 		if alg == core.TokenBucket || alg == core.LeakyBucket {
+			// Validate has kept burst·step exact; other algorithms ignore
+			// the burst, which may then be too large to multiply.
+			depth = burst * step
 			futile = futile || cost > burst
 		} else {
 			futile = futile || cost > count
 		}
+		args = append(args, count, window, step, depth, burst)
 	}
 
 	var sig string
