@@ -105,6 +105,16 @@ func (c *cell) expires(alg Algorithm, s shape) int64 {
 	}
 }
 
+// aligned reports whether the cell's window starts on a window boundary of
+// shape s, as the fast paths of decideOne assume.
+func (c *cell) aligned(alg Algorithm, s shape) bool {
+	switch alg {
+	case FixedWindow, SlidingWindowCounter:
+		return c.a%s.window == 0
+	}
+	return true
+}
+
 func windowStart(now, w int64) int64 { return now - now%w }
 
 func (c *cell) checkFixed(s shape, now, cost int64) verdict {
@@ -204,8 +214,15 @@ func counterWait(prev, curr int64, s shape, cost int64) int64 {
 
 func (c *cell) checkBucket(s shape, now, cost int64) verdict {
 	tat := max(c.a, now)
-	next := tat + cost*s.step
 	var v verdict
+	if cost > s.burst {
+		// Tested first: cost·step could overflow for a huge cost.
+		v.never = true
+		v.remaining = max((s.depth-(tat-now))/s.step, 0)
+		v.resetAfter = tat - now
+		return v
+	}
+	next := tat + cost*s.step
 	if next-now <= s.depth {
 		v.ok = true
 		v.remaining = (s.depth - (next - now)) / s.step
@@ -214,11 +231,7 @@ func (c *cell) checkBucket(s shape, now, cost int64) verdict {
 	}
 	v.remaining = max((s.depth-(tat-now))/s.step, 0)
 	v.resetAfter = tat - now
-	if cost > s.burst {
-		v.never = true
-	} else {
-		v.retryAfter = next - s.depth - now
-	}
+	v.retryAfter = next - s.depth - now
 	return v
 }
 
@@ -289,7 +302,12 @@ func (l *eventLog) freedAt(need int64) int64 {
 }
 
 func (l *eventLog) add(now, cost int64) {
-	if n := len(l.at); n > l.head && l.at[n-1] == now {
+	if cost == 0 {
+		return // a request of cost 0 only looks; logging it would let the log outgrow the count
+	}
+	// Callers racing for a key may arrive with their clock readings out of
+	// order; the later one is logged with the newest, keeping the log sorted.
+	if n := len(l.at); n > l.head && l.at[n-1] >= now {
 		l.cost[n-1] += cost
 	} else {
 		l.at = append(l.at, now)
@@ -333,31 +351,49 @@ func decide(rule *Rule, alg Algorithm, shapes []shape, cells []cell, now, cost i
 }
 
 // decideOne is decide for a rule of one limit, the common case, with the
-// two algorithms that matter most for speed written out: the memory store
-// spends most of a check here. On admission it stores the cell's expiry.
-func decideOne(alg Algorithm, l Limit, s *shape, c *cell, now, cost int64, expires *int64) Decision {
+// usual paths of four algorithms written out: the memory store spends most of
+// a check here. Each fast path is check and commit fused for a cell whose
+// state was written under the same shape (aligned is false after the rule of
+// the key changed, when the slow path must sort out the old state); anything
+// unusual falls through to check and commit. On admission it stores the
+// cell's expiry.
+func decideOne(alg Algorithm, l Limit, s *shape, c *cell, now, cost int64, aligned bool, expires *int64) Decision {
 	d := Decision{Limit: l}
 	switch alg {
-	case TokenBucket:
+	case TokenBucket, LeakyBucket:
 		tat := max(c.a, now)
-		next := tat + cost*s.step
-		if next-now <= s.depth {
+		if next := tat + cost*s.step; cost <= s.burst && next-now <= s.depth {
 			c.a = next
 			*expires = next
 			d.Allowed = true
 			d.Remaining = (s.depth - (next - now)) / s.step
 			d.ResetAfter = time.Duration(next-now) * time.Microsecond
+			if alg == LeakyBucket {
+				d.Delay = time.Duration(tat-now) * time.Microsecond
+			}
 			return d
 		}
 	case FixedWindow:
-		// Dividing for the window's start only when the window may have
-		// changed spares a division on most checks.
-		if now >= c.a && now-c.a < s.window && c.b+cost <= s.count {
+		// Inside the stored window there is no need to divide for the
+		// window's start.
+		if aligned && now >= c.a && now-c.a < s.window && c.b+cost <= s.count {
 			c.b += cost
 			d.Allowed = true
 			d.Remaining = s.count - c.b
 			d.ResetAfter = time.Duration(c.a+s.window-now) * time.Microsecond
 			return d
+		}
+	case SlidingWindowCounter:
+		if elapsed := now - c.a; aligned && now >= c.a && elapsed < s.window {
+			est := estimate(c.c, c.b, s.window, elapsed)
+			if est+float64(cost) <= float64(s.count) {
+				c.b += cost
+				*expires = c.a + 2*s.window
+				d.Allowed = true
+				d.Remaining = int64(math.Floor(float64(s.count) - est - float64(cost)))
+				d.ResetAfter = time.Duration(c.a+2*s.window-now) * time.Microsecond
+				return d
+			}
 		}
 	}
 	v := c.check(alg, *s, now, cost)

@@ -61,6 +61,9 @@ type entry struct {
 	limits [2]Limit
 	shapes [2]shape
 	cached int // how many of limits and shapes hold the cached rule; 0: none
+	// aligned says the cells' windows start where the cached shapes' do,
+	// which the fast paths rely on; a change of rule can break it.
+	aligned bool
 }
 
 // MemoryOption configures a MemoryStore.
@@ -136,6 +139,10 @@ func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int6
 	h := maphash.String(s.seed, key)
 	sh := &s.shards[h%shardCount]
 	var buf [maxInlineLimits]shape
+	// The clock is read before the lock, to keep the time the lock is held
+	// short when callers share a key; every algorithm accepts readings that
+	// arrive slightly out of order.
+	now := s.now()
 	sh.mu.Lock()
 	e := sh.lookup(h, key)
 	shapes := e.cachedShapes(&rule, alg)
@@ -150,12 +157,12 @@ func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int6
 		}
 		e.prepare(&rule, alg, shapes)
 	}
-	// The clock is read under the lock so that each key sees time move
-	// forward, whatever the scheduler does between callers.
-	now := s.now()
 	var d Decision
 	if len(shapes) == 1 {
-		d = decideOne(alg, rule.Limits[0], &shapes[0], &e.cells[0], now, cost, &e.expires)
+		d = decideOne(alg, rule.Limits[0], &shapes[0], &e.cells[0], now, cost, e.aligned, &e.expires)
+		if !e.aligned {
+			e.aligned = e.cells[0].aligned(alg, shapes[0])
+		}
 	} else {
 		d = decide(&rule, alg, shapes, e.cells, now, cost)
 		if d.Allowed {
@@ -190,8 +197,10 @@ func (e *entry) cachedShapes(rule *Rule, alg Algorithm) []shape {
 // the algorithm or the number of limits did.
 func (e *entry) prepare(rule *Rule, alg Algorithm, shapes []shape) {
 	n := len(shapes)
+	e.aligned = false
 	if e.alg != alg || len(e.cells) != n {
 		e.alg = alg
+		e.aligned = true
 		if n <= len(e.inline) {
 			e.inline = [2]cell{}
 			e.cells = e.inline[:n]

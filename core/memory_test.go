@@ -93,9 +93,14 @@ func TestMemoryStore_closeStopsTheSweeper(t *testing.T) {
 		}
 		s.Close() // twice is fine
 	}
-	// Close waits for the sweeper to return, so none is left now.
-	if n := sweepers(); n != 0 {
-		t.Fatalf("%d sweepers still running after Close", n)
+	// Close waits until the sweeper is done; its goroutine may still be on
+	// its way out for a moment after that, so give it a bounded while.
+	deadline := time.Now().Add(5 * time.Second)
+	for sweepers() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sweepers still running 5s after Close", sweepers())
+		}
+		runtime.Gosched()
 	}
 }
 

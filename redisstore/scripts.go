@@ -305,7 +305,9 @@ const logCheck = `
 
 var logCommit = `
   local lk, sk = KEYS[2 * i - 1], KEYS[2 * i]
-  if allOK then
+  -- A request of cost 0 only looks: logging it would let the log outgrow
+  -- the count.
+  if allOK and cost > 0 then
     local last = redis.call('LINDEX', lk, -2)
     if last and tonumber(last) == now then
       local lc = tonumber(redis.call('LINDEX', lk, -1))

@@ -66,6 +66,9 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("ResetForgetsTheKey", func(t *testing.T) { runReset(t, newStore) })
 	t.Run("ConcurrentCallersNeverOverAdmit", func(t *testing.T) { runConcurrent(t, newStore) })
 	t.Run("InvalidInputIsAnError", func(t *testing.T) { runInvalid(t, newStore) })
+	t.Run("ARuleChangeReadsTheOldStateAsItsOwn", func(t *testing.T) { runRuleChange(t, newStore) })
+	t.Run("HugeCostsAreNeverAdmitted", func(t *testing.T) { runHugeCost(t, newStore) })
+	t.Run("CostZeroOnlyLooks", func(t *testing.T) { runCostZero(t, newStore) })
 }
 
 // step is one request of a scenario and the decision it must get.
@@ -457,6 +460,97 @@ func runInvalid(t *testing.T, f Factory) {
 		t.Run(b.name, func(t *testing.T) {
 			if d, err := st.Take(context.Background(), key, b.rule, b.cost); err == nil {
 				t.Fatalf("Take accepted an invalid request: %+v", d)
+			}
+		})
+	}
+}
+
+// runRuleChange checks a key whose rule changes, as when a client changes
+// plan: state kept under one period is read under the next as the
+// algorithm's semantics say, not as if the windows still lined up.
+func runRuleChange(t *testing.T, f Factory) {
+	type call struct {
+		at        time.Duration
+		rule      core.Rule
+		allowed   bool
+		remaining int64
+		reset     time.Duration
+	}
+	fast, slow := rule("5/second", core.FixedWindow, 0), rule("3/2 seconds", core.FixedWindow, 0)
+	cfast, cslow := rule("5/second", core.SlidingWindowCounter, 0), rule("6/2 seconds", core.SlidingWindowCounter, 0)
+	tests := []struct {
+		name  string
+		calls []call
+	}{
+		{"FixedWindow", []call{
+			{at: 11500 * ms, rule: fast, allowed: true, remaining: 4, reset: 500 * ms},
+			// the 2s window containing 12.05s starts at 12s, after the stored 11s
+			{at: 12050 * ms, rule: slow, allowed: true, remaining: 2, reset: 1950 * ms},
+			{at: 12100 * ms, rule: slow, allowed: true, remaining: 1, reset: 1900 * ms},
+		}},
+		{"SlidingWindowCounter", []call{
+			{at: 11500 * ms, rule: cfast, allowed: true, remaining: 4},
+			// the stored window starts at 11s, neither the 2s window of 12.5s
+			// (12s) nor the one before it (10s): nothing of it counts
+			{at: 12500 * ms, rule: cslow, allowed: true, remaining: 5, reset: 3500 * ms},
+			{at: 12500 * ms, rule: cslow, allowed: true, remaining: 4},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, clock := newStore(t, f)
+			key := keyFor(t, "k")
+			for i, c := range tt.calls {
+				clock.Set(c.at)
+				d := take(t, st, key, c.rule, 1)
+				if d.Allowed != c.allowed || d.Remaining != c.remaining || (c.reset != 0 && d.ResetAfter != c.reset) {
+					t.Errorf("call %d (%v at %v): %+v, want allowed %v, remaining %d, reset %v", i, c.rule, c.at, d, c.allowed, c.remaining, c.reset)
+				}
+			}
+		})
+	}
+}
+
+// runHugeCost checks costs far beyond any limit, where careless arithmetic
+// overflows into an admission.
+func runHugeCost(t *testing.T, f Factory) {
+	for _, alg := range algorithms {
+		t.Run(alg.String(), func(t *testing.T) {
+			st, _ := newStore(t, f)
+			key := keyFor(t, "k")
+			for _, cost := range []int64{1 << 40, 1<<62 + 1<<61, 1<<63 - 1} {
+				d, err := st.Take(context.Background(), key, rule("5/second", alg, 0), cost)
+				if err == nil && d.Allowed {
+					t.Fatalf("cost %d admitted: %+v", cost, d)
+				}
+				if err == nil && !d.Never {
+					t.Errorf("cost %d: Never = false, want true", cost)
+				}
+			}
+		})
+	}
+}
+
+// runCostZero checks that a request of cost 0 reports the state and charges
+// nothing, even when it is repeated.
+func runCostZero(t *testing.T, f Factory) {
+	for _, alg := range algorithms {
+		t.Run(alg.String(), func(t *testing.T) {
+			st, clock := newStore(t, f)
+			key := keyFor(t, "k")
+			r := rule("2/minute", alg, 0)
+			take(t, st, key, r, 1)
+			for i := range 5 {
+				clock.Set(time.Duration(i) * ms)
+				if d := take(t, st, key, r, 0); !d.Allowed || d.Remaining != 1 {
+					t.Fatalf("look %d: %+v, want allowed with 1 remaining", i, d)
+				}
+			}
+			if d := take(t, st, key, r, 1); !d.Allowed {
+				t.Fatalf("after looking: %+v, want the second request admitted", d)
+			}
+			if d := take(t, st, key, r, 1); d.Allowed {
+				t.Fatalf("third request admitted: %+v", d)
 			}
 		})
 	}
