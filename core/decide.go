@@ -355,10 +355,10 @@ func decide(rule *Rule, alg Algorithm, shapes []shape, cells []cell, now, cost i
 // a check here. Each fast path is check and commit fused for a cell whose
 // state was written under the same shape (aligned is false after the rule of
 // the key changed, when the slow path must sort out the old state); anything
-// unusual falls through to check and commit. On admission it stores the
-// cell's expiry.
-func decideOne(alg Algorithm, l Limit, s *shape, c *cell, now, cost int64, aligned bool, expires *int64) Decision {
-	d := Decision{Limit: l}
+// unusual falls through to check and commit. It writes the decision to d,
+// which is zero, and on admission stores the cell's expiry.
+func decideOne(d *Decision, alg Algorithm, l Limit, s *shape, c *cell, now, cost int64, aligned bool, expires *int64) {
+	d.Limit = l
 	switch alg {
 	case TokenBucket, LeakyBucket:
 		tat := max(c.a, now)
@@ -371,7 +371,7 @@ func decideOne(alg Algorithm, l Limit, s *shape, c *cell, now, cost int64, align
 			if alg == LeakyBucket {
 				d.Delay = time.Duration(tat-now) * time.Microsecond
 			}
-			return d
+			return
 		}
 	case FixedWindow:
 		// Inside the stored window there is no need to divide for the
@@ -381,7 +381,7 @@ func decideOne(alg Algorithm, l Limit, s *shape, c *cell, now, cost int64, align
 			d.Allowed = true
 			d.Remaining = s.count - c.b
 			d.ResetAfter = time.Duration(c.a+s.window-now) * time.Microsecond
-			return d
+			return
 		}
 	case SlidingWindowCounter:
 		if elapsed := now - c.a; aligned && now >= c.a && elapsed < s.window {
@@ -392,7 +392,7 @@ func decideOne(alg Algorithm, l Limit, s *shape, c *cell, now, cost int64, align
 				d.Allowed = true
 				d.Remaining = int64(math.Floor(float64(s.count) - est - float64(cost)))
 				d.ResetAfter = time.Duration(c.a+2*s.window-now) * time.Microsecond
-				return d
+				return
 			}
 		}
 	}
@@ -407,7 +407,6 @@ func decideOne(alg Algorithm, l Limit, s *shape, c *cell, now, cost int64, align
 	d.RetryAfter = time.Duration(v.retryAfter) * time.Microsecond
 	d.Delay = time.Duration(v.delay) * time.Microsecond
 	d.Never = v.never
-	return d
 }
 
 // outranks says whether v, rather than b, should speak for the rule: a denial

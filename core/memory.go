@@ -131,14 +131,13 @@ func NewMemoryStore(opts ...MemoryOption) *MemoryStore {
 }
 
 // Take implements Store.
-func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int64) (Decision, error) {
+func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int64) (d Decision, err error) {
 	if cost < 0 {
-		return Decision{}, fmt.Errorf("limitkit: cost %d must not be negative", cost)
+		return d, fmt.Errorf("limitkit: cost %d must not be negative", cost)
 	}
 	alg := rule.Algorithm.orDefault()
 	h := maphash.String(s.seed, key)
 	sh := &s.shards[h%shardCount]
-	var buf [maxInlineLimits]shape
 	// The clock is read before the lock, to keep the time the lock is held
 	// short when callers share a key; every algorithm accepts readings that
 	// arrive slightly out of order.
@@ -147,19 +146,18 @@ func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int6
 	e := sh.lookup(h, key)
 	shapes := e.cachedShapes(&rule, alg)
 	if shapes == nil {
-		var err error
+		var buf [maxInlineLimits]shape
 		if shapes, err = rule.shapes(alg, &buf); err != nil {
 			sh.mu.Unlock()
-			return Decision{}, err
+			return d, err
 		}
 		if e == nil {
 			e = s.insertLocked(sh, h, key)
 		}
 		e.prepare(&rule, alg, shapes)
 	}
-	var d Decision
 	if len(shapes) == 1 {
-		d = decideOne(alg, rule.Limits[0], &shapes[0], &e.cells[0], now, cost, e.aligned, &e.expires)
+		decideOne(&d, alg, rule.Limits[0], &shapes[0], &e.cells[0], now, cost, e.aligned, &e.expires)
 		if !e.aligned {
 			e.aligned = e.cells[0].aligned(alg, shapes[0])
 		}
