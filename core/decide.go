@@ -395,6 +395,18 @@ func decideOne(d *Decision, alg Algorithm, l Limit, s *shape, c *cell, now, cost
 				return
 			}
 		}
+	case SlidingWindowLog:
+		if l := c.log; l != nil {
+			l.expire(now - s.window)
+			if l.sum+cost <= s.count {
+				d.Allowed = true
+				d.Remaining = s.count - l.sum - cost
+				d.ResetAfter = time.Duration(s.window) * time.Microsecond
+				l.add(now, cost)
+				*expires = l.newest() + s.window
+				return
+			}
+		}
 	}
 	v := c.check(alg, *s, now, cost)
 	if v.ok {
