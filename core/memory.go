@@ -45,25 +45,31 @@ type shard struct {
 	_        [64]byte // keep neighbouring shards' locks off one cache line
 }
 
-// entry is one key's state; its shard's mutex guards it.
+// entry is one key's state; its shard's mutex guards it. A check of a
+// one-limit rule, nearly every check, touches only the first two cache
+// lines: the fields are laid out for that, since with many keys a check
+// costs mostly cache misses.
 type entry struct {
-	key     string
 	hash    uint64
+	key     string
+	expires int64 // µs: when the state has run out and the key may go
 	alg     Algorithm
-	cells   []cell
-	inline  [2]cell // cells for rules of up to two limits, without another allocation
-	expires int64   // µs: when the state has run out and the key may go
-
-	// The rule the cells were last used with, prepared, for rules of up to
-	// two limits: a key is nearly always checked against the same rule, and
-	// this spares validating and dividing on every check.
-	burst  int64
-	limits [2]Limit
-	shapes [2]shape
-	cached int // how many of limits and shapes hold the cached rule; 0: none
-	// aligned says the cells' windows start where the cached shapes' do,
-	// which the fast paths rely on; a change of rule can break it.
+	// aligned says the windows start where the cached shapes' do, which the
+	// fast paths rely on; a change of rule can break it.
 	aligned bool
+	// cached says limit and shape hold the one-limit rule the cell was last
+	// used with, prepared: a key is nearly always checked against the same
+	// rule, and this spares validating and dividing on every check.
+	cached bool
+	one    cell
+	shape  shape
+	limit  Limit
+	many   *manyLimits // the state of a rule of several limits
+}
+
+// manyLimits is the state of a key checked against a rule of several limits.
+type manyLimits struct {
+	cells []cell
 }
 
 // MemoryOption configures a MemoryStore.
@@ -144,28 +150,32 @@ func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int6
 	now := s.now()
 	sh.mu.Lock()
 	e := sh.lookup(h, key)
-	shapes := e.cachedShapes(&rule, alg)
-	if shapes == nil {
-		var buf [maxInlineLimits]shape
-		if shapes, err = rule.shapes(alg, &buf); err != nil {
-			sh.mu.Unlock()
-			return d, err
-		}
-		if e == nil {
-			e = s.insertLocked(sh, h, key)
-		}
-		e.prepare(&rule, alg, shapes)
-	}
-	if len(shapes) == 1 {
-		decideOne(&d, alg, rule.Limits[0], &shapes[0], &e.cells[0], now, cost, e.aligned, &e.expires)
+	if e != nil && e.cached && len(rule.Limits) == 1 && e.alg == alg && e.limit == rule.Limits[0] && e.shape.burst == rule.burst(rule.Limits[0]) {
+		decideOne(&d, alg, e.limit, &e.shape, &e.one, now, cost, e.aligned, &e.expires)
 		if !e.aligned {
-			e.aligned = e.cells[0].aligned(alg, shapes[0])
+			e.aligned = e.one.aligned(alg, e.shape)
 		}
+		sh.mu.Unlock()
+		return d, nil
+	}
+	var buf [maxInlineLimits]shape
+	shapes, err := rule.shapes(alg, &buf)
+	if err != nil {
+		sh.mu.Unlock()
+		return d, err
+	}
+	if e == nil {
+		e = s.insertLocked(sh, h, key)
+	}
+	cells := e.prepare(&rule, alg, shapes)
+	if len(shapes) == 1 {
+		decideOne(&d, alg, e.limit, &e.shape, &e.one, now, cost, e.aligned, &e.expires)
+		e.aligned = e.one.aligned(alg, e.shape)
 	} else {
-		d = decide(&rule, alg, shapes, e.cells, now, cost)
+		d = decide(&rule, alg, shapes, cells, now, cost)
 		if d.Allowed {
 			for i, sp := range shapes {
-				e.expires = max(e.expires, e.cells[i].expires(alg, sp))
+				e.expires = max(e.expires, cells[i].expires(alg, sp))
 			}
 		}
 	}
@@ -173,46 +183,27 @@ func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int6
 	return d, nil
 }
 
-// cachedShapes returns the prepared shapes if rule is the cached one.
-func (e *entry) cachedShapes(rule *Rule, alg Algorithm) []shape {
-	if e == nil {
-		return nil
-	}
-	n := len(rule.Limits)
-	if n != e.cached || e.alg != alg || e.burst != rule.Burst {
-		return nil
-	}
-	for i := range n {
-		if rule.Limits[i] != e.limits[i] {
-			return nil
-		}
-	}
-	return e.shapes[:n]
-}
-
-// prepare makes the cells fit rule: state is kept when only counts or periods
-// changed, as when a client moves to another plan, and started afresh when
-// the algorithm or the number of limits did.
-func (e *entry) prepare(rule *Rule, alg Algorithm, shapes []shape) {
+// prepare makes the entry fit rule and returns its cells: state is kept
+// when only counts or periods changed, as when a client moves to another
+// plan, and started afresh when the algorithm or the number of limits did.
+func (e *entry) prepare(rule *Rule, alg Algorithm, shapes []shape) []cell {
 	n := len(shapes)
-	e.aligned = false
-	if e.alg != alg || len(e.cells) != n {
-		e.alg = alg
-		e.aligned = true
-		if n <= len(e.inline) {
-			e.inline = [2]cell{}
-			e.cells = e.inline[:n]
-		} else {
-			e.cells = make([]cell, n)
+	fresh := e.alg != alg || (n == 1) != (e.many == nil) || (e.many != nil && len(e.many.cells) != n)
+	e.alg = alg
+	if n == 1 {
+		e.many = nil
+		if fresh {
+			e.one = cell{}
 		}
+		e.cached, e.limit, e.shape = true, rule.Limits[0], shapes[0]
+		e.aligned = fresh
+		return nil // the caller uses e.one
 	}
-	e.cached = 0
-	if n <= len(e.limits) {
-		e.burst = rule.Burst
-		copy(e.limits[:], rule.Limits)
-		copy(e.shapes[:], shapes)
-		e.cached = n
+	e.cached = false
+	if fresh {
+		e.many = &manyLimits{cells: make([]cell, n)}
 	}
+	return e.many.cells
 }
 
 // lookup finds key; the shard's lock is held.
