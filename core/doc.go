@@ -1,2 +1,57 @@
-// Package core is limitkit's framework-neutral rate limiter.
+// Package core is limitkit's framework-neutral rate limiter: the limit
+// grammar, the five algorithms, the Store contract and its memory store,
+// key functions, client-IP resolution, response headers, the failure policy,
+// the observer hook and the net/http middleware. The adapters ginlimit,
+// echolimit and chilimit are thin translations of it, and redisstore is a
+// Store that shares limits across every instance of an app.
+//
+// # Limits and rules
+//
+// A limit is a count per period, written as Python's limits package
+// (slowapi, Flask-Limiter) writes it: "5/minute", "10 per 2 hours",
+// "10/second;1000/hour". A Rule checks one or more limits together with one
+// Algorithm: a request is admitted only if every limit admits it, and then it
+// is charged to all of them; a denied request is charged to none. The check is
+// atomic, in one step of the store.
+//
+// # Choosing an algorithm
+//
+// SlidingWindowCounter is the default: "100/minute" then means about 100 in
+// any minute, as people read it, with two counters per key and no burst at
+// window boundaries. TokenBucket suits APIs that want to allow short bursts
+// (set Rule.Burst or WithBurst); FixedWindow is the cheapest and the easiest
+// to explain but admits up to twice the count across a boundary;
+// SlidingWindowLog is exact at the cost of one entry per request;
+// LeakyBucket smooths traffic by holding requests until their slot. See
+// Algorithm for the exact semantics every store shares.
+//
+// # Keys and scopes
+//
+// A request is counted under its key: the middleware's scope (which budget)
+// and the identity its key function gives (who). The default key function is
+// ByIP, the connection's peer address, which a client cannot forge; forwarded
+// headers count only through ByClientIP and only from the proxies it lists.
+// Secrets used as identities (ByHeader, ByBearerToken) are hashed before they
+// reach a store, a log or a metric.
+//
+// Unless WithName gives one, a middleware's scope is a short hash of the
+// fully qualified name of the function that built it, its limit expression,
+// and how many middlewares that function had already built with that
+// expression. So every process of the same build derives the same scopes and
+// shares counters through Redis; two routes, two limits stacked on one route,
+// and limits built in a loop each get their own budget; a middleware used on a
+// group or subrouter is one budget for the group; and edits elsewhere, even
+// ones that move the set-up code to other lines, change nothing. Name a budget
+// (WithName("api")) to pin it or to share it across routes on purpose.
+//
+// # Stores and failures
+//
+// The memory store (NewMemoryStore) is the default: exact, allocation-free on
+// existing keys, and bounded in size. redisstore shares state through Redis or
+// Redis Cluster. A store error never reaches the client as a panic or a hang:
+// each check has a deadline (WithTimeout), and the failure policy
+// (WithFailurePolicy) serves, refuses with 503, or falls back to a local
+// memory store until the remote one answers again. Every decision and every
+// failure reaches the observer (WithObserver; promlimit feeds Prometheus) and
+// store failures reach log/slog.
 package core
