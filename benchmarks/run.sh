@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Runs the comparison benchmarks and prints them as benchstat tables, one per
-# cell (benchmark family × key count × serial/parallel), with every library
-# as a row.
+# cell (benchmark family × key count × mode), with every library as a row,
+# followed by each family's summary against its targets.
 #
-#   ./run.sh                      # every benchmark, results in results/bench.txt
-#   ./run.sh BenchmarkMemory      # only the memory-store cells
+# The families, each run with its own -benchtime:
+#   Memory   in-process stores, one decision            (BENCHTIME_MEMORY, 200ms)
+#   HTTP     whole requests through Gin, Echo and chi   (BENCHTIME_HTTP, 200ms)
+#   Redis    decisions against a local redis-server,    (BENCHTIME_REDIS, 500ms)
+#            and RedisDeny, denials from the deny cache
+#
+#   ./run.sh                      # every family, results in results/bench.txt
+#   ./run.sh BenchmarkMemory      # only the cells matching a -bench pattern
+#   ./run.sh 'BenchmarkHTTP|BenchmarkRedis'
 #   OUT=/tmp/new.txt ./run.sh     # write the raw results elsewhere
-#   COUNT=10 BENCHTIME=1s ./run.sh
+#   COUNT=10 BENCHTIME=1s ./run.sh  # BENCHTIME overrides every family's
 #   ./run.sh -report old.txt      # print the tables of an earlier run
 #   LIMITKIT_REV=HEAD ./run.sh    # measure a committed limitkit, not the working tree
 #
@@ -15,12 +22,18 @@
 # neither break nor colour the run, and so that two revisions can be compared
 # with benchstat old.txt new.txt.
 #
-# With the defaults (6 rounds, -benchtime 200ms) the memory cells take about
-# four minutes on two cores. ns/op is wall time: run on a quiet machine if
-# you can. Every cell also reports cpu-ns/op (the process's CPU time per call),
-# which other work on the machine disturbs much less. The load average before
-# and after is written into the results file, and a warning is printed when
-# the machine was busy.
+# The Redis cells start their own redis-server (/usr/bin/redis-server or on
+# PATH) on a free port of 127.0.0.1, without persistence, and kill it at the
+# end; REDIS_URL=redis://... points them at a disposable database instead
+# (flushed before every cell). Without either they are skipped.
+#
+# With the defaults (6 rounds) the whole run takes about ten minutes on two
+# cores: memory about four, HTTP about one and a half, Redis about four.
+# ns/op is wall time: run on a quiet machine if you can. Every cell also
+# reports cpu-ns/op (the process's CPU time per call), which other work on
+# the machine disturbs much less. The load average before and after is
+# written into the results file, and a warning is printed when the machine
+# was busy.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -31,7 +44,9 @@ cd "$(dirname "$0")"
 BENCHSTAT=(go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da)
 
 COUNT=${COUNT:-6}
-BENCHTIME=${BENCHTIME:-200ms}
+BENCHTIME_MEMORY=${BENCHTIME:-${BENCHTIME_MEMORY:-200ms}}
+BENCHTIME_HTTP=${BENCHTIME:-${BENCHTIME_HTTP:-200ms}}
+BENCHTIME_REDIS=${BENCHTIME:-${BENCHTIME_REDIS:-500ms}}
 OUT=${OUT:-results/bench.txt}
 
 report() {
@@ -40,11 +55,14 @@ report() {
 	echo
 	"${BENCHSTAT[@]}" -table .name,/keys,/mode -row /lib "$file"
 	echo
-	echo "== side by side: medians per cell. x-peer = ns/op over the fastest library that"
+	echo "== memory, side by side: medians per cell. x-peer = ns/op over the fastest library that"
 	echo "   is not limitkit; x-cpu = the same for cpu-ns/op (CPU time per call, steadier"
 	echo "   than wall time when other work shares the machine)"
 	echo
-	"${BENCHSTAT[@]}" -format csv -table .name,/keys,/mode -row /lib "$file" 2>/dev/null | summarize
+	"${BENCHSTAT[@]}" -filter .name:Memory -format csv -table .name,/keys,/mode -row /lib "$file" 2>/dev/null | summarize
+	echo "== HTTP and Redis against their targets: medians per cell (see internal/benchsum)"
+	echo
+	go run ./internal/benchsum "$file"
 }
 
 # summarize turns benchstat's CSV (one block per cell and unit) into one table
@@ -106,7 +124,17 @@ if [[ ${1:-} == -report ]]; then
 	exit 0
 fi
 
-BENCH=${1:-.}
+# Each run is a -bench pattern and its -benchtime: the families, or the
+# pattern given.
+if [[ -n ${1:-} ]]; then
+	RUNS=("$1=${BENCHTIME:-200ms}")
+else
+	RUNS=(
+		"^BenchmarkMemory\$=$BENCHTIME_MEMORY"
+		"^BenchmarkHTTP=$BENCHTIME_HTTP"
+		"^BenchmarkRedis=$BENCHTIME_REDIS"
+	)
+fi
 GOFLAGS_MOD=()
 if [[ -n ${LIMITKIT_REV:-} ]]; then
 	rev=$(git -C .. rev-parse --short "$LIMITKIT_REV")
@@ -127,7 +155,9 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 before=$(load)
 {
 	echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(go version) nproc=$(nproc) load-before=$before limitkit=$limitkit"
-	echo "# $COUNT rounds of: benchmarks.test -test.run '^\$' -test.bench '$BENCH' -test.count 1 -test.benchtime $BENCHTIME"
+	for run in "${RUNS[@]}"; do
+		echo "# $COUNT rounds of: benchmarks.test -test.run '^\$' -test.bench '${run%=*}' -test.count 1 -test.benchtime ${run##*=}"
+	done
 } >"$OUT"
 # Build once, then run the whole set COUNT times with -count 1 rather than
 # once with -count COUNT: a burst of other work on the machine then lands on
@@ -136,10 +166,14 @@ before=$(load)
 bin=$(mktemp -d)
 trap 'rm -rf "$bin" ${snap:+"$snap"}' EXIT
 go test "${GOFLAGS_MOD[@]}" -c -o "$bin/benchmarks.test" .
+# A round runs each family in turn, one process per family, so that a family's
+# redis-server or goroutines never overlap another's cells.
 for ((i = 1; i <= COUNT; i++)); do
-	echo "# round $i of $COUNT" >&2
-	"$bin/benchmarks.test" -test.run '^$' -test.bench "$BENCH" -test.count 1 -test.benchtime "$BENCHTIME" |
-		grep -v '^PASS$' | tee -a "$OUT"
+	for run in "${RUNS[@]}"; do
+		echo "# round $i of $COUNT: ${run%=*}" >&2
+		"$bin/benchmarks.test" -test.run '^$' -test.bench "${run%=*}" -test.count 1 -test.benchtime "${run##*=}" |
+			grep -v '^PASS$' | tee -a "$OUT"
+	done
 done
 after=$(load)
 echo "# load-after=$after" >>"$OUT"
