@@ -194,6 +194,9 @@ func (l *Limiter) storeFailed(scope, identity string, o outcome, lat time.Durati
 // claimProbe reports whether this caller is the one that may try the store
 // now: the first to arrive after the probe time moves it on.
 func (l *Limiter) claimProbe() bool {
+	if l.cfg.probe <= 0 {
+		return true // no interval: every check tries the store
+	}
 	now := l.now().UnixNano()
 	next := l.health.nextProbe.Load()
 	if now < next {

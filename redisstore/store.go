@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,7 @@ type Store struct {
 	batch    *batcher
 	closed   atomic.Bool
 	closing  sync.Once
+	cluster  *redis.ClusterClient // the client, if it is one: see noteFailure
 }
 
 // ErrClosed is returned by calls on a Store after Close.
@@ -62,6 +64,7 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 		ctxAware: honoursContext(client),
 		epoch:    time.Now(),
 	}
+	s.cluster, _ = client.(*redis.ClusterClient)
 	if s.clock != nil {
 		s.slack = clockSlack.Milliseconds()
 	}
@@ -166,6 +169,7 @@ func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64
 	keys := s.keys(make([]string, 0, n*keysPerLimit(alg)), key, alg, n)
 	v, err := s.run(ctx, scripts[alg], keys, args)
 	if err != nil {
+		s.noteFailure(err)
 		return core.Decision{}, fmt.Errorf("redisstore: take %q under %v %s: %w", key, alg, rule.String(), err)
 	}
 	d, err := decision(v, &rule)
@@ -176,6 +180,22 @@ func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64
 		s.deny.record(key, sig, cost, sent, d)
 	}
 	return d, nil
+}
+
+// noteFailure asks a Cluster client to re-read the slot map after a failure
+// at the connection level (refused, reset, timed out) or CLUSTERDOWN: go-redis
+// re-reads it by itself only on MOVED or ASK replies and once a minute, so
+// without this, keys on a failed master would keep failing for up to a
+// minute after a replica took over. go-redis coalesces these reloads.
+func (s *Store) noteFailure(err error) {
+	if s.cluster == nil || errors.Is(err, context.Canceled) {
+		return
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) && !strings.HasPrefix(rerr.Error(), "CLUSTERDOWN") {
+		return // Redis answered: the connection is fine
+	}
+	s.cluster.ReloadState(context.Background())
 }
 
 // run runs script on Redis within the call's deadline.
