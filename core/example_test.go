@@ -75,6 +75,36 @@ func ExampleMiddleware_Check() {
 	// refuse with 429 rate limit exceeded
 }
 
+// An adapter whose users write key functions against the framework's own
+// context (here a stand-in, *frameworkCtx) wraps each in a NativeKeyFunc
+// that asserts the type, and passes its context to CheckWith.
+func ExampleMiddleware_CheckWith() {
+	type frameworkCtx struct{ user string }
+	typedKey := func(c *frameworkCtx) (string, error) { return c.user, nil } // the user's function
+	errWrongType := fmt.Errorf("myadapter: %w", core.ErrNativeType)
+
+	limiter := core.New(core.WithClock(stopped))
+	defer limiter.Close()
+	m := core.MustNewMiddleware("1/hour", core.WithLimiter(limiter), core.WithNativeKey(
+		func(_ *http.Request, native any) (string, error) {
+			c, ok := native.(*frameworkCtx)
+			if !ok {
+				return "", errWrongType // never a panic: the key error policy applies
+			}
+			return typedKey(c)
+		}))
+
+	for _, user := range []string{"ann", "bob", "ann"} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		res := m.CheckWith(r, http.Header{}, &frameworkCtx{user: user})
+		fmt.Println(user, res.Verdict == core.Serve)
+	}
+	// Output:
+	// ann true
+	// bob true
+	// ann false
+}
+
 type userKey struct{}
 
 // Plans give signed-in users a limit by plan, parsed once at start-up,
@@ -122,6 +152,19 @@ func ExampleByClientIP() {
 	// Output:
 	// 10.0.0.5:1234 -> 203.0.113.7
 	// 198.51.100.9:1234 -> 198.51.100.9
+}
+
+// A key function that learns the client's address elsewhere, such as from
+// a framework, counts clients as ByIP does with IPIdentity: IPv6 clients
+// by their /64.
+func ExampleIPIdentity() {
+	for _, ip := range []string{"203.0.113.7", "2001:db8:1:2::1", "2001:db8:1:2:ffff::9"} {
+		fmt.Println(ip, "->", core.IPIdentity(ip))
+	}
+	// Output:
+	// 203.0.113.7 -> 203.0.113.7
+	// 2001:db8:1:2::1 -> 2001:db8:1:2::/64
+	// 2001:db8:1:2:ffff::9 -> 2001:db8:1:2::/64
 }
 
 // A limiter on a remote store chooses what happens when the store fails.

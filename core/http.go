@@ -15,54 +15,57 @@ import (
 // with NewMiddleware; it is safe for concurrent use.
 //
 // Handler wraps a net/http handler. The adapters for other frameworks call
-// Check, which decides and writes the rate-limit headers, and then serve or
-// refuse the request in their own idiom, with Refuse or with Result's
+// CheckWith, which decides and writes the rate-limit headers, and then serve
+// or refuse the request in their own idiom, with Refuse or with Result's
 // Status and Body.
 type Middleware struct {
 	limiter *Limiter // nil: Default(), looked up per request
 	base    ruleSet
 	plans   map[string]*ruleSet
-	planOf  func(*http.Request) string
+	planOf  func(*http.Request, any) string // WithPlans' function ignores the native value
 
-	key       KeyFunc
-	keyPolicy KeyErrorPolicy
-	cost      func(*http.Request) int64
-	exempt    func(*http.Request) bool
-	shadow    bool
-	deny      http.Handler
-	names     headerNames
-	ietf      bool
-	wait      func(context.Context, time.Duration) error
+	key          KeyFunc       // nil when nativeKey is set
+	nativeKey    NativeKeyFunc // set by WithNativeKey
+	keyPolicy    KeyErrorPolicy
+	cost         func(*http.Request) int64
+	exempt       func(*http.Request) bool
+	nativeExempt func(*http.Request, any) bool
+	shadow       bool
+	deny         http.Handler
+	nativeDeny   NativeDenyFunc
+	names        headerNames
+	ietf         bool
+	wait         func(context.Context, time.Duration) error
 }
 
 // ruleSet is a rule with everything about it that requests only read.
 type ruleSet struct {
 	rule      Rule
 	scope     string
-	keyPrefix string // "limitkit:" + scope + ":"
+	keyPrefix string // scope + ":", which begins its store keys
 	limits    []limitText
 	policy    string // the RateLimit-Policy value
 }
 
-// KeyPrefix begins every store key a middleware makes.
-const KeyPrefix = "limitkit:"
-
 type middlewareConfig struct {
-	limiter   *Limiter
-	name      string
-	key       KeyFunc
-	keyPolicy KeyErrorPolicy
-	cost      func(*http.Request) int64
-	exempt    func(*http.Request) bool
-	shadow    bool
-	deny      http.Handler
-	plans     map[string]string
-	planOf    func(*http.Request) string
-	names     headerNames
-	namesSet  bool
-	ietf      bool
-	wait      func(context.Context, time.Duration) error
-	problems  []error
+	limiter      *Limiter
+	name         string
+	key          KeyFunc
+	nativeKey    NativeKeyFunc
+	keyPolicy    KeyErrorPolicy
+	cost         func(*http.Request) int64
+	exempt       func(*http.Request) bool
+	nativeExempt func(*http.Request, any) bool
+	shadow       bool
+	deny         http.Handler
+	nativeDeny   NativeDenyFunc
+	plans        map[string]string
+	planOf       func(*http.Request, any) string
+	names        headerNames
+	namesSet     bool
+	ietf         bool
+	wait         func(context.Context, time.Duration) error
+	problems     []error
 }
 
 func (c *middlewareConfig) problem(format string, args ...any) {
@@ -102,7 +105,7 @@ func WithKey(key KeyFunc) Option {
 		if key == nil {
 			c.mw.problem("limitkit: WithKey(nil): give a key function, or leave the option out to key by IP")
 		}
-		c.mw.key = key
+		c.mw.key, c.mw.nativeKey = key, nil
 	}
 }
 
@@ -177,8 +180,10 @@ func WithPlans(plans map[string]string, planOf func(*http.Request) string) Optio
 	return func(c *config) {
 		if planOf == nil {
 			c.mw.problem("limitkit: WithPlans: the planOf function is nil")
+			return
 		}
-		c.mw.plans, c.mw.planOf = plans, planOf
+		c.mw.plans = plans
+		c.mw.planOf = func(r *http.Request, _ any) string { return planOf(r) }
 	}
 }
 
@@ -235,22 +240,25 @@ func newMiddleware(skip int, expr string, opts []Option) (*Middleware, error) {
 		return nil, err
 	}
 	m := &Middleware{
-		limiter:   mc.limiter,
-		planOf:    mc.planOf,
-		key:       mc.key,
-		keyPolicy: mc.keyPolicy,
-		cost:      mc.cost,
-		exempt:    mc.exempt,
-		shadow:    mc.shadow,
-		deny:      mc.deny,
-		names:     headerNames{HeaderLimit, HeaderRemaining, HeaderReset},
-		ietf:      mc.ietf,
-		wait:      mc.wait,
+		limiter:      mc.limiter,
+		planOf:       mc.planOf,
+		key:          mc.key,
+		nativeKey:    mc.nativeKey,
+		keyPolicy:    mc.keyPolicy,
+		cost:         mc.cost,
+		exempt:       mc.exempt,
+		nativeExempt: mc.nativeExempt,
+		shadow:       mc.shadow,
+		deny:         mc.deny,
+		nativeDeny:   mc.nativeDeny,
+		names:        headerNames{HeaderLimit, HeaderRemaining, HeaderReset},
+		ietf:         mc.ietf,
+		wait:         mc.wait,
 	}
 	if mc.namesSet {
 		m.names = mc.names
 	}
-	if m.key == nil {
+	if m.key == nil && m.nativeKey == nil {
 		m.key = ByIP
 	}
 	scope, policy := mc.name, mc.name
@@ -300,7 +308,7 @@ func validateFor(rule Rule, l *Limiter) error {
 
 func newRuleSet(rule Rule, scope, policy string) ruleSet {
 	limits, pol := newLimitTexts(rule.Limits, policy)
-	return ruleSet{rule: rule, scope: scope, keyPrefix: KeyPrefix + scope + ":", limits: limits, policy: pol}
+	return ruleSet{rule: rule, scope: scope, keyPrefix: scope + ":", limits: limits, policy: pol}
 }
 
 func (m *Middleware) logger() *slog.Logger {
@@ -311,7 +319,9 @@ func (m *Middleware) logger() *slog.Logger {
 }
 
 // Scope returns the middleware's scope, the budget its rule counts against.
-// The store key of a request is "limitkit:" + scope + ":" + identity.
+// The store key of a request is scope + ":" + identity; namespacing keys
+// (the Redis store's "limitkit:" prefix) is the store's business. Scopes
+// never contain a colon, so the keys of two scopes never meet.
 //
 // Unless WithName gives one, the scope is a short hash of three things: the fully qualified name of
 // the function whose code built the middleware (such as
@@ -404,9 +414,17 @@ func (r Result) Body() []byte {
 // (LeakyBucket) schedules it for later; the hold ends early if the request's
 // context is done, and Check then returns Gone. It never panics on a
 // request: a failing key function, cost function or store is handled by the
-// documented policies.
+// documented policies. Check is CheckWith with no native value.
 func (m *Middleware) Check(r *http.Request, h http.Header) Result {
-	if m.exempt != nil && m.exempt(r) {
+	return m.CheckWith(r, h, nil)
+}
+
+// CheckWith is Check for adapters: native, typically the framework's own
+// request context, is handed as it is to the functions given by
+// WithNativeKey, WithNativePlans and WithNativeExempt, which the adapter
+// wrapped around its users' framework-typed ones.
+func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Result {
+	if m.exempt != nil && m.exempt(r) || m.nativeExempt != nil && m.nativeExempt(r, native) {
 		return Result{Verdict: Serve}
 	}
 	ctx := r.Context()
@@ -416,16 +434,25 @@ func (m *Middleware) Check(r *http.Request, h http.Header) Result {
 	}
 	rs := &m.base
 	if m.planOf != nil {
-		if p := m.planOf(r); p != "" {
+		if p := m.planOf(r, native); p != "" {
 			if prs, ok := m.plans[p]; ok {
 				rs = prs
 			}
 		}
 	}
-	id, err := m.key(r)
+	var (
+		id  string
+		err error
+	)
+	if m.key != nil {
+		id, err = m.key(r)
+	} else {
+		id, err = m.nativeKey(r, native)
+	}
 	if err == nil && id == "" {
 		err = errEmptyIdentity
 	}
+	var key string
 	if err != nil {
 		switch m.keyPolicy {
 		case KeyErrorServe:
@@ -434,9 +461,12 @@ func (m *Middleware) Check(r *http.Request, h http.Header) Result {
 			return Result{Verdict: Refuse, Status: http.StatusBadRequest, Err: err}
 		}
 		// "ip:" keeps these apart from identities the key function gives.
-		id = "ip:" + peerIdentity(r.RemoteAddr)
+		// The identity is cut from the key so that both cost one string.
+		key = rs.keyPrefix + "ip:" + IPIdentity(r.RemoteAddr)
+		id = key[len(rs.keyPrefix):]
 	} else {
 		id = bound(id)
+		key = rs.keyPrefix + id
 	}
 	cost := int64(1)
 	if m.cost != nil {
@@ -444,7 +474,7 @@ func (m *Middleware) Check(r *http.Request, h http.Header) Result {
 	}
 	rule := rs.rule
 	lim.applyDefaults(&rule)
-	o := lim.take(ctx, rs.scope, id, rs.keyPrefix+id, rule, cost)
+	o := lim.take(ctx, rs.scope, id, key, rule, cost)
 	if o.gone {
 		return Result{Verdict: Gone, Err: o.err}
 	}

@@ -525,6 +525,47 @@ func TestMustNewMiddleware_panicsQuotingTheExpression(t *testing.T) {
 	MustNewMiddleware("10/minnute")
 }
 
+// keyRecorder is a Store that remembers the keys it is asked about.
+type keyRecorder struct {
+	*MemoryStore
+	mu   sync.Mutex
+	keys []string
+}
+
+func (s *keyRecorder) Take(ctx context.Context, key string, rule Rule, cost int64) (Decision, error) {
+	s.mu.Lock()
+	s.keys = append(s.keys, key)
+	s.mu.Unlock()
+	return s.MemoryStore.Take(ctx, key, rule, cost)
+}
+
+// The store owns namespacing (the Redis store adds "limitkit:"), so the
+// middleware's key is the scope and the identity, and nothing else.
+func TestMiddleware_storeKeyIsScopeColonIdentity(t *testing.T) {
+	store := &keyRecorder{MemoryStore: NewMemoryStore()}
+	lim := New(WithStore(store))
+	t.Cleanup(func() { lim.Close() })
+	planOf := func(r *http.Request) string { return r.Header.Get("X-Plan") }
+	named := MustNewMiddleware("5/minute", WithLimiter(lim), WithName("quotes"), WithPlans(map[string]string{"pro": "9/minute"}, planOf)).Handler(okHandler)
+	keyed := MustNewMiddleware("5/minute", WithLimiter(lim), WithName("keyed"), WithKey(ByHeader("X-API-Key"))).Handler(okHandler)
+	derived := MustNewMiddleware("5/minute", WithLimiter(lim))
+	get(named, "/", client)
+	get(named, "/", client, "X-Plan", "pro")
+	get(keyed, "/", client, "X-API-Key", "secret")
+	get(keyed, "/", client) // no key: counted by peer IP
+	get(derived.Handler(okHandler), "/", client)
+	want := []string{
+		"quotes:203.0.113.7",
+		"quotes/pro:203.0.113.7",
+		"keyed:" + HashIdentity("secret"),
+		"keyed:ip:203.0.113.7",
+		derived.Scope() + ":203.0.113.7",
+	}
+	if got := fmt.Sprint(store.keys); got != fmt.Sprint(want) {
+		t.Errorf("store keys %v; want %v", got, want)
+	}
+}
+
 // reusedWriter is a ResponseWriter whose header map survives between
 // requests, as a server's does between a handler's writes, so that the
 // allocation count is the middleware's own.
@@ -534,7 +575,9 @@ func (w *reusedWriter) Header() http.Header         { return w.h }
 func (w *reusedWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *reusedWriter) WriteHeader(int)             {}
 
-func TestMiddleware_allocatesAtMostFourTimesPerRequest(t *testing.T) {
+// The three: the store key (scope + ":" + identity), and the headers'
+// numbers and their value slices (see writeHeaders).
+func TestMiddleware_allocatesAtMostThreeTimesPerRequest(t *testing.T) {
 	tests := []struct {
 		name string
 		opts []Option
@@ -554,8 +597,9 @@ func TestMiddleware_allocatesAtMostFourTimesPerRequest(t *testing.T) {
 				clear(w.h)
 				h.ServeHTTP(w, r)
 			})
-			if allocs > 4 {
-				t.Errorf("%v allocations per request; want at most 4", allocs)
+			t.Logf("%v allocations per request", allocs)
+			if allocs > 3 {
+				t.Errorf("%v allocations per request; want at most 3", allocs)
 			}
 			if w.h.Get("X-RateLimit-Remaining") == "" {
 				t.Error("no headers written")

@@ -36,19 +36,27 @@ const MaxIdentity = 128
 // ByClientIP with the proxy's addresses there. A peer address that is not an
 // IP (a Unix socket) is used as it is.
 func ByIP(r *http.Request) (string, error) {
-	return peerIdentity(r.RemoteAddr), nil
+	return IPIdentity(r.RemoteAddr), nil
 }
 
-// peerIdentity is ByIP's identity for a RemoteAddr.
-func peerIdentity(remote string) string {
-	host := remote
-	if h, _, err := net.SplitHostPort(remote); err == nil {
+// IPIdentity returns the identity ByIP gives a client at address addr: an
+// IPv4 address as it is, an IPv6 address as its /64 prefix (such as
+// "2001:db8:1:2::/64"), IPv4-mapped IPv6 as IPv4. A port is dropped
+// ("203.0.113.7:443", "[2001:db8::1]:443"). Text that is not an IP is
+// returned as it is, hashed if longer than MaxIdentity.
+//
+// It is for key functions that learn the client's address elsewhere, such
+// as a framework's resolved client IP, so that they count clients as ByIP
+// does.
+func IPIdentity(addr string) string {
+	host := addr
+	if h, _, err := net.SplitHostPort(addr); err == nil {
 		host = h
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
 		return addrIdentity(a, host)
 	}
-	return bound(remote)
+	return bound(addr)
 }
 
 // addrIdentity renders an address as an identity: IPv4 as it is, IPv6 as
@@ -119,13 +127,17 @@ func bearerToken(r *http.Request) (string, error) {
 // anonymous clients by IP, signed-in users by id). The value is not hashed:
 // do not use a secret, such as a session token, as the key.
 func ByContextValue(key any) KeyFunc {
+	// Made once: every anonymous request meets one of these, and fmt would
+	// cost allocations on each.
+	missing := fmt.Errorf("limitkit: request context has no value for %v", key)
+	empty := fmt.Errorf("limitkit: request context value for %v is empty", key)
 	return func(r *http.Request) (string, error) {
 		switch v := r.Context().Value(key).(type) {
 		case nil:
-			return "", fmt.Errorf("limitkit: request context has no value for %v", key)
+			return "", missing
 		case string:
 			if v == "" {
-				return "", fmt.Errorf("limitkit: request context value for %v is empty", key)
+				return "", empty
 			}
 			return v, nil
 		case int:
@@ -176,19 +188,24 @@ func Combine(keys ...KeyFunc) KeyFunc {
 			if err != nil {
 				return "", err
 			}
-			// Parts are joined with "|"; a part that contains one, or
-			// could pass for a hashed part, is hashed so that two
-			// different combinations never read the same.
-			if strings.IndexByte(id, '|') >= 0 || strings.HasPrefix(id, "#") {
-				id = "#" + HashIdentity(id)
-			}
-			if i > 0 {
-				b.WriteByte('|')
-			}
-			b.WriteString(id)
+			appendPart(&b, i, id)
 		}
 		return bound(b.String()), nil
 	}
+}
+
+// appendPart adds id, the identity of the i-th key function, to a combined
+// identity. Parts are joined with "|"; a part that contains one, or could
+// pass for a hashed part, is hashed so that two different combinations
+// never read the same.
+func appendPart(b *strings.Builder, i int, id string) {
+	if strings.IndexByte(id, '|') >= 0 || strings.HasPrefix(id, "#") {
+		id = "#" + HashIdentity(id)
+	}
+	if i > 0 {
+		b.WriteByte('|')
+	}
+	b.WriteString(id)
 }
 
 // HashIdentity returns the identity under which a secret (an API key, a

@@ -128,3 +128,42 @@ func TestMiddleware_hashesLongIdentitiesAndKeepsSecretsOutOfEvents(t *testing.T)
 		t.Errorf("event identity %q; want the secret's hash", e.Identity)
 	}
 }
+
+// Frameworks resolve a client's address without a port; IPIdentity must
+// count those clients exactly as ByIP counts peers.
+func TestIPIdentity_groupsBareAddressesAsByIPGroupsPeers(t *testing.T) {
+	tests := []struct {
+		name, addr, want string
+	}{
+		{"IPv4", "198.51.100.4", "198.51.100.4"},
+		{"IPv4 with port", "198.51.100.4:80", "198.51.100.4"},
+		{"IPv6 grouped by /64", "2001:db8:5:6:1::1", "2001:db8:5:6::/64"},
+		{"IPv6 neighbour in the same /64", "2001:db8:5:6:ffff::2", "2001:db8:5:6::/64"},
+		{"IPv6 with port", "[2001:db8:5:6::1]:443", "2001:db8:5:6::/64"},
+		{"IPv4-mapped IPv6 is IPv4", "::ffff:198.51.100.4", "198.51.100.4"},
+		{"non-canonical IPv4 is not an IP", "198.051.100.4", "198.051.100.4"},
+		{"not an IP", "unknown", "unknown"},
+		{"not an IP, long", strings.Repeat("y", 200), "#" + HashIdentity(strings.Repeat("y", 200))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := IPIdentity(tt.addr); got != tt.want {
+				t.Errorf("IPIdentity(%q) = %q; want %q", tt.addr, got, tt.want)
+			}
+			if got, _ := ByIP(request(tt.addr)); got != tt.want {
+				t.Errorf("ByIP with RemoteAddr %q = %q; want %q, as IPIdentity", tt.addr, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestByContextValue_missingValueCostsNoAllocation(t *testing.T) {
+	k := ByContextValue(ctxKey{})
+	r := request(client)
+	if _, err := k(r); err == nil {
+		t.Fatal("no error for a request without the value")
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = k(r) }); n != 0 {
+		t.Errorf("%v allocations per anonymous request; want 0: the error is made once", n)
+	}
+}

@@ -1,7 +1,7 @@
 package echolimit
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -37,14 +37,11 @@ func New(expr string, opts ...core.Option) (echo.MiddlewareFunc, error) {
 // build is called by Limit and New, so the user's function is two frames
 // above core.NewMiddlewareSkip and names the scope.
 func build(expr string, opts []core.Option) (echo.MiddlewareFunc, error) {
-	s := &settings{}
-	opts = append([]core.Option{register[core.Option](s)}, opts...)
 	m, err := core.NewMiddlewareSkip(2, expr, opts...)
-	building.Delete(s.key)
 	if err != nil {
 		return nil, fmt.Errorf("echolimit: %w", err)
 	}
-	return s.middleware(m), nil
+	return middleware(m), nil
 }
 
 // Error is what a refused request's *echo.HTTPError carries, as its Message
@@ -62,30 +59,23 @@ func (e *Error) Error() string { return "echolimit: " + e.Result.Message() }
 // {"error":"rate limit exceeded","limit":"5/minute","retry_after":12}.
 func (e *Error) MarshalJSON() ([]byte, error) { return e.Result.Body(), nil }
 
-// ctxKey is the request-context key under which the echo.Context reaches
-// the Echo-typed functions that core calls.
-type ctxKey struct{}
-
-func (s *settings) middleware(m *core.Middleware) echo.MiddlewareFunc {
-	carry, skipper, onDeny := s.carry, s.skipper, s.onDeny
+// middleware passes the echo.Context to core as the native value, for the
+// Echo-typed options (Key, Plans, Skipper, OnDeny) to find.
+func middleware(m *core.Middleware) echo.MiddlewareFunc {
+	onDeny := m.NativeDeny()
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			if skipper != nil && skipper(c) {
-				return next(c)
-			}
-			r := c.Request()
-			if carry {
-				// Two allocations, paid only by middlewares with
-				// Echo-typed functions that core calls.
-				r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, c))
-			}
-			res := m.Check(r, c.Response().Header())
+			res := m.CheckWith(c.Request(), c.Response().Header(), c)
 			switch res.Verdict {
 			case core.Serve:
 				return next(c)
 			case core.Refuse:
 				if res.Status == http.StatusTooManyRequests && onDeny != nil {
-					return onDeny(c, res)
+					// A deny handler of another framework's type did
+					// nothing: the default error stands in for it.
+					if err := onDeny(c, res); !errors.Is(err, core.ErrNativeType) {
+						return err
+					}
 				}
 				e := &Error{Result: res}
 				return &echo.HTTPError{Code: res.Status, Message: e, Internal: e}
@@ -94,11 +84,4 @@ func (s *settings) middleware(m *core.Middleware) echo.MiddlewareFunc {
 			}
 		}
 	}
-}
-
-// echoContext returns the echo.Context that the middleware put in r's
-// context, for the Echo-typed functions core calls with r.
-func echoContext(r *http.Request) (echo.Context, bool) {
-	c, ok := r.Context().Value(ctxKey{}).(echo.Context)
-	return c, ok
 }

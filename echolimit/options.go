@@ -2,66 +2,12 @@ package echolimit
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
-	"sync"
 
 	"github.com/labstack/echo/v4"
 	"github.com/limitkit/limitkit/core"
 )
-
-// settings is what an echolimit middleware keeps beside core's middleware:
-// the Echo-typed functions core has no place for, and whether the
-// echo.Context must ride along in the request's context.
-type settings struct {
-	key     any // the core configuration being built, in building
-	carry   bool
-	skipper func(echo.Context) bool
-	onDeny  func(echo.Context, core.Result) error
-}
-
-// building maps the core configuration of each middleware that Limit or New
-// is building to its settings. The options of this package are core.Options
-// (so they mix with core's), and core's configuration is opaque: the first
-// option Limit passes registers the configuration, and this package's
-// options, applied by core to the same configuration, find the settings
-// here. An option of this package given to core.NewMiddleware directly
-// finds nothing and does nothing.
-var building sync.Map
-
-// register returns the option that links the configuration core builds to s.
-// O is core.Option and T its configuration pointer, which this package
-// cannot name.
-func register[O ~func(T), T comparable](s *settings) O {
-	return func(t T) {
-		s.key = t
-		building.Store(t, s)
-	}
-}
-
-// hook returns an option that applies set to the settings of the middleware
-// being built.
-func hook[O ~func(T), T comparable](set func(*settings)) O {
-	return func(t T) {
-		if s, ok := building.Load(t); ok {
-			set(s.(*settings))
-		}
-	}
-}
-
-// join returns an option applying all of opts in order.
-func join[O ~func(T), T any](opts ...O) O {
-	return func(t T) {
-		for _, o := range opts {
-			o(t)
-		}
-	}
-}
-
-// carrying wraps a core option whose functions read the echo.Context, so
-// that the middleware puts it in the request's context for them.
-func carrying(o core.Option) core.Option {
-	return join(o, hook[core.Option](func(s *settings) { s.carry = true }))
-}
 
 // KeyFunc says who a request comes from, as core.KeyFunc does, with Echo's
 // context: it can read what an earlier middleware stored with c.Set, such
@@ -69,35 +15,32 @@ func carrying(o core.Option) core.Option {
 // cannot be identified (see core.WithKeyErrorPolicy).
 type KeyFunc func(echo.Context) (string, error)
 
-var errNoContext = errors.New("echolimit: no echo.Context in the request; Echo-typed options work only in echolimit.Limit and echolimit.New")
+// errNoContext is what Echo-typed functions meet outside this package's
+// middlewares, which alone pass core the echo.Context.
+var errNoContext = fmt.Errorf("echolimit: no echo.Context; Echo-typed options work only in echolimit.Limit and echolimit.New: %w", core.ErrNativeType)
 
 // Key counts requests by the identity keys give, combined as core.Combine
 // combines (a budget per user and route, say). It replaces core.WithKey;
 // the identity is not hashed, so a key function that reads a secret should
 // return core.HashIdentity of it.
 func Key(keys ...KeyFunc) core.Option {
-	fns := make([]core.KeyFunc, len(keys))
+	fns := make([]core.NativeKeyFunc, len(keys))
 	for i, k := range keys {
 		if k == nil {
 			return core.WithKey(nil) // core reports the nil key function
 		}
-		fns[i] = func(r *http.Request) (string, error) {
-			c, ok := echoContext(r)
+		fns[i] = func(_ *http.Request, native any) (string, error) {
+			c, ok := native.(echo.Context)
 			if !ok {
 				return "", errNoContext
 			}
 			return k(c)
 		}
 	}
-	kf := core.KeyFunc(nil)
-	switch len(fns) {
-	case 0:
-	case 1:
-		kf = fns[0]
-	default:
-		kf = core.Combine(fns...)
+	if len(fns) == 0 {
+		return core.WithKey(nil)
 	}
-	return carrying(core.WithKey(kf))
+	return core.WithNativeKey(fns...)
 }
 
 var errNoRealIP = errors.New("echolimit: Echo found no client IP")
@@ -114,9 +57,7 @@ func RealIP(c echo.Context) (string, error) {
 	if ip == "" {
 		return "", errNoRealIP
 	}
-	// core.ByIP reads only RemoteAddr; it gives an address core's identity
-	// (IPv4 as it is, IPv6 as its /64) without this package repeating it.
-	return core.ByIP(&http.Request{RemoteAddr: ip})
+	return core.IPIdentity(ip), nil
 }
 
 // Route is a KeyFunc naming the Echo route a request matched: its method
@@ -150,12 +91,12 @@ func Plans(plans map[string]string, planOf func(echo.Context) string) core.Optio
 	if planOf == nil {
 		return core.WithPlans(plans, nil) // core reports the nil function
 	}
-	return carrying(core.WithPlans(plans, func(r *http.Request) string {
-		if c, ok := echoContext(r); ok {
+	return core.WithNativePlans(plans, func(_ *http.Request, native any) string {
+		if c, ok := native.(echo.Context); ok {
 			return planOf(c)
 		}
 		return ""
-	}))
+	})
 }
 
 // Skipper lets requests for which skip returns true through without a
@@ -163,7 +104,13 @@ func Plans(plans map[string]string, planOf func(echo.Context) string) core.Optio
 // Skipper of Echo's own middlewares does; a middleware.Skipper can be
 // passed as it is.
 func Skipper(skip func(echo.Context) bool) core.Option {
-	return hook[core.Option](func(s *settings) { s.skipper = skip })
+	if skip == nil {
+		return core.WithNativeExempt(nil)
+	}
+	return core.WithNativeExempt(func(_ *http.Request, native any) bool {
+		c, ok := native.(echo.Context)
+		return ok && skip(c)
+	})
 }
 
 // OnDeny replaces the error a request refused by the limit (429) ends
@@ -174,5 +121,14 @@ func Skipper(skip func(echo.Context) bool) core.Option {
 // under core.FailClosed, 400 under core.KeyErrorRefuse) keep the default
 // *echo.HTTPError.
 func OnDeny(deny func(c echo.Context, res core.Result) error) core.Option {
-	return hook[core.Option](func(s *settings) { s.onDeny = deny })
+	if deny == nil {
+		return core.WithNativeDeny(nil)
+	}
+	return core.WithNativeDeny(func(native any, res core.Result) error {
+		c, ok := native.(echo.Context)
+		if !ok {
+			return errNoContext
+		}
+		return deny(c, res)
+	})
 }

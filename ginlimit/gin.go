@@ -1,7 +1,6 @@
 package ginlimit
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 
@@ -36,52 +35,30 @@ func New(expr string, opts ...core.Option) (gin.HandlerFunc, error) {
 // build is called by Limit and New, so the user's function is two frames
 // above core.NewMiddlewareSkip and names the scope.
 func build(expr string, opts []core.Option) (gin.HandlerFunc, error) {
-	s := &settings{}
-	opts = append([]core.Option{register[core.Option](s)}, opts...)
 	m, err := core.NewMiddlewareSkip(2, expr, opts...)
-	building.Delete(s.key)
 	if err != nil {
 		return nil, fmt.Errorf("ginlimit: %w", err)
 	}
-	return s.handler(m), nil
+	return handler(m), nil
 }
 
-// ctxKey is the request-context key under which the *gin.Context reaches
-// the Gin-typed functions that core calls.
-type ctxKey struct{}
-
-func (s *settings) handler(m *core.Middleware) gin.HandlerFunc {
-	carry, exempt, onDeny := s.carry, s.exempt, s.onDeny
+// handler passes the *gin.Context to core as the native value, for the
+// Gin-typed options (Key, Plans, Exempt, OnDeny) to find.
+func handler(m *core.Middleware) gin.HandlerFunc {
+	onDeny := m.NativeDeny()
 	return func(c *gin.Context) {
-		if exempt != nil && exempt(c) {
-			return
-		}
-		r := c.Request
-		if carry {
-			// Two allocations, paid only by middlewares with Gin-typed
-			// functions that core calls.
-			r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, c))
-		}
-		res := m.Check(r, c.Writer.Header())
+		res := m.CheckWith(c.Request, c.Writer.Header(), c)
 		switch res.Verdict {
 		case core.Serve:
 			return // Gin runs the rest of the chain
 		case core.Refuse:
 			c.Abort()
-			if res.Status == http.StatusTooManyRequests && onDeny != nil {
-				onDeny(c, res)
+			if res.Status == http.StatusTooManyRequests && onDeny != nil && onDeny(c, res) == nil {
 				return
 			}
-			m.Refuse(c.Writer, r, res)
+			m.Refuse(c.Writer, c.Request, res)
 		default: // core.Gone
 			c.AbortWithStatus(StatusClientClosedRequest)
 		}
 	}
-}
-
-// ginContext returns the *gin.Context that the middleware put in r's
-// context, for the Gin-typed functions core calls with r.
-func ginContext(r *http.Request) (*gin.Context, bool) {
-	c, ok := r.Context().Value(ctxKey{}).(*gin.Context)
-	return c, ok
 }

@@ -385,6 +385,41 @@ func TestExempt_requestsAreNotChargedOrHeadered(t *testing.T) {
 	}
 }
 
+// Gin-typed options given where no *gin.Context arrives (core's own
+// Handler, here; or another framework's adapter) must limit safely, never
+// panic: the key fails into the key error policy, the plan is the default,
+// nothing is exempt.
+func TestGinOptions_withoutGinsContextLimitByPeerIP(t *testing.T) {
+	lim, _ := newLimiter(t)
+	called := false
+	m := core.MustNewMiddleware("1/minute", core.WithLimiter(lim),
+		ginlimit.Key(func(*gin.Context) (string, error) { called = true; return "user", nil }),
+		ginlimit.Plans(map[string]string{"pro": "5/minute"}, func(*gin.Context) string { called = true; return "pro" }),
+		ginlimit.Exempt(func(*gin.Context) bool { called = true; return true }),
+	)
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
+	codes := fmt.Sprint(do(h, "GET", "/", client).Code, do(h, "GET", "/", client).Code, do(h, "GET", "/", "198.51.100.9:1").Code)
+	if codes != "200 429 200" || called {
+		t.Errorf("codes %s, Gin-typed function called %v; want 200 429 200 (1/minute per peer IP) and no call", codes, called)
+	}
+}
+
+// A deny handler of another framework's type cannot write the refusal;
+// the default one stands in for it.
+func TestOnDeny_ofAnotherFrameworkLeavesTheDefaultRefusal(t *testing.T) {
+	lim, _ := newLimiter(t)
+	foreign := core.WithNativeDeny(func(native any, res core.Result) error {
+		return fmt.Errorf("otherlimit: not my context: %w", core.ErrNativeType)
+	})
+	r := gin.New()
+	r.GET("/", ginlimit.Limit("1/minute", core.WithLimiter(lim), foreign), ok)
+	do(r, "GET", "/", client)
+	w := do(r, "GET", "/", client)
+	if w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), "rate limit exceeded") {
+		t.Errorf("got %d %q; want the default 429 JSON", w.Code, w.Body)
+	}
+}
+
 func TestLimit_shadowModeServesAndReportsDenials(t *testing.T) {
 	var mu sync.Mutex
 	var shadowed int
@@ -568,11 +603,13 @@ func TestLimit_allocationsPerRequest(t *testing.T) {
 	}
 	bare, limited, ginKey := allocs("/bare"), allocs("/limited"), allocs("/gin-key")
 	t.Logf("allocations per request: bare route %v, limited %v (+%v), with a Gin-typed key %v (+%v)", bare, limited, limited-bare, ginKey, ginKey-bare)
-	if limited-bare > 4 {
-		t.Errorf("limitkit adds %v allocations per request; want at most 4", limited-bare)
+	if limited-bare > 3 {
+		t.Errorf("limitkit adds %v allocations per request; want at most 3", limited-bare)
 	}
-	if ginKey-limited > 2 {
-		t.Errorf("a Gin-typed key adds %v allocations per request; want at most 2", ginKey-limited)
+	// The Gin context reaches core as an argument, not in the request's
+	// context, so a Gin-typed key costs nothing more.
+	if ginKey > limited {
+		t.Errorf("a Gin-typed key adds %v allocations per request; want none", ginKey-limited)
 	}
 }
 

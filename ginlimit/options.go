@@ -2,66 +2,12 @@ package ginlimit
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
-	"sync"
 
 	"github.com/gin-gonic/gin"
 	"github.com/limitkit/limitkit/core"
 )
-
-// settings is what a ginlimit middleware keeps beside core's middleware:
-// the Gin-typed functions core has no place for, and whether the
-// *gin.Context must ride along in the request's context.
-type settings struct {
-	key    any // the core configuration being built, in building
-	carry  bool
-	exempt func(*gin.Context) bool
-	onDeny func(*gin.Context, core.Result)
-}
-
-// building maps the core configuration of each middleware that Limit or New
-// is building to its settings. The options of this package are core.Options
-// (so they mix with core's), and core's configuration is opaque: the first
-// option Limit passes registers the configuration, and this package's
-// options, applied by core to the same configuration, find the settings
-// here. An option of this package given to core.NewMiddleware directly
-// finds nothing and does nothing.
-var building sync.Map
-
-// register returns the option that links the configuration core builds to s.
-// O is core.Option and T its configuration pointer, which this package
-// cannot name.
-func register[O ~func(T), T comparable](s *settings) O {
-	return func(t T) {
-		s.key = t
-		building.Store(t, s)
-	}
-}
-
-// hook returns an option that applies set to the settings of the middleware
-// being built.
-func hook[O ~func(T), T comparable](set func(*settings)) O {
-	return func(t T) {
-		if s, ok := building.Load(t); ok {
-			set(s.(*settings))
-		}
-	}
-}
-
-// join returns an option applying all of opts in order.
-func join[O ~func(T), T any](opts ...O) O {
-	return func(t T) {
-		for _, o := range opts {
-			o(t)
-		}
-	}
-}
-
-// carrying wraps a core option whose functions read the *gin.Context, so
-// that the middleware puts it in the request's context for them.
-func carrying(o core.Option) core.Option {
-	return join(o, hook[core.Option](func(s *settings) { s.carry = true }))
-}
 
 // KeyFunc says who a request comes from, as core.KeyFunc does, with Gin's
 // context: it can read what an earlier handler stored with c.Set, such as
@@ -69,35 +15,32 @@ func carrying(o core.Option) core.Option {
 // cannot be identified (see core.WithKeyErrorPolicy).
 type KeyFunc func(*gin.Context) (string, error)
 
-var errNoContext = errors.New("ginlimit: no *gin.Context in the request; Gin-typed options work only in ginlimit.Limit and ginlimit.New")
+// errNoContext is what Gin-typed functions meet outside this package's
+// middlewares, which alone pass core the *gin.Context.
+var errNoContext = fmt.Errorf("ginlimit: no *gin.Context; Gin-typed options work only in ginlimit.Limit and ginlimit.New: %w", core.ErrNativeType)
 
 // Key counts requests by the identity keys give, combined as core.Combine
 // combines (a budget per user and route, say). It replaces core.WithKey;
 // the identity is not hashed, so a key function that reads a secret should
 // return core.HashIdentity of it.
 func Key(keys ...KeyFunc) core.Option {
-	fns := make([]core.KeyFunc, len(keys))
+	fns := make([]core.NativeKeyFunc, len(keys))
 	for i, k := range keys {
 		if k == nil {
 			return core.WithKey(nil) // core reports the nil key function
 		}
-		fns[i] = func(r *http.Request) (string, error) {
-			c, ok := ginContext(r)
-			if !ok {
+		fns[i] = func(_ *http.Request, native any) (string, error) {
+			c, ok := native.(*gin.Context)
+			if !ok || c == nil {
 				return "", errNoContext
 			}
 			return k(c)
 		}
 	}
-	kf := core.KeyFunc(nil)
-	switch len(fns) {
-	case 0:
-	case 1:
-		kf = fns[0]
-	default:
-		kf = core.Combine(fns...)
+	if len(fns) == 0 {
+		return core.WithKey(nil)
 	}
-	return carrying(core.WithKey(kf))
+	return core.WithNativeKey(fns...)
 }
 
 var errNoClientIP = errors.New("ginlimit: Gin found no client IP")
@@ -113,9 +56,7 @@ func ClientIP(c *gin.Context) (string, error) {
 	if ip == "" {
 		return "", errNoClientIP
 	}
-	// core.ByIP reads only RemoteAddr; it gives an address core's identity
-	// (IPv4 as it is, IPv6 as its /64) without this package repeating it.
-	return core.ByIP(&http.Request{RemoteAddr: ip})
+	return core.IPIdentity(ip), nil
 }
 
 // Route is a KeyFunc naming the Gin route a request matched: its method and
@@ -149,19 +90,25 @@ func Plans(plans map[string]string, planOf func(*gin.Context) string) core.Optio
 	if planOf == nil {
 		return core.WithPlans(plans, nil) // core reports the nil function
 	}
-	return carrying(core.WithPlans(plans, func(r *http.Request) string {
-		if c, ok := ginContext(r); ok {
+	return core.WithNativePlans(plans, func(_ *http.Request, native any) string {
+		if c, ok := native.(*gin.Context); ok && c != nil {
 			return planOf(c)
 		}
 		return ""
-	}))
+	})
 }
 
 // Exempt lets requests for which exempt returns true through without a
 // check, a charge or headers (health checks, internal callers), like
 // core.WithExempt with Gin's context.
 func Exempt(exempt func(*gin.Context) bool) core.Option {
-	return hook[core.Option](func(s *settings) { s.exempt = exempt })
+	if exempt == nil {
+		return core.WithNativeExempt(nil)
+	}
+	return core.WithNativeExempt(func(_ *http.Request, native any) bool {
+		c, ok := native.(*gin.Context)
+		return ok && c != nil && exempt(c)
+	})
 }
 
 // OnDeny replaces the response to a request refused by the limit (429):
@@ -171,5 +118,15 @@ func Exempt(exempt func(*gin.Context) bool) core.Option {
 // is down under core.FailClosed, 400 under core.KeyErrorRefuse) keep the
 // default JSON response.
 func OnDeny(deny func(c *gin.Context, res core.Result)) core.Option {
-	return hook[core.Option](func(s *settings) { s.onDeny = deny })
+	if deny == nil {
+		return core.WithNativeDeny(nil)
+	}
+	return core.WithNativeDeny(func(native any, res core.Result) error {
+		c, ok := native.(*gin.Context)
+		if !ok || c == nil {
+			return errNoContext
+		}
+		deny(c, res)
+		return nil
+	})
 }

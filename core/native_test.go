@@ -1,0 +1,235 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// frameworkContext stands for an adapter's framework context.
+type frameworkContext struct {
+	user, plan string
+	internal   bool
+}
+
+// checkWith runs CheckWith on a GET from client with native, and returns
+// the status an adapter would answer with.
+func checkWith(m *Middleware, native any) (int, http.Header) {
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.RemoteAddr = client
+	h := http.Header{}
+	switch res := m.CheckWith(r, h, native); res.Verdict {
+	case Serve:
+		return http.StatusOK, h
+	case Refuse:
+		return res.Status, h
+	default:
+		return 0, h
+	}
+}
+
+// userOf is a native key function as an adapter would wrap a typed one.
+func userOf(_ *http.Request, native any) (string, error) {
+	c, ok := native.(*frameworkContext)
+	if !ok || c == nil {
+		return "", fmt.Errorf("test adapter: %w", ErrNativeType)
+	}
+	return c.user, nil
+}
+
+func TestCheckWith_nativeKeyCountsEachIdentityApart(t *testing.T) {
+	lim, _ := clockedLimiter(t)
+	m := MustNewMiddleware("1/minute", WithLimiter(lim), WithNativeKey(userOf))
+	alice, bob := &frameworkContext{user: "alice"}, &frameworkContext{user: "bob"}
+	codes := fmt.Sprint(first(checkWith(m, alice)), first(checkWith(m, bob)), first(checkWith(m, alice)))
+	if codes != "200 200 429" {
+		t.Errorf("codes alice, bob, alice: %s; want 200 200 429 (one budget per user, not per IP)", codes)
+	}
+}
+
+func first(code int, _ http.Header) int { return code }
+
+func TestCheckWith_nativeValueOfAnotherTypeFollowsTheKeyErrorPolicy(t *testing.T) {
+	tests := []struct {
+		name   string
+		native any
+		policy KeyErrorPolicy
+		want   int
+	}{
+		{"no native value, counted by peer IP", nil, KeyErrorPeerIP, http.StatusOK},
+		{"another framework's value, counted by peer IP", "not a framework context", KeyErrorPeerIP, http.StatusOK},
+		{"another framework's value, refused", 42, KeyErrorRefuse, http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lim, _ := clockedLimiter(t)
+			m := MustNewMiddleware("5/minute", WithLimiter(lim), WithNativeKey(userOf), WithKeyErrorPolicy(tt.policy))
+			if got, _ := checkWith(m, tt.native); got != tt.want {
+				t.Errorf("status %d; want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWithNativeKey_combinesAsCombineDoes(t *testing.T) {
+	rec := &recorder{}
+	lim, _ := clockedLimiter(t, WithObserver(rec))
+	m := MustNewMiddleware("5/minute", WithLimiter(lim), WithNativeKey(
+		userOf,
+		func(r *http.Request, _ any) (string, error) { return ByIP(r) },
+	))
+	checkWith(m, &frameworkContext{user: "a|b"})
+	want, _ := Combine(
+		func(*http.Request) (string, error) { return "a|b", nil },
+		ByIP,
+	)(request(client))
+	if got := rec.last().Identity; got != want {
+		t.Errorf("identity %q; want %q, as Combine gives", got, want)
+	}
+}
+
+func TestWithNativeKey_andWithKeyReplaceEachOther(t *testing.T) {
+	native := WithNativeKey(userOf)
+	byHeader := WithKey(ByHeader("X-User"))
+	tests := []struct {
+		name string
+		opts []Option
+		want string
+	}{
+		{"native key given last", []Option{byHeader, native}, "alice"},
+		{"WithKey given last", []Option{native, byHeader}, HashIdentity("bob")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			lim, _ := clockedLimiter(t, WithObserver(rec))
+			m := MustNewMiddleware("5/minute", append([]Option{WithLimiter(lim)}, tt.opts...)...)
+			r := request(client, "X-User", "bob")
+			m.CheckWith(r, nil, &frameworkContext{user: "alice"})
+			if got := rec.last().Identity; got != tt.want {
+				t.Errorf("identity %q; want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWithNativeKey_rejectsMissingKeyFunctions(t *testing.T) {
+	tests := []struct {
+		name string
+		opt  Option
+		want string
+	}{
+		{"none", WithNativeKey(), "at least one"},
+		{"a nil one", WithNativeKey(userOf, nil), "key function 2 of 2 is nil"},
+		{"nil plan function", WithNativePlans(map[string]string{"pro": "9/minute"}, nil), "planOf function is nil"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewMiddleware("5/minute", tt.opt)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v; want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckWith_nativePlansChooseTheRule(t *testing.T) {
+	lim, _ := clockedLimiter(t)
+	planOf := func(_ *http.Request, native any) string {
+		if c, ok := native.(*frameworkContext); ok {
+			return c.plan
+		}
+		return ""
+	}
+	m := MustNewMiddleware("1/minute", WithLimiter(lim), WithNativePlans(map[string]string{"pro": "3/minute"}, planOf))
+	tests := []struct {
+		native any
+		limit  string
+	}{
+		{&frameworkContext{plan: "pro"}, "3"},
+		{&frameworkContext{plan: ""}, "1"},
+		{nil, "1"},
+	}
+	for _, tt := range tests {
+		if _, h := checkWith(m, tt.native); h.Get(HeaderLimit) != tt.limit {
+			t.Errorf("native %+v: limit %q; want %q", tt.native, h.Get(HeaderLimit), tt.limit)
+		}
+	}
+}
+
+func TestCheckWith_nativeExemptAndWithExemptBothApply(t *testing.T) {
+	lim, _ := clockedLimiter(t)
+	m := MustNewMiddleware("1/minute", WithLimiter(lim),
+		WithExempt(func(r *http.Request) bool { return r.Header.Get("X-Health") != "" }),
+		WithNativeExempt(func(_ *http.Request, native any) bool {
+			c, ok := native.(*frameworkContext)
+			return ok && c.internal
+		}))
+	internal := &frameworkContext{internal: true}
+	for range 3 {
+		if code, h := checkWith(m, internal); code != http.StatusOK || len(h) != 0 {
+			t.Fatalf("natively exempt request: status %d, headers %v; want 200 and none", code, h)
+		}
+		r := request(client, "X-Health", "1")
+		if res := m.CheckWith(r, nil, nil); res.Verdict != Serve || res.Decision.Limit.Count != 0 {
+			t.Fatalf("request exempt by WithExempt: %+v; want served undecided", res)
+		}
+	}
+	codes := fmt.Sprint(first(checkWith(m, &frameworkContext{})), first(checkWith(m, nil)))
+	if codes != "200 429" {
+		t.Errorf("codes %s; want 200 429: the exempt requests charged nothing", codes)
+	}
+}
+
+func TestNativeDeny_isKeptForTheAdapterAndNeverCalledByCore(t *testing.T) {
+	lim, _ := clockedLimiter(t)
+	called := false
+	m := MustNewMiddleware("1/minute", WithLimiter(lim), WithNativeDeny(func(native any, res Result) error {
+		called = true
+		return nil
+	}))
+	deny := m.NativeDeny()
+	if deny == nil {
+		t.Fatal("NativeDeny() = nil; want the function WithNativeDeny gave")
+	}
+	h := m.Handler(okHandler)
+	get(h, "/", client)
+	if w := get(h, "/", client); w.Code != http.StatusTooManyRequests || called {
+		t.Errorf("Handler: status %d, native deny called %v; want 429 by core's own refusal", w.Code, called)
+	}
+	if err := deny(nil, Result{}); err != nil || !called {
+		t.Errorf("deny() = %v, called %v; want the given function", err, called)
+	}
+	if MustNewMiddleware("1/minute", WithLimiter(lim)).NativeDeny() != nil {
+		t.Error("NativeDeny() without WithNativeDeny is not nil")
+	}
+}
+
+func TestErrNativeType_isFoundThroughAnAdapterError(t *testing.T) {
+	_, err := userOf(nil, "wrong")
+	if !errors.Is(err, ErrNativeType) {
+		t.Errorf("%v does not wrap ErrNativeType", err)
+	}
+}
+
+func TestCheckWith_nativeKeyAddsNoAllocation(t *testing.T) {
+	lim, _ := clockedLimiter(t)
+	native := &frameworkContext{user: "alice"}
+	plain := MustNewMiddleware("1000000000/hour", WithLimiter(lim), WithKey(func(*http.Request) (string, error) { return "alice", nil }))
+	typed := MustNewMiddleware("1000000000/hour", WithLimiter(lim), WithNativeKey(userOf))
+	r := request(client)
+	h := http.Header{}
+	count := func(m *Middleware) float64 {
+		m.CheckWith(r, h, native) // the key exists from here on
+		return testing.AllocsPerRun(200, func() {
+			clear(h)
+			m.CheckWith(r, h, native)
+		})
+	}
+	if p, n := count(plain), count(typed); n > p {
+		t.Errorf("native key: %v allocations per request, plain key %v; want no more", n, p)
+	}
+}
