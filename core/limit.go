@@ -56,17 +56,6 @@ func (l Limit) String() string {
 	return strconv.FormatInt(l.Count, 10) + "/" + l.Period.String()
 }
 
-// validate reports whether the limit can be enforced.
-func (l Limit) validate() error {
-	if l.Count <= 0 {
-		return fmt.Errorf("limitkit: limit %d/%v: count must be positive", l.Count, l.Period)
-	}
-	if l.Period < time.Microsecond {
-		return fmt.Errorf("limitkit: limit %d/%v: period must be at least 1µs", l.Count, l.Period)
-	}
-	return nil
-}
-
 // SyntaxError describes why a limit expression did not parse.
 type SyntaxError struct {
 	Expr   string // the whole input
