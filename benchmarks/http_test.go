@@ -33,6 +33,8 @@ import (
 //   - limitkit: the framework's limitkit adapter on a memory store of its
 //     own (a fresh core.New() through core.WithLimiter, as a peer gets
 //     a fresh store), default headers on;
+//   - for Echo, limitkit-noheaders too: Echo's middleware sends no
+//     headers, so this is the like-for-like row;
 //   - the peer a user of that framework would pick: ulule/limiter's Gin
 //     middleware with its memory store, Echo's own RateLimiter with its
 //     memory store, httprate.LimitByIP for chi.
@@ -59,6 +61,7 @@ func BenchmarkHTTPEcho(b *testing.B) {
 	runHTTP(b, []httpContender{
 		{"bare", echoBare},
 		{"limitkit", echoLimitkit},
+		{"limitkit-noheaders", echoLimitkitNoHeaders},
 		{"echo", echoRateLimiter},
 	})
 }
@@ -146,6 +149,14 @@ func echoLimitkit(b *testing.B) (http.Handler, func([]*benchWriter) error) {
 	e := newEcho()
 	e.GET(httpPath, echoOK, echolimit.Limit(httpLimit, core.WithLimiter(newLimiter(b))))
 	return e, sameRemaining
+}
+
+// echoLimitkitNoHeaders is limitkit without the X-RateLimit headers, like
+// for like with Echo's middleware, which sends none.
+func echoLimitkitNoHeaders(b *testing.B) (http.Handler, func([]*benchWriter) error) {
+	e := newEcho()
+	e.GET(httpPath, echoOK, echolimit.Limit(httpLimit, core.WithLimiter(newLimiter(b)), core.WithHeaderNames("", "", "")))
+	return e, nil
 }
 
 // echoRateLimiter is Echo's own middleware on its memory store: an

@@ -160,19 +160,22 @@ func httpCell(title string, rs []*row) {
 	bcpu, hasCPU := bare.median("cpu-ns/op")
 	ballocs, _ := bare.median("allocs/op")
 	fmt.Printf("%s (medians of %d; + = added over bare)\n", title, bare.n())
-	fmt.Printf("  %-10s %9s %9s %9s %8s %8s %10s %8s\n", "lib", "ns/op", "cpu-ns/op", "allocs/op", "B/op", "+ns/op", "+cpu-ns/op", "+allocs")
+	fmt.Printf("  %-18s %9s %9s %9s %8s %8s %10s %8s\n", "lib", "ns/op", "cpu-ns/op", "allocs/op", "B/op", "+ns/op", "+cpu-ns/op", "+allocs")
 	var lk *row
+	var others []*row // limitkit's other configurations, compared for information
 	bestPeer, bestPeerCPU, bestName := -1.0, -1.0, ""
 	for _, r := range rs {
 		ns, _ := r.median("ns/op")
 		cpu, okc := r.median("cpu-ns/op")
 		al, _ := r.median("allocs/op")
 		by, _ := r.median("B/op")
-		fmt.Printf("  %-10s %9.1f %9s %9.0f %8.0f %8s %10s %8.0f\n", r.lib, ns, f1(cpu, okc), al, by,
+		fmt.Printf("  %-18s %9.1f %9s %9.0f %8.0f %8s %10s %8.0f\n", r.lib, ns, f1(cpu, okc), al, by,
 			signed(ns-bns), f1(cpu-bcpu, okc && hasCPU), al-ballocs)
 		switch {
 		case r.lib == "limitkit":
 			lk = r
+		case strings.HasPrefix(r.lib, "limitkit"):
+			others = append(others, r)
 		case r.lib != "bare":
 			if bestPeer < 0 || ns-bns < bestPeer {
 				bestPeer, bestName = ns-bns, r.lib
@@ -188,6 +191,11 @@ func httpCell(title string, rs []*row) {
 		fmt.Printf("  target: limitkit adds %.1f ns/op, %s adds %.1f: %.2fx (cpu: %.1f vs %.1f, %.2fx) -> %s\n",
 			add, bestName, bestPeer, add/bestPeer, cpu-bcpu, bestPeerCPU, (cpu-bcpu)/bestPeerCPU, verdict(add < bestPeer))
 		fmt.Printf("  target: limitkit adds %.0f allocs/op (at most 4) -> %s\n", al-ballocs, verdict(al-ballocs <= 4))
+		for _, o := range others {
+			ns, _ := o.median("ns/op")
+			cpu, _ := o.median("cpu-ns/op")
+			fmt.Printf("  (%s adds %.1f ns/op: %.2fx %s's; cpu %.2fx)\n", o.lib, ns-bns, (ns-bns)/bestPeer, bestName, (cpu-bcpu)/bestPeerCPU)
+		}
 	}
 	fmt.Println()
 }
