@@ -259,20 +259,31 @@ func (c *Cluster) killSlotOwner(slot int) string {
 
 // slotOwner asks a live node which node is master of slot.
 func (c *Cluster) slotOwner(ctx context.Context, slot int) (*clusterNode, error) {
-	ranges, err := c.liveNode().admin.ClusterSlots(ctx).Result()
+	shards, err := c.liveNode().admin.ClusterShards(ctx).Result()
 	if err != nil {
-		return nil, fmt.Errorf("CLUSTER SLOTS: %w", err)
+		return nil, fmt.Errorf("CLUSTER SHARDS: %w", err)
 	}
-	for _, r := range ranges {
-		if slot < int(r.Start) || slot > int(r.End) || len(r.Nodes) == 0 {
+	for _, sh := range shards {
+		in := false
+		for _, r := range sh.Slots {
+			in = in || (int64(slot) >= r.Start && int64(slot) <= r.End)
+		}
+		if !in {
 			continue
 		}
-		for _, n := range c.nodes {
-			if n.nodeID == r.Nodes[0].ID {
-				return n, nil
+		for _, m := range sh.Nodes {
+			// A killed master stays listed, as a master that failed, beside
+			// the replica that took its place.
+			if m.Role != "master" || m.Health != "online" {
+				continue
 			}
+			for _, n := range c.nodes {
+				if n.nodeID == m.ID {
+					return n, nil
+				}
+			}
+			return nil, fmt.Errorf("slot %d is served by unknown node %s", slot, m.ID)
 		}
-		return nil, fmt.Errorf("slot %d is served by unknown node %s", slot, r.Nodes[0].Addr)
 	}
 	return nil, fmt.Errorf("slot %d is not served", slot)
 }
