@@ -23,13 +23,15 @@ import (
 // keys can only make the quietest clients' budgets start over early, and the
 // keys spending their budgets right now are the last to go.
 type MemoryStore struct {
-	shards   [shardCount]shard
-	seed     maphash.Seed
-	shardMax int // keys per shard
-	now      func() int64
-	stop     chan struct{}
-	done     chan struct{}
-	closing  sync.Once
+	shards     [shardCount]shard
+	seed       maphash.Seed
+	shardMax   int       // keys per shard
+	clock      Clock     // nil: base and the monotonic clock
+	base       time.Time // when the store was made, with its monotonic reading
+	baseMicros int64     // base in µs since the epoch
+	stop       chan struct{}
+	done       chan struct{}
+	closing    sync.Once
 }
 
 const shardCount = 256
@@ -121,19 +123,22 @@ func NewMemoryStore(opts ...MemoryOption) *MemoryStore {
 	for i := range s.shards {
 		s.shards[i].keys = make(map[uint64]*entry)
 	}
-	if cfg.clock != nil {
-		clock := cfg.clock
-		s.now = func() int64 { return clock().UnixMicro() }
-	} else {
-		// Wall time read once, then advanced by the monotonic clock:
-		// time.Since reads only the monotonic clock, which costs half of
-		// time.Now and never jumps when the wall clock is set.
-		base := time.Now()
-		baseMicro := base.UnixMicro()
-		s.now = func() int64 { return baseMicro + int64(time.Since(base)/time.Microsecond) }
-	}
+	s.clock = cfg.clock
+	s.base = time.Now()
+	s.baseMicros = s.base.UnixMicro()
 	go s.sweeper(cfg.sweep)
 	return s
+}
+
+// now reads the store's clock in µs since the epoch. Without a Clock it is
+// the wall time at the store's birth advanced by the monotonic clock:
+// time.Since reads only the monotonic clock, which costs half of time.Now and
+// never jumps when the wall clock is set.
+func (s *MemoryStore) now() int64 {
+	if s.clock != nil {
+		return s.clock().UnixMicro()
+	}
+	return s.baseMicros + int64(time.Since(s.base)/time.Microsecond)
 }
 
 // Take implements Store.
