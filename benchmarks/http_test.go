@@ -201,6 +201,7 @@ func chiLimitkit(b *testing.B) (http.Handler, func([]*benchWriter) error) {
 // middlewares; for a server without a proxy it is what those come to.)
 func chiHTTPRate(b *testing.B) (http.Handler, func([]*benchWriter) error) {
 	r := chi.NewRouter()
+	//lint:ignore SA1019 the peer chi users pick today, as the comparison asks
 	r.With(httprate.LimitByIP(httpLimitCount, httpLimitPeriod)).Get(httpPath, chiOK)
 	return r, sameRemaining
 }
