@@ -63,6 +63,7 @@ type SyntaxError struct {
 	Msg    string // what was expected there
 }
 
+// Error quotes the expression and says what was expected where.
 func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("limitkit: invalid limit %q at offset %d: %s", e.Expr, e.Offset, e.Msg)
 }
