@@ -5,37 +5,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/limitkit/limitkit/chilimit"
 	"github.com/limitkit/limitkit/core"
+	"github.com/limitkit/limitkit/core/storetest"
 )
-
-// clock is a clock the test moves by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // testLimiter is a limiter on a memory store with a driven clock, as an
 // option for Limit.
-func testLimiter(t *testing.T) (core.Option, *clock) {
-	clk := &clock{now: time.Unix(1_700_000_000, 0)}
+func testLimiter(t *testing.T) (core.Option, *storetest.Clock) {
+	clk := storetest.NewClock()
+	clk.Set(20 * time.Second) // 20s into a minute: the resets below count on it
 	l := core.New(core.WithClock(clk.Now))
 	t.Cleanup(func() { l.Close() })
 	return core.WithLimiter(l), clk
@@ -137,7 +120,7 @@ func TestLimit_headersAndRefusal(t *testing.T) {
 	if first.Code != 200 || first.Header().Get("X-RateLimit-Limit") != "1" || first.Header().Get("X-RateLimit-Remaining") != "0" || first.Header().Get("X-RateLimit-Reset") != "40" {
 		t.Errorf("first: %d %v", first.Code, first.Header())
 	}
-	clk.Add(10 * time.Second)
+	clk.Advance(10 * time.Second)
 	second := send()
 	if second.Code != 429 || second.Header().Get("Retry-After") != "30" || !strings.Contains(second.Body.String(), `"retry_after":30`) {
 		t.Errorf("second: %d %v %s", second.Code, second.Header(), second.Body)

@@ -16,34 +16,17 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/limitkit/limitkit/core"
+	"github.com/limitkit/limitkit/core/storetest"
 	"github.com/limitkit/limitkit/ginlimit"
 )
 
 func init() { gin.SetMode(gin.TestMode) }
 
-// stepClock is a clock the test moves by hand.
-type stepClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stepClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // newLimiter returns a limiter of its own on a memory store driven by a
-// stepClock, so that tests share no state and control time.
-func newLimiter(t testing.TB, opts ...core.Option) (*core.Limiter, *stepClock) {
+// storetest.Clock, so that tests share no state and control time.
+func newLimiter(t testing.TB, opts ...core.Option) (*core.Limiter, *storetest.Clock) {
 	t.Helper()
-	clk := &stepClock{now: time.Unix(1_699_999_980, 0)} // a minute's start
+	clk := storetest.NewClock() // a day's start, so a minute's too
 	l := core.New(append([]core.Option{core.WithClock(clk.Now)}, opts...)...)
 	t.Cleanup(func() { l.Close() })
 	return l, clk
@@ -92,7 +75,7 @@ func TestLimit_refusesWith429RetryAfterAndJSONBodyAndAbortsTheChain(t *testing.T
 	r.GET("/items", ginlimit.Limit("2/minute", core.WithLimiter(lim), core.WithAlgorithm(core.FixedWindow)), func(c *gin.Context) { ran++; c.Next() }, ok)
 	do(r, "GET", "/items", client)
 	do(r, "GET", "/items", client)
-	clk.Add(15 * time.Second)
+	clk.Advance(15 * time.Second)
 	w := do(r, "GET", "/items", client)
 	if w.Code != http.StatusTooManyRequests || ran != 2 {
 		t.Fatalf("third request: status %d, later handlers ran %d times; want 429 and 2", w.Code, ran)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/limitkit/limitkit/core"
+	"github.com/limitkit/limitkit/core/storetest"
 )
 
 // sameButRemaining compares decisions but Remaining, which a cached denial
@@ -21,7 +22,7 @@ func sameButRemaining(want, got core.Decision) bool {
 func TestDenyCache_neverDeniesWhatRedisAdmits(t *testing.T) {
 	_, c := standalone(t)
 	for seed := range uint64(3) {
-		clk := newClock()
+		clk := storetest.NewClock()
 		st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithDenyCache(1000), WithPrefix(fmt.Sprintf("deny%d:", seed)))
 		// Denial-heavy traffic: the random ops, with most steps shortened.
 		ops := randomOps(rand.New(rand.NewPCG(seed, 2)), 2000, false)
@@ -35,7 +36,7 @@ func TestDenyCache_neverDeniesWhatRedisAdmits(t *testing.T) {
 func TestDenyCache_answersRepeatedDenialsWithoutRedis(t *testing.T) {
 	s, c := standalone(t)
 	ctx := context.Background()
-	clk := newClock()
+	clk := storetest.NewClock()
 	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithDenyCache(10))
 	rule := core.MustRule("2/minute", core.FixedWindow)
 	for range 2 {
@@ -47,7 +48,7 @@ func TestDenyCache_answersRepeatedDenialsWithoutRedis(t *testing.T) {
 	}
 	// With Redis gone, the cache still answers the same and larger costs...
 	s.Stop()
-	clk.Add(10 * time.Second)
+	clk.Advance(10 * time.Second)
 	for _, cost := range []int64{1, 2} {
 		d, err := st.Take(ctx, "hammer", rule, cost)
 		if err != nil || d.Allowed || d.RetryAfter != first.RetryAfter-10*time.Second {
@@ -68,7 +69,7 @@ func TestDenyCache_answersRepeatedDenialsWithoutRedis(t *testing.T) {
 		{"after retry-after", rule, 1, first.RetryAfter},
 	}
 	for _, tt := range tests {
-		clk.Add(tt.wait)
+		clk.Advance(tt.wait)
 		if d, err := st.Take(ctx, "hammer", tt.rule, tt.cost); err == nil {
 			t.Fatalf("%s: answered %+v without Redis", tt.name, d)
 		}
@@ -97,7 +98,7 @@ func TestDenyCache_isBounded(t *testing.T) {
 
 func TestBatching_decidesAsUnbatched(t *testing.T) {
 	_, c := standalone(t)
-	clk := newClock()
+	clk := storetest.NewClock()
 	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithBatching(200*time.Microsecond, 16))
 	defer st.Close()
 	runDifferential(t, clk, st, randomOps(rand.New(rand.NewPCG(11, 3)), 600, false), equal)
@@ -105,7 +106,7 @@ func TestBatching_decidesAsUnbatched(t *testing.T) {
 
 func TestBatching_concurrentCallersGetTheirOwnDecisions(t *testing.T) {
 	_, c := standalone(t)
-	clk := newClock()
+	clk := storetest.NewClock()
 	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithBatching(2*time.Millisecond, 8))
 	defer st.Close()
 	ctx := context.Background()

@@ -4,38 +4,14 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/limitkit/limitkit/core"
+	"github.com/limitkit/limitkit/core/storetest"
 	"github.com/limitkit/limitkit/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
-
-// clock is a clock the tests drive by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-// epoch is a whole number of days after the Unix epoch, where driven clocks
-// start.
-var epoch = time.Unix(1_700_006_400, 0)
-
-func newClock() *clock { return &clock{now: epoch} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // testTimeout replaces the store's default timeout in tests that count any
 // error as a failure, so that a loaded machine does not fail them.
@@ -110,13 +86,13 @@ func randomOps(r *rand.Rand, n int, shared bool) []op {
 // runDifferential plays ops on the memory store and on the store under test,
 // both on clk, and fails at the first decision that differs as compare sees
 // it.
-func runDifferential(t *testing.T, clk *clock, st core.Store, ops []op, compare func(want, got core.Decision) bool) {
+func runDifferential(t *testing.T, clk *storetest.Clock, st core.Store, ops []op, compare func(want, got core.Decision) bool) {
 	t.Helper()
 	mem := core.NewMemoryStore(core.MemoryClock(clk.Now), core.MemorySweepInterval(time.Hour))
 	t.Cleanup(func() { mem.Close() })
 	ctx := context.Background()
 	for i, o := range ops {
-		clk.Add(o.advance)
+		clk.Advance(o.advance)
 		rule := diffRules[o.rule]
 		want, err := mem.Take(ctx, o.key, rule, o.cost)
 		if err != nil {
@@ -128,7 +104,7 @@ func runDifferential(t *testing.T, clk *clock, st core.Store, ops []op, compare 
 		}
 		if !compare(want, got) {
 			t.Fatalf("op %d at +%v: Take(%q, %v %s, cost %d)\n got  %+v\n want %+v",
-				i, clk.Now().Sub(epoch), o.key, rule.Algorithm, rule.String(), o.cost, got, want)
+				i, clk.Now().Sub(storetest.Epoch), o.key, rule.Algorithm, rule.String(), o.cost, got, want)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/limitkit/limitkit/core"
+	"github.com/limitkit/limitkit/core/storetest"
 	"github.com/limitkit/limitkit/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
@@ -17,7 +18,7 @@ import (
 func TestTake_decidesAsTheMemoryStore(t *testing.T) {
 	_, c := standalone(t)
 	for seed := range uint64(4) {
-		clk := newClock()
+		clk := storetest.NewClock()
 		st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithPrefix("diff"+string(rune('a'+seed))+":"))
 		runDifferential(t, clk, st, randomOps(rand.New(rand.NewPCG(seed, 1)), 1500, false), equal)
 	}
@@ -29,7 +30,7 @@ func TestTake_decidesAsTheMemoryStore(t *testing.T) {
 func TestTake_decidesAsTheMemoryStoreWhenRulesShareAKey(t *testing.T) {
 	_, c := standalone(t)
 	for seed := range uint64(4) {
-		clk := newClock()
+		clk := storetest.NewClock()
 		st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithPrefix("shared"+string(rune('a'+seed))+":"))
 		runDifferential(t, clk, st, randomOps(rand.New(rand.NewPCG(seed, 5)), 1500, true), equal)
 	}
@@ -37,14 +38,14 @@ func TestTake_decidesAsTheMemoryStoreWhenRulesShareAKey(t *testing.T) {
 
 func TestTake_decidesAsTheMemoryStoreOnCluster(t *testing.T) {
 	c := redistest.Cluster(t)
-	clk := newClock()
+	clk := storetest.NewClock()
 	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout))
 	runDifferential(t, clk, st, randomOps(rand.New(rand.NewPCG(7, 7)), 1500, false), equal)
 }
 
 func TestTake_multiLimitRuleOnClusterIsAllOrNothing(t *testing.T) {
 	c := redistest.Cluster(t)
-	clk := newClock()
+	clk := storetest.NewClock()
 	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout))
 	ctx := context.Background()
 	rule := core.MustRule("3/second;4/minute", core.FixedWindow)
@@ -63,7 +64,7 @@ func TestTake_multiLimitRuleOnClusterIsAllOrNothing(t *testing.T) {
 		if allowed != 3 {
 			t.Fatalf("key %q: %d of 6 admitted in one second, want 3", key, allowed)
 		}
-		clk.Add(time.Second)
+		clk.Advance(time.Second)
 		// The denied requests charged neither limit: one more fits the minute.
 		d, err := st.Take(ctx, key, rule, 1)
 		if err != nil || !d.Allowed || d.Remaining != 0 || d.Limit != rule.Limits[1] {
@@ -141,8 +142,8 @@ func TestTake_followsRedisTimeNotTheAppClock(t *testing.T) {
 
 	// Under WithClock, the same rule follows the driven clock instead: the
 	// driven clock sits 10 minutes into its hour.
-	clk := newClock()
-	clk.Add(10 * time.Minute)
+	clk := storetest.NewClock()
+	clk.Advance(10 * time.Minute)
 	d, err = New(c, WithClock(clk.Now), WithTimeout(testTimeout)).Take(ctx, "driven-time", hour, 1)
 	if err != nil || d.ResetAfter != 50*time.Minute {
 		t.Fatalf("under WithClock: %+v, %v; want ResetAfter 50m", d, err)
@@ -337,7 +338,7 @@ func TestDecision_rejectsMalformedReplies(t *testing.T) {
 func TestReset_forgetsTheKey(t *testing.T) {
 	_, c := standalone(t)
 	ctx := context.Background()
-	clk := newClock()
+	clk := storetest.NewClock()
 	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithDenyCache(100))
 	for alg := core.FixedWindow; alg <= core.LeakyBucket; alg++ {
 		rule := core.MustRule("1/hour;2/day", alg)
@@ -429,7 +430,7 @@ func TestTake_decidesAsTheMemoryStoreOnARing(t *testing.T) {
 	}
 	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": a.Addr(), "b": b.Addr()}})
 	t.Cleanup(func() { ring.Close() })
-	clk := newClock()
+	clk := storetest.NewClock()
 	st := New(ring, WithClock(clk.Now), WithTimeout(testTimeout))
 	runDifferential(t, clk, st, randomOps(rand.New(rand.NewPCG(3, 9)), 800, false), equal)
 	// The ring shards by hash tag, so both servers hold some keys.
@@ -449,7 +450,7 @@ func TestFixedWindow_ruleOfAnotherPeriodReadsItsOwnWindows(t *testing.T) {
 	perSecond := core.MustRule("5/second", core.FixedWindow)
 	perTwo := core.MustRule("3/2 seconds", core.FixedWindow)
 	want := core.Decision{Allowed: true, Limit: perTwo.Limits[0], Remaining: 2, ResetAfter: 1950 * time.Millisecond}
-	clk := newClock()
+	clk := storetest.NewClock()
 	stores := map[string]core.Store{
 		"memory": core.NewMemoryStore(core.MemoryClock(clk.Now)),
 		"redis":  New(c, WithClock(clk.Now), WithTimeout(testTimeout)),
@@ -457,16 +458,14 @@ func TestFixedWindow_ruleOfAnotherPeriodReadsItsOwnWindows(t *testing.T) {
 	for name, st := range stores {
 		t.Run(name, func(t *testing.T) {
 			defer st.Close()
-			clk.mu.Lock()
-			clk.now = epoch.Add(11500 * time.Millisecond)
-			clk.mu.Unlock()
+			clk.Set(11500 * time.Millisecond)
 			// Charged to the window [11s, 12s).
 			if _, err := st.Take(ctx, "changed", perSecond, 1); err != nil {
 				t.Fatal(err)
 			}
 			// The two-second windows are [10s, 12s) and [12s, 14s): at 12.05s
 			// nothing has been charged to the current one.
-			clk.Add(550 * time.Millisecond)
+			clk.Advance(550 * time.Millisecond)
 			got, err := st.Take(ctx, "changed", perTwo, 1)
 			if err != nil || got != want {
 				t.Fatalf("got %+v, %v\nwant %+v", got, err, want)
@@ -480,7 +479,7 @@ func TestFixedWindow_ruleOfAnotherPeriodReadsItsOwnWindows(t *testing.T) {
 func TestSlidingWindowLog_survivesEvictionOfOneOfItsKeys(t *testing.T) {
 	_, c := standalone(t)
 	ctx := context.Background()
-	clk := newClock()
+	clk := storetest.NewClock()
 	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout))
 	rule := core.MustRule("3/minute", core.SlidingWindowLog)
 	tests := []struct {

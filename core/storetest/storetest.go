@@ -555,3 +555,10 @@ func runCostZero(t *testing.T, f Factory) {
 		})
 	}
 }
+
+// Advance moves the clock by d, which may be negative.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}

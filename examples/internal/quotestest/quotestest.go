@@ -9,42 +9,24 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/limitkit/limitkit/core"
+	"github.com/limitkit/limitkit/core/storetest"
 	"github.com/limitkit/limitkit/examples/internal/quotes"
 )
-
-// stepClock is a clock the suite moves by hand.
-type stepClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stepClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // server is one example app on a driven clock.
 type server struct {
 	t   *testing.T
 	h   http.Handler
-	clk *stepClock
+	clk *storetest.Clock
 }
 
 func newServer(t *testing.T, newRouter func(*quotes.App) http.Handler) *server {
 	t.Helper()
-	clk := &stepClock{now: time.Unix(1_699_999_980, 0)} // a minute's start
+	clk := storetest.NewClock() // a day's start, so a minute's too
 	app, err := quotes.NewApp("", core.WithClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +135,7 @@ func Run(t *testing.T, newRouter func(*quotes.App) http.Handler) {
 			t.Errorf("another IP: %d; want 200, it has a budget of its own", w.Code)
 		}
 		// The sliding window forgets the burst two minutes on.
-		s.clk.Add(2 * time.Minute)
+		s.clk.Advance(2 * time.Minute)
 		if w := s.quote(anon, ""); w.Code != http.StatusOK {
 			t.Errorf("two minutes later: %d; want 200", w.Code)
 		}
