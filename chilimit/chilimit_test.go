@@ -12,15 +12,14 @@ import (
 	"github.com/limitkit/limitkit/chilimit"
 	"github.com/limitkit/limitkit/core"
 	"github.com/limitkit/limitkit/core/storetest"
+	"github.com/limitkit/limitkit/internal/httptestkit"
 )
 
 // testLimiter is a limiter on a memory store with a driven clock, as an
 // option for Limit.
 func testLimiter(t *testing.T) (core.Option, *storetest.Clock) {
-	clk := storetest.NewClock()
+	l, clk := httptestkit.NewLimiter(t)
 	clk.Set(20 * time.Second) // 20s into a minute: the resets below count on it
-	l := core.New(core.WithClock(clk.Now))
-	t.Cleanup(func() { l.Close() })
 	return core.WithLimiter(l), clk
 }
 
@@ -28,15 +27,7 @@ func ok(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }
 
 // codes sends a GET for each path from one client and returns the statuses.
 func codes(h http.Handler, paths ...string) string {
-	var out []int
-	for _, p := range paths {
-		r := httptest.NewRequest(http.MethodGet, p, nil)
-		r.RemoteAddr = "203.0.113.7:5000"
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		out = append(out, w.Code)
-	}
-	return fmt.Sprint(out)
+	return fmt.Sprint(httptestkit.Codes(h, "203.0.113.7:5000", paths...))
 }
 
 func TestLimit_mountsEveryWayChiDoes(t *testing.T) {

@@ -3,7 +3,6 @@ package echolimit_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,38 +16,14 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/limitkit/limitkit/core"
-	"github.com/limitkit/limitkit/core/storetest"
 	"github.com/limitkit/limitkit/echolimit"
+	"github.com/limitkit/limitkit/internal/httptestkit"
 )
-
-// newLimiter returns a limiter of its own on a memory store driven by a
-// storetest.Clock, so that tests share no state and control time.
-func newLimiter(t testing.TB, opts ...core.Option) (*core.Limiter, *storetest.Clock) {
-	t.Helper()
-	clk := storetest.NewClock() // a day's start, so a minute's too
-	l := core.New(append([]core.Option{core.WithClock(clk.Now)}, opts...)...)
-	t.Cleanup(func() { l.Close() })
-	return l, clk
-}
-
-const client = "203.0.113.7:41000"
-
-// do sends one request from remote with the header pairs given.
-func do(h http.Handler, method, path, remote string, header ...string) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(method, path, nil)
-	r.RemoteAddr = remote
-	for i := 0; i+1 < len(header); i += 2 {
-		r.Header.Add(header[i], header[i+1])
-	}
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
-	return w
-}
 
 func ok(c echo.Context) error { return c.String(http.StatusOK, "ok") }
 
 func TestLimit_setsHeadersBeforeTheHandlerRuns(t *testing.T) {
-	lim, _ := newLimiter(t)
+	lim, _ := httptestkit.NewLimiter(t)
 	e := echo.New()
 	var seen []string
 	e.GET("/items", func(c echo.Context) error {
@@ -57,7 +32,7 @@ func TestLimit_setsHeadersBeforeTheHandlerRuns(t *testing.T) {
 		return c.NoContent(http.StatusOK)
 	}, echolimit.Limit("3/minute", core.WithLimiter(lim), core.WithAlgorithm(core.FixedWindow)))
 	for range 3 {
-		if w := do(e, "GET", "/items", client); w.Code != http.StatusOK || w.Header().Get("X-RateLimit-Limit") != "3" {
+		if w := httptestkit.Do(e, "GET", "/items", httptestkit.Client); w.Code != http.StatusOK || w.Header().Get("X-RateLimit-Limit") != "3" {
 			t.Fatalf("status %d, headers %v; want 200 with X-RateLimit-Limit 3", w.Code, w.Header())
 		}
 	}
@@ -68,7 +43,7 @@ func TestLimit_setsHeadersBeforeTheHandlerRuns(t *testing.T) {
 }
 
 func TestLimit_refusesWithAnHTTPErrorRenderedAs429RetryAfterAndJSON(t *testing.T) {
-	lim, clk := newLimiter(t)
+	lim, clk := httptestkit.NewLimiter(t)
 	e := echo.New()
 	var handled []error
 	e.HTTPErrorHandler = func(err error, c echo.Context) {
@@ -77,29 +52,14 @@ func TestLimit_refusesWithAnHTTPErrorRenderedAs429RetryAfterAndJSON(t *testing.T
 	}
 	ran := 0
 	e.GET("/items", func(c echo.Context) error { ran++; return ok(c) }, echolimit.Limit("2/minute", core.WithLimiter(lim), core.WithAlgorithm(core.FixedWindow)))
-	do(e, "GET", "/items", client)
-	do(e, "GET", "/items", client)
+	httptestkit.Do(e, "GET", "/items", httptestkit.Client)
+	httptestkit.Do(e, "GET", "/items", httptestkit.Client)
 	clk.Advance(15 * time.Second)
-	w := do(e, "GET", "/items", client)
+	w := httptestkit.Do(e, "GET", "/items", httptestkit.Client)
 	if w.Code != http.StatusTooManyRequests || ran != 2 {
 		t.Fatalf("third request: status %d, handler ran %d times; want 429 and 2", w.Code, ran)
 	}
-	if got := w.Header().Get("Retry-After"); got != "45" {
-		t.Errorf("Retry-After = %q; want 45", got)
-	}
-	if got := w.Header().Get("X-RateLimit-Remaining"); got != "0" {
-		t.Errorf("X-RateLimit-Remaining = %q; want 0", got)
-	}
-	if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("Content-Type = %q; want JSON", ct)
-	}
-	var body map[string]any
-	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
-		t.Fatalf("body %q is not JSON: %v", w.Body, err)
-	}
-	if body["error"] != "rate limit exceeded" || body["limit"] != "2/minute" || body["retry_after"] != 45.0 {
-		t.Errorf("body = %v", body)
-	}
+	httptestkit.CheckRefusal(t, w, "2/minute", 45)
 	if len(handled) != 1 {
 		t.Fatalf("the error handler ran %d times; want once", len(handled))
 	}
@@ -179,13 +139,10 @@ func TestLimit_budgets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			lim, _ := newLimiter(t)
+			lim, _ := httptestkit.NewLimiter(t)
 			e := echo.New()
 			tt.build(e, lim)
-			var codes []int
-			for _, p := range tt.paths {
-				codes = append(codes, do(e, "GET", p, client).Code)
-			}
+			codes := httptestkit.Codes(e, httptestkit.Client, tt.paths...)
 			if fmt.Sprint(codes) != fmt.Sprint(tt.codes) {
 				t.Errorf("codes %v; want %v", codes, tt.codes)
 			}
@@ -220,8 +177,8 @@ func TestLimit_keys(t *testing.T) {
 		{
 			name: "the default key ignores a spoofed X-Forwarded-For that RealIP would believe",
 			reqs: []req{
-				{client, []string{"X-Forwarded-For", "198.51.100.1"}},
-				{client, []string{"X-Forwarded-For", "198.51.100.2"}},
+				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.1"}},
+				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.2"}},
 				{"198.51.100.9:1", nil},
 			},
 			codes: []int{200, 429, 200},
@@ -243,11 +200,11 @@ func TestLimit_keys(t *testing.T) {
 				return u, nil
 			})},
 			reqs: []req{
-				{client, []string{"X-User", "ann"}},
-				{client, []string{"X-User", "bob"}},
+				{httptestkit.Client, []string{"X-User", "ann"}},
+				{httptestkit.Client, []string{"X-User", "bob"}},
 				{"198.51.100.9:1", []string{"X-User", "ann"}},
-				{client, nil}, // anonymous: counted by IP, apart from users
-				{client, nil},
+				{httptestkit.Client, nil}, // anonymous: counted by IP, apart from users
+				{httptestkit.Client, nil},
 			},
 			codes: []int{200, 200, 429, 200, 429},
 		},
@@ -264,9 +221,9 @@ func TestLimit_keys(t *testing.T) {
 			},
 			opts: []core.Option{core.WithKey(core.ByContextValue(userKey{}))},
 			reqs: []req{
-				{client, []string{"X-User", "ann"}},
+				{httptestkit.Client, []string{"X-User", "ann"}},
 				{"198.51.100.9:1", []string{"X-User", "ann"}},
-				{client, []string{"X-User", "bob"}},
+				{httptestkit.Client, []string{"X-User", "bob"}},
 			},
 			codes: []int{200, 429, 200},
 		},
@@ -274,9 +231,9 @@ func TestLimit_keys(t *testing.T) {
 			name: "an API key header",
 			opts: []core.Option{core.WithKey(core.ByHeader("X-API-Key"))},
 			reqs: []req{
-				{client, []string{"X-API-Key", "k1"}},
+				{httptestkit.Client, []string{"X-API-Key", "k1"}},
 				{"198.51.100.9:1", []string{"X-API-Key", "k1"}},
-				{client, []string{"X-API-Key", "k2"}},
+				{httptestkit.Client, []string{"X-API-Key", "k2"}},
 			},
 			codes: []int{200, 429, 200},
 		},
@@ -288,8 +245,8 @@ func TestLimit_keys(t *testing.T) {
 				{"10.0.0.1:1", []string{"X-Forwarded-For", "198.51.100.1"}},
 				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.2"}},
 				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.1"}},
-				{client, []string{"X-Forwarded-For", "198.51.100.3"}}, // untrusted peer: its own address
-				{client, []string{"X-Forwarded-For", "198.51.100.4"}},
+				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.3"}}, // untrusted peer: its own address
+				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.4"}},
 			},
 			codes: []int{200, 200, 429, 200, 429},
 		},
@@ -311,15 +268,15 @@ func TestLimit_keys(t *testing.T) {
 				{"10.0.0.1:1", []string{"X-Forwarded-For", "198.51.100.1"}},
 				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.2"}},
 				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.1"}},
-				{client, []string{"X-Forwarded-For", "198.51.100.5"}}, // forged: keyed by peer
-				{client, []string{"X-Forwarded-For", "198.51.100.6"}},
+				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.5"}}, // forged: keyed by peer
+				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.6"}},
 			},
 			codes: []int{200, 200, 429, 200, 429},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			lim, _ := newLimiter(t)
+			lim, _ := httptestkit.NewLimiter(t)
 			e := echo.New()
 			if tt.setup != nil {
 				tt.setup(e)
@@ -327,7 +284,7 @@ func TestLimit_keys(t *testing.T) {
 			e.GET("/", ok, echolimit.Limit("1/minute", append([]core.Option{core.WithLimiter(lim)}, tt.opts...)...))
 			var codes []int
 			for _, q := range tt.reqs {
-				codes = append(codes, do(e, "GET", "/", q.remote, q.header...).Code)
+				codes = append(codes, httptestkit.Do(e, "GET", "/", q.remote, q.header...).Code)
 			}
 			if fmt.Sprint(codes) != fmt.Sprint(tt.codes) {
 				t.Errorf("codes %v; want %v", codes, tt.codes)
@@ -337,17 +294,17 @@ func TestLimit_keys(t *testing.T) {
 }
 
 func TestRoute_givesEachRouteItsOwnBudgetUnderOneUse(t *testing.T) {
-	lim, _ := newLimiter(t)
+	lim, _ := httptestkit.NewLimiter(t)
 	e := echo.New()
 	e.Use(echolimit.Limit("1/minute", core.WithLimiter(lim), echolimit.Key(echolimit.HTTPKey(core.ByIP), echolimit.Route)))
 	e.GET("/items/:id", ok)
 	e.GET("/users/:id", ok)
 	var codes []int
 	for _, q := range []struct{ path, remote string }{
-		{"/items/1", client}, {"/items/2", client}, {"/users/1", client}, {"/items/1", "198.51.100.9:1"},
-		{"/nope/1", client}, {"/nope/2", client}, // unmatched paths share one budget
+		{"/items/1", httptestkit.Client}, {"/items/2", httptestkit.Client}, {"/users/1", httptestkit.Client}, {"/items/1", "198.51.100.9:1"},
+		{"/nope/1", httptestkit.Client}, {"/nope/2", httptestkit.Client}, // unmatched paths share one budget
 	} {
-		codes = append(codes, do(e, "GET", q.path, q.remote).Code)
+		codes = append(codes, httptestkit.Do(e, "GET", q.path, q.remote).Code)
 	}
 	if want := "[200 429 200 200 404 429]"; fmt.Sprint(codes) != want {
 		t.Errorf("codes %v; want %s", codes, want)
@@ -355,7 +312,7 @@ func TestRoute_givesEachRouteItsOwnBudgetUnderOneUse(t *testing.T) {
 }
 
 func TestPlans_limitByThePlanInEchosContext(t *testing.T) {
-	lim, _ := newLimiter(t)
+	lim, _ := httptestkit.NewLimiter(t)
 	e := echo.New()
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error { c.Set("plan", c.Request().Header.Get("X-Plan")); return next(c) }
@@ -365,7 +322,7 @@ func TestPlans_limitByThePlanInEchosContext(t *testing.T) {
 	count := func(plan string) int {
 		n := 0
 		for range 5 {
-			if do(e, "GET", "/", client, "X-Plan", plan).Code == http.StatusOK {
+			if httptestkit.Do(e, "GET", "/", httptestkit.Client, "X-Plan", plan).Code == http.StatusOK {
 				n++
 			}
 		}
@@ -377,15 +334,15 @@ func TestPlans_limitByThePlanInEchosContext(t *testing.T) {
 }
 
 func TestOnDeny_returnsWhatTheDenyHandlerReturns(t *testing.T) {
-	lim, _ := newLimiter(t)
+	lim, _ := httptestkit.NewLimiter(t)
 	e := echo.New()
 	var got core.Result
 	e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim), core.WithAlgorithm(core.FixedWindow), echolimit.OnDeny(func(c echo.Context, res core.Result) error {
 		got = res
 		return c.String(http.StatusTooManyRequests, "slow down; retry in "+c.Response().Header().Get("Retry-After")+"s")
 	})))
-	do(e, "GET", "/", client)
-	w := do(e, "GET", "/", client)
+	httptestkit.Do(e, "GET", "/", httptestkit.Client)
+	w := httptestkit.Do(e, "GET", "/", httptestkit.Client)
 	if w.Code != http.StatusTooManyRequests || w.Body.String() != "slow down; retry in 60s" {
 		t.Errorf("got %d %q; want 429 from the deny handler", w.Code, w.Body)
 	}
@@ -395,15 +352,15 @@ func TestOnDeny_returnsWhatTheDenyHandlerReturns(t *testing.T) {
 }
 
 func TestSkipper_requestsAreNotChargedOrHeadered(t *testing.T) {
-	lim, _ := newLimiter(t)
+	lim, _ := httptestkit.NewLimiter(t)
 	e := echo.New()
 	e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim), echolimit.Skipper(func(c echo.Context) bool { return c.Request().Header.Get("X-Internal") == "yes" })))
 	for i := range 3 {
-		if w := do(e, "GET", "/", client, "X-Internal", "yes"); w.Code != 200 || w.Header().Get("X-RateLimit-Limit") != "" {
+		if w := httptestkit.Do(e, "GET", "/", httptestkit.Client, "X-Internal", "yes"); w.Code != 200 || w.Header().Get("X-RateLimit-Limit") != "" {
 			t.Fatalf("skipped request %d: %d %v; want 200 without headers", i, w.Code, w.Header())
 		}
 	}
-	if codes := []int{do(e, "GET", "/", client).Code, do(e, "GET", "/", client).Code}; fmt.Sprint(codes) != "[200 429]" {
+	if codes := []int{httptestkit.Do(e, "GET", "/", httptestkit.Client).Code, httptestkit.Do(e, "GET", "/", httptestkit.Client).Code}; fmt.Sprint(codes) != "[200 429]" {
 		t.Errorf("codes after skipped requests %v; want [200 429]: skipped requests must not be charged", codes)
 	}
 }
@@ -413,7 +370,7 @@ func TestSkipper_requestsAreNotChargedOrHeadered(t *testing.T) {
 // panic: the key fails into the key error policy, the plan is the default,
 // nothing is skipped.
 func TestEchoOptions_withoutEchosContextLimitByPeerIP(t *testing.T) {
-	lim, _ := newLimiter(t)
+	lim, _ := httptestkit.NewLimiter(t)
 	called := false
 	m := core.MustNewMiddleware("1/minute", core.WithLimiter(lim),
 		echolimit.Key(func(echo.Context) (string, error) { called = true; return "user", nil }),
@@ -421,7 +378,7 @@ func TestEchoOptions_withoutEchosContextLimitByPeerIP(t *testing.T) {
 		echolimit.Skipper(func(echo.Context) bool { called = true; return true }),
 	)
 	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
-	codes := fmt.Sprint(do(h, "GET", "/", client).Code, do(h, "GET", "/", client).Code, do(h, "GET", "/", "198.51.100.9:1").Code)
+	codes := fmt.Sprint(httptestkit.Do(h, "GET", "/", httptestkit.Client).Code, httptestkit.Do(h, "GET", "/", httptestkit.Client).Code, httptestkit.Do(h, "GET", "/", "198.51.100.9:1").Code)
 	if codes != "200 429 200" || called {
 		t.Errorf("codes %s, Echo-typed function called %v; want 200 429 200 (1/minute per peer IP) and no call", codes, called)
 	}
@@ -430,14 +387,14 @@ func TestEchoOptions_withoutEchosContextLimitByPeerIP(t *testing.T) {
 // A deny handler of another framework's type cannot answer the refusal;
 // the default *echo.HTTPError stands in for it, not its error.
 func TestOnDeny_ofAnotherFrameworkLeavesTheDefaultRefusal(t *testing.T) {
-	lim, _ := newLimiter(t)
+	lim, _ := httptestkit.NewLimiter(t)
 	foreign := core.WithNativeDeny(func(native any, res core.Result) error {
 		return fmt.Errorf("otherlimit: not my context: %w", core.ErrNativeType)
 	})
 	e := echo.New()
 	e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim), foreign))
-	do(e, "GET", "/", client)
-	w := do(e, "GET", "/", client)
+	httptestkit.Do(e, "GET", "/", httptestkit.Client)
+	w := httptestkit.Do(e, "GET", "/", httptestkit.Client)
 	if w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), "rate limit exceeded") {
 		t.Errorf("got %d %q; want the default 429 JSON", w.Code, w.Body)
 	}
@@ -446,7 +403,7 @@ func TestOnDeny_ofAnotherFrameworkLeavesTheDefaultRefusal(t *testing.T) {
 func TestLimit_shadowModeServesAndReportsDenials(t *testing.T) {
 	var mu sync.Mutex
 	var shadowed int
-	lim, _ := newLimiter(t, core.WithObserver(core.ObserverFunc(func(e core.Event) {
+	lim, _ := httptestkit.NewLimiter(t, core.WithObserver(core.ObserverFunc(func(e core.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		if e.Kind == core.EventDecision && e.Shadow {
@@ -456,7 +413,7 @@ func TestLimit_shadowModeServesAndReportsDenials(t *testing.T) {
 	e := echo.New()
 	e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim), core.WithShadow()))
 	for i := range 3 {
-		if w := do(e, "GET", "/", client); w.Code != http.StatusOK || w.Header().Get("X-RateLimit-Limit") != "" {
+		if w := httptestkit.Do(e, "GET", "/", httptestkit.Client); w.Code != http.StatusOK || w.Header().Get("X-RateLimit-Limit") != "" {
 			t.Fatalf("request %d: %d %v; shadow mode serves without headers", i, w.Code, w.Header())
 		}
 	}
@@ -466,37 +423,37 @@ func TestLimit_shadowModeServesAndReportsDenials(t *testing.T) {
 }
 
 func TestLimit_leakyBucketHoldsRequestsUntilTheirSlot(t *testing.T) {
-	lim, _ := newLimiter(t)
+	lim, _ := httptestkit.NewLimiter(t)
 	e := echo.New()
 	e.GET("/", ok, echolimit.Limit("20/second", core.WithLimiter(lim), core.WithAlgorithm(core.LeakyBucket), core.WithBurst(2)))
-	if w := do(e, "GET", "/", client); w.Code != http.StatusOK {
+	if w := httptestkit.Do(e, "GET", "/", httptestkit.Client); w.Code != http.StatusOK {
 		t.Fatalf("first request: %d", w.Code)
 	}
 	start := time.Now()
-	w := do(e, "GET", "/", client)
+	w := httptestkit.Do(e, "GET", "/", httptestkit.Client)
 	if held := time.Since(start); w.Code != http.StatusOK || held < 40*time.Millisecond {
 		t.Errorf("second request: %d after %v; want 200 after its 50ms slot", w.Code, held)
 	}
-	if w := do(e, "GET", "/", client); w.Code != http.StatusTooManyRequests {
+	if w := httptestkit.Do(e, "GET", "/", httptestkit.Client); w.Code != http.StatusTooManyRequests {
 		t.Errorf("third request: %d; want 429, the queue is full", w.Code)
 	}
 }
 
 func TestLimit_leakyBucketHoldEndsWhenTheClientGoes(t *testing.T) {
 	decided := make(chan struct{}, 4)
-	lim, _ := newLimiter(t, core.WithObserver(core.ObserverFunc(func(core.Event) { decided <- struct{}{} })))
+	lim, _ := httptestkit.NewLimiter(t, core.WithObserver(core.ObserverFunc(func(core.Event) { decided <- struct{}{} })))
 	e := echo.New()
 	ran := false
 	var handled error
 	e.HTTPErrorHandler = func(err error, c echo.Context) { handled = err }
 	e.GET("/", func(c echo.Context) error { ran = true; return nil },
 		echolimit.Limit("1/hour", core.WithLimiter(lim), core.WithAlgorithm(core.LeakyBucket), core.WithBurst(2)))
-	do(e, "GET", "/", client)
+	httptestkit.Do(e, "GET", "/", httptestkit.Client)
 	<-decided
 	ran = false
 	ctx, cancel := context.WithCancel(context.Background())
 	req := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
-	req.RemoteAddr = client
+	req.RemoteAddr = httptestkit.Client
 	w := httptest.NewRecorder()
 	done := make(chan struct{})
 	go func() { e.ServeHTTP(w, req); close(done) }()
@@ -513,17 +470,6 @@ func TestLimit_leakyBucketHoldEndsWhenTheClientGoes(t *testing.T) {
 	}
 }
 
-// failingStore is a core.Store whose every call fails.
-type failingStore struct{}
-
-var errDown = errors.New("store is down")
-
-func (failingStore) Take(context.Context, string, core.Rule, int64) (core.Decision, error) {
-	return core.Decision{}, errDown
-}
-func (failingStore) Reset(context.Context, string, core.Rule) error { return errDown }
-func (failingStore) Close() error                                   { return nil }
-
 func TestLimit_failurePolicies(t *testing.T) {
 	tests := []struct {
 		policy core.FailurePolicy
@@ -536,13 +482,13 @@ func TestLimit_failurePolicies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.policy.String(), func(t *testing.T) {
-			lim, _ := newLimiter(t, core.WithStore(failingStore{}), core.WithFailurePolicy(tt.policy), core.WithLogger(slog.New(slog.DiscardHandler)))
+			lim, _ := httptestkit.NewLimiter(t, core.WithStore(httptestkit.FailingStore{}), core.WithFailurePolicy(tt.policy), core.WithLogger(slog.New(slog.DiscardHandler)))
 			e := echo.New()
 			e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim)))
 			var codes []int
 			var last *httptest.ResponseRecorder
 			for range 3 {
-				last = do(e, "GET", "/", client)
+				last = httptestkit.Do(e, "GET", "/", httptestkit.Client)
 				codes = append(codes, last.Code)
 			}
 			if fmt.Sprint(codes) != tt.codes {
@@ -588,7 +534,7 @@ func TestNew_returnsTheErrorOfABadExpressionOrOption(t *testing.T) {
 
 func TestLimit_scopeIsNamedByTheCallingFunction(t *testing.T) {
 	var logs bytes.Buffer
-	lim, _ := newLimiter(t, core.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	lim, _ := httptestkit.NewLimiter(t, core.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	echolimit.Limit("7/minute", core.WithLimiter(lim))
 	if _, err := echolimit.New("7/minute", core.WithLimiter(lim)); err != nil {
 		t.Fatal(err)
@@ -599,20 +545,11 @@ func TestLimit_scopeIsNamedByTheCallingFunction(t *testing.T) {
 	}
 }
 
-// reusedWriter is a ResponseWriter whose header map survives between
-// requests, as a server's does, so that allocations counted are Echo's and
-// limitkit's.
-type reusedWriter struct{ h http.Header }
-
-func (w *reusedWriter) Header() http.Header         { return w.h }
-func (w *reusedWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *reusedWriter) WriteHeader(int)             {}
-
 func TestLimit_allocationsPerRequest(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are noisy under -race; run without it")
 	}
-	lim, _ := newLimiter(t)
+	lim, _ := httptestkit.NewLimiter(t)
 	e := echo.New()
 	noop := func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }
 	// Echo applies a route's middlewares anew on every request, which costs
@@ -625,11 +562,11 @@ func TestLimit_allocationsPerRequest(t *testing.T) {
 	e.GET("/echo-key", noop, echolimit.Limit("1000000000/hour", core.WithLimiter(lim), echolimit.Key(echolimit.HTTPKey(core.ByIP))))
 	allocs := func(path string) float64 {
 		req := httptest.NewRequest("GET", path, nil)
-		req.RemoteAddr = client
-		w := &reusedWriter{h: http.Header{}}
+		req.RemoteAddr = httptestkit.Client
+		w := httptestkit.NewReusedWriter()
 		e.ServeHTTP(w, req) // the key exists from here on
 		return testing.AllocsPerRun(500, func() {
-			clear(w.h)
+			clear(w.H)
 			e.ServeHTTP(w, req)
 		})
 	}
@@ -654,10 +591,10 @@ func BenchmarkLimit(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		req := httptest.NewRequest("GET", "/", nil)
-		req.RemoteAddr = client
-		w := &reusedWriter{h: http.Header{}}
+		req.RemoteAddr = httptestkit.Client
+		w := httptestkit.NewReusedWriter()
 		for pb.Next() {
-			clear(w.h)
+			clear(w.H)
 			e.ServeHTTP(w, req)
 		}
 	})

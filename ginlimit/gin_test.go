@@ -3,8 +3,6 @@ package ginlimit_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -16,40 +14,16 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/limitkit/limitkit/core"
-	"github.com/limitkit/limitkit/core/storetest"
 	"github.com/limitkit/limitkit/ginlimit"
+	"github.com/limitkit/limitkit/internal/httptestkit"
 )
 
 func init() { gin.SetMode(gin.TestMode) }
 
-// newLimiter returns a limiter of its own on a memory store driven by a
-// storetest.Clock, so that tests share no state and control time.
-func newLimiter(t testing.TB, opts ...core.Option) (*core.Limiter, *storetest.Clock) {
-	t.Helper()
-	clk := storetest.NewClock() // a day's start, so a minute's too
-	l := core.New(append([]core.Option{core.WithClock(clk.Now)}, opts...)...)
-	t.Cleanup(func() { l.Close() })
-	return l, clk
-}
-
-const client = "203.0.113.7:41000"
-
-// do sends one request from remote with the header pairs given.
-func do(h http.Handler, method, path, remote string, header ...string) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(method, path, nil)
-	r.RemoteAddr = remote
-	for i := 0; i+1 < len(header); i += 2 {
-		r.Header.Add(header[i], header[i+1])
-	}
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
-	return w
-}
-
 func ok(c *gin.Context) { c.String(http.StatusOK, "ok") }
 
 func TestLimit_setsHeadersBeforeTheHandlerRuns(t *testing.T) {
-	lim, _ := newLimiter(t)
+	lim, _ := httptestkit.NewLimiter(t)
 	r := gin.New()
 	var seen []string
 	r.GET("/items", ginlimit.Limit("3/minute", core.WithLimiter(lim), core.WithAlgorithm(core.FixedWindow)), func(c *gin.Context) {
@@ -58,7 +32,7 @@ func TestLimit_setsHeadersBeforeTheHandlerRuns(t *testing.T) {
 		c.Status(http.StatusOK)
 	})
 	for range 3 {
-		if w := do(r, "GET", "/items", client); w.Code != http.StatusOK || w.Header().Get("X-RateLimit-Limit") != "3" {
+		if w := httptestkit.Do(r, "GET", "/items", httptestkit.Client); w.Code != http.StatusOK || w.Header().Get("X-RateLimit-Limit") != "3" {
 			t.Fatalf("status %d, headers %v; want 200 with X-RateLimit-Limit 3", w.Code, w.Header())
 		}
 	}
@@ -69,33 +43,18 @@ func TestLimit_setsHeadersBeforeTheHandlerRuns(t *testing.T) {
 }
 
 func TestLimit_refusesWith429RetryAfterAndJSONBodyAndAbortsTheChain(t *testing.T) {
-	lim, clk := newLimiter(t)
+	lim, clk := httptestkit.NewLimiter(t)
 	r := gin.New()
 	ran := 0
 	r.GET("/items", ginlimit.Limit("2/minute", core.WithLimiter(lim), core.WithAlgorithm(core.FixedWindow)), func(c *gin.Context) { ran++; c.Next() }, ok)
-	do(r, "GET", "/items", client)
-	do(r, "GET", "/items", client)
+	httptestkit.Do(r, "GET", "/items", httptestkit.Client)
+	httptestkit.Do(r, "GET", "/items", httptestkit.Client)
 	clk.Advance(15 * time.Second)
-	w := do(r, "GET", "/items", client)
+	w := httptestkit.Do(r, "GET", "/items", httptestkit.Client)
 	if w.Code != http.StatusTooManyRequests || ran != 2 {
 		t.Fatalf("third request: status %d, later handlers ran %d times; want 429 and 2", w.Code, ran)
 	}
-	if got := w.Header().Get("Retry-After"); got != "45" {
-		t.Errorf("Retry-After = %q; want 45", got)
-	}
-	if got := w.Header().Get("X-RateLimit-Remaining"); got != "0" {
-		t.Errorf("X-RateLimit-Remaining = %q; want 0", got)
-	}
-	if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("Content-Type = %q; want JSON", ct)
-	}
-	var body map[string]any
-	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
-		t.Fatalf("body %q is not JSON: %v", w.Body, err)
-	}
-	if body["error"] != "rate limit exceeded" || body["limit"] != "2/minute" || body["retry_after"] != 45.0 {
-		t.Errorf("body = %v", body)
-	}
+	httptestkit.CheckRefusal(t, w, "2/minute", 45)
 }
 
 // routes builds an engine for one budget test.
@@ -158,13 +117,10 @@ func TestLimit_budgets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			lim, _ := newLimiter(t)
+			lim, _ := httptestkit.NewLimiter(t)
 			r := gin.New()
 			tt.build(r, lim)
-			var codes []int
-			for _, p := range tt.paths {
-				codes = append(codes, do(r, "GET", p, client).Code)
-			}
+			codes := httptestkit.Codes(r, httptestkit.Client, tt.paths...)
 			if fmt.Sprint(codes) != fmt.Sprint(tt.codes) {
 				t.Errorf("codes %v; want %v", codes, tt.codes)
 			}
@@ -192,8 +148,8 @@ func TestLimit_keys(t *testing.T) {
 		{
 			name: "the default key ignores a spoofed X-Forwarded-For that Gin would trust",
 			reqs: []req{
-				{client, []string{"X-Forwarded-For", "198.51.100.1"}},
-				{client, []string{"X-Forwarded-For", "198.51.100.2"}},
+				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.1"}},
+				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.2"}},
 				{"198.51.100.9:1", nil},
 			},
 			codes: []int{200, 429, 200},
@@ -209,11 +165,11 @@ func TestLimit_keys(t *testing.T) {
 			},
 			opts: []core.Option{ginlimit.Key(func(c *gin.Context) (string, error) { return c.GetString("user"), nil })},
 			reqs: []req{
-				{client, []string{"X-User", "ann"}},
-				{client, []string{"X-User", "bob"}},
+				{httptestkit.Client, []string{"X-User", "ann"}},
+				{httptestkit.Client, []string{"X-User", "bob"}},
 				{"198.51.100.9:1", []string{"X-User", "ann"}},
-				{client, nil}, // anonymous: counted by IP, apart from users
-				{client, nil},
+				{httptestkit.Client, nil}, // anonymous: counted by IP, apart from users
+				{httptestkit.Client, nil},
 			},
 			codes: []int{200, 200, 429, 200, 429},
 		},
@@ -226,9 +182,9 @@ func TestLimit_keys(t *testing.T) {
 			},
 			opts: []core.Option{core.WithKey(core.ByContextValue(userKey{}))},
 			reqs: []req{
-				{client, []string{"X-User", "ann"}},
+				{httptestkit.Client, []string{"X-User", "ann"}},
 				{"198.51.100.9:1", []string{"X-User", "ann"}},
-				{client, []string{"X-User", "bob"}},
+				{httptestkit.Client, []string{"X-User", "bob"}},
 			},
 			codes: []int{200, 429, 200},
 		},
@@ -236,9 +192,9 @@ func TestLimit_keys(t *testing.T) {
 			name: "an API key header",
 			opts: []core.Option{core.WithKey(core.ByHeader("X-API-Key"))},
 			reqs: []req{
-				{client, []string{"X-API-Key", "k1"}},
+				{httptestkit.Client, []string{"X-API-Key", "k1"}},
 				{"198.51.100.9:1", []string{"X-API-Key", "k1"}},
-				{client, []string{"X-API-Key", "k2"}},
+				{httptestkit.Client, []string{"X-API-Key", "k2"}},
 			},
 			codes: []int{200, 429, 200},
 		},
@@ -250,8 +206,8 @@ func TestLimit_keys(t *testing.T) {
 				{"10.0.0.1:1", []string{"X-Forwarded-For", "198.51.100.1"}},
 				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.2"}},
 				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.1"}},
-				{client, []string{"X-Forwarded-For", "198.51.100.3"}}, // untrusted peer: its own address
-				{client, []string{"X-Forwarded-For", "198.51.100.4"}},
+				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.3"}}, // untrusted peer: its own address
+				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.4"}},
 			},
 			codes: []int{200, 200, 429, 200, 429},
 		},
@@ -273,15 +229,15 @@ func TestLimit_keys(t *testing.T) {
 				{"10.0.0.1:1", []string{"X-Forwarded-For", "198.51.100.1"}},
 				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.2"}},
 				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.1"}},
-				{client, []string{"X-Forwarded-For", "198.51.100.5"}}, // forged: keyed by peer
-				{client, []string{"X-Forwarded-For", "198.51.100.6"}},
+				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.5"}}, // forged: keyed by peer
+				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.6"}},
 			},
 			codes: []int{200, 200, 429, 200, 429},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			lim, _ := newLimiter(t)
+			lim, _ := httptestkit.NewLimiter(t)
 			r := gin.New()
 			if tt.setup != nil {
 				tt.setup(r)
@@ -289,7 +245,7 @@ func TestLimit_keys(t *testing.T) {
 			r.GET("/", ginlimit.Limit("1/minute", append([]core.Option{core.WithLimiter(lim)}, tt.opts...)...), ok)
 			var codes []int
 			for _, q := range tt.reqs {
-				codes = append(codes, do(r, "GET", "/", q.remote, q.header...).Code)
+				codes = append(codes, httptestkit.Do(r, "GET", "/", q.remote, q.header...).Code)
 			}
 			if fmt.Sprint(codes) != fmt.Sprint(tt.codes) {
 				t.Errorf("codes %v; want %v", codes, tt.codes)
@@ -299,17 +255,17 @@ func TestLimit_keys(t *testing.T) {
 }
 
 func TestRoute_givesEachRouteItsOwnBudgetUnderOneGroupMiddleware(t *testing.T) {
-	lim, _ := newLimiter(t)
+	lim, _ := httptestkit.NewLimiter(t)
 	r := gin.New()
 	r.Use(ginlimit.Limit("1/minute", core.WithLimiter(lim), ginlimit.Key(ginlimit.HTTPKey(core.ByIP), ginlimit.Route)))
 	r.GET("/items/:id", ok)
 	r.GET("/users/:id", ok)
 	var codes []int
 	for _, q := range []struct{ path, remote string }{
-		{"/items/1", client}, {"/items/2", client}, {"/users/1", client}, {"/items/1", "198.51.100.9:1"},
-		{"/nope/1", client}, {"/nope/2", client}, // unmatched paths share one budget
+		{"/items/1", httptestkit.Client}, {"/items/2", httptestkit.Client}, {"/users/1", httptestkit.Client}, {"/items/1", "198.51.100.9:1"},
+		{"/nope/1", httptestkit.Client}, {"/nope/2", httptestkit.Client}, // unmatched paths share one budget
 	} {
-		codes = append(codes, do(r, "GET", q.path, q.remote).Code)
+		codes = append(codes, httptestkit.Do(r, "GET", q.path, q.remote).Code)
 	}
 	if want := "[200 429 200 200 404 429]"; fmt.Sprint(codes) != want {
 		t.Errorf("codes %v; want %s", codes, want)
@@ -317,7 +273,7 @@ func TestRoute_givesEachRouteItsOwnBudgetUnderOneGroupMiddleware(t *testing.T) {
 }
 
 func TestPlans_limitByThePlanInGinsContext(t *testing.T) {
-	lim, _ := newLimiter(t)
+	lim, _ := httptestkit.NewLimiter(t)
 	r := gin.New()
 	r.Use(func(c *gin.Context) { c.Set("plan", c.GetHeader("X-Plan")) })
 	r.GET("/", ginlimit.Limit("1/minute", core.WithLimiter(lim),
@@ -325,7 +281,7 @@ func TestPlans_limitByThePlanInGinsContext(t *testing.T) {
 	count := func(plan string) int {
 		n := 0
 		for range 5 {
-			if do(r, "GET", "/", client, "X-Plan", plan).Code == http.StatusOK {
+			if httptestkit.Do(r, "GET", "/", httptestkit.Client, "X-Plan", plan).Code == http.StatusOK {
 				n++
 			}
 		}
@@ -337,15 +293,15 @@ func TestPlans_limitByThePlanInGinsContext(t *testing.T) {
 }
 
 func TestOnDeny_writesTheRefusalWithTheHeadersSet(t *testing.T) {
-	lim, _ := newLimiter(t)
+	lim, _ := httptestkit.NewLimiter(t)
 	r := gin.New()
 	var got core.Result
 	r.GET("/", ginlimit.Limit("1/minute", core.WithLimiter(lim), core.WithAlgorithm(core.FixedWindow), ginlimit.OnDeny(func(c *gin.Context, res core.Result) {
 		got = res
 		c.String(http.StatusTooManyRequests, "slow down; retry in %ss", c.Writer.Header().Get("Retry-After"))
 	})), ok)
-	do(r, "GET", "/", client)
-	w := do(r, "GET", "/", client)
+	httptestkit.Do(r, "GET", "/", httptestkit.Client)
+	w := httptestkit.Do(r, "GET", "/", httptestkit.Client)
 	if w.Code != http.StatusTooManyRequests || w.Body.String() != "slow down; retry in 60s" {
 		t.Errorf("got %d %q; want 429 from the deny handler", w.Code, w.Body)
 	}
@@ -355,15 +311,15 @@ func TestOnDeny_writesTheRefusalWithTheHeadersSet(t *testing.T) {
 }
 
 func TestExempt_requestsAreNotChargedOrHeadered(t *testing.T) {
-	lim, _ := newLimiter(t)
+	lim, _ := httptestkit.NewLimiter(t)
 	r := gin.New()
 	r.GET("/", ginlimit.Limit("1/minute", core.WithLimiter(lim), ginlimit.Exempt(func(c *gin.Context) bool { return c.GetHeader("X-Internal") == "yes" })), ok)
 	for i := range 3 {
-		if w := do(r, "GET", "/", client, "X-Internal", "yes"); w.Code != 200 || w.Header().Get("X-RateLimit-Limit") != "" {
+		if w := httptestkit.Do(r, "GET", "/", httptestkit.Client, "X-Internal", "yes"); w.Code != 200 || w.Header().Get("X-RateLimit-Limit") != "" {
 			t.Fatalf("exempt request %d: %d %v; want 200 without headers", i, w.Code, w.Header())
 		}
 	}
-	if codes := []int{do(r, "GET", "/", client).Code, do(r, "GET", "/", client).Code}; fmt.Sprint(codes) != "[200 429]" {
+	if codes := []int{httptestkit.Do(r, "GET", "/", httptestkit.Client).Code, httptestkit.Do(r, "GET", "/", httptestkit.Client).Code}; fmt.Sprint(codes) != "[200 429]" {
 		t.Errorf("codes after exempt requests %v; want [200 429]: exempt requests must not be charged", codes)
 	}
 }
@@ -373,7 +329,7 @@ func TestExempt_requestsAreNotChargedOrHeadered(t *testing.T) {
 // panic: the key fails into the key error policy, the plan is the default,
 // nothing is exempt.
 func TestGinOptions_withoutGinsContextLimitByPeerIP(t *testing.T) {
-	lim, _ := newLimiter(t)
+	lim, _ := httptestkit.NewLimiter(t)
 	called := false
 	m := core.MustNewMiddleware("1/minute", core.WithLimiter(lim),
 		ginlimit.Key(func(*gin.Context) (string, error) { called = true; return "user", nil }),
@@ -381,7 +337,7 @@ func TestGinOptions_withoutGinsContextLimitByPeerIP(t *testing.T) {
 		ginlimit.Exempt(func(*gin.Context) bool { called = true; return true }),
 	)
 	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
-	codes := fmt.Sprint(do(h, "GET", "/", client).Code, do(h, "GET", "/", client).Code, do(h, "GET", "/", "198.51.100.9:1").Code)
+	codes := fmt.Sprint(httptestkit.Do(h, "GET", "/", httptestkit.Client).Code, httptestkit.Do(h, "GET", "/", httptestkit.Client).Code, httptestkit.Do(h, "GET", "/", "198.51.100.9:1").Code)
 	if codes != "200 429 200" || called {
 		t.Errorf("codes %s, Gin-typed function called %v; want 200 429 200 (1/minute per peer IP) and no call", codes, called)
 	}
@@ -390,14 +346,14 @@ func TestGinOptions_withoutGinsContextLimitByPeerIP(t *testing.T) {
 // A deny handler of another framework's type cannot write the refusal;
 // the default one stands in for it.
 func TestOnDeny_ofAnotherFrameworkLeavesTheDefaultRefusal(t *testing.T) {
-	lim, _ := newLimiter(t)
+	lim, _ := httptestkit.NewLimiter(t)
 	foreign := core.WithNativeDeny(func(native any, res core.Result) error {
 		return fmt.Errorf("otherlimit: not my context: %w", core.ErrNativeType)
 	})
 	r := gin.New()
 	r.GET("/", ginlimit.Limit("1/minute", core.WithLimiter(lim), foreign), ok)
-	do(r, "GET", "/", client)
-	w := do(r, "GET", "/", client)
+	httptestkit.Do(r, "GET", "/", httptestkit.Client)
+	w := httptestkit.Do(r, "GET", "/", httptestkit.Client)
 	if w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), "rate limit exceeded") {
 		t.Errorf("got %d %q; want the default 429 JSON", w.Code, w.Body)
 	}
@@ -406,7 +362,7 @@ func TestOnDeny_ofAnotherFrameworkLeavesTheDefaultRefusal(t *testing.T) {
 func TestLimit_shadowModeServesAndReportsDenials(t *testing.T) {
 	var mu sync.Mutex
 	var shadowed int
-	lim, _ := newLimiter(t, core.WithObserver(core.ObserverFunc(func(e core.Event) {
+	lim, _ := httptestkit.NewLimiter(t, core.WithObserver(core.ObserverFunc(func(e core.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		if e.Kind == core.EventDecision && e.Shadow {
@@ -416,7 +372,7 @@ func TestLimit_shadowModeServesAndReportsDenials(t *testing.T) {
 	r := gin.New()
 	r.GET("/", ginlimit.Limit("1/minute", core.WithLimiter(lim), core.WithShadow()), ok)
 	for i := range 3 {
-		if w := do(r, "GET", "/", client); w.Code != http.StatusOK || w.Header().Get("X-RateLimit-Limit") != "" {
+		if w := httptestkit.Do(r, "GET", "/", httptestkit.Client); w.Code != http.StatusOK || w.Header().Get("X-RateLimit-Limit") != "" {
 			t.Fatalf("request %d: %d %v; shadow mode serves without headers", i, w.Code, w.Header())
 		}
 	}
@@ -426,34 +382,34 @@ func TestLimit_shadowModeServesAndReportsDenials(t *testing.T) {
 }
 
 func TestLimit_leakyBucketHoldsRequestsUntilTheirSlot(t *testing.T) {
-	lim, _ := newLimiter(t)
+	lim, _ := httptestkit.NewLimiter(t)
 	r := gin.New()
 	r.GET("/", ginlimit.Limit("20/second", core.WithLimiter(lim), core.WithAlgorithm(core.LeakyBucket), core.WithBurst(2)), ok)
-	if w := do(r, "GET", "/", client); w.Code != http.StatusOK {
+	if w := httptestkit.Do(r, "GET", "/", httptestkit.Client); w.Code != http.StatusOK {
 		t.Fatalf("first request: %d", w.Code)
 	}
 	start := time.Now()
-	w := do(r, "GET", "/", client)
+	w := httptestkit.Do(r, "GET", "/", httptestkit.Client)
 	if held := time.Since(start); w.Code != http.StatusOK || held < 40*time.Millisecond {
 		t.Errorf("second request: %d after %v; want 200 after its 50ms slot", w.Code, held)
 	}
-	if w := do(r, "GET", "/", client); w.Code != http.StatusTooManyRequests {
+	if w := httptestkit.Do(r, "GET", "/", httptestkit.Client); w.Code != http.StatusTooManyRequests {
 		t.Errorf("third request: %d; want 429, the queue is full", w.Code)
 	}
 }
 
 func TestLimit_leakyBucketHoldEndsWhenTheClientGoes(t *testing.T) {
 	decided := make(chan struct{}, 4)
-	lim, _ := newLimiter(t, core.WithObserver(core.ObserverFunc(func(core.Event) { decided <- struct{}{} })))
+	lim, _ := httptestkit.NewLimiter(t, core.WithObserver(core.ObserverFunc(func(core.Event) { decided <- struct{}{} })))
 	r := gin.New()
 	ran := false
 	r.GET("/", ginlimit.Limit("1/hour", core.WithLimiter(lim), core.WithAlgorithm(core.LeakyBucket), core.WithBurst(2)), func(c *gin.Context) { ran = true })
-	do(r, "GET", "/", client)
+	httptestkit.Do(r, "GET", "/", httptestkit.Client)
 	<-decided
 	ran = false
 	ctx, cancel := context.WithCancel(context.Background())
 	req := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
-	req.RemoteAddr = client
+	req.RemoteAddr = httptestkit.Client
 	w := httptest.NewRecorder()
 	done := make(chan struct{})
 	go func() { r.ServeHTTP(w, req); close(done) }()
@@ -469,17 +425,6 @@ func TestLimit_leakyBucketHoldEndsWhenTheClientGoes(t *testing.T) {
 	}
 }
 
-// failingStore is a core.Store whose every call fails.
-type failingStore struct{}
-
-var errDown = errors.New("store is down")
-
-func (failingStore) Take(context.Context, string, core.Rule, int64) (core.Decision, error) {
-	return core.Decision{}, errDown
-}
-func (failingStore) Reset(context.Context, string, core.Rule) error { return errDown }
-func (failingStore) Close() error                                   { return nil }
-
 func TestLimit_failurePolicies(t *testing.T) {
 	tests := []struct {
 		policy core.FailurePolicy
@@ -492,13 +437,13 @@ func TestLimit_failurePolicies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.policy.String(), func(t *testing.T) {
-			lim, _ := newLimiter(t, core.WithStore(failingStore{}), core.WithFailurePolicy(tt.policy), core.WithLogger(slog.New(slog.DiscardHandler)))
+			lim, _ := httptestkit.NewLimiter(t, core.WithStore(httptestkit.FailingStore{}), core.WithFailurePolicy(tt.policy), core.WithLogger(slog.New(slog.DiscardHandler)))
 			r := gin.New()
 			r.GET("/", ginlimit.Limit("1/minute", core.WithLimiter(lim)), ok)
 			var codes []int
 			var last *httptest.ResponseRecorder
 			for range 3 {
-				last = do(r, "GET", "/", client)
+				last = httptestkit.Do(r, "GET", "/", httptestkit.Client)
 				codes = append(codes, last.Code)
 			}
 			if fmt.Sprint(codes) != tt.codes {
@@ -544,7 +489,7 @@ func TestNew_returnsTheErrorOfABadExpressionOrOption(t *testing.T) {
 
 func TestLimit_scopeIsNamedByTheCallingFunction(t *testing.T) {
 	var logs bytes.Buffer
-	lim, _ := newLimiter(t, core.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	lim, _ := httptestkit.NewLimiter(t, core.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	ginlimit.Limit("7/minute", core.WithLimiter(lim))
 	if _, err := ginlimit.New("7/minute", core.WithLimiter(lim)); err != nil {
 		t.Fatal(err)
@@ -555,20 +500,11 @@ func TestLimit_scopeIsNamedByTheCallingFunction(t *testing.T) {
 	}
 }
 
-// reusedWriter is a ResponseWriter whose header map survives between
-// requests, as a server's does, so that allocations counted are Gin's and
-// limitkit's.
-type reusedWriter struct{ h http.Header }
-
-func (w *reusedWriter) Header() http.Header         { return w.h }
-func (w *reusedWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *reusedWriter) WriteHeader(int)             {}
-
 func TestLimit_allocationsPerRequest(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are noisy under -race; run without it")
 	}
-	lim, _ := newLimiter(t)
+	lim, _ := httptestkit.NewLimiter(t)
 	r := gin.New()
 	noop := func(c *gin.Context) { c.Status(http.StatusNoContent) }
 	r.GET("/bare", noop)
@@ -576,11 +512,11 @@ func TestLimit_allocationsPerRequest(t *testing.T) {
 	r.GET("/gin-key", ginlimit.Limit("1000000000/hour", core.WithLimiter(lim), ginlimit.Key(ginlimit.HTTPKey(core.ByIP))), noop)
 	allocs := func(path string) float64 {
 		req := httptest.NewRequest("GET", path, nil)
-		req.RemoteAddr = client
-		w := &reusedWriter{h: http.Header{}}
+		req.RemoteAddr = httptestkit.Client
+		w := httptestkit.NewReusedWriter()
 		r.ServeHTTP(w, req) // the key exists from here on
 		return testing.AllocsPerRun(500, func() {
-			clear(w.h)
+			clear(w.H)
 			r.ServeHTTP(w, req)
 		})
 	}
@@ -604,10 +540,10 @@ func BenchmarkLimit(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		req := httptest.NewRequest("GET", "/", nil)
-		req.RemoteAddr = client
-		w := &reusedWriter{h: http.Header{}}
+		req.RemoteAddr = httptestkit.Client
+		w := httptestkit.NewReusedWriter()
 		for pb.Next() {
-			clear(w.h)
+			clear(w.H)
 			r.ServeHTTP(w, req)
 		}
 	})
