@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -401,42 +400,18 @@ func TestOnDeny_ofAnotherFrameworkLeavesTheDefaultRefusal(t *testing.T) {
 }
 
 func TestLimit_shadowModeServesAndReportsDenials(t *testing.T) {
-	var mu sync.Mutex
-	var shadowed int
-	lim, _ := httptestkit.NewLimiter(t, core.WithObserver(core.ObserverFunc(func(e core.Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		if e.Kind == core.EventDecision && e.Shadow {
-			shadowed++
-		}
-	})))
-	e := echo.New()
-	e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim), core.WithShadow()))
-	for i := range 3 {
-		if w := httptestkit.Do(e, "GET", "/", httptestkit.Client); w.Code != http.StatusOK || w.Header().Get("X-RateLimit-Limit") != "" {
-			t.Fatalf("request %d: %d %v; shadow mode serves without headers", i, w.Code, w.Header())
-		}
-	}
-	if shadowed != 2 {
-		t.Errorf("%d shadow denials reported; want 2", shadowed)
-	}
+	httptestkit.ShadowMode(t, func(lim *core.Limiter) http.Handler {
+		e := echo.New()
+		e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim), core.WithShadow()))
+		return e
+	})
 }
 
 func TestLimit_leakyBucketHoldsRequestsUntilTheirSlot(t *testing.T) {
 	lim, _ := httptestkit.NewLimiter(t)
 	e := echo.New()
 	e.GET("/", ok, echolimit.Limit("20/second", core.WithLimiter(lim), core.WithAlgorithm(core.LeakyBucket), core.WithBurst(2)))
-	if w := httptestkit.Do(e, "GET", "/", httptestkit.Client); w.Code != http.StatusOK {
-		t.Fatalf("first request: %d", w.Code)
-	}
-	start := time.Now()
-	w := httptestkit.Do(e, "GET", "/", httptestkit.Client)
-	if held := time.Since(start); w.Code != http.StatusOK || held < 40*time.Millisecond {
-		t.Errorf("second request: %d after %v; want 200 after its 50ms slot", w.Code, held)
-	}
-	if w := httptestkit.Do(e, "GET", "/", httptestkit.Client); w.Code != http.StatusTooManyRequests {
-		t.Errorf("third request: %d; want 429, the queue is full", w.Code)
-	}
+	httptestkit.LeakyBucketHold(t, e)
 }
 
 func TestLimit_leakyBucketHoldEndsWhenTheClientGoes(t *testing.T) {
@@ -471,34 +446,11 @@ func TestLimit_leakyBucketHoldEndsWhenTheClientGoes(t *testing.T) {
 }
 
 func TestLimit_failurePolicies(t *testing.T) {
-	tests := []struct {
-		policy core.FailurePolicy
-		codes  string
-		body   string
-	}{
-		{core.FailOpen, "[200 200 200]", "ok"},
-		{core.FailClosed, "[503 503 503]", `{"error":"rate limiter unavailable"}` + "\n"},
-		{core.Fallback, "[200 429 429]", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.policy.String(), func(t *testing.T) {
-			lim, _ := httptestkit.NewLimiter(t, core.WithStore(httptestkit.FailingStore{}), core.WithFailurePolicy(tt.policy), core.WithLogger(slog.New(slog.DiscardHandler)))
-			e := echo.New()
-			e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim)))
-			var codes []int
-			var last *httptest.ResponseRecorder
-			for range 3 {
-				last = httptestkit.Do(e, "GET", "/", httptestkit.Client)
-				codes = append(codes, last.Code)
-			}
-			if fmt.Sprint(codes) != tt.codes {
-				t.Errorf("codes %v; want %s", codes, tt.codes)
-			}
-			if tt.body != "" && last.Body.String() != tt.body {
-				t.Errorf("body %q; want %q", last.Body, tt.body)
-			}
-		})
-	}
+	httptestkit.FailurePolicies(t, func(lim *core.Limiter) http.Handler {
+		e := echo.New()
+		e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim)))
+		return e
+	})
 }
 
 func TestLimit_badExpressionPanicsQuotingIt(t *testing.T) {
