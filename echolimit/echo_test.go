@@ -22,23 +22,14 @@ import (
 func ok(c echo.Context) error { return c.String(http.StatusOK, "ok") }
 
 func TestLimit_setsHeadersBeforeTheHandlerRuns(t *testing.T) {
-	lim, _ := httptestkit.NewLimiter(t)
-	e := echo.New()
-	var seen []string
-	e.GET("/items", func(c echo.Context) error {
-		h := c.Response().Header()
-		seen = append(seen, h.Get("X-RateLimit-Limit")+" "+h.Get("X-RateLimit-Remaining")+" "+h.Get("X-RateLimit-Reset"))
-		return c.NoContent(http.StatusOK)
-	}, echolimit.Limit("3/minute", core.WithLimiter(lim), core.WithAlgorithm(core.FixedWindow)))
-	for range 3 {
-		if w := httptestkit.Do(e, "GET", "/items", httptestkit.Client); w.Code != http.StatusOK || w.Header().Get("X-RateLimit-Limit") != "3" {
-			t.Fatalf("status %d, headers %v; want 200 with X-RateLimit-Limit 3", w.Code, w.Header())
-		}
-	}
-	want := []string{"3 2 60", "3 1 60", "3 0 60"}
-	if fmt.Sprint(seen) != fmt.Sprint(want) {
-		t.Errorf("the handler saw headers %q; want %q", seen, want)
-	}
+	httptestkit.HeadersBeforeHandler(t, func(lim *core.Limiter, record func(http.Header)) http.Handler {
+		e := echo.New()
+		e.GET("/items", func(c echo.Context) error {
+			record(c.Response().Header())
+			return c.NoContent(http.StatusOK)
+		}, echolimit.Limit("3/minute", core.WithLimiter(lim), core.WithAlgorithm(core.FixedWindow)))
+		return e
+	})
 }
 
 func TestLimit_refusesWithAnHTTPErrorRenderedAs429RetryAfterAndJSON(t *testing.T) {
@@ -298,16 +289,7 @@ func TestRoute_givesEachRouteItsOwnBudgetUnderOneUse(t *testing.T) {
 	e.Use(echolimit.Limit("1/minute", core.WithLimiter(lim), echolimit.Key(echolimit.HTTPKey(core.ByIP), echolimit.Route)))
 	e.GET("/items/:id", ok)
 	e.GET("/users/:id", ok)
-	var codes []int
-	for _, q := range []struct{ path, remote string }{
-		{"/items/1", httptestkit.Client}, {"/items/2", httptestkit.Client}, {"/users/1", httptestkit.Client}, {"/items/1", "198.51.100.9:1"},
-		{"/nope/1", httptestkit.Client}, {"/nope/2", httptestkit.Client}, // unmatched paths share one budget
-	} {
-		codes = append(codes, httptestkit.Do(e, "GET", q.path, q.remote).Code)
-	}
-	if want := "[200 429 200 200 404 429]"; fmt.Sprint(codes) != want {
-		t.Errorf("codes %v; want %s", codes, want)
-	}
+	httptestkit.RouteBudgets(t, e)
 }
 
 func TestPlans_limitByThePlanInEchosContext(t *testing.T) {
@@ -318,18 +300,7 @@ func TestPlans_limitByThePlanInEchosContext(t *testing.T) {
 	})
 	e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim),
 		echolimit.Plans(map[string]string{"pro": "3/minute"}, func(c echo.Context) string { p, _ := c.Get("plan").(string); return p })))
-	count := func(plan string) int {
-		n := 0
-		for range 5 {
-			if httptestkit.Do(e, "GET", "/", httptestkit.Client, "X-Plan", plan).Code == http.StatusOK {
-				n++
-			}
-		}
-		return n
-	}
-	if free, pro := count(""), count("pro"); free != 1 || pro != 3 {
-		t.Errorf("admitted %d without a plan and %d on pro; want 1 and 3", free, pro)
-	}
+	httptestkit.PlanAdmissions(t, e)
 }
 
 func TestOnDeny_returnsWhatTheDenyHandlerReturns(t *testing.T) {
@@ -340,28 +311,14 @@ func TestOnDeny_returnsWhatTheDenyHandlerReturns(t *testing.T) {
 		got = res
 		return c.String(http.StatusTooManyRequests, "slow down; retry in "+c.Response().Header().Get("Retry-After")+"s")
 	})))
-	httptestkit.Do(e, "GET", "/", httptestkit.Client)
-	w := httptestkit.Do(e, "GET", "/", httptestkit.Client)
-	if w.Code != http.StatusTooManyRequests || w.Body.String() != "slow down; retry in 60s" {
-		t.Errorf("got %d %q; want 429 from the deny handler", w.Code, w.Body)
-	}
-	if got.Status != http.StatusTooManyRequests || got.Decision.Allowed || got.Decision.Limit != core.Per(1, time.Minute) {
-		t.Errorf("deny handler got %+v; want the refusing decision of 1/minute", got)
-	}
+	httptestkit.DenyHandlerRefusal(t, e, &got)
 }
 
 func TestSkipper_requestsAreNotChargedOrHeadered(t *testing.T) {
 	lim, _ := httptestkit.NewLimiter(t)
 	e := echo.New()
 	e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim), echolimit.Skipper(func(c echo.Context) bool { return c.Request().Header.Get("X-Internal") == "yes" })))
-	for i := range 3 {
-		if w := httptestkit.Do(e, "GET", "/", httptestkit.Client, "X-Internal", "yes"); w.Code != 200 || w.Header().Get("X-RateLimit-Limit") != "" {
-			t.Fatalf("skipped request %d: %d %v; want 200 without headers", i, w.Code, w.Header())
-		}
-	}
-	if codes := []int{httptestkit.Do(e, "GET", "/", httptestkit.Client).Code, httptestkit.Do(e, "GET", "/", httptestkit.Client).Code}; fmt.Sprint(codes) != "[200 429]" {
-		t.Errorf("codes after skipped requests %v; want [200 429]: skipped requests must not be charged", codes)
-	}
+	httptestkit.NotCharged(t, e, "X-Internal", "yes")
 }
 
 // Echo-typed options given where no echo.Context arrives (core's own
@@ -369,34 +326,22 @@ func TestSkipper_requestsAreNotChargedOrHeadered(t *testing.T) {
 // panic: the key fails into the key error policy, the plan is the default,
 // nothing is skipped.
 func TestEchoOptions_withoutEchosContextLimitByPeerIP(t *testing.T) {
-	lim, _ := httptestkit.NewLimiter(t)
 	called := false
-	m := core.MustNewMiddleware("1/minute", core.WithLimiter(lim),
+	httptestkit.PeerIPWithoutNativeContext(t, &called,
 		echolimit.Key(func(echo.Context) (string, error) { called = true; return "user", nil }),
 		echolimit.Plans(map[string]string{"pro": "5/minute"}, func(echo.Context) string { called = true; return "pro" }),
 		echolimit.Skipper(func(echo.Context) bool { called = true; return true }),
 	)
-	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
-	codes := fmt.Sprint(httptestkit.Do(h, "GET", "/", httptestkit.Client).Code, httptestkit.Do(h, "GET", "/", httptestkit.Client).Code, httptestkit.Do(h, "GET", "/", "198.51.100.9:1").Code)
-	if codes != "200 429 200" || called {
-		t.Errorf("codes %s, Echo-typed function called %v; want 200 429 200 (1/minute per peer IP) and no call", codes, called)
-	}
 }
 
 // A deny handler of another framework's type cannot answer the refusal;
 // the default *echo.HTTPError stands in for it, not its error.
 func TestOnDeny_ofAnotherFrameworkLeavesTheDefaultRefusal(t *testing.T) {
-	lim, _ := httptestkit.NewLimiter(t)
-	foreign := core.WithNativeDeny(func(native any, res core.Result) error {
-		return fmt.Errorf("otherlimit: not my context: %w", core.ErrNativeType)
+	httptestkit.ForeignDeny(t, func(lim *core.Limiter, deny core.Option) http.Handler {
+		e := echo.New()
+		e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim), deny))
+		return e
 	})
-	e := echo.New()
-	e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim), foreign))
-	httptestkit.Do(e, "GET", "/", httptestkit.Client)
-	w := httptestkit.Do(e, "GET", "/", httptestkit.Client)
-	if w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), "rate limit exceeded") {
-		t.Errorf("got %d %q; want the default 429 JSON", w.Code, w.Body)
-	}
 }
 
 func TestLimit_shadowModeServesAndReportsDenials(t *testing.T) {
@@ -426,19 +371,7 @@ func TestLimit_leakyBucketHoldEndsWhenTheClientGoes(t *testing.T) {
 	httptestkit.Do(e, "GET", "/", httptestkit.Client)
 	<-decided
 	ran = false
-	ctx, cancel := context.WithCancel(context.Background())
-	req := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
-	req.RemoteAddr = httptestkit.Client
-	w := httptest.NewRecorder()
-	done := make(chan struct{})
-	go func() { e.ServeHTTP(w, req); close(done) }()
-	<-decided // admitted and about to be held for an hour
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the hold did not end when the client went away")
-	}
+	httptestkit.GoneWhileHeld(t, e, decided) // held for an hour
 	var he *echo.HTTPError
 	if ran || !errors.As(handled, &he) || he.Code != echolimit.StatusClientClosedRequest || !errors.Is(handled, context.Canceled) {
 		t.Errorf("handler ran: %v; error %v; want the handler skipped and a 499 error wrapping context.Canceled", ran, handled)
@@ -540,14 +473,5 @@ func BenchmarkLimit(b *testing.B) {
 	defer lim.Close()
 	e := echo.New()
 	e.GET("/", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }, echolimit.Limit("1000000000/hour", core.WithLimiter(lim)))
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		req := httptest.NewRequest("GET", "/", nil)
-		req.RemoteAddr = httptestkit.Client
-		w := httptestkit.NewReusedWriter()
-		for pb.Next() {
-			clear(w.H)
-			e.ServeHTTP(w, req)
-		}
-	})
+	httptestkit.BenchmarkParallel(b, e)
 }

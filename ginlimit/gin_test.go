@@ -22,23 +22,14 @@ func init() { gin.SetMode(gin.TestMode) }
 func ok(c *gin.Context) { c.String(http.StatusOK, "ok") }
 
 func TestLimit_setsHeadersBeforeTheHandlerRuns(t *testing.T) {
-	lim, _ := httptestkit.NewLimiter(t)
-	r := gin.New()
-	var seen []string
-	r.GET("/items", ginlimit.Limit("3/minute", core.WithLimiter(lim), core.WithAlgorithm(core.FixedWindow)), func(c *gin.Context) {
-		h := c.Writer.Header()
-		seen = append(seen, h.Get("X-RateLimit-Limit")+" "+h.Get("X-RateLimit-Remaining")+" "+h.Get("X-RateLimit-Reset"))
-		c.Status(http.StatusOK)
+	httptestkit.HeadersBeforeHandler(t, func(lim *core.Limiter, record func(http.Header)) http.Handler {
+		r := gin.New()
+		r.GET("/items", ginlimit.Limit("3/minute", core.WithLimiter(lim), core.WithAlgorithm(core.FixedWindow)), func(c *gin.Context) {
+			record(c.Writer.Header())
+			c.Status(http.StatusOK)
+		})
+		return r
 	})
-	for range 3 {
-		if w := httptestkit.Do(r, "GET", "/items", httptestkit.Client); w.Code != http.StatusOK || w.Header().Get("X-RateLimit-Limit") != "3" {
-			t.Fatalf("status %d, headers %v; want 200 with X-RateLimit-Limit 3", w.Code, w.Header())
-		}
-	}
-	want := []string{"3 2 60", "3 1 60", "3 0 60"}
-	if fmt.Sprint(seen) != fmt.Sprint(want) {
-		t.Errorf("the handler saw headers %q; want %q", seen, want)
-	}
 }
 
 func TestLimit_refusesWith429RetryAfterAndJSONBodyAndAbortsTheChain(t *testing.T) {
@@ -259,16 +250,7 @@ func TestRoute_givesEachRouteItsOwnBudgetUnderOneGroupMiddleware(t *testing.T) {
 	r.Use(ginlimit.Limit("1/minute", core.WithLimiter(lim), ginlimit.Key(ginlimit.HTTPKey(core.ByIP), ginlimit.Route)))
 	r.GET("/items/:id", ok)
 	r.GET("/users/:id", ok)
-	var codes []int
-	for _, q := range []struct{ path, remote string }{
-		{"/items/1", httptestkit.Client}, {"/items/2", httptestkit.Client}, {"/users/1", httptestkit.Client}, {"/items/1", "198.51.100.9:1"},
-		{"/nope/1", httptestkit.Client}, {"/nope/2", httptestkit.Client}, // unmatched paths share one budget
-	} {
-		codes = append(codes, httptestkit.Do(r, "GET", q.path, q.remote).Code)
-	}
-	if want := "[200 429 200 200 404 429]"; fmt.Sprint(codes) != want {
-		t.Errorf("codes %v; want %s", codes, want)
-	}
+	httptestkit.RouteBudgets(t, r)
 }
 
 func TestPlans_limitByThePlanInGinsContext(t *testing.T) {
@@ -277,18 +259,7 @@ func TestPlans_limitByThePlanInGinsContext(t *testing.T) {
 	r.Use(func(c *gin.Context) { c.Set("plan", c.GetHeader("X-Plan")) })
 	r.GET("/", ginlimit.Limit("1/minute", core.WithLimiter(lim),
 		ginlimit.Plans(map[string]string{"pro": "3/minute"}, func(c *gin.Context) string { return c.GetString("plan") })), ok)
-	count := func(plan string) int {
-		n := 0
-		for range 5 {
-			if httptestkit.Do(r, "GET", "/", httptestkit.Client, "X-Plan", plan).Code == http.StatusOK {
-				n++
-			}
-		}
-		return n
-	}
-	if free, pro := count(""), count("pro"); free != 1 || pro != 3 {
-		t.Errorf("admitted %d without a plan and %d on pro; want 1 and 3", free, pro)
-	}
+	httptestkit.PlanAdmissions(t, r)
 }
 
 func TestOnDeny_writesTheRefusalWithTheHeadersSet(t *testing.T) {
@@ -299,28 +270,14 @@ func TestOnDeny_writesTheRefusalWithTheHeadersSet(t *testing.T) {
 		got = res
 		c.String(http.StatusTooManyRequests, "slow down; retry in %ss", c.Writer.Header().Get("Retry-After"))
 	})), ok)
-	httptestkit.Do(r, "GET", "/", httptestkit.Client)
-	w := httptestkit.Do(r, "GET", "/", httptestkit.Client)
-	if w.Code != http.StatusTooManyRequests || w.Body.String() != "slow down; retry in 60s" {
-		t.Errorf("got %d %q; want 429 from the deny handler", w.Code, w.Body)
-	}
-	if got.Status != http.StatusTooManyRequests || got.Decision.Allowed || got.Decision.Limit != core.Per(1, time.Minute) {
-		t.Errorf("deny handler got %+v; want the refusing decision of 1/minute", got)
-	}
+	httptestkit.DenyHandlerRefusal(t, r, &got)
 }
 
 func TestExempt_requestsAreNotChargedOrHeadered(t *testing.T) {
 	lim, _ := httptestkit.NewLimiter(t)
 	r := gin.New()
 	r.GET("/", ginlimit.Limit("1/minute", core.WithLimiter(lim), ginlimit.Exempt(func(c *gin.Context) bool { return c.GetHeader("X-Internal") == "yes" })), ok)
-	for i := range 3 {
-		if w := httptestkit.Do(r, "GET", "/", httptestkit.Client, "X-Internal", "yes"); w.Code != 200 || w.Header().Get("X-RateLimit-Limit") != "" {
-			t.Fatalf("exempt request %d: %d %v; want 200 without headers", i, w.Code, w.Header())
-		}
-	}
-	if codes := []int{httptestkit.Do(r, "GET", "/", httptestkit.Client).Code, httptestkit.Do(r, "GET", "/", httptestkit.Client).Code}; fmt.Sprint(codes) != "[200 429]" {
-		t.Errorf("codes after exempt requests %v; want [200 429]: exempt requests must not be charged", codes)
-	}
+	httptestkit.NotCharged(t, r, "X-Internal", "yes")
 }
 
 // Gin-typed options given where no *gin.Context arrives (core's own
@@ -328,34 +285,22 @@ func TestExempt_requestsAreNotChargedOrHeadered(t *testing.T) {
 // panic: the key fails into the key error policy, the plan is the default,
 // nothing is exempt.
 func TestGinOptions_withoutGinsContextLimitByPeerIP(t *testing.T) {
-	lim, _ := httptestkit.NewLimiter(t)
 	called := false
-	m := core.MustNewMiddleware("1/minute", core.WithLimiter(lim),
+	httptestkit.PeerIPWithoutNativeContext(t, &called,
 		ginlimit.Key(func(*gin.Context) (string, error) { called = true; return "user", nil }),
 		ginlimit.Plans(map[string]string{"pro": "5/minute"}, func(*gin.Context) string { called = true; return "pro" }),
 		ginlimit.Exempt(func(*gin.Context) bool { called = true; return true }),
 	)
-	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
-	codes := fmt.Sprint(httptestkit.Do(h, "GET", "/", httptestkit.Client).Code, httptestkit.Do(h, "GET", "/", httptestkit.Client).Code, httptestkit.Do(h, "GET", "/", "198.51.100.9:1").Code)
-	if codes != "200 429 200" || called {
-		t.Errorf("codes %s, Gin-typed function called %v; want 200 429 200 (1/minute per peer IP) and no call", codes, called)
-	}
 }
 
 // A deny handler of another framework's type cannot write the refusal;
 // the default one stands in for it.
 func TestOnDeny_ofAnotherFrameworkLeavesTheDefaultRefusal(t *testing.T) {
-	lim, _ := httptestkit.NewLimiter(t)
-	foreign := core.WithNativeDeny(func(native any, res core.Result) error {
-		return fmt.Errorf("otherlimit: not my context: %w", core.ErrNativeType)
+	httptestkit.ForeignDeny(t, func(lim *core.Limiter, deny core.Option) http.Handler {
+		r := gin.New()
+		r.GET("/", ginlimit.Limit("1/minute", core.WithLimiter(lim), deny), ok)
+		return r
 	})
-	r := gin.New()
-	r.GET("/", ginlimit.Limit("1/minute", core.WithLimiter(lim), foreign), ok)
-	httptestkit.Do(r, "GET", "/", httptestkit.Client)
-	w := httptestkit.Do(r, "GET", "/", httptestkit.Client)
-	if w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), "rate limit exceeded") {
-		t.Errorf("got %d %q; want the default 429 JSON", w.Code, w.Body)
-	}
 }
 
 func TestLimit_shadowModeServesAndReportsDenials(t *testing.T) {
@@ -382,19 +327,7 @@ func TestLimit_leakyBucketHoldEndsWhenTheClientGoes(t *testing.T) {
 	httptestkit.Do(r, "GET", "/", httptestkit.Client)
 	<-decided
 	ran = false
-	ctx, cancel := context.WithCancel(context.Background())
-	req := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
-	req.RemoteAddr = httptestkit.Client
-	w := httptest.NewRecorder()
-	done := make(chan struct{})
-	go func() { r.ServeHTTP(w, req); close(done) }()
-	<-decided // admitted and about to be held for an hour
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the hold did not end when the client went away")
-	}
+	w := httptestkit.GoneWhileHeld(t, r, decided) // held for an hour
 	if ran || w.Code != ginlimit.StatusClientClosedRequest || w.Body.Len() != 0 {
 		t.Errorf("handler ran: %v; response %d %q; want the chain aborted with 499 and no body", ran, w.Code, w.Body)
 	}
@@ -489,14 +422,5 @@ func BenchmarkLimit(b *testing.B) {
 	defer lim.Close()
 	r := gin.New()
 	r.GET("/", ginlimit.Limit("1000000000/hour", core.WithLimiter(lim)), func(c *gin.Context) { c.Status(http.StatusNoContent) })
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		req := httptest.NewRequest("GET", "/", nil)
-		req.RemoteAddr = httptestkit.Client
-		w := httptestkit.NewReusedWriter()
-		for pb.Next() {
-			clear(w.H)
-			r.ServeHTTP(w, req)
-		}
-	})
+	httptestkit.BenchmarkParallel(b, r)
 }

@@ -1,9 +1,12 @@
 package httptestkit
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -95,4 +98,160 @@ func ShadowMode(t *testing.T, serve func(lim *core.Limiter) http.Handler) {
 	if shadowed != 2 {
 		t.Errorf("%d shadow denials reported; want 2", shadowed)
 	}
+}
+
+// HeadersBeforeHandler checks that a handler behind the middleware sees the
+// rate limit headers of its own request. serve returns the app under test:
+// GET /items limited to 3/minute by a fixed window on lim, its handler
+// calling record with its response's headers, then answering 200.
+func HeadersBeforeHandler(t *testing.T, serve func(lim *core.Limiter, record func(http.Header)) http.Handler) {
+	t.Helper()
+	lim, _ := NewLimiter(t)
+	var seen []string
+	h := serve(lim, func(h http.Header) {
+		seen = append(seen, h.Get("X-RateLimit-Limit")+" "+h.Get("X-RateLimit-Remaining")+" "+h.Get("X-RateLimit-Reset"))
+	})
+	for range 3 {
+		if w := Do(h, "GET", "/items", Client); w.Code != http.StatusOK || w.Header().Get("X-RateLimit-Limit") != "3" {
+			t.Fatalf("status %d, headers %v; want 200 with X-RateLimit-Limit 3", w.Code, w.Header())
+		}
+	}
+	want := []string{"3 2 60", "3 1 60", "3 0 60"}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("the handler saw headers %q; want %q", seen, want)
+	}
+}
+
+// RouteBudgets checks a limit of 1/minute per route and client: h routes
+// /items/:id and /users/:id, answering 200, under one middleware keyed by
+// route and IP.
+func RouteBudgets(t *testing.T, h http.Handler) {
+	t.Helper()
+	var codes []int
+	for _, q := range []struct{ path, remote string }{
+		{"/items/1", Client}, {"/items/2", Client}, {"/users/1", Client}, {"/items/1", "198.51.100.9:1"},
+		{"/nope/1", Client}, {"/nope/2", Client}, // unmatched paths share one budget
+	} {
+		codes = append(codes, Do(h, "GET", q.path, q.remote).Code)
+	}
+	if want := "[200 429 200 200 404 429]"; fmt.Sprint(codes) != want {
+		t.Errorf("codes %v; want %s", codes, want)
+	}
+}
+
+// PlanAdmissions checks that h, limiting GET / to 1/minute unless the plan
+// read from the X-Plan header is "pro", which gets 3/minute, admits 1 of 5
+// requests without a plan and 3 of 5 on pro.
+func PlanAdmissions(t *testing.T, h http.Handler) {
+	t.Helper()
+	count := func(plan string) int {
+		n := 0
+		for range 5 {
+			if Do(h, "GET", "/", Client, "X-Plan", plan).Code == http.StatusOK {
+				n++
+			}
+		}
+		return n
+	}
+	if free, pro := count(""), count("pro"); free != 1 || pro != 3 {
+		t.Errorf("admitted %d without a plan and %d on pro; want 1 and 3", free, pro)
+	}
+}
+
+// DenyHandlerRefusal checks the second request to h, which limits GET / to
+// 1/minute by a fixed window with a deny handler that records its result in
+// *got and answers 429 "slow down; retry in <Retry-After>s".
+func DenyHandlerRefusal(t *testing.T, h http.Handler, got *core.Result) {
+	t.Helper()
+	Do(h, "GET", "/", Client)
+	w := Do(h, "GET", "/", Client)
+	if w.Code != http.StatusTooManyRequests || w.Body.String() != "slow down; retry in 60s" {
+		t.Errorf("got %d %q; want 429 from the deny handler", w.Code, w.Body)
+	}
+	if got.Status != http.StatusTooManyRequests || got.Decision.Allowed || got.Decision.Limit != core.Per(1, time.Minute) {
+		t.Errorf("deny handler got %+v; want the refusing decision of 1/minute", *got)
+	}
+}
+
+// NotCharged checks that h, limiting GET / to 1/minute, serves requests
+// carrying the header pair (name, value) without rate limit headers and
+// without charging them to the client.
+func NotCharged(t *testing.T, h http.Handler, name, value string) {
+	t.Helper()
+	for i := range 3 {
+		if w := Do(h, "GET", "/", Client, name, value); w.Code != 200 || w.Header().Get("X-RateLimit-Limit") != "" {
+			t.Fatalf("passed-over request %d: %d %v; want 200 without headers", i, w.Code, w.Header())
+		}
+	}
+	if codes := []int{Do(h, "GET", "/", Client).Code, Do(h, "GET", "/", Client).Code}; fmt.Sprint(codes) != "[200 429]" {
+		t.Errorf("codes after passed-over requests %v; want [200 429]: they must not be charged", codes)
+	}
+}
+
+// PeerIPWithoutNativeContext checks that framework-typed options given to
+// core's own middleware, where no framework context arrives, limit by peer
+// IP at 1/minute and are never called: the functions in opts set *called.
+func PeerIPWithoutNativeContext(t *testing.T, called *bool, opts ...core.Option) {
+	t.Helper()
+	lim, _ := NewLimiter(t)
+	m := core.MustNewMiddleware("1/minute", append([]core.Option{core.WithLimiter(lim)}, opts...)...)
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
+	codes := fmt.Sprint(Do(h, "GET", "/", Client).Code, Do(h, "GET", "/", Client).Code, Do(h, "GET", "/", "198.51.100.9:1").Code)
+	if codes != "200 429 200" || *called {
+		t.Errorf("codes %s, framework-typed function called %v; want 200 429 200 (1/minute per peer IP) and no call", codes, *called)
+	}
+}
+
+// ForeignDeny checks that a deny handler of another framework's type leaves
+// the default refusal. serve returns the app under test: GET / limited to
+// 1/minute on lim with deny among the middleware's options.
+func ForeignDeny(t *testing.T, serve func(lim *core.Limiter, deny core.Option) http.Handler) {
+	t.Helper()
+	lim, _ := NewLimiter(t)
+	deny := core.WithNativeDeny(func(native any, res core.Result) error {
+		return fmt.Errorf("otherlimit: not my context: %w", core.ErrNativeType)
+	})
+	h := serve(lim, deny)
+	Do(h, "GET", "/", Client)
+	w := Do(h, "GET", "/", Client)
+	if w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), "rate limit exceeded") {
+		t.Errorf("got %d %q; want the default 429 JSON", w.Code, w.Body)
+	}
+}
+
+// GoneWhileHeld sends GET / to h from Client and cancels the request's
+// context once decided has a value, as a client that goes away while the
+// middleware holds its request; it returns the response once h has.
+func GoneWhileHeld(t *testing.T, h http.Handler, decided <-chan struct{}) *httptest.ResponseRecorder {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
+	req.RemoteAddr = Client
+	w := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() { h.ServeHTTP(w, req); close(done) }()
+	<-decided // admitted and about to be held
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the hold did not end when the client went away")
+	}
+	return w
+}
+
+// BenchmarkParallel serves GET / on h from every benchmark goroutine,
+// reusing one header map per goroutine as a server does.
+func BenchmarkParallel(b *testing.B, h http.Handler) {
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.RemoteAddr = Client
+		w := NewReusedWriter()
+		for pb.Next() {
+			clear(w.H)
+			h.ServeHTTP(w, req)
+		}
+	})
 }
