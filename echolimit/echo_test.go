@@ -1,15 +1,11 @@
 package echolimit_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -387,47 +383,23 @@ func TestLimit_failurePolicies(t *testing.T) {
 }
 
 func TestLimit_badExpressionPanicsQuotingIt(t *testing.T) {
-	defer func() {
-		p := recover()
-		if p == nil || !strings.Contains(fmt.Sprint(p), `"10/minnute"`) {
-			t.Errorf("panic %v; want one quoting the expression", p)
-		}
-	}()
-	echolimit.Limit("10/minnute")
+	httptestkit.PanicQuoting(t, `"10/minnute"`, func() { echolimit.Limit("10/minnute") })
 }
 
 func TestNew_returnsTheErrorOfABadExpressionOrOption(t *testing.T) {
-	tests := []struct {
-		name string
-		expr string
-		opts []core.Option
-		want string
-	}{
-		{"bad expression", "five/minute", nil, `"five/minute"`},
-		{"limiter option on a middleware", "5/minute", []core.Option{core.WithTimeout(time.Second)}, "WithTimeout"},
-		{"nil Echo key", "5/minute", []core.Option{echolimit.Key(nil)}, "WithKey(nil)"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			mw, err := echolimit.New(tt.expr, tt.opts...)
-			if err == nil || mw != nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("New(%q) = %v, %v; want an error containing %s", tt.expr, mw != nil, err, tt.want)
-			}
-		})
-	}
+	httptestkit.NewErrors(t, "Echo", echolimit.Key(nil), func(expr string, opts ...core.Option) (bool, error) {
+		mw, err := echolimit.New(expr, opts...)
+		return mw != nil, err
+	})
 }
 
 func TestLimit_scopeIsNamedByTheCallingFunction(t *testing.T) {
-	var logs bytes.Buffer
-	lim, _ := httptestkit.NewLimiter(t, core.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	lim, logs := httptestkit.NewLoggedLimiter(t)
 	echolimit.Limit("7/minute", core.WithLimiter(lim))
 	if _, err := echolimit.New("7/minute", core.WithLimiter(lim)); err != nil {
 		t.Fatal(err)
 	}
-	want := "func=github.com/limitkit/limitkit/echolimit_test.TestLimit_scopeIsNamedByTheCallingFunction"
-	if n := strings.Count(logs.String(), want); n != 2 {
-		t.Errorf("%d scopes derived from the test function; want 2 (Limit and New). Logs:\n%s", n, logs.String())
-	}
+	httptestkit.ScopesNamedBy(t, logs, "github.com/limitkit/limitkit/echolimit_test.TestLimit_scopeIsNamedByTheCallingFunction")
 }
 
 func TestLimit_allocationsPerRequest(t *testing.T) {
@@ -445,16 +417,7 @@ func TestLimit_allocationsPerRequest(t *testing.T) {
 	e.GET("/pass", noop, pass)
 	e.GET("/limited", noop, echolimit.Limit("1000000000/hour", core.WithLimiter(lim)))
 	e.GET("/echo-key", noop, echolimit.Limit("1000000000/hour", core.WithLimiter(lim), echolimit.Key(echolimit.HTTPKey(core.ByIP))))
-	allocs := func(path string) float64 {
-		req := httptest.NewRequest("GET", path, nil)
-		req.RemoteAddr = httptestkit.Client
-		w := httptestkit.NewReusedWriter()
-		e.ServeHTTP(w, req) // the key exists from here on
-		return testing.AllocsPerRun(500, func() {
-			clear(w.H)
-			e.ServeHTTP(w, req)
-		})
-	}
+	allocs := func(path string) float64 { return httptestkit.AllocsPerRequest(e, path) }
 	bare, pass1, limited, echoKey := allocs("/bare"), allocs("/pass"), allocs("/limited"), allocs("/echo-key")
 	t.Logf("allocations per request: bare route %v, pass-through middleware %v, limited %v (+%v over pass-through), with an Echo-typed key %v (+%v)",
 		bare, pass1, limited, limited-pass1, echoKey, echoKey-pass1)

@@ -1,13 +1,9 @@
 package ginlimit_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -342,47 +338,23 @@ func TestLimit_failurePolicies(t *testing.T) {
 }
 
 func TestLimit_badExpressionPanicsQuotingIt(t *testing.T) {
-	defer func() {
-		p := recover()
-		if p == nil || !strings.Contains(fmt.Sprint(p), `"10/minnute"`) {
-			t.Errorf("panic %v; want one quoting the expression", p)
-		}
-	}()
-	ginlimit.Limit("10/minnute")
+	httptestkit.PanicQuoting(t, `"10/minnute"`, func() { ginlimit.Limit("10/minnute") })
 }
 
 func TestNew_returnsTheErrorOfABadExpressionOrOption(t *testing.T) {
-	tests := []struct {
-		name string
-		expr string
-		opts []core.Option
-		want string
-	}{
-		{"bad expression", "five/minute", nil, `"five/minute"`},
-		{"limiter option on a middleware", "5/minute", []core.Option{core.WithTimeout(time.Second)}, "WithTimeout"},
-		{"nil Gin key", "5/minute", []core.Option{ginlimit.Key(nil)}, "WithKey(nil)"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h, err := ginlimit.New(tt.expr, tt.opts...)
-			if err == nil || h != nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("New(%q) = %v, %v; want an error containing %s", tt.expr, h != nil, err, tt.want)
-			}
-		})
-	}
+	httptestkit.NewErrors(t, "Gin", ginlimit.Key(nil), func(expr string, opts ...core.Option) (bool, error) {
+		mw, err := ginlimit.New(expr, opts...)
+		return mw != nil, err
+	})
 }
 
 func TestLimit_scopeIsNamedByTheCallingFunction(t *testing.T) {
-	var logs bytes.Buffer
-	lim, _ := httptestkit.NewLimiter(t, core.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	lim, logs := httptestkit.NewLoggedLimiter(t)
 	ginlimit.Limit("7/minute", core.WithLimiter(lim))
 	if _, err := ginlimit.New("7/minute", core.WithLimiter(lim)); err != nil {
 		t.Fatal(err)
 	}
-	want := "func=github.com/limitkit/limitkit/ginlimit_test.TestLimit_scopeIsNamedByTheCallingFunction"
-	if n := strings.Count(logs.String(), want); n != 2 {
-		t.Errorf("%d scopes derived from the test function; want 2 (Limit and New). Logs:\n%s", n, logs.String())
-	}
+	httptestkit.ScopesNamedBy(t, logs, "github.com/limitkit/limitkit/ginlimit_test.TestLimit_scopeIsNamedByTheCallingFunction")
 }
 
 func TestLimit_allocationsPerRequest(t *testing.T) {
@@ -395,16 +367,7 @@ func TestLimit_allocationsPerRequest(t *testing.T) {
 	r.GET("/bare", noop)
 	r.GET("/limited", ginlimit.Limit("1000000000/hour", core.WithLimiter(lim)), noop)
 	r.GET("/gin-key", ginlimit.Limit("1000000000/hour", core.WithLimiter(lim), ginlimit.Key(ginlimit.HTTPKey(core.ByIP))), noop)
-	allocs := func(path string) float64 {
-		req := httptest.NewRequest("GET", path, nil)
-		req.RemoteAddr = httptestkit.Client
-		w := httptestkit.NewReusedWriter()
-		r.ServeHTTP(w, req) // the key exists from here on
-		return testing.AllocsPerRun(500, func() {
-			clear(w.H)
-			r.ServeHTTP(w, req)
-		})
-	}
+	allocs := func(path string) float64 { return httptestkit.AllocsPerRequest(r, path) }
 	bare, limited, ginKey := allocs("/bare"), allocs("/limited"), allocs("/gin-key")
 	t.Logf("allocations per request: bare route %v, limited %v (+%v), with a Gin-typed key %v (+%v)", bare, limited, limited-bare, ginKey, ginKey-bare)
 	if limited-bare > 3 {

@@ -1,6 +1,7 @@
 package httptestkit
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -253,5 +254,74 @@ func BenchmarkParallel(b *testing.B, h http.Handler) {
 			clear(w.H)
 			h.ServeHTTP(w, req)
 		}
+	})
+}
+
+// PanicQuoting checks that f panics with a message containing quoted.
+func PanicQuoting(t *testing.T, quoted string, f func()) {
+	t.Helper()
+	defer func() {
+		p := recover()
+		if p == nil || !strings.Contains(fmt.Sprint(p), quoted) {
+			t.Errorf("panic %v; want one quoting the expression", p)
+		}
+	}()
+	f()
+}
+
+// NewErrors checks that an adapter's New refuses a bad expression, a
+// limiter option and a nil key of the framework named framework (nilKey)
+// with an error naming the problem and no middleware. newOK wraps New,
+// reporting whether it returned a middleware.
+func NewErrors(t *testing.T, framework string, nilKey core.Option, newOK func(expr string, opts ...core.Option) (bool, error)) {
+	t.Helper()
+	tests := []struct {
+		name string
+		expr string
+		opts []core.Option
+		want string
+	}{
+		{"bad expression", "five/minute", nil, `"five/minute"`},
+		{"limiter option on a middleware", "5/minute", []core.Option{core.WithTimeout(time.Second)}, "WithTimeout"},
+		{"nil " + framework + " key", "5/minute", []core.Option{nilKey}, "WithKey(nil)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			made, err := newOK(tt.expr, tt.opts...)
+			if err == nil || made || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New(%q) = %v, %v; want an error containing %s", tt.expr, made, err, tt.want)
+			}
+		})
+	}
+}
+
+// NewLoggedLimiter is NewLimiter with a logger at debug level writing into
+// the buffer returned.
+func NewLoggedLimiter(t testing.TB) (*core.Limiter, *bytes.Buffer) {
+	t.Helper()
+	var logs bytes.Buffer
+	lim, _ := NewLimiter(t, core.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	return lim, &logs
+}
+
+// ScopesNamedBy checks that logs tell of two scopes, of Limit and New,
+// derived from the function fn (package path and name).
+func ScopesNamedBy(t *testing.T, logs *bytes.Buffer, fn string) {
+	t.Helper()
+	if n := strings.Count(logs.String(), "func="+fn); n != 2 {
+		t.Errorf("%d scopes derived from the test function; want 2 (Limit and New). Logs:\n%s", n, logs.String())
+	}
+}
+
+// AllocsPerRequest is the average number of allocations of a GET of path
+// on h, once the client's key exists, writing to a ReusedWriter.
+func AllocsPerRequest(h http.Handler, path string) float64 {
+	req := httptest.NewRequest("GET", path, nil)
+	req.RemoteAddr = Client
+	w := NewReusedWriter()
+	h.ServeHTTP(w, req) // the key exists from here on
+	return testing.AllocsPerRun(500, func() {
+		clear(w.H)
+		h.ServeHTTP(w, req)
 	})
 }
