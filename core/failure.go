@@ -248,6 +248,16 @@ func (l *Limiter) fallbackStore() *MemoryStore {
 // fallbackIfMade returns the fallback store if a failure has made it.
 func (l *Limiter) fallbackIfMade() *MemoryStore { return l.fallback.Load() }
 
+// DeadlineKeeper is implemented by stores that promise to return from Take
+// by the deadline of its context, whatever their backend does (redisstore's
+// Store is one). A Limiter calls such a store on the caller's goroutine;
+// any other store it calls on a goroutine of its own, so that a store that
+// ignores its context still cannot hang a request.
+type DeadlineKeeper interface {
+	Store
+	KeepsDeadlines() bool
+}
+
 type answer struct {
 	d   Decision
 	err error
@@ -272,6 +282,18 @@ func (l *Limiter) ask(ctx context.Context, key string, rule Rule, cost int64) (d
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.timeout)
 	defer cancel()
+	if l.keeper {
+		defer func() {
+			if p := recover(); p != nil {
+				d, err = Decision{}, fmt.Errorf("limitkit: store panicked: %v", p)
+			}
+		}()
+		d, err = l.cfg.store.Take(ctx, key, rule, cost)
+		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("limitkit: store did not answer within %v: %w", l.cfg.timeout, context.DeadlineExceeded)
+		}
+		return d, 0, err
+	}
 	// The buffer lets the goroutine finish and be collected even when
 	// nobody waits for its answer any more.
 	ch := make(chan answer, 1)

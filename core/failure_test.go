@@ -290,3 +290,51 @@ func TestNew_panicsOnBadOptionsNamingThem(t *testing.T) {
 		})
 	}
 }
+
+// keeperStore is a faultyStore that promises to keep its deadlines, and
+// records whether its calls came with one.
+type keeperStore struct {
+	*faultyStore
+	withDeadline atomic.Int64
+}
+
+func (s *keeperStore) KeepsDeadlines() bool { return true }
+
+func (s *keeperStore) Take(ctx context.Context, key string, rule Rule, cost int64) (Decision, error) {
+	if _, ok := ctx.Deadline(); ok {
+		s.withDeadline.Add(1)
+	}
+	return s.faultyStore.Take(ctx, key, rule, cost)
+}
+
+// A store that keeps its deadlines is called under the limiter's deadline
+// and its failures follow the policy as any other store's: a hang ends at
+// the deadline, a panic becomes an error, and a healthy call decides.
+func TestLimiter_deadlineKeeperFollowsThePolicyToo(t *testing.T) {
+	tests := []struct {
+		fault   string
+		allowed bool
+		says    string
+	}{
+		{"", true, ""},
+		{"hang", false, "did not answer within 10ms"},
+		{"panic", false, "store panicked"},
+		{"error", false, "connection refused"},
+	}
+	for _, tt := range tests {
+		t.Run("fault="+tt.fault, func(t *testing.T) {
+			store := &keeperStore{faultyStore: newFaultyStore(t, time.Now, tt.fault)}
+			lim := closeLater(t, WithStore(store), WithTimeout(10*time.Millisecond), WithFailurePolicy(FailClosed), WithLogger(quiet))
+			d, err := lim.Allow(context.Background(), "k", MustRule("1/second", 0))
+			if d.Allowed != tt.allowed {
+				t.Errorf("Allowed = %v, want %v (err %v)", d.Allowed, tt.allowed, err)
+			}
+			if tt.says == "" && err != nil || tt.says != "" && (err == nil || !strings.Contains(err.Error(), tt.says)) {
+				t.Errorf("error %v; want one saying %q", err, tt.says)
+			}
+			if n := store.withDeadline.Load(); n != 1 {
+				t.Errorf("%d of 1 calls came with a deadline", n)
+			}
+		})
+	}
+}

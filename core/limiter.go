@@ -22,9 +22,13 @@ type Limiter struct {
 	cfg config
 	// direct is set for the memory store, which never blocks on I/O: it is
 	// called on the caller's goroutine without a deadline, which costs
-	// nothing. Other stores are called under a deadline on a goroutine of
-	// their own, so that one that ignores its context cannot hang a request.
+	// nothing. keeper is set for stores that promise to return by their
+	// context's deadline (DeadlineKeeper): they are called on the caller's
+	// goroutine under the deadline. Other stores are called under a deadline
+	// on a goroutine of their own, so that one that ignores its context
+	// cannot hang a request.
 	direct bool
+	keeper bool
 	now    func() time.Time
 	health health
 
@@ -136,6 +140,9 @@ func New(opts ...Option) *Limiter {
 		l.cfg.store = NewMemoryStore(l.memoryOptions()...)
 	}
 	_, l.direct = l.cfg.store.(*MemoryStore)
+	if k, ok := l.cfg.store.(DeadlineKeeper); ok {
+		l.keeper = k.KeepsDeadlines()
+	}
 	l.now = time.Now
 	if l.cfg.clock != nil {
 		l.now = l.cfg.clock
