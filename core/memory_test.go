@@ -84,8 +84,14 @@ func TestMemoryStore_closeStopsTheSweeper(t *testing.T) {
 	for i := range stores {
 		stores[i] = core.NewMemoryStore(core.MemorySweepInterval(time.Millisecond))
 	}
-	if sweepers() == 0 {
-		t.Fatalf("no sweeper running with %d stores open", len(stores))
+	// A new goroutine may not have run yet; wait, boundedly, until the
+	// sweepers show, so that the check after Close is not vacuous.
+	deadline := time.Now().Add(5 * time.Second)
+	for sweepers() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no sweeper running 5s after opening %d stores", len(stores))
+		}
+		runtime.Gosched()
 	}
 	for _, s := range stores {
 		if err := s.Close(); err != nil {
@@ -95,7 +101,7 @@ func TestMemoryStore_closeStopsTheSweeper(t *testing.T) {
 	}
 	// Close waits until the sweeper is done; its goroutine may still be on
 	// its way out for a moment after that, so give it a bounded while.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline = time.Now().Add(5 * time.Second)
 	for sweepers() != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d sweepers still running 5s after Close", sweepers())
