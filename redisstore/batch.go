@@ -2,47 +2,43 @@ package redisstore
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// batcher coalesces concurrent script runs into pipelines: one goroutine
-// collects calls and sends a batch when its first call has waited the
-// window or when it is full; each batch is sent from its own goroutine, so
-// that collecting the next one does not wait for Redis.
+// batcher coalesces concurrent decisions: one goroutine collects calls and
+// sends a batch when its first call has waited the window or when it is
+// full; each batch is sent from its own goroutine, so that collecting the
+// next one does not wait for Redis.
+//
+// On a plain client (standalone or Sentinel), which sends everything to one
+// server, the decisions of a batch that share an algorithm travel as one
+// call of that algorithm's batched script, so that Redis parses, looks up
+// and runs one command for them all. Cluster clients and Rings spread keys
+// over servers, which one script cannot span: there each decision is its
+// own EVALSHA, in one pipeline.
 type batcher struct {
 	client  redis.UniversalClient
+	joint   bool // one script call per algorithm and batch
 	window  time.Duration
 	max     int
 	timeout time.Duration
-	calls   chan *call
+	calls   chan *request
 	stop    chan struct{}
 	done    chan struct{}
 }
 
-// call is one caller's script run, answered on res (buffered, so that a
-// caller who gave up never blocks the batch).
-type call struct {
-	script *redis.Script
-	keys   []string
-	args   []any
-	res    chan result
-}
-
-type result struct {
-	v   any
-	err error
-}
-
 func newBatcher(client redis.UniversalClient, window time.Duration, max int, timeout time.Duration) *batcher {
+	_, joint := client.(*redis.Client)
 	b := &batcher{
 		client:  client,
+		joint:   joint,
 		window:  window,
 		max:     max,
 		timeout: timeout,
-		calls:   make(chan *call),
+		calls:   make(chan *request),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -50,19 +46,21 @@ func newBatcher(client redis.UniversalClient, window time.Duration, max int, tim
 	return b
 }
 
-// do runs script in the next batch and waits for its result or ctx.
-func (b *batcher) do(ctx context.Context, script *redis.Script, keys []string, args []any) (any, error) {
-	c := &call{script: script, keys: keys, args: args, res: make(chan result, 1)}
+// do runs r in the next batch and waits for its result or ctx. A caller
+// without a deadline of its own passes when it stops waiting as due: the
+// batch's deadline is then no later.
+func (b *batcher) do(ctx context.Context, r *request, due time.Time) ([]int64, error) {
+	r.res, r.due = make(chan result, 1), due
 	select {
-	case b.calls <- c:
+	case b.calls <- r:
 	case <-b.stop:
 		return nil, ErrClosed
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 	select {
-	case r := <-c.res:
-		return r.v, r.err
+	case res := <-r.res:
+		return res.v, res.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -72,7 +70,7 @@ func (b *batcher) loop() {
 	defer close(b.done)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	var batch []*call
+	var batch []*request
 	for {
 		var due <-chan time.Time
 		if len(batch) > 0 {
@@ -100,39 +98,119 @@ func (b *batcher) loop() {
 	}
 }
 
-// send runs a batch as one pipeline of EVALSHAs and answers every call.
-// Scripts Redis does not know (after SCRIPT FLUSH or a restart) are sent
-// again in full in a second pipeline, which also loads them.
-func (b *batcher) send(batch []*call) {
-	// The batch outlives any one caller's context: callers stop waiting at
-	// their own deadlines, and the pipeline at the store's timeout.
-	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
-	defer cancel()
-	cmds := make([]*redis.Cmd, len(batch))
-	pipe := b.client.Pipeline()
-	for i, c := range batch {
-		cmds[i] = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
-	}
-	_, _ = pipe.Exec(ctx) // each command carries its own error
+// part is one command of a batch and the requests it decides.
+type part struct {
+	cmd  *redis.IntSliceCmd
+	reqs []*request
+	src  any // the script's source, should Redis not know it
+}
 
-	var retry []int
-	for i, cmd := range cmds {
-		if err := cmd.Err(); err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")) {
-			retry = append(retry, i)
+// send runs a batch and answers every call: as one pipeline of one command
+// per algorithm (joint) or per decision. Scripts Redis does not know (after
+// SCRIPT FLUSH or a restart) are sent again in full in a second pipeline,
+// which also loads them.
+func (b *batcher) send(batch []*request) {
+	// The batch outlives any one caller's context: callers stop waiting at
+	// their own deadlines, and the batch at the store's timeout, or sooner
+	// for callers that rely on it for theirs.
+	deadline := time.Now().Add(b.timeout)
+	for _, r := range batch {
+		if !r.due.IsZero() && r.due.Before(deadline) {
+			deadline = r.due
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+
+	var parts []part
+	if b.joint {
+		parts = jointParts(ctx, batch)
+	} else {
+		parts = make([]part, len(batch))
+		for i, r := range batch {
+			parts[i] = part{cmd: r.command(ctx), reqs: batch[i : i+1], src: r.script.one}
+		}
+	}
+	b.exec(ctx, parts)
+	var retry []part
+	for i, p := range parts {
+		if isNoScript(p.cmd.Err()) {
+			parts[i].cmd = withSource(ctx, p.cmd, p.src)
+			retry = append(retry, parts[i])
 		}
 	}
 	if len(retry) > 0 {
-		pipe := b.client.Pipeline()
-		for _, i := range retry {
-			c := batch[i]
-			cmds[i] = c.script.Eval(ctx, pipe, c.keys, c.args...)
+		b.exec(ctx, retry)
+	}
+	for _, p := range parts {
+		v, err := p.cmd.Result()
+		if err == nil && len(v) != replyLen*len(p.reqs) {
+			err = fmt.Errorf("unexpected script reply %v to %d decisions", v, len(p.reqs))
 		}
-		_, _ = pipe.Exec(ctx)
+		for i, r := range p.reqs {
+			if err != nil {
+				r.res <- result{nil, err}
+			} else {
+				r.res <- result{v[i*replyLen : (i+1)*replyLen : (i+1)*replyLen], nil}
+			}
+		}
 	}
-	for i, c := range batch {
-		v, err := cmds[i].Result()
-		c.res <- result{v, err}
+}
+
+// jointParts groups a batch by script: one command for each script used by
+// two or more decisions (the batched script, with their keys and
+// arguments one decision after another), the decision's own command for
+// the others.
+func jointParts(ctx context.Context, batch []*request) []part {
+	var groups [len(scripts)][]*request
+	for _, r := range batch {
+		for i, s := range scripts {
+			if s == r.script {
+				groups[i] = append(groups[i], r)
+				break
+			}
+		}
 	}
+	var parts []part
+	for i, g := range groups {
+		switch len(g) {
+		case 0:
+			continue
+		case 1:
+			parts = append(parts, part{cmd: g[0].command(ctx), reqs: g, src: g[0].script.one})
+			continue
+		}
+		s := scripts[i]
+		nkeys, nargs := 0, 0
+		for _, r := range g {
+			nkeys += len(r.keys)
+			nargs += 1 + len(r.nums)
+		}
+		args := make([]any, 3, 3+nkeys+nargs)
+		args[0], args[1], args[2] = "evalsha", s.manySHA, nkeys
+		for _, r := range g {
+			args = r.appendKeys(args)
+		}
+		for _, r := range g {
+			args = append(args, (len(r.nums)-3)/3)
+			args = r.appendNums(args)
+		}
+		parts = append(parts, part{cmd: redis.NewIntSliceCmd(ctx, args...), reqs: g, src: s.many})
+	}
+	return parts
+}
+
+// exec sends the parts' commands, one alone or else in one pipeline.
+func (b *batcher) exec(ctx context.Context, parts []part) {
+	if len(parts) == 1 {
+		_ = b.client.Process(ctx, parts[0].cmd)
+		return
+	}
+	pipe := b.client.Pipeline()
+	for _, p := range parts {
+		_ = pipe.Process(ctx, p.cmd)
+	}
+	_, _ = pipe.Exec(ctx) // each command carries its own error
 }
 
 func (b *batcher) close() {

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/limitkit/limitkit/core"
 	"github.com/limitkit/limitkit/core/storetest"
+	"github.com/redis/go-redis/v9"
 )
 
 // sameButRemaining compares decisions but Remaining, which a cached denial
@@ -136,5 +139,115 @@ func TestBatching_concurrentCallersGetTheirOwnDecisions(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestBatching_concurrentDecisionsDecideAsTheMemoryStore plays the random
+// requests in groups on distinct keys at one time, each group at once, so
+// that batches hold several decisions of one algorithm and travel in the
+// batched scripts; the memory store plays them one by one.
+func TestBatching_concurrentDecisionsDecideAsTheMemoryStore(t *testing.T) {
+	s, c := standalone(t)
+	clk := storetest.NewClock()
+	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithBatching(2*time.Millisecond, 0))
+	defer st.Close()
+	mem := core.NewMemoryStore(core.MemoryClock(clk.Now), core.MemorySweepInterval(time.Hour))
+	defer mem.Close()
+	ctx := context.Background()
+	statsBefore := evalCalls(t, s.Client())
+	ops := randomOps(rand.New(rand.NewPCG(5, 8)), 1500, false)
+	decisions := 0
+	for i, groups := 0, 0; i < len(ops); groups++ {
+		if groups%50 == 49 {
+			// Now and then Redis forgets the scripts, batched ones too.
+			if err := c.ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clk.Advance(ops[i].advance)
+		seen := map[string]bool{}
+		var group []op
+		for ; i < len(ops) && len(group) < 12 && !seen[ops[i].key]; i++ {
+			seen[ops[i].key] = true
+			group = append(group, ops[i])
+		}
+		got := make([]core.Decision, len(group))
+		errs := make([]error, len(group))
+		var wg sync.WaitGroup
+		for j, o := range group {
+			wg.Go(func() { got[j], errs[j] = st.Take(ctx, o.key, diffRules[o.rule], o.cost) })
+		}
+		wg.Wait()
+		for j, o := range group {
+			rule := diffRules[o.rule]
+			want, err := mem.Take(ctx, o.key, rule, o.cost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if errs[j] != nil || got[j] != want {
+				t.Fatalf("op %d: Take(%q, %v %s, cost %d)\n got  %+v, %v\n want %+v", i-len(group)+j, o.key, rule.Algorithm, rule.String(), o.cost, got[j], errs[j], want)
+			}
+			decisions++
+		}
+	}
+	if calls := evalCalls(t, s.Client()) - statsBefore; calls >= int64(decisions)*3/4 {
+		t.Fatalf("%d decisions took %d script calls: the batches did not share them", decisions, calls)
+	}
+}
+
+// evalCalls is how many EVALSHA and EVAL commands Redis has run.
+func evalCalls(t *testing.T, c *redis.Client) int64 {
+	t.Helper()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for line := range strings.Lines(info) {
+		for _, name := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
+			if rest, ok := strings.CutPrefix(line, name); ok {
+				n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+				total += n
+			}
+		}
+	}
+	return total
+}
+
+func TestBatching_corruptStateFailsOnlyItsOwnDecision(t *testing.T) {
+	_, c := standalone(t)
+	ctx := context.Background()
+	for alg := core.FixedWindow; alg <= core.LeakyBucket; alg++ {
+		st := New(c, WithTimeout(testTimeout), WithBatching(20*time.Millisecond, 8), WithPrefix(fmt.Sprintf("corrupt%d:", alg)))
+		rule := core.MustRule("5/minute", alg)
+		if err := c.HSet(ctx, st.keys(nil, "bad", alg, 1)[0], "a", 1).Err(); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for g := range 8 {
+			wg.Go(func() {
+				key := fmt.Sprint("good", g)
+				if g == 3 {
+					key = "bad"
+				}
+				d, err := st.Take(ctx, key, rule, 1)
+				if err == nil && (!d.Allowed || d.Remaining != 4) {
+					err = fmt.Errorf("decision %+v, want allowed with 4 left", d)
+				}
+				errs[g] = err
+			})
+		}
+		wg.Wait()
+		for g, err := range errs {
+			if g == 3 {
+				if err == nil || !strings.Contains(err.Error(), "corrupt state") {
+					t.Errorf("%v: corrupt key: %v, want a corrupt-state error", alg, err)
+				}
+			} else if err != nil {
+				t.Errorf("%v: caller %d: %v", alg, g, err)
+			}
+		}
+		st.Close()
 	}
 }

@@ -91,11 +91,18 @@
 //
 // # Batching
 //
-// WithBatching(window, max) sends concurrent decisions as one pipeline of
-// EVALSHAs when the first has waited window or max are waiting. Each caller
-// still gets its own decision and error, and each decision is still its own
-// atomic script; only the network trip is shared. It helps when many
-// requests wait on a busy network or a Redis near its limit of system calls,
-// at the price of up to window of added latency. A caller whose context
-// ends first returns its context's error; its script may still run.
+// WithBatching(window, max) sends concurrent decisions together when the
+// first has waited window or max are waiting. On a plain client (standalone,
+// or Sentinel's failover client) the decisions of a batch that share an
+// algorithm go as one call of that algorithm's batched script, which runs
+// them one after another, each exactly as alone: Redis then parses, looks up
+// and starts one command per algorithm and batch instead of one per
+// decision, which is most of its cost for a one-limit decision. On a
+// Cluster client or a Ring, whose keys live on several servers that one
+// script cannot span, the batch is a pipeline of one EVALSHA per decision.
+// Either way each caller gets its own decision and its own error (state this
+// store did not write fails only the decision that reads it), and only the
+// round trip is shared. It helps when many requests wait at once, and costs
+// up to window of added latency. A caller whose context ends first returns
+// its context's error; its decision may still be made.
 package redisstore

@@ -30,36 +30,38 @@ func tag(key string) string {
 	return key
 }
 
-// base returns the common start of every Redis key of key under a rule of
-// alg with n limits: prefix{tag}:alg:n:. The number of limits is part of the
-// name so that a rule that gains or loses a limit starts afresh, as it does
-// in the memory store.
-func (s *Store) base(key string, alg core.Algorithm, n int) string {
-	var b strings.Builder
-	t := tag(key)
-	b.Grow(len(s.prefix) + len(t) + 40)
-	b.WriteString(s.prefix)
-	b.WriteByte('{')
-	b.WriteString(t)
-	b.WriteString("}:")
-	b.WriteString(alg.String())
-	b.WriteByte(':')
-	b.WriteString(strconv.Itoa(n))
-	b.WriteByte(':')
-	return b.String()
-}
-
 // keys appends to dst the Redis keys of key's limits under a rule of alg
-// with n limits, as the algorithm's script expects them: base+i, and for
-// the sliding window log also base+i+":sum".
+// with n limits, as the algorithm's script expects them:
+// prefix{tag}:alg:n:i, and for the sliding window log also the same with
+// ":sum". The number of limits is part of the name so that a rule that
+// gains or loses a limit starts afresh, as it does in the memory store.
+// Each limit's keys take one allocation: a log's list key is a prefix of
+// its sum key.
 func (s *Store) keys(dst []string, key string, alg core.Algorithm, n int) []string {
-	base := s.base(key, alg, n)
+	t := tag(key)
+	name := alg.String()
+	var num [20]byte
+	ns := strconv.AppendInt(num[:0], int64(n), 10)
 	for i := range n {
-		k := base + strconv.Itoa(i)
-		dst = append(dst, k)
-		if alg == core.SlidingWindowLog {
-			dst = append(dst, k+":sum")
+		var b strings.Builder
+		b.Grow(len(s.prefix) + len(t) + len(name) + len(ns) + 12 + 4)
+		b.WriteString(s.prefix)
+		b.WriteByte('{')
+		b.WriteString(t)
+		b.WriteString("}:")
+		b.WriteString(name)
+		b.WriteByte(':')
+		b.Write(ns)
+		b.WriteByte(':')
+		var is [20]byte
+		b.Write(strconv.AppendInt(is[:0], int64(i), 10))
+		if alg != core.SlidingWindowLog {
+			dst = append(dst, b.String())
+			continue
 		}
+		b.WriteString(":sum")
+		sum := b.String()
+		dst = append(dst, sum[:len(sum)-len(":sum")], sum)
 	}
 	return dst
 }

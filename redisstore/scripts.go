@@ -1,8 +1,12 @@
 package redisstore
 
 import (
+	"crypto/sha1"
+	"encoding/hex"
+	"strconv"
+	"strings"
+
 	"github.com/limitkit/limitkit/core"
-	"github.com/redis/go-redis/v9"
 )
 
 // The scripts repeat core/decide.go step for step, in integer microseconds
@@ -22,23 +26,47 @@ import (
 // KEYS: one key per limit, in rule order; two for the sliding window log
 //       (the list of admitted (time, cost) pairs, then their running sum).
 // ARGV: now in µs ("" to read Redis's TIME), cost, TTL slack in ms, then per
-//       limit: count, window, step, depth, burst (core's shape).
+//       limit: count, window in µs, burst; the buckets derive core's step
+//       and depth from them.
 // Reply: {allowed 0|1, deciding limit (0-based), remaining, reset-after µs,
-//         retry-after µs, delay µs, never 0|1}.
+//         retry-after µs, delay µs, never 0|1}, or {-1, index of the key
+//         whose state is corrupt, 0, 0, 0, 0, 0}.
+//
+// Every script also comes in a batched form, which runs many decisions of
+// its algorithm one after another in one call; see batchTail.
 
-// head starts every script: the time, the cost, and the rule's verdict.
-const head = `
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = t[1] * 1000000 + t[2]
-else
-  now = tonumber(ARGV[1])
-end
-local cost, slack = tonumber(ARGV[2]), tonumber(ARGV[3])
-local n = (#ARGV - 3) / 5
+// prelude starts every script: shorthands, the per-limit scratch tables and
+// counterWait, which scripts that do not use it never call.
+const prelude = `
 local fmt, floor, fmod, mmax = string.format, math.floor, math.fmod, math.max
 local SA, SB, SC = {}, {}, {}
+local T
+local function wait(prev, curr, window, count, cost)
+  if prev == 0 or prev * (window - 0) / window + curr + cost <= count then return 0 end
+  local room = count - curr - cost
+  local e = window - floor(room * window / prev)
+  e = math.min(mmax(e, 0), window)
+  while e < window and not (prev * (window - e) / window + curr + cost <= count) do e = e + 1 end
+  while e > 0 and prev * (window - (e - 1)) / window + curr + cost <= count do e = e - 1 end
+  return e
+end
+`
+
+// head starts one decision, whose keys follow KEYS[kb] and whose arguments
+// follow ARGV[ab], with n limits: the time (Redis's TIME, read once per
+// script), the cost, and the rule's verdict.
+const head = `
+local now = ARGV[ab + 1]
+if now == '' then
+  if not T then
+    local t = redis.call('TIME')
+    T = t[1] * 1000000 + t[2]
+  end
+  now = T
+else
+  now = tonumber(now)
+end
+local cost, slack = tonumber(ARGV[ab + 2]), tonumber(ARGV[ab + 3])
 local allOK, delay = true, 0
 local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 `
@@ -47,8 +75,8 @@ local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 // retry and dly.
 const loop = `
 for i = 1, n do
-  local o = 3 + (i - 1) * 5
-  local count, window, step, depth, burst = tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3]), tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5])
+  local o = ab + (i - 1) * 3
+  local count, window, burst = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6])
   local ok, never, rem, reset, retry, dly = false, false, 0, 0, 0, 0
 `
 
@@ -66,8 +94,7 @@ const middle = `
   if better then bOk, bNever, bRem, bReset, bRetry, bIdx = ok, never, rem, reset, retry, i end
 end
 for i = 1, n do
-  local o = 3 + (i - 1) * 5
-  local window, step = tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3])
+  local window = tonumber(ARGV[ab + (i - 1) * 3 + 5])
 `
 
 const tail = `
@@ -75,6 +102,13 @@ end
 if not allOK then delay = 0 end
 return {allOK and 1 or 0, bIdx - 1, bRem, bReset, bRetry, delay, bNever and 1 or 0}
 `
+
+// corrupt is the reply for state this store did not write, naming the key
+// by its index among the decision's keys: the batched scripts must answer
+// the other decisions of the batch, so it is a reply, not an error.
+func corrupt(index string) string {
+	return `return {-1, ` + index + `, 0, 0, 0, 0, 0}`
+}
 
 // ttl sets t to how long, in ms, a key must live to outlast exp (µs), plus
 // the slack a driven clock needs; zero when its state is as good as none.
@@ -86,14 +120,14 @@ func ttl(exp string) string {
 }
 
 // FixedWindow's state is core's cell "a,b": window start and count.
-const fixedCheck = `
-  local key = KEYS[i]
+var fixedCheck = `
   local a, b = 0, 0
-  local v = redis.call('GET', key)
+  local v = redis.pcall('GET', KEYS[kb + i])
   if v then
+    if type(v) ~= 'string' then ` + corrupt("i - 1") + ` end
     local x, y = string.match(v, '^(%-?%d+),(%-?%d+)$')
     a, b = tonumber(x), tonumber(y)
-    if not b then return redis.error_reply('limitkit: corrupt state under ' .. key) end
+    if not b then ` + corrupt("i - 1") + ` end
   end
   SA[i], SB[i] = a, b
   local ws, cnt = now - fmod(now, window), b
@@ -114,37 +148,25 @@ var fixedCommit = `
     if ws > a then a, b = ws, 0 end
     b = b + cost` + ttl("a + window") + `
     if t > 0 then
-      redis.call('SET', KEYS[i], fmt('%.0f,%.0f', a, b), 'PX', t)
+      redis.call('SET', KEYS[kb + i], fmt('%.0f,%.0f', a, b), 'PX', t)
     else
-      redis.call('DEL', KEYS[i])
+      redis.call('DEL', KEYS[kb + i])
     end
   end
 `
 
 // SlidingWindowCounter's state is core's cell "a,b,c": window start,
-// current count, previous count. wait is core's counterWait; the estimate
-// keeps core's order of operations, so the doubles are the same. It comes
-// between head and loop.
-const counterWait = `
-local function wait(prev, curr, window, count)
-  if prev == 0 or prev * (window - 0) / window + curr + cost <= count then return 0 end
-  local room = count - curr - cost
-  local e = window - floor(room * window / prev)
-  e = math.min(mmax(e, 0), window)
-  while e < window and not (prev * (window - e) / window + curr + cost <= count) do e = e + 1 end
-  while e > 0 and prev * (window - (e - 1)) / window + curr + cost <= count do e = e - 1 end
-  return e
-end
-`
-
-const counterCheck = `
-  local key = KEYS[i]
+// current count, previous count. wait (in prelude) is core's counterWait;
+// the estimate keeps core's order of operations, so the doubles are the
+// same.
+var counterCheck = `
   local a, b, c = 0, 0, 0
-  local v = redis.call('GET', key)
+  local v = redis.pcall('GET', KEYS[kb + i])
   if v then
+    if type(v) ~= 'string' then ` + corrupt("i - 1") + ` end
     local x, y, z = string.match(v, '^(%-?%d+),(%-?%d+),(%-?%d+)$')
     a, b, c = tonumber(x), tonumber(y), tonumber(z)
-    if not c then return redis.error_reply('limitkit: corrupt state under ' .. key) end
+    if not c then ` + corrupt("i - 1") + ` end
   end
   SA[i], SB[i], SC[i] = a, b, c
   local ws, curr, prev = now - fmod(now, window), 0, 0
@@ -169,9 +191,9 @@ const counterCheck = `
     if cost > count then
       never = true
     elseif curr + cost <= count then
-      retry = ws + wait(prev, curr, window, count) - now
+      retry = ws + wait(prev, curr, window, count, cost) - now
     else
-      retry = ws + window + wait(curr, 0, window, count) - now
+      retry = ws + window + wait(curr, 0, window, count, cost) - now
     end
   end
 `
@@ -188,24 +210,29 @@ var counterCommit = `
     end
     b = b + cost` + ttl("a + 2 * window") + `
     if t > 0 then
-      redis.call('SET', KEYS[i], fmt('%.0f,%.0f,%.0f', a, b, c), 'PX', t)
+      redis.call('SET', KEYS[kb + i], fmt('%.0f,%.0f,%.0f', a, b, c), 'PX', t)
     else
-      redis.call('DEL', KEYS[i])
+      redis.call('DEL', KEYS[kb + i])
     end
   end
 `
 
 // The buckets are GCRA: the state is the theoretical arrival time alone.
-// LEAKY is defined before this part.
-const bucketCheck = `
-  local key = KEYS[i]
+// LEAKY is defined before this part. step and depth are core's shape:
+// floor(window/count), corrected should the division round up, and
+// burst·step, which core's validation keeps exact. SB keeps each step for
+// the commit.
+var bucketCheck = `
+  local step = floor(window / count)
+  if step * count > window then step = step - 1 end
+  local depth = burst * step
   local a = 0
-  local v = redis.call('GET', key)
+  local v = redis.pcall('GET', KEYS[kb + i])
   if v then
     a = tonumber(v)
-    if not a then return redis.error_reply('limitkit: corrupt state under ' .. key) end
+    if not a then ` + corrupt("i - 1") + ` end
   end
-  SA[i] = a
+  SA[i], SB[i] = a, step
   local tat = mmax(a, now)
   local nxt = tat + cost * step
   if nxt - now <= depth then
@@ -222,11 +249,11 @@ const bucketCheck = `
 
 var bucketCommit = `
   if allOK then
-    local a = mmax(SA[i], now) + cost * step` + ttl("a") + `
+    local a = mmax(SA[i], now) + cost * SB[i]` + ttl("a") + `
     if t > 0 then
-      redis.call('SET', KEYS[i], fmt('%.0f', a), 'PX', t)
+      redis.call('SET', KEYS[kb + i], fmt('%.0f', a), 'PX', t)
     else
-      redis.call('DEL', KEYS[i])
+      redis.call('DEL', KEYS[kb + i])
     end
   end
 `
@@ -235,29 +262,30 @@ var bucketCommit = `
 // cost, ... oldest first, with equal times merged, and its sum in a second
 // key. It holds at most Count pairs when every cost is at least one. SA
 // holds each limit's sum after expiry, SB whether expiry changed the list.
-const logCheck = `
-  local lk, sk = KEYS[2 * i - 1], KEYS[2 * i]
+var logCheck = `
+  local lk, sk = KEYS[kb + 2 * i - 1], KEYS[kb + 2 * i]
   local sum = 0
-  local v = redis.call('GET', sk)
+  local v = redis.pcall('GET', sk)
   if v then
     sum = tonumber(v)
-    if not sum then return redis.error_reply('limitkit: corrupt state under ' .. sk) end
+    if not sum then ` + corrupt("2 * i - 1") + ` end
   else
     -- A new key, or a sum evicted under maxmemory without its list: count
     -- the list, which is empty in the first case.
-    local xs = redis.call('LRANGE', lk, 0, -1)
+    local xs = redis.pcall('LRANGE', lk, 0, -1)
+    if xs.err then ` + corrupt("2 * i - 2") + ` end
     for j = 2, #xs, 2 do sum = sum + (tonumber(xs[j]) or 0) end
   end
   -- Drop the pairs at or before now - window from the head, reading a few
   -- at first, since usually only a few have expired.
   local cutoff, trimmed, chunk = now - window, false, 16
   while true do
-    local xs = redis.call('LRANGE', lk, 0, chunk - 1)
-    if #xs % 2 ~= 0 then return redis.error_reply('limitkit: corrupt state under ' .. lk) end
+    local xs = redis.pcall('LRANGE', lk, 0, chunk - 1)
+    if xs.err or #xs % 2 ~= 0 then ` + corrupt("2 * i - 2") + ` end
     local drop, stop = 0, false
     for j = 1, #xs, 2 do
       local at, c = tonumber(xs[j]), tonumber(xs[j + 1])
-      if not (at and c) then return redis.error_reply('limitkit: corrupt state under ' .. lk) end
+      if not (at and c) then ` + corrupt("2 * i - 2") + ` end
       if at > cutoff then stop = true break end
       sum = sum - c
       drop = drop + 2
@@ -304,14 +332,14 @@ const logCheck = `
 `
 
 var logCommit = `
-  local lk, sk = KEYS[2 * i - 1], KEYS[2 * i]
+  local lk, sk = KEYS[kb + 2 * i - 1], KEYS[kb + 2 * i]
   -- A request of cost 0 only looks: logging it would let the log outgrow
   -- the count.
   if allOK and cost > 0 then
     local last = redis.call('LINDEX', lk, -2)
     if last and tonumber(last) == now then
       local lc = tonumber(redis.call('LINDEX', lk, -1))
-      if not lc then return redis.error_reply('limitkit: corrupt state under ' .. lk) end
+      if not lc then ` + corrupt("2 * i - 2") + ` end
       redis.call('LSET', lk, -1, fmt('%.0f', lc + cost))
     else
       redis.call('RPUSH', lk, fmt('%.0f', now), fmt('%.0f', cost))
@@ -333,13 +361,51 @@ var logCommit = `
   end
 `
 
+// script is one algorithm's script in two forms: one decision, and a batch
+// of decisions run one after another in one call (see batchTail). Each is
+// kept with its SHA-1 and as interface values, so that a command's
+// arguments can refer to them without allocating.
+type script struct {
+	one, many       any // source
+	oneSHA, manySHA any // SHA-1 in hex
+}
+
+func newScript(alg, check, commit string, keysPerLimit int) *script {
+	body := head + loop + check + middle + commit + tail
+	one := alg + prelude + "local kb, ab, n = 0, 0, (#ARGV - 3) / 3\n" + body
+	many := alg + prelude + "local function decide(kb, ab, n)\n" + body + "end\n" +
+		strings.ReplaceAll(batchTail, "KPL", strconv.Itoa(keysPerLimit))
+	return &script{one: one, many: many, oneSHA: sha1hex(one), manySHA: sha1hex(many)}
+}
+
+func sha1hex(s string) string {
+	sum := sha1.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// batchTail runs the decisions of a batch: ARGV holds, for each, its number
+// of limits n and then its own arguments (as for one decision), and KEYS
+// its keys, KPL per limit. The reply is every decision's reply, one after
+// another.
+const batchTail = `
+local out, kb, ab, m = {}, 0, 0, #ARGV
+while ab < m do
+  local n = tonumber(ARGV[ab + 1])
+  local r = decide(kb, ab + 1, n)
+  for j = 1, 7 do out[#out + 1] = r[j] end
+  kb = kb + n * KPL
+  ab = ab + 4 + 3 * n
+end
+return out
+`
+
 // scripts holds one script per algorithm, indexed by core.Algorithm.
-var scripts = [...]*redis.Script{
-	core.FixedWindow:          redis.NewScript(head + loop + fixedCheck + middle + fixedCommit + tail),
-	core.SlidingWindowLog:     redis.NewScript(head + loop + logCheck + middle + logCommit + tail),
-	core.SlidingWindowCounter: redis.NewScript(head + counterWait + loop + counterCheck + middle + counterCommit + tail),
-	core.TokenBucket:          redis.NewScript("local LEAKY = false\n" + head + loop + bucketCheck + middle + bucketCommit + tail),
-	core.LeakyBucket:          redis.NewScript("local LEAKY = true\n" + head + loop + bucketCheck + middle + bucketCommit + tail),
+var scripts = [...]*script{
+	core.FixedWindow:          newScript("", fixedCheck, fixedCommit, 1),
+	core.SlidingWindowLog:     newScript("", logCheck, logCommit, 2),
+	core.SlidingWindowCounter: newScript("", counterCheck, counterCommit, 1),
+	core.TokenBucket:          newScript("local LEAKY = false\n", bucketCheck, bucketCommit, 1),
+	core.LeakyBucket:          newScript("local LEAKY = true\n", bucketCheck, bucketCommit, 1),
 }
 
 // keysPerLimit is how many keys one limit of the algorithm uses.

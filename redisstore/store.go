@@ -124,38 +124,30 @@ func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64
 	}
 
 	n := len(rule.Limits)
-	args := make([]any, 3, 3+5*n)
+	r := newRequest(alg, n)
 	// Keep the time a request left in the deny cache's clock: Redis decided
 	// later, so a denial's end computed from it is never too late.
 	sent := int64(0)
 	if s.clock != nil {
 		sent = s.now()
-		args[0] = sent
-	} else {
-		args[0] = ""
-		if s.deny != nil {
-			sent = s.now()
-		}
+		r.nums[0], r.clocked = sent, true
+	} else if s.deny != nil {
+		sent = s.now()
 	}
-	args[1], args[2] = cost, s.slack
+	r.nums[1], r.nums[2] = cost, s.slack
 	futile := false // some limit can never admit cost: Redis says Never
-	for _, l := range rule.Limits {
-		count := l.Count
-		window := int64(l.Period / time.Microsecond)
+	for i, l := range rule.Limits {
 		burst := rule.Burst
 		if burst <= 0 {
-			burst = count
+			burst = l.Count
 		}
-		step, depth := window/count, int64(0)
 		if alg == core.TokenBucket || alg == core.LeakyBucket {
-			// Validate has kept burst·step exact; other algorithms ignore
-			// the burst, which may then be too large to multiply.
-			depth = burst * step
 			futile = futile || cost > burst
 		} else {
-			futile = futile || cost > count
+			futile = futile || cost > l.Count
 		}
-		args = append(args, count, window, step, depth, burst)
+		num := r.nums[3+3*i:]
+		num[0], num[1], num[2] = l.Count, int64(l.Period/time.Microsecond), burst
 	}
 
 	var sig string
@@ -166,13 +158,13 @@ func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64
 		}
 	}
 
-	keys := s.keys(make([]string, 0, n*keysPerLimit(alg)), key, alg, n)
-	v, err := s.run(ctx, scripts[alg], keys, args)
+	r.keys = s.keys(r.keys, key, alg, n)
+	v, err := s.run(ctx, r)
 	if err != nil {
 		s.noteFailure(err)
 		return core.Decision{}, fmt.Errorf("redisstore: take %q under %v %s: %w", key, alg, rule.String(), err)
 	}
-	d, err := decision(v, &rule)
+	d, err := decision(v, &rule, r.keys)
 	if err != nil {
 		return core.Decision{}, fmt.Errorf("redisstore: take %q under %v %s: %w", key, alg, rule.String(), err)
 	}
@@ -198,31 +190,36 @@ func (s *Store) noteFailure(err error) {
 	s.cluster.ReloadState(context.Background())
 }
 
-// run runs script on Redis within the call's deadline.
-func (s *Store) run(ctx context.Context, script *redis.Script, keys []string, args []any) (any, error) {
+// run runs r's script on Redis within the call's deadline.
+func (s *Store) run(ctx context.Context, r *request) ([]int64, error) {
 	if _, ok := ctx.Deadline(); !ok {
+		if s.batch != nil && s.ctxAware {
+			// The batch's own deadline is no later than the store's
+			// timeout from now, and the client keeps to it.
+			return s.batch.do(ctx, r, time.Now().Add(s.timeout))
+		}
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.timeout)
 		defer cancel()
 	}
 	if s.batch != nil {
-		return s.batch.do(ctx, script, keys, args)
+		return s.batch.do(ctx, r, time.Time{})
 	}
 	if s.ctxAware {
-		return script.Run(ctx, s.client, keys, args...).Result()
+		return r.run(ctx, s.client)
 	}
 	type result struct {
-		v   any
+		v   []int64
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		v, err := script.Run(ctx, s.client, keys, args...).Result()
+		v, err := r.run(ctx, s.client)
 		done <- result{v, err}
 	}()
 	select {
-	case r := <-done:
-		return r.v, r.err
+	case res := <-done:
+		return res.v, res.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -231,22 +228,16 @@ func (s *Store) run(ctx context.Context, script *redis.Script, keys []string, ar
 // replyLen is the length of a script's reply; see scripts.go.
 const replyLen = 7
 
-// decision reads a script's reply, refusing anything that is not exactly
-// what the scripts return.
-func decision(v any, rule *core.Rule) (core.Decision, error) {
-	xs, ok := v.([]any)
-	if !ok || len(xs) != replyLen {
-		return core.Decision{}, fmt.Errorf("unexpected script reply %#v", v)
-	}
-	var r [replyLen]int64
-	for i, x := range xs {
-		n, ok := x.(int64)
-		if !ok {
-			return core.Decision{}, fmt.Errorf("unexpected script reply %#v: element %d is not an integer", v, i)
-		}
-		r[i] = n
+// decision reads a script's reply to a decision on keys, refusing anything
+// that is not exactly what the scripts return.
+func decision(r []int64, rule *core.Rule, keys []string) (core.Decision, error) {
+	if len(r) != replyLen {
+		return core.Decision{}, fmt.Errorf("unexpected script reply %v", r)
 	}
 	allowed, idx, never := r[0], r[1], r[6]
+	if allowed == -1 && idx >= 0 && idx < int64(len(keys)) {
+		return core.Decision{}, fmt.Errorf("limitkit: corrupt state under %s", keys[idx])
+	}
 	if allowed < 0 || allowed > 1 || never < 0 || never > 1 || idx < 0 || idx >= int64(len(rule.Limits)) {
 		return core.Decision{}, fmt.Errorf("unexpected script reply %v", r)
 	}

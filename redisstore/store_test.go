@@ -312,24 +312,25 @@ func TestTake_corruptStateIsAnError(t *testing.T) {
 
 func TestDecision_rejectsMalformedReplies(t *testing.T) {
 	rule := core.MustRule("1/second;2/minute", 0)
+	keys := []string{"a", "b"}
 	tests := []struct {
 		name  string
-		reply any
+		reply []int64
 	}{
-		{"not an array", int64(1)},
 		{"nil", nil},
-		{"too short", []any{int64(1), int64(0)}},
-		{"too long", []any{int64(1), int64(0), int64(0), int64(0), int64(0), int64(0), int64(0), int64(0)}},
-		{"string element", []any{"1", int64(0), int64(0), int64(0), int64(0), int64(0), int64(0)}},
-		{"allowed out of range", []any{int64(2), int64(0), int64(0), int64(0), int64(0), int64(0), int64(0)}},
-		{"limit index out of range", []any{int64(1), int64(2), int64(0), int64(0), int64(0), int64(0), int64(0)}},
-		{"negative limit index", []any{int64(1), int64(-1), int64(0), int64(0), int64(0), int64(0), int64(0)}},
-		{"never out of range", []any{int64(0), int64(0), int64(0), int64(0), int64(0), int64(0), int64(3)}},
+		{"too short", []int64{1, 0}},
+		{"too long", []int64{1, 0, 0, 0, 0, 0, 0, 0}},
+		{"allowed out of range", []int64{2, 0, 0, 0, 0, 0, 0}},
+		{"limit index out of range", []int64{1, 2, 0, 0, 0, 0, 0}},
+		{"negative limit index", []int64{1, -1, 0, 0, 0, 0, 0}},
+		{"never out of range", []int64{0, 0, 0, 0, 0, 0, 3}},
+		{"corrupt key out of range", []int64{-1, 2, 0, 0, 0, 0, 0}},
+		{"corrupt state", []int64{-1, 1, 0, 0, 0, 0, 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if d, err := decision(tt.reply, &rule); err == nil {
-				t.Fatalf("decision(%#v) = %+v and no error", tt.reply, d)
+			if d, err := decision(tt.reply, &rule, keys); err == nil {
+				t.Fatalf("decision(%v) = %+v and no error", tt.reply, d)
 			}
 		})
 	}
