@@ -174,6 +174,13 @@ func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64
 	return d, nil
 }
 
+// KeepsDeadlines reports that Take returns by its context's deadline (or the
+// store's timeout) whatever Redis does, so that a core.Limiter may call it
+// on the caller's goroutine: see core.DeadlineKeeper.
+func (s *Store) KeepsDeadlines() bool { return true }
+
+var _ core.DeadlineKeeper = (*Store)(nil)
+
 // noteFailure asks a Cluster client to re-read the slot map after a failure
 // at the connection level (refused, reset, timed out) or CLUSTERDOWN: go-redis
 // re-reads it by itself only on MOVED or ASK replies and once a minute, so

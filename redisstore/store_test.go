@@ -99,6 +99,9 @@ func TestTake_keysExpireWhenTheirWindowsPass(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if ttl == -2 {
+			continue // it expired after it was listed, as it should
+		}
 		// The sliding counter keeps two windows of the longer limit.
 		if ttl <= 0 || ttl > 4*window+time.Millisecond {
 			t.Errorf("key %s has TTL %v, want a positive TTL of at most %v", k, ttl, 4*window)
