@@ -1,6 +1,7 @@
 # limitkit's tasks. The root module and every nested module (integration/,
 # benchmarks/) are tested together, so `make test` is the whole story.
 
+SHELL       := /bin/bash
 GO          ?= go
 MODULES     := . $(patsubst %/go.mod,%,$(wildcard */go.mod))
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -11,10 +12,17 @@ COUNT       ?= 6
 
 # The integration suite runs Redis in Docker from a locally built image
 # (no registry is needed); building it is a no-op once it exists.
+# The integration suite runs verbosely, so that the figures each scenario
+# reports (admitted, denied, errors, latencies, recovery times, and which
+# Redis image and version) are in the output.
 test: redis-image
-	@set -e; for m in $(MODULES); do \
+	@set -eo pipefail; for m in $(MODULES); do \
 		echo "== go test $$m"; \
-		(cd $$m && $(GO) test -race -shuffle=on -count=1 ./...); \
+		if [ "$$m" = integration ]; then \
+			(cd $$m && $(GO) test -race -shuffle=on -count=1 -v ./... 2>&1 | grep -v -e '^=== ' -e '^--- PASS' -e '^    --- PASS'); \
+		else \
+			(cd $$m && $(GO) test -race -shuffle=on -count=1 ./...); \
+		fi; \
 	done
 
 redis-image:
