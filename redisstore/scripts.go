@@ -35,12 +35,20 @@ import (
 // Every script also comes in a batched form, which runs many decisions of
 // its algorithm one after another in one call; see batchTail.
 
-// prelude starts every script: shorthands, the per-limit scratch tables and
-// counterWait, which scripts that do not use it never call.
+// prelude starts every script: shorthands, and the state each limit's check
+// keeps for its commit: A1, B1 and C1 for the first limit, SA, SB and SC,
+// made only when a rule has more, for the others. Tables and closures cost
+// Redis a fraction of a microsecond each to make and collect, and most rules
+// have one limit.
 const prelude = `
 local fmt, floor, fmod, mmax = string.format, math.floor, math.fmod, math.max
-local SA, SB, SC = {}, {}, {}
+local A1, B1, C1, SA, SB, SC
 local T
+`
+
+// counterWait is core's counterWait, which only the sliding window counter
+// needs.
+const counterWait = `
 local function wait(prev, curr, window, count, cost)
   if prev == 0 or prev * (window - 0) / window + curr + cost <= count then return 0 end
   local room = count - curr - cost
@@ -51,6 +59,31 @@ local function wait(prev, curr, window, count, cost)
   return e
 end
 `
+
+// keep stores a check's state of limit i for its commit; load reads it back.
+func keep(vars string) string {
+	n := strings.Count(vars, ",") + 1
+	firsts := []string{"A1", "B1", "C1"}[:n]
+	tables := []string{"SA[i]", "SB[i]", "SC[i]"}[:n]
+	return `
+  if i == 1 then ` + strings.Join(firsts, ", ") + ` = ` + vars + `
+  else
+    if not SA then SA, SB, SC = {}, {}, {} end
+    ` + strings.Join(tables, ", ") + ` = ` + vars + `
+  end
+`
+}
+
+func load(vars string) string {
+	n := strings.Count(vars, ",") + 1
+	firsts := []string{"A1", "B1", "C1"}[:n]
+	tables := []string{"SA[i]", "SB[i]", "SC[i]"}[:n]
+	return `
+    local ` + vars + `
+    if i == 1 then ` + vars + ` = ` + strings.Join(firsts, ", ") + `
+    else ` + vars + ` = ` + strings.Join(tables, ", ") + ` end
+`
+}
 
 // head starts one decision, whose keys follow KEYS[kb] and whose arguments
 // follow ARGV[ab], with n limits: the time (Redis's TIME, read once per
@@ -129,8 +162,7 @@ var fixedCheck = `
     a, b = tonumber(x), tonumber(y)
     if not b then ` + corrupt("i - 1") + ` end
   end
-  SA[i], SB[i] = a, b
-  local ws, cnt = now - fmod(now, window), b
+` + keep("a, b") + `  local ws, cnt = now - fmod(now, window), b
   if ws > a then cnt = 0 else ws = a end
   reset = ws + window - now
   if cnt + cost <= count then
@@ -142,9 +174,7 @@ var fixedCheck = `
 `
 
 var fixedCommit = `
-  if allOK then
-    local a, b = SA[i], SB[i]
-    local ws = now - fmod(now, window)
+  if allOK then` + load("a, b") + `    local ws = now - fmod(now, window)
     if ws > a then a, b = ws, 0 end
     b = b + cost` + ttl("a + window") + `
     if t > 0 then
@@ -156,7 +186,7 @@ var fixedCommit = `
 `
 
 // SlidingWindowCounter's state is core's cell "a,b,c": window start,
-// current count, previous count. wait (in prelude) is core's counterWait;
+// current count, previous count. wait (counterWait) is core's counterWait;
 // the estimate keeps core's order of operations, so the doubles are the
 // same.
 var counterCheck = `
@@ -168,8 +198,7 @@ var counterCheck = `
     a, b, c = tonumber(x), tonumber(y), tonumber(z)
     if not c then ` + corrupt("i - 1") + ` end
   end
-  SA[i], SB[i], SC[i] = a, b, c
-  local ws, curr, prev = now - fmod(now, window), 0, 0
+` + keep("a, b, c") + `  local ws, curr, prev = now - fmod(now, window), 0, 0
   if ws <= a then
     ws, curr, prev = a, b, c
   elseif ws == a + window then
@@ -199,9 +228,7 @@ var counterCheck = `
 `
 
 var counterCommit = `
-  if allOK then
-    local a, b, c = SA[i], SB[i], SC[i]
-    local ws = now - fmod(now, window)
+  if allOK then` + load("a, b, c") + `    local ws = now - fmod(now, window)
     if ws <= a then
     elseif ws == a + window then
       a, b, c = ws, 0, b
@@ -220,8 +247,8 @@ var counterCommit = `
 // The buckets are GCRA: the state is the theoretical arrival time alone.
 // LEAKY is defined before this part. step and depth are core's shape:
 // floor(window/count), corrected should the division round up, and
-// burst·step, which core's validation keeps exact. SB keeps each step for
-// the commit.
+// burst·step, which core's validation keeps exact. The check keeps each step
+// for the commit.
 var bucketCheck = `
   local step = floor(window / count)
   if step * count > window then step = step - 1 end
@@ -232,8 +259,7 @@ var bucketCheck = `
     a = tonumber(v)
     if not a then ` + corrupt("i - 1") + ` end
   end
-  SA[i], SB[i] = a, step
-  local tat = mmax(a, now)
+` + keep("a, step") + `  local tat = mmax(a, now)
   local nxt = tat + cost * step
   if nxt - now <= depth then
     ok = true
@@ -248,8 +274,7 @@ var bucketCheck = `
 `
 
 var bucketCommit = `
-  if allOK then
-    local a = mmax(SA[i], now) + cost * SB[i]` + ttl("a") + `
+  if allOK then` + load("a, step") + `    a = mmax(a, now) + cost * step` + ttl("a") + `
     if t > 0 then
       redis.call('SET', KEYS[kb + i], fmt('%.0f', a), 'PX', t)
     else
@@ -260,8 +285,9 @@ var bucketCommit = `
 
 // The sliding window log is core's eventLog: a list of time, cost, time,
 // cost, ... oldest first, with equal times merged, and its sum in a second
-// key. It holds at most Count pairs when every cost is at least one. SA
-// holds each limit's sum after expiry, SB whether expiry changed the list.
+// key. It holds at most Count pairs when every cost is at least one. The
+// check keeps for the commit each limit's sum after expiry, whether expiry
+// changed the list, and the newest pair's time if it read it.
 var logCheck = `
   local lk, sk = KEYS[kb + 2 * i - 1], KEYS[kb + 2 * i]
   local sum = 0
@@ -276,9 +302,9 @@ var logCheck = `
     if xs.err then ` + corrupt("2 * i - 2") + ` end
     for j = 2, #xs, 2 do sum = sum + (tonumber(xs[j]) or 0) end
   end
-  -- Drop the pairs at or before now - window from the head, reading a few
-  -- at first, since usually only a few have expired.
-  local cutoff, trimmed, chunk = now - window, false, 16
+  -- Drop the pairs at or before now - window from the head, reading one
+  -- pair at first, since usually none has expired, then more and more.
+  local cutoff, trimmed, chunk = now - window, false, 2
   while true do
     local xs = redis.pcall('LRANGE', lk, 0, chunk - 1)
     if xs.err or #xs % 2 ~= 0 then ` + corrupt("2 * i - 2") + ` end
@@ -302,13 +328,13 @@ var logCheck = `
     end
     chunk = math.min(chunk * 4, 1024)
   end
-  SA[i], SB[i] = sum, trimmed
-  local newest = 0
+  -- The newest pair's time, which the commit reuses: false if unread.
+  local newest = false
   if sum > 0 then
     newest = tonumber(redis.call('LINDEX', lk, -2))
     reset = newest + window - now
   end
-  if sum + cost <= count then
+` + keep("sum, trimmed, newest") + `  if sum + cost <= count then
     ok, rem, reset = true, count - sum - cost, window
   else
     rem = mmax(count - sum, 0)
@@ -332,12 +358,12 @@ var logCheck = `
 `
 
 var logCommit = `
-  local lk, sk = KEYS[kb + 2 * i - 1], KEYS[kb + 2 * i]
-  -- A request of cost 0 only looks: logging it would let the log outgrow
+  local lk, sk = KEYS[kb + 2 * i - 1], KEYS[kb + 2 * i]` + load("sum, trimmed, newest") + `  -- A request of cost 0 only looks: logging it would let the log outgrow
   -- the count.
   if allOK and cost > 0 then
-    local last = redis.call('LINDEX', lk, -2)
-    if last and tonumber(last) == now then
+    local last = newest
+    if last == false then last = tonumber(redis.call('LINDEX', lk, -2)) end
+    if last == now then
       local lc = tonumber(redis.call('LINDEX', lk, -1))
       if not lc then ` + corrupt("2 * i - 2") + ` end
       redis.call('LSET', lk, -1, fmt('%.0f', lc + cost))
@@ -347,16 +373,16 @@ var logCommit = `
     -- The newest pair is now at now.` + ttl("now + window") + `
     if t > 0 then
       redis.call('PEXPIRE', lk, t)
-      redis.call('SET', sk, fmt('%.0f', SA[i] + cost), 'PX', t)
+      redis.call('SET', sk, fmt('%.0f', sum + cost), 'PX', t)
     else
       redis.call('DEL', lk, sk)
     end
-  elseif SB[i] then
+  elseif trimmed then
     -- Store what expiry changed, though nothing was charged.
     if redis.call('EXISTS', lk) == 0 then
       redis.call('DEL', sk)
     else
-      redis.call('SET', sk, fmt('%.0f', SA[i]), 'KEEPTTL')
+      redis.call('SET', sk, fmt('%.0f', sum), 'KEEPTTL')
     end
   end
 `
@@ -372,8 +398,8 @@ type script struct {
 
 func newScript(alg, check, commit string, keysPerLimit int) *script {
 	body := head + loop + check + middle + commit + tail
-	one := alg + prelude + "local kb, ab, n = 0, 0, (#ARGV - 3) / 3\n" + body
-	many := alg + prelude + "local function decide(kb, ab, n)\n" + body + "end\n" +
+	one := prelude + alg + "local kb, ab, n = 0, 0, (#ARGV - 3) / 3\n" + body
+	many := prelude + alg + "local function decide(kb, ab, n)\n" + body + "end\n" +
 		strings.ReplaceAll(batchTail, "KPL", strconv.Itoa(keysPerLimit))
 	return &script{one: one, many: many, oneSHA: sha1hex(one), manySHA: sha1hex(many)}
 }
@@ -403,7 +429,7 @@ return out
 var scripts = [...]*script{
 	core.FixedWindow:          newScript("", fixedCheck, fixedCommit, 1),
 	core.SlidingWindowLog:     newScript("", logCheck, logCommit, 2),
-	core.SlidingWindowCounter: newScript("", counterCheck, counterCommit, 1),
+	core.SlidingWindowCounter: newScript(counterWait, counterCheck, counterCommit, 1),
 	core.TokenBucket:          newScript("local LEAKY = false\n", bucketCheck, bucketCommit, 1),
 	core.LeakyBucket:          newScript("local LEAKY = true\n", bucketCheck, bucketCommit, 1),
 }
