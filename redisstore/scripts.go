@@ -136,6 +136,17 @@ if not allOK then delay = 0 end
 return {allOK and 1 or 0, bIdx - 1, bRem, bReset, bRetry, delay, bNever and 1 or 0}
 `
 
+// batchReply ends a decision of a batch instead of tail: it appends the
+// reply to the batch's out, which saves a table per decision, and returns
+// nothing; only corrupt state returns a reply of its own.
+const batchReply = `
+end
+if not allOK then delay = 0 end
+local o = #out
+out[o + 1], out[o + 2], out[o + 3], out[o + 4] = allOK and 1 or 0, bIdx - 1, bRem, bReset
+out[o + 5], out[o + 6], out[o + 7] = bRetry, delay, bNever and 1 or 0
+`
+
 // corrupt is the reply for state this store did not write, naming the key
 // by its index among the decision's keys: the batched scripts must answer
 // the other decisions of the batch, so it is a reply, not an error.
@@ -397,9 +408,9 @@ type script struct {
 }
 
 func newScript(alg, check, commit string, keysPerLimit int) *script {
-	body := head + loop + check + middle + commit + tail
-	one := prelude + alg + "local kb, ab, n = 0, 0, (#ARGV - 3) / 3\n" + body
-	many := prelude + alg + "local function decide(kb, ab, n)\n" + body + "end\n" +
+	body := head + loop + check + middle + commit
+	one := prelude + alg + "local kb, ab, n = 0, 0, (#ARGV - 3) / 3\n" + body + tail
+	many := prelude + alg + "local out = {}\nlocal function decide(kb, ab, n)\n" + body + batchReply + "end\n" +
 		strings.ReplaceAll(batchTail, "KPL", strconv.Itoa(keysPerLimit))
 	return &script{one: one, many: many, oneSHA: sha1hex(one), manySHA: sha1hex(many)}
 }
@@ -414,11 +425,14 @@ func sha1hex(s string) string {
 // its keys, KPL per limit. The reply is every decision's reply, one after
 // another.
 const batchTail = `
-local out, kb, ab, m = {}, 0, 0, #ARGV
+local kb, ab, m = 0, 0, #ARGV
 while ab < m do
   local n = tonumber(ARGV[ab + 1])
   local r = decide(kb, ab + 1, n)
-  for j = 1, 7 do out[#out + 1] = r[j] end
+  if r then
+    local o = #out
+    for j = 1, 7 do out[o + j] = r[j] end
+  end
   kb = kb + n * KPL
   ab = ab + 4 + 3 * n
 end
