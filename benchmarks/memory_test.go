@@ -125,6 +125,12 @@ func throttledMemory(b *testing.B, _ int) takeFunc {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return throttledGCRA(b, st)
+}
+
+// throttledGCRA is throttled's GCRA limiter over st, the same in the memory
+// and Redis families, with its compare-and-swap rounds unbounded.
+func throttledGCRA(b *testing.B, st throttled.GCRAStoreCtx) takeFunc {
 	lim, err := throttled.NewGCRARateLimiterCtx(st, throttled.RateQuota{
 		MaxRate:  throttled.PerSec(1_000_000),
 		MaxBurst: bigCount,

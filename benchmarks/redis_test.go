@@ -12,7 +12,6 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/limitkit/limitkit/core"
 	"github.com/limitkit/limitkit/redisstore"
-	"github.com/throttled/throttled/v2"
 	goredisstore "github.com/throttled/throttled/v2/store/goredisstore.v9"
 	ulule "github.com/ulule/limiter/v3"
 	ulredis "github.com/ulule/limiter/v3/drivers/store/redis"
@@ -174,19 +173,7 @@ func throttledRedis(b *testing.B, r *benchRedis) takeFunc {
 	if err != nil {
 		b.Fatal(err)
 	}
-	lim, err := throttled.NewGCRARateLimiterCtx(st, throttled.RateQuota{
-		MaxRate:  throttled.PerSec(1_000_000),
-		MaxBurst: bigCount,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	lim.SetMaxCASAttemptsLimit(1 << 30)
-	ctx := context.Background()
-	return func(key string) (bool, error) {
-		limited, _, err := lim.RateLimitCtx(ctx, key, 1)
-		return !limited, err
-	}
+	return throttledGCRA(b, st)
 }
 
 // BenchmarkRedisDeny: every call is a denial, of one of denyKeys clients
