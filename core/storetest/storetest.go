@@ -344,101 +344,86 @@ func runRetryProbes(t *testing.T, f Factory) {
 var algorithms = []core.Algorithm{core.FixedWindow, core.SlidingWindowLog, core.SlidingWindowCounter, core.TokenBucket, core.LeakyBucket}
 
 func runIdle(t *testing.T, f Factory) {
-	for _, alg := range algorithms {
-		t.Run(alg.String(), func(t *testing.T) {
-			st, clock := newStore(t, f)
-			key := keyFor(t, "k")
-			r := rule("5/minute", alg, 0)
-			for range 5 {
-				take(t, st, key, r, 1)
-			}
-			if d := take(t, st, key, r, 1); d.Allowed {
-				t.Fatalf("sixth request admitted: %+v", d)
-			}
-			clock.Set(10 * time.Minute)
-			d := take(t, st, key, r, 1)
-			if !d.Allowed || d.Remaining != 4 || d.Delay != 0 {
-				t.Fatalf("after 10 idle minutes: %+v, want allowed with 4 remaining and no delay", d)
-			}
-		})
-	}
+	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, clock *Clock, key string) {
+		r := rule("5/minute", alg, 0)
+		for range 5 {
+			take(t, st, key, r, 1)
+		}
+		if d := take(t, st, key, r, 1); d.Allowed {
+			t.Fatalf("sixth request admitted: %+v", d)
+		}
+		clock.Set(10 * time.Minute)
+		d := take(t, st, key, r, 1)
+		if !d.Allowed || d.Remaining != 4 || d.Delay != 0 {
+			t.Fatalf("after 10 idle minutes: %+v, want allowed with 4 remaining and no delay", d)
+		}
+	})
 }
 
 func runManyKeys(t *testing.T, f Factory) {
-	for _, alg := range algorithms {
-		t.Run(alg.String(), func(t *testing.T) {
-			st, _ := newStore(t, f)
-			r := rule("2/hour", alg, 0)
-			base := keyFor(t, "")
-			for i := range 200 {
-				key := base + strconv.Itoa(i)
-				for j := range 3 {
-					d := take(t, st, key, r, 1)
-					if d.Allowed != (j < 2) {
-						t.Fatalf("key %d request %d: Allowed = %v", i, j, d.Allowed)
-					}
+	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, _ *Clock, _ string) {
+		r := rule("2/hour", alg, 0)
+		base := keyFor(t, "")
+		for i := range 200 {
+			key := base + strconv.Itoa(i)
+			for j := range 3 {
+				d := take(t, st, key, r, 1)
+				if d.Allowed != (j < 2) {
+					t.Fatalf("key %d request %d: Allowed = %v", i, j, d.Allowed)
 				}
 			}
-		})
-	}
+		}
+	})
 }
 
 func runReset(t *testing.T, f Factory) {
-	for _, alg := range algorithms {
-		t.Run(alg.String(), func(t *testing.T) {
-			st, _ := newStore(t, f)
-			key := keyFor(t, "k")
-			r := rule("1/hour;2/day", alg, 0)
-			take(t, st, key, r, 1)
-			if d := take(t, st, key, r, 1); d.Allowed {
-				t.Fatalf("second request admitted: %+v", d)
-			}
-			if err := st.Reset(context.Background(), key, r); err != nil {
-				t.Fatal(err)
-			}
-			if d := take(t, st, key, r, 1); !d.Allowed {
-				t.Fatalf("after Reset: %+v, want allowed", d)
-			}
-		})
-	}
+	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, _ *Clock, key string) {
+		r := rule("1/hour;2/day", alg, 0)
+		take(t, st, key, r, 1)
+		if d := take(t, st, key, r, 1); d.Allowed {
+			t.Fatalf("second request admitted: %+v", d)
+		}
+		if err := st.Reset(context.Background(), key, r); err != nil {
+			t.Fatal(err)
+		}
+		if d := take(t, st, key, r, 1); !d.Allowed {
+			t.Fatalf("after Reset: %+v, want allowed", d)
+		}
+	})
 }
 
 // runConcurrent sends 100 goroutines of 10 requests each at one key: exactly
 // the limit is admitted, never more.
 func runConcurrent(t *testing.T, f Factory) {
-	for _, alg := range algorithms {
-		t.Run(alg.String(), func(t *testing.T) {
-			st, _ := newStore(t, f)
-			key := keyFor(t, "k")
-			r := rule("50/hour;300/day", alg, 0)
-			var admitted, failed atomic.Int64
-			var wg sync.WaitGroup
-			start := make(chan struct{})
-			for range 100 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					for range 10 {
-						d, err := st.Take(context.Background(), key, r, 1)
-						if err != nil {
-							failed.Add(1)
-						} else if d.Allowed {
-							admitted.Add(1)
-						}
+	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, _ *Clock, key string) {
+		r := rule("50/hour;300/day", alg, 0)
+		var admitted, failed atomic.Int64
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 100 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				for range 10 {
+					d, err := st.Take(context.Background(), key, r, 1)
+					if err != nil {
+						failed.Add(1)
+					} else if d.Allowed {
+						admitted.Add(1)
 					}
-				}()
-			}
-			close(start)
-			wg.Wait()
-			if failed.Load() != 0 {
-				t.Fatalf("%d calls failed", failed.Load())
-			}
-			if got := admitted.Load(); got != 50 {
-				t.Fatalf("admitted %d of 1000 concurrent requests, want exactly 50", got)
-			}
-		})
-	}
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if failed.Load() != 0 {
+			t.Fatalf("%d calls failed", failed.Load())
+		}
+		if got := admitted.Load(); got != 50 {
+			t.Fatalf("admitted %d of 1000 concurrent requests, want exactly 50", got)
+		}
+	})
 }
 
 func runInvalid(t *testing.T, f Factory) {
@@ -514,46 +499,38 @@ func runRuleChange(t *testing.T, f Factory) {
 // runHugeCost checks costs far beyond any limit, where careless arithmetic
 // overflows into an admission.
 func runHugeCost(t *testing.T, f Factory) {
-	for _, alg := range algorithms {
-		t.Run(alg.String(), func(t *testing.T) {
-			st, _ := newStore(t, f)
-			key := keyFor(t, "k")
-			for _, cost := range []int64{1 << 40, 1<<62 + 1<<61, 1<<63 - 1} {
-				d, err := st.Take(context.Background(), key, rule("5/second", alg, 0), cost)
-				if err == nil && d.Allowed {
-					t.Fatalf("cost %d admitted: %+v", cost, d)
-				}
-				if err == nil && !d.Never {
-					t.Errorf("cost %d: Never = false, want true", cost)
-				}
+	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, _ *Clock, key string) {
+		for _, cost := range []int64{1 << 40, 1<<62 + 1<<61, 1<<63 - 1} {
+			d, err := st.Take(context.Background(), key, rule("5/second", alg, 0), cost)
+			if err == nil && d.Allowed {
+				t.Fatalf("cost %d admitted: %+v", cost, d)
 			}
-		})
-	}
+			if err == nil && !d.Never {
+				t.Errorf("cost %d: Never = false, want true", cost)
+			}
+		}
+	})
 }
 
 // runCostZero checks that a request of cost 0 reports the state and charges
 // nothing, even when it is repeated.
 func runCostZero(t *testing.T, f Factory) {
-	for _, alg := range algorithms {
-		t.Run(alg.String(), func(t *testing.T) {
-			st, clock := newStore(t, f)
-			key := keyFor(t, "k")
-			r := rule("2/minute", alg, 0)
-			take(t, st, key, r, 1)
-			for i := range 5 {
-				clock.Set(time.Duration(i) * ms)
-				if d := take(t, st, key, r, 0); !d.Allowed || d.Remaining != 1 {
-					t.Fatalf("look %d: %+v, want allowed with 1 remaining", i, d)
-				}
+	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, clock *Clock, key string) {
+		r := rule("2/minute", alg, 0)
+		take(t, st, key, r, 1)
+		for i := range 5 {
+			clock.Set(time.Duration(i) * ms)
+			if d := take(t, st, key, r, 0); !d.Allowed || d.Remaining != 1 {
+				t.Fatalf("look %d: %+v, want allowed with 1 remaining", i, d)
 			}
-			if d := take(t, st, key, r, 1); !d.Allowed {
-				t.Fatalf("after looking: %+v, want the second request admitted", d)
-			}
-			if d := take(t, st, key, r, 1); d.Allowed {
-				t.Fatalf("third request admitted: %+v", d)
-			}
-		})
-	}
+		}
+		if d := take(t, st, key, r, 1); !d.Allowed {
+			t.Fatalf("after looking: %+v, want the second request admitted", d)
+		}
+		if d := take(t, st, key, r, 1); d.Allowed {
+			t.Fatalf("third request admitted: %+v", d)
+		}
+	})
 }
 
 // Advance moves the clock by d, which may be negative.
@@ -561,4 +538,15 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+}
+
+// forEachAlgorithm runs check as a subtest for every algorithm, with a new
+// store, its clock, and a key of the subtest's own.
+func forEachAlgorithm(t *testing.T, f Factory, check func(t *testing.T, alg core.Algorithm, st core.Store, clock *Clock, key string)) {
+	for _, alg := range algorithms {
+		t.Run(alg.String(), func(t *testing.T) {
+			st, clock := newStore(t, f)
+			check(t, alg, st, clock, keyFor(t, "k"))
+		})
+	}
 }
