@@ -130,36 +130,51 @@ func runSerial(b *testing.B, take takeFunc, keys []string) {
 // runParallel cycles through keys on GOMAXPROCS goroutines, each starting at
 // a different place so that, with many keys, they rarely meet on one.
 func runParallel(b *testing.B, take takeFunc, keys []string) {
-	var (
-		worker atomic.Int64
-		failed atomic.Pointer[string]
-	)
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu := cpuTime()
-	b.RunParallel(func(pb *testing.PB) {
-		i := int(worker.Add(1)*7919) % len(keys)
+	failed := runWorkers(b, func(n int, pb *testing.PB) string {
+		i := n * 7919 % len(keys)
 		for pb.Next() {
 			ok, err := take(keys[i])
 			if err != nil || !ok {
-				// FailNow may not be called from this goroutine: report
-				// after RunParallel returns.
 				msg := "take " + strconv.Quote(keys[i]) + ": admitted=" + strconv.FormatBool(ok)
 				if err != nil {
 					msg += " err=" + err.Error()
 				}
-				failed.CompareAndSwap(nil, &msg)
-				return
+				return msg
 			}
 			if i++; i == len(keys) {
 				i = 0
 			}
 		}
+		return ""
 	})
 	reportCPU(b, cpu)
-	if msg := failed.Load(); msg != nil {
-		b.Fatalf("%s; every call of the benchmark must be admitted", *msg)
+	if failed != "" {
+		b.Fatalf("%s; every call of the benchmark must be admitted", failed)
 	}
+}
+
+// runWorkers runs work on b.RunParallel's goroutines, numbered from 1, and
+// returns the first failure any of them returned, "" if none did. FailNow
+// may not be called from those goroutines, so a worker that fails returns
+// what went wrong and the caller reports it after RunParallel returns.
+func runWorkers(b *testing.B, work func(n int, pb *testing.PB) string) string {
+	var (
+		worker atomic.Int64
+		failed atomic.Pointer[string]
+	)
+	b.RunParallel(func(pb *testing.PB) {
+		if msg := work(int(worker.Add(1)), pb); msg != "" {
+			first := msg // allocated only on failure
+			failed.CompareAndSwap(nil, &first)
+		}
+	})
+	if msg := failed.Load(); msg != nil {
+		return *msg
+	}
+	return ""
 }
 
 // reportCPU reports the process's CPU time per call since start as

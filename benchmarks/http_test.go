@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -360,15 +359,10 @@ func serveParallel(b *testing.B, h http.Handler) {
 	for i := range sets {
 		sets[i] = httpRequests()
 	}
-	var (
-		worker atomic.Int64
-		failed atomic.Pointer[string]
-	)
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu := cpuTime()
-	b.RunParallel(func(pb *testing.PB) {
-		n := int(worker.Add(1))
+	failed := runWorkers(b, func(n int, pb *testing.PB) string {
 		reqs := sets[n%len(sets)]
 		i := n * 7919 % len(reqs)
 		w := &benchWriter{}
@@ -376,17 +370,16 @@ func serveParallel(b *testing.B, h http.Handler) {
 			w.reset()
 			h.ServeHTTP(w, reqs[i])
 			if w.status() != http.StatusOK {
-				msg := "request from " + reqs[i].RemoteAddr + ": status " + strconv.Itoa(w.status())
-				failed.CompareAndSwap(nil, &msg)
-				return
+				return "request from " + reqs[i].RemoteAddr + ": status " + strconv.Itoa(w.status())
 			}
 			if i++; i == len(reqs) {
 				i = 0
 			}
 		}
+		return ""
 	})
 	reportCPU(b, cpu)
-	if msg := failed.Load(); msg != nil {
-		b.Fatalf("%s; every request must be admitted", *msg)
+	if failed != "" {
+		b.Fatalf("%s; every request must be admitted", failed)
 	}
 }

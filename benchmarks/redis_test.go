@@ -273,28 +273,24 @@ func checkTake(take takeFunc, key string, admitted bool) string {
 func runRedis(b *testing.B, r *benchRedis, take takeFunc, keys []string, admitted bool) {
 	p := (redisCallers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0)
 	b.SetParallelism(p)
-	var (
-		worker atomic.Int64
-		failed atomic.Pointer[string]
-	)
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu, rcpu := cpuTime(), r.serverCPU()
-	b.RunParallel(func(pb *testing.PB) {
-		i := int(worker.Add(1)*(int64(len(keys))/redisCallers+1)) % len(keys)
+	failed := runWorkers(b, func(n int, pb *testing.PB) string {
+		i := n * (len(keys)/redisCallers + 1) % len(keys)
 		for pb.Next() {
 			if msg := checkTake(take, keys[i], admitted); msg != "" {
-				failed.CompareAndSwap(nil, &msg)
-				return
+				return msg
 			}
 			if i++; i == len(keys) {
 				i = 0
 			}
 		}
+		return ""
 	})
 	reportRedis(b, r, cpu, rcpu)
-	if msg := failed.Load(); msg != nil {
-		b.Fatalf("%s", *msg)
+	if failed != "" {
+		b.Fatal(failed)
 	}
 }
 
