@@ -59,13 +59,21 @@ func clusterView(ctx context.Context, n *clusterNode) (map[string]nodeView, erro
 	return views, nil
 }
 
-// clusterState returns cluster_state from n's CLUSTER INFO.
-func clusterState(ctx context.Context, n *clusterNode) (string, error) {
+// okView returns n's view of the cluster, as clusterView, once n's CLUSTER
+// INFO reports cluster_state:ok, and an error while it does not.
+func okView(ctx context.Context, n *clusterNode) (map[string]nodeView, error) {
 	info, err := n.admin.ClusterInfo(ctx).Result()
 	if err != nil {
-		return "", fmt.Errorf("CLUSTER INFO on %s: %w", n.addr, err)
+		return nil, fmt.Errorf("CLUSTER INFO on %s: %w", n.addr, err)
 	}
-	return infoField(info, "cluster_state")
+	state, err := infoField(info, "cluster_state")
+	if err != nil {
+		return nil, err
+	}
+	if state != "ok" {
+		return nil, fmt.Errorf("%s: cluster_state:%s", n.addr, state)
+	}
+	return clusterView(ctx, n)
 }
 
 // allKnown checks that every node has met every other node.
@@ -92,14 +100,7 @@ func (c *Cluster) allKnown(ctx context.Context) error {
 // masters know which replicas may be promoted, replicas hold the data.
 func (c *Cluster) ready(ctx context.Context) error {
 	for _, n := range c.nodes {
-		state, err := clusterState(ctx, n)
-		if err != nil {
-			return err
-		}
-		if state != "ok" {
-			return fmt.Errorf("%s: cluster_state:%s", n.addr, state)
-		}
-		views, err := clusterView(ctx, n)
+		views, err := okView(ctx, n)
 		if err != nil {
 			return err
 		}
@@ -160,14 +161,7 @@ func (c *Cluster) recovered(ctx context.Context) error {
 		alive[n.nodeID] = true
 	}
 	for _, n := range live {
-		state, err := clusterState(ctx, n)
-		if err != nil {
-			return err
-		}
-		if state != "ok" {
-			return fmt.Errorf("%s: cluster_state:%s", n.addr, state)
-		}
-		views, err := clusterView(ctx, n)
+		views, err := okView(ctx, n)
 		if err != nil {
 			return err
 		}
