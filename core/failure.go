@@ -148,33 +148,22 @@ func (l *Limiter) take(ctx context.Context, scope, identity, key string, rule Ru
 	if err := ctx.Err(); err != nil {
 		return outcome{err: err, gone: true}
 	}
-	if l.health.down.Load() {
-		if !l.claimProbe() {
-			return l.degraded(ctx, key, rule, cost, errStoreDown)
-		}
-		d, lat, err := l.ask(ctx, key, rule, cost)
-		if err != nil {
-			if ctx.Err() != nil {
-				return outcome{err: ctx.Err(), gone: true}
-			}
-			o := l.degraded(ctx, key, rule, cost, err)
-			l.storeFailed(scope, identity, o, lat)
-			return o
-		}
-		if l.health.down.CompareAndSwap(true, false) {
+	probing := l.health.down.Load()
+	if probing && !l.claimProbe() {
+		return l.degraded(ctx, key, rule, cost, errStoreDown)
+	}
+	d, lat, err := l.ask(ctx, key, rule, cost)
+	if err == nil {
+		if probing && l.health.down.CompareAndSwap(true, false) {
 			l.emit(Event{Kind: EventStoreUp, Scope: scope, Latency: lat})
 			l.logger().Info("limitkit: rate limit store answers again; back from the failure policy", "policy", l.cfg.policy.String())
 		}
 		return outcome{d: d, latency: lat}
 	}
-	d, lat, err := l.ask(ctx, key, rule, cost)
-	if err == nil {
-		return outcome{d: d, latency: lat}
-	}
 	if ctx.Err() != nil {
 		return outcome{err: ctx.Err(), gone: true}
 	}
-	if l.health.down.CompareAndSwap(false, true) {
+	if !probing && l.health.down.CompareAndSwap(false, true) {
 		l.health.nextProbe.Store(l.now().UnixNano() + int64(l.cfg.probe))
 		l.emit(Event{Kind: EventStoreDown, Scope: scope, Err: err, Action: l.policyAction()})
 		l.logger().Warn("limitkit: rate limit store failed; applying the failure policy until it answers again",
@@ -272,25 +261,15 @@ func (l *Limiter) ask(ctx context.Context, key string, rule Rule, cost int64) (d
 		defer func() { lat = time.Since(start) }()
 	}
 	if l.direct {
-		defer func() {
-			if p := recover(); p != nil {
-				d, err = Decision{}, fmt.Errorf("limitkit: store panicked: %v", p)
-			}
-		}()
-		d, err = l.cfg.store.Take(ctx, key, rule, cost)
+		d, err = l.storeTake(ctx, key, rule, cost)
 		return d, 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.timeout)
 	defer cancel()
 	if l.keeper {
-		defer func() {
-			if p := recover(); p != nil {
-				d, err = Decision{}, fmt.Errorf("limitkit: store panicked: %v", p)
-			}
-		}()
-		d, err = l.cfg.store.Take(ctx, key, rule, cost)
+		d, err = l.storeTake(ctx, key, rule, cost)
 		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			err = fmt.Errorf("limitkit: store did not answer within %v: %w", l.cfg.timeout, context.DeadlineExceeded)
+			err = l.timedOut()
 		}
 		return d, 0, err
 	}
@@ -299,21 +278,30 @@ func (l *Limiter) ask(ctx context.Context, key string, rule Rule, cost int64) (d
 	ch := make(chan answer, 1)
 	go func() {
 		var a answer
-		defer func() {
-			if p := recover(); p != nil {
-				a = answer{err: fmt.Errorf("limitkit: store panicked: %v", p)}
-			}
-			ch <- a
-		}()
-		a.d, a.err = l.cfg.store.Take(ctx, key, rule, cost)
+		a.d, a.err = l.storeTake(ctx, key, rule, cost)
+		ch <- a
 	}()
 	select {
 	case a := <-ch:
 		return a.d, 0, a.err
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return Decision{}, 0, fmt.Errorf("limitkit: store did not answer within %v: %w", l.cfg.timeout, context.DeadlineExceeded)
+			return Decision{}, 0, l.timedOut()
 		}
 		return Decision{}, 0, ctx.Err()
 	}
+}
+
+// storeTake calls the store, turning a panic into an error.
+func (l *Limiter) storeTake(ctx context.Context, key string, rule Rule, cost int64) (d Decision, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			d, err = Decision{}, fmt.Errorf("limitkit: store panicked: %v", p)
+		}
+	}()
+	return l.cfg.store.Take(ctx, key, rule, cost)
+}
+
+func (l *Limiter) timedOut() error {
+	return fmt.Errorf("limitkit: store did not answer within %v: %w", l.cfg.timeout, context.DeadlineExceeded)
 }
