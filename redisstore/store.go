@@ -215,10 +215,6 @@ func (s *Store) run(ctx context.Context, r *request) ([]int64, error) {
 	if s.ctxAware {
 		return r.run(ctx, s.client)
 	}
-	type result struct {
-		v   []int64
-		err error
-	}
 	done := make(chan result, 1)
 	go func() {
 		v, err := r.run(ctx, s.client)
