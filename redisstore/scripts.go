@@ -68,27 +68,30 @@ end
 
 // keep stores a check's state of limit i for its commit; load reads it back.
 func keep(vars string) string {
-	n := strings.Count(vars, ",") + 1
-	firsts := []string{"A1", "B1", "C1"}[:n]
-	tables := []string{"SA[i]", "SB[i]", "SC[i]"}[:n]
+	firsts, tables := slots(vars)
 	return `
-  if i == 1 then ` + strings.Join(firsts, ", ") + ` = ` + vars + `
+  if i == 1 then ` + firsts + ` = ` + vars + `
   else
     if not SA then SA, SB, SC = {}, {}, {} end
-    ` + strings.Join(tables, ", ") + ` = ` + vars + `
+    ` + tables + ` = ` + vars + `
   end
 `
 }
 
 func load(vars string) string {
-	n := strings.Count(vars, ",") + 1
-	firsts := []string{"A1", "B1", "C1"}[:n]
-	tables := []string{"SA[i]", "SB[i]", "SC[i]"}[:n]
+	firsts, tables := slots(vars)
 	return `
     local ` + vars + `
-    if i == 1 then ` + vars + ` = ` + strings.Join(firsts, ", ") + `
-    else ` + vars + ` = ` + strings.Join(tables, ", ") + ` end
+    if i == 1 then ` + vars + ` = ` + firsts + `
+    else ` + vars + ` = ` + tables + ` end
 `
+}
+
+// slots names where keep puts vars, a list of up to three names: the first
+// limit's locals and the other limits' table entries.
+func slots(vars string) (firsts, tables string) {
+	n := strings.Count(vars, ",") + 1
+	return strings.Join([]string{"A1", "B1", "C1"}[:n], ", "), strings.Join([]string{"SA[i]", "SB[i]", "SC[i]"}[:n], ", ")
 }
 
 // head starts one decision, whose keys follow KEYS[kb] and whose arguments
