@@ -32,16 +32,10 @@ type headerNames struct {
 // header, is always sent with a 429.
 func WithHeaderNames(limit, remaining, reset string) Option {
 	return func(c *config) {
-		c.mw.names = headerNames{canonical(limit), canonical(remaining), canonical(reset)}
+		// CanonicalHeaderKey keeps "" as it is.
+		c.mw.names = headerNames{http.CanonicalHeaderKey(limit), http.CanonicalHeaderKey(remaining), http.CanonicalHeaderKey(reset)}
 		c.mw.namesSet = true
 	}
-}
-
-func canonical(name string) string {
-	if name == "" {
-		return ""
-	}
-	return http.CanonicalHeaderKey(name)
 }
 
 // WithIETFHeaders adds the structured fields of the IETF draft
