@@ -12,6 +12,7 @@ import (
 
 	"github.com/limitkit/limitkit/core"
 	"github.com/limitkit/limitkit/core/storetest"
+	"github.com/limitkit/limitkit/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -23,7 +24,7 @@ func sameButRemaining(want, got core.Decision) bool {
 }
 
 func TestDenyCache_neverDeniesWhatRedisAdmits(t *testing.T) {
-	_, c := standalone(t)
+	c := redistest.Server(t)
 	for seed := range uint64(3) {
 		clk := storetest.NewClock()
 		st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithDenyCache(1000), WithPrefix(fmt.Sprintf("deny%d:", seed)))
@@ -37,7 +38,8 @@ func TestDenyCache_neverDeniesWhatRedisAdmits(t *testing.T) {
 }
 
 func TestDenyCache_answersRepeatedDenialsWithoutRedis(t *testing.T) {
-	s, c := standalone(t)
+	s := redistest.Start(t)
+	c := s.Client()
 	ctx := context.Background()
 	clk := storetest.NewClock()
 	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithDenyCache(10))
@@ -100,7 +102,7 @@ func TestDenyCache_isBounded(t *testing.T) {
 }
 
 func TestBatching_decidesAsUnbatched(t *testing.T) {
-	_, c := standalone(t)
+	c := redistest.Server(t)
 	clk := storetest.NewClock()
 	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithBatching(200*time.Microsecond, 16))
 	defer st.Close()
@@ -108,7 +110,7 @@ func TestBatching_decidesAsUnbatched(t *testing.T) {
 }
 
 func TestBatching_concurrentCallersGetTheirOwnDecisions(t *testing.T) {
-	_, c := standalone(t)
+	c := redistest.Server(t)
 	clk := storetest.NewClock()
 	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithBatching(2*time.Millisecond, 8))
 	defer st.Close()
@@ -147,7 +149,8 @@ func TestBatching_concurrentCallersGetTheirOwnDecisions(t *testing.T) {
 // that batches hold several decisions of one algorithm and travel in the
 // batched scripts; the memory store plays them one by one.
 func TestBatching_concurrentDecisionsDecideAsTheMemoryStore(t *testing.T) {
-	s, c := standalone(t)
+	s := redistest.Start(t)
+	c := s.Client()
 	clk := storetest.NewClock()
 	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithBatching(2*time.Millisecond, 0))
 	defer st.Close()
@@ -215,7 +218,7 @@ func evalCalls(t *testing.T, c *redis.Client) int64 {
 }
 
 func TestBatching_corruptStateFailsOnlyItsOwnDecision(t *testing.T) {
-	_, c := standalone(t)
+	c := redistest.Server(t)
 	ctx := context.Background()
 	for alg := core.FixedWindow; alg <= core.LeakyBucket; alg++ {
 		st := New(c, WithTimeout(testTimeout), WithBatching(20*time.Millisecond, 8), WithPrefix(fmt.Sprintf("corrupt%d:", alg)))

@@ -9,7 +9,6 @@ import (
 
 	"github.com/limitkit/limitkit/core"
 	"github.com/limitkit/limitkit/core/storetest"
-	"github.com/limitkit/limitkit/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -110,13 +109,6 @@ func runDifferential(t *testing.T, clk *storetest.Clock, st core.Store, ops []op
 }
 
 func equal(want, got core.Decision) bool { return want == got }
-
-// standalone returns a fresh local Redis and a client of it.
-func standalone(t *testing.T) (*redistest.Standalone, *redis.Client) {
-	t.Helper()
-	s := redistest.Start(t)
-	return s, s.Client()
-}
 
 // dbKeys lists every key of a standalone Redis; SCAN also makes Redis drop
 // the expired keys it meets.

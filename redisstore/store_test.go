@@ -16,7 +16,7 @@ import (
 )
 
 func TestTake_decidesAsTheMemoryStore(t *testing.T) {
-	_, c := standalone(t)
+	c := redistest.Server(t)
 	for seed := range uint64(4) {
 		clk := storetest.NewClock()
 		st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithPrefix("diff"+string(rune('a'+seed))+":"))
@@ -28,7 +28,7 @@ func TestTake_decidesAsTheMemoryStore(t *testing.T) {
 // rule whose limits change (a new configuration) reads the state the old one
 // left: they must read it alike.
 func TestTake_decidesAsTheMemoryStoreWhenRulesShareAKey(t *testing.T) {
-	_, c := standalone(t)
+	c := redistest.Server(t)
 	for seed := range uint64(4) {
 		clk := storetest.NewClock()
 		st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithPrefix("shared"+string(rune('a'+seed))+":"))
@@ -78,7 +78,7 @@ func TestTake_multiLimitRuleOnClusterIsAllOrNothing(t *testing.T) {
 }
 
 func TestTake_keysExpireWhenTheirWindowsPass(t *testing.T) {
-	_, c := standalone(t)
+	c := redistest.Server(t)
 	st := New(c) // Redis time: TTLs are real
 	ctx := context.Background()
 	const window = 200 * time.Millisecond
@@ -119,7 +119,7 @@ func TestTake_keysExpireWhenTheirWindowsPass(t *testing.T) {
 }
 
 func TestTake_followsRedisTimeNotTheAppClock(t *testing.T) {
-	_, c := standalone(t)
+	c := redistest.Server(t)
 	ctx := context.Background()
 	hour := core.MustRule("10/hour", core.FixedWindow)
 
@@ -154,7 +154,7 @@ func TestTake_followsRedisTimeNotTheAppClock(t *testing.T) {
 }
 
 func TestTake_recoversWhenRedisForgetsTheScripts(t *testing.T) {
-	_, c := standalone(t)
+	c := redistest.Server(t)
 	ctx := context.Background()
 	for _, batching := range []bool{false, true} {
 		var opts []Option
@@ -176,7 +176,8 @@ func TestTake_recoversWhenRedisForgetsTheScripts(t *testing.T) {
 }
 
 func TestTake_failsFastWhenRedisIsDown(t *testing.T) {
-	s, c := standalone(t)
+	s := redistest.Start(t)
+	c := s.Client()
 	if !s.Local() {
 		t.Skip("needs a local server to stop")
 	}
@@ -202,7 +203,8 @@ func TestTake_failsFastWhenRedisIsDown(t *testing.T) {
 }
 
 func TestTake_returnsAtTheDeadlineWhenRedisHangs(t *testing.T) {
-	s, plain := standalone(t)
+	s := redistest.Start(t)
+	plain := s.Client()
 	// go-redis gives up at the deadline itself only with
 	// ContextTimeoutEnabled; without it the store waits in a goroutine.
 	aware := redis.NewClient(&redis.Options{Addr: s.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
@@ -255,7 +257,8 @@ func TestTake_returnsAtTheDeadlineWhenRedisHangs(t *testing.T) {
 }
 
 func TestTake_startsAfreshAfterRedisLosesItsData(t *testing.T) {
-	s, c := standalone(t)
+	s := redistest.Start(t)
+	c := s.Client()
 	if !s.Local() {
 		t.Skip("needs a local server to restart")
 	}
@@ -283,7 +286,7 @@ func TestTake_startsAfreshAfterRedisLosesItsData(t *testing.T) {
 }
 
 func TestTake_corruptStateIsAnError(t *testing.T) {
-	_, c := standalone(t)
+	c := redistest.Server(t)
 	ctx := context.Background()
 	st := New(c)
 	tests := []struct {
@@ -340,7 +343,7 @@ func TestDecision_rejectsMalformedReplies(t *testing.T) {
 }
 
 func TestReset_forgetsTheKey(t *testing.T) {
-	_, c := standalone(t)
+	c := redistest.Server(t)
 	ctx := context.Background()
 	clk := storetest.NewClock()
 	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithDenyCache(100))
@@ -360,7 +363,7 @@ func TestReset_forgetsTheKey(t *testing.T) {
 }
 
 func TestTake_rejectsBadInput(t *testing.T) {
-	_, c := standalone(t)
+	c := redistest.Server(t)
 	st := New(c)
 	ctx := context.Background()
 	tests := []struct {
@@ -385,7 +388,7 @@ func TestTake_rejectsBadInput(t *testing.T) {
 }
 
 func TestNew_panicsOnOptionsThatCannotWork(t *testing.T) {
-	_, c := standalone(t)
+	c := redistest.Server(t)
 	tests := []struct {
 		name string
 		opt  Option
@@ -411,7 +414,7 @@ func TestNew_panicsOnOptionsThatCannotWork(t *testing.T) {
 }
 
 func TestClose_laterCallsFail(t *testing.T) {
-	_, c := standalone(t)
+	c := redistest.Server(t)
 	st := New(c, WithBatching(time.Millisecond, 0))
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
@@ -449,7 +452,7 @@ func TestTake_decidesAsTheMemoryStoreOnARing(t *testing.T) {
 // new rule's windows, which are aligned to the epoch: hand-worked, and
 // checked on both stores.
 func TestFixedWindow_ruleOfAnotherPeriodReadsItsOwnWindows(t *testing.T) {
-	_, c := standalone(t)
+	c := redistest.Server(t)
 	ctx := context.Background()
 	perSecond := core.MustRule("5/second", core.FixedWindow)
 	perTwo := core.MustRule("3/2 seconds", core.FixedWindow)
@@ -481,7 +484,7 @@ func TestFixedWindow_ruleOfAnotherPeriodReadsItsOwnWindows(t *testing.T) {
 // Under maxmemory, Redis may evict one of a log's two keys and not the
 // other; the log must then decide from what is left, not fail or stick.
 func TestSlidingWindowLog_survivesEvictionOfOneOfItsKeys(t *testing.T) {
-	_, c := standalone(t)
+	c := redistest.Server(t)
 	ctx := context.Background()
 	clk := storetest.NewClock()
 	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout))
