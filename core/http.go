@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -571,10 +570,5 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 
 // String describes the middleware for logs: its scope and its rule.
 func (m *Middleware) String() string {
-	var b strings.Builder
-	b.WriteString("limitkit middleware ")
-	b.WriteString(m.base.scope)
-	b.WriteString(" ")
-	b.WriteString(m.base.rule.String())
-	return b.String()
+	return "limitkit middleware " + m.base.scope + " " + m.base.rule.String()
 }
