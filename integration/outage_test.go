@@ -261,37 +261,44 @@ func TestOutage(t *testing.T) {
 	}
 	checkFresh("before the outage")
 
+	// outage takes Redis down with down, checks the instances 300ms into
+	// the outage, brings Redis back with up a second later and waits until
+	// every instance has seen it answer again.
+	type outageTimes struct {
+		downing, down, upping, up time.Time // before and after down(), before and after up()
+		rec                       map[core.FailurePolicy]time.Duration
+		err                       error // not every instance saw Redis up again
+	}
+	outage := func(name string, down, up func()) outageTimes {
+		t.Helper()
+		var o outageTimes
+		o.downing = time.Now()
+		down()
+		o.down = time.Now()
+		time.Sleep(300 * time.Millisecond)
+		checkDown(name)
+		time.Sleep(time.Second)
+		o.upping = time.Now()
+		up()
+		o.up = time.Now()
+		o.rec, o.err = waitUp(groups, o.downing, o.upping, 10*time.Second)
+		return o
+	}
+
 	// Paused: connections stay open, nothing answers.
-	pausedAt := time.Now()
-	srv.Pause()
-	paused := time.Now()
-	time.Sleep(300 * time.Millisecond)
-	checkDown("paused")
-	time.Sleep(time.Second)
-	unpaused := time.Now()
-	srv.Unpause()
-	rec, err := waitUp(groups, pausedAt, unpaused, 10*time.Second)
-	t.Logf("after unpause, instances back on Redis (observer's store-up) within: %v", rec)
-	if err != nil {
-		t.Error(err)
+	pause := outage("paused", srv.Pause, srv.Unpause)
+	t.Logf("after unpause, instances back on Redis (observer's store-up) within: %v", pause.rec)
+	if pause.err != nil {
+		t.Error(pause.err)
 	}
 	recoveredPause := time.Now()
 	checkFresh("after unpause")
 
 	// Stopped: connections break, dials time out; the restart loses state.
-	stopping := time.Now()
-	srv.Stop()
-	stopped := time.Now()
-	time.Sleep(300 * time.Millisecond)
-	checkDown("stopped")
-	time.Sleep(time.Second)
-	starting := time.Now()
-	srv.Start()
-	started := time.Now()
-	rec, err = waitUp(groups, stopping, starting, 10*time.Second)
-	t.Logf("Start took %v (container start and PING); instances back on Redis within %v of calling it", started.Sub(starting).Round(time.Millisecond), rec)
-	if err != nil {
-		t.Error(err)
+	stop := outage("stopped", srv.Stop, srv.Start)
+	t.Logf("Start took %v (container start and PING); instances back on Redis within %v of calling it", stop.up.Sub(stop.upping).Round(time.Millisecond), stop.rec)
+	if stop.err != nil {
+		t.Error(stop.err)
 	}
 	recoveredStart := time.Now()
 	checkFresh("after restart")
@@ -303,12 +310,12 @@ func TestOutage(t *testing.T) {
 		from, to time.Time
 		down     bool // Redis cannot answer any request started in it
 	}{
-		{"healthy", time.Time{}, pausedAt, false},
-		{"paused", paused, unpaused, true},
-		{"recovering from pause", unpaused, recoveredPause, false},
-		{"healthy again", recoveredPause, stopping, false},
-		{"stopped", stopped, starting, true},
-		{"recovering from restart", started, recoveredStart, false},
+		{"healthy", time.Time{}, pause.downing, false},
+		{"paused", pause.down, pause.upping, true},
+		{"recovering from pause", pause.upping, recoveredPause, false},
+		{"healthy again", recoveredPause, stop.downing, false},
+		{"stopped", stop.down, stop.upping, true},
+		{"recovering from restart", stop.up, recoveredStart, false},
 		{"after restart", recoveredStart, time.Now(), false},
 	}
 	for gi, g := range groups {
