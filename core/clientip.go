@@ -179,7 +179,8 @@ func (c *clientIP) rightmostUntrusted(lines []string, split func(string) []strin
 func splitList(s string) []string { return strings.Split(s, ",") }
 
 // splitForwarded returns the for= value of each element of a Forwarded
-// header (RFC 7239), in order; an element without one yields "".
+// header (RFC 7239), in order; an element without one, or with an empty
+// one, yields "unknown".
 func splitForwarded(s string) []string {
 	var out []string
 	for _, elem := range splitQuoted(s, ',') {
@@ -188,13 +189,10 @@ func splitForwarded(s string) []string {
 			k, val, found := strings.Cut(strings.TrimSpace(pair), "=")
 			if found && strings.EqualFold(k, "for") {
 				v = strings.Trim(val, `"`)
-				if v == "" {
-					v = "unknown" // present but empty: breaks the chain
-				}
 			}
 		}
 		if v == "" {
-			v = "unknown"
+			v = "unknown" // missing or empty: breaks the chain
 		}
 		out = append(out, v)
 	}
