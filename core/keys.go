@@ -182,30 +182,30 @@ func ByRoute(r *http.Request) (string, error) {
 func Combine(keys ...KeyFunc) KeyFunc {
 	keys = append([]KeyFunc(nil), keys...)
 	return func(r *http.Request) (string, error) {
-		var b strings.Builder
-		for i, k := range keys {
-			id, err := k(r)
-			if err != nil {
-				return "", err
-			}
-			appendPart(&b, i, id)
-		}
-		return bound(b.String()), nil
+		return combine(len(keys), func(i int) (string, error) { return keys[i](r) })
 	}
 }
 
-// appendPart adds id, the identity of the i-th key function, to a combined
-// identity. Parts are joined with "|"; a part that contains one, or could
-// pass for a hashed part, is hashed so that two different combinations
-// never read the same.
-func appendPart(b *strings.Builder, i int, id string) {
-	if strings.IndexByte(id, '|') >= 0 || strings.HasPrefix(id, "#") {
-		id = "#" + HashIdentity(id)
+// combine joins the identities of n key functions, the i-th given by
+// part(i), with "|"; an error from any is the combination's error. A part
+// that contains "|", or could pass for a hashed part, is hashed so that two
+// different combinations never read the same.
+func combine(n int, part func(i int) (string, error)) (string, error) {
+	var b strings.Builder
+	for i := range n {
+		id, err := part(i)
+		if err != nil {
+			return "", err
+		}
+		if strings.IndexByte(id, '|') >= 0 || strings.HasPrefix(id, "#") {
+			id = "#" + HashIdentity(id)
+		}
+		if i > 0 {
+			b.WriteByte('|')
+		}
+		b.WriteString(id)
 	}
-	if i > 0 {
-		b.WriteByte('|')
-	}
-	b.WriteString(id)
+	return bound(b.String()), nil
 }
 
 // HashIdentity returns the identity under which a secret (an API key, a

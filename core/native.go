@@ -3,7 +3,6 @@ package core
 import (
 	"errors"
 	"net/http"
-	"strings"
 )
 
 // The options in this file are for adapters. A framework's handlers get the
@@ -50,15 +49,7 @@ func WithNativeKey(keys ...NativeKeyFunc) Option {
 			return
 		}
 		c.mw.nativeKey = func(r *http.Request, native any) (string, error) {
-			var b strings.Builder
-			for i, k := range keys {
-				id, err := k(r, native)
-				if err != nil {
-					return "", err
-				}
-				appendPart(&b, i, id)
-			}
-			return bound(b.String()), nil
+			return combine(len(keys), func(i int) (string, error) { return keys[i](r, native) })
 		}
 	}
 }
