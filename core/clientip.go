@@ -113,12 +113,8 @@ func (c *clientIP) isTrusted(a netip.Addr) bool {
 }
 
 func (c *clientIP) key(r *http.Request) (string, error) {
-	host := r.RemoteAddr
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	peer, err := netip.ParseAddr(host)
-	if err != nil {
+	peer, host, isIP := parsePeer(r.RemoteAddr)
+	if !isIP {
 		return bound(r.RemoteAddr), nil
 	}
 	peer = peer.Unmap().WithZone("")

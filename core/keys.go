@@ -49,14 +49,21 @@ func ByIP(r *http.Request) (string, error) {
 // as a framework's resolved client IP, so that they count clients as ByIP
 // does.
 func IPIdentity(addr string) string {
+	if a, host, ok := parsePeer(addr); ok {
+		return addrIdentity(a, host)
+	}
+	return bound(addr)
+}
+
+// parsePeer reads a peer address such as r.RemoteAddr, with or without a
+// port: the IP, and its text without the port.
+func parsePeer(addr string) (netip.Addr, string, bool) {
 	host := addr
 	if h, _, err := net.SplitHostPort(addr); err == nil {
 		host = h
 	}
-	if a, err := netip.ParseAddr(host); err == nil {
-		return addrIdentity(a, host)
-	}
-	return bound(addr)
+	a, err := netip.ParseAddr(host)
+	return a, host, err == nil
 }
 
 // addrIdentity renders an address as an identity: IPv4 as it is, IPv6 as
