@@ -230,12 +230,18 @@ func newMiddleware(skip int, expr string, opts []Option) (*Middleware, error) {
 	if err := errors.Join(append(c.problems, mc.problems...)...); err != nil {
 		return nil, err
 	}
-	rule, err := NewRule(expr, c.algorithm)
-	if err != nil {
-		return nil, err
+	// ruleOf parses an expression into the middleware's rule or a plan's,
+	// checked with the defaults of the limiter that will enforce it.
+	ruleOf := func(expr string) (Rule, error) {
+		r, err := NewRule(expr, c.algorithm)
+		if err != nil {
+			return Rule{}, err
+		}
+		r.Burst = c.burst
+		return r, validateFor(r, mc.limiter)
 	}
-	rule.Burst = c.burst
-	if err := validateFor(rule, mc.limiter); err != nil {
+	rule, err := ruleOf(expr)
+	if err != nil {
 		return nil, err
 	}
 	m := &Middleware{
@@ -275,12 +281,8 @@ func newMiddleware(skip int, expr string, opts []Option) (*Middleware, error) {
 			if err := checkName("plan", name); err != nil {
 				return nil, err
 			}
-			pr, err := NewRule(pexpr, c.algorithm)
+			pr, err := ruleOf(pexpr)
 			if err != nil {
-				return nil, fmt.Errorf("limitkit: plan %q: %w", name, err)
-			}
-			pr.Burst = c.burst
-			if err := validateFor(pr, mc.limiter); err != nil {
 				return nil, fmt.Errorf("limitkit: plan %q: %w", name, err)
 			}
 			rs := newRuleSet(pr, scope+"/"+name, name)
