@@ -129,9 +129,9 @@ func (c *clientIP) key(r *http.Request) (string, error) {
 	)
 	switch {
 	case c.header == hdrXFF || c.header == "" && len(h[hdrXFF]) > 0:
-		a, text, ok = c.rightmostUntrusted(h[hdrXFF], splitList)
+		a, text, ok = c.rightmostUntrusted(h[hdrXFF], false)
 	case c.header == hdrForwarded || c.header == "" && len(h[hdrForwarded]) > 0:
-		a, text, ok = c.rightmostUntrusted(h[hdrForwarded], splitForwarded)
+		a, text, ok = c.rightmostUntrusted(h[hdrForwarded], true)
 	case c.header == hdrRealIP || c.header == "" && len(h[hdrRealIP]) > 0:
 		if v := h[hdrRealIP]; len(v) > 0 {
 			a, text, ok = parseHop(strings.TrimSpace(v[len(v)-1]))
@@ -147,13 +147,21 @@ func (c *clientIP) key(r *http.Request) (string, error) {
 // the proxies' end, and returns the first that is not a trusted proxy. A hop
 // that is not an address breaks the chain: nothing to its left can be
 // believed, so the nearest trusted hop is the client as far as we know.
-func (c *clientIP) rightmostUntrusted(lines []string, split func(string) []string) (netip.Addr, string, bool) {
+// forwarded says the lines are Forwarded headers rather than
+// X-Forwarded-For.
+func (c *clientIP) rightmostUntrusted(lines []string, forwarded bool) (netip.Addr, string, bool) {
 	var (
 		near     netip.Addr
 		nearText string
+		buf      [8]string // a line's hops, without an allocation for short chains
 	)
 	for i := len(lines) - 1; i >= 0; i-- {
-		hops := split(lines[i])
+		var hops []string
+		if forwarded {
+			hops = appendForwarded(buf[:0], lines[i])
+		} else {
+			hops = appendList(buf[:0], lines[i])
+		}
 		for j := len(hops) - 1; j >= 0; j-- {
 			hop := strings.TrimSpace(hops[j])
 			if hop == "" {
@@ -172,16 +180,29 @@ func (c *clientIP) rightmostUntrusted(lines []string, split func(string) []strin
 	return near, nearText, near.IsValid()
 }
 
-func splitList(s string) []string { return strings.Split(s, ",") }
+// appendList appends the comma-separated items of s to dst.
+func appendList(dst []string, s string) []string {
+	for {
+		item, rest, found := strings.Cut(s, ",")
+		dst = append(dst, item)
+		if !found {
+			return dst
+		}
+		s = rest
+	}
+}
 
-// splitForwarded returns the for= value of each element of a Forwarded
-// header (RFC 7239), in order; an element without one, or with an empty
-// one, yields "unknown".
-func splitForwarded(s string) []string {
-	var out []string
-	for _, elem := range splitQuoted(s, ',') {
+// appendForwarded appends the for= value of each element of a Forwarded
+// header (RFC 7239) to dst, in order; an element without one, or with an
+// empty one, yields "unknown".
+func appendForwarded(dst []string, s string) []string {
+	for more := true; more; {
+		var elem string
+		elem, s, more = cutQuoted(s, ',')
 		var v string
-		for _, pair := range splitQuoted(elem, ';') {
+		for pmore := true; pmore; {
+			var pair string
+			pair, elem, pmore = cutQuoted(elem, ';')
 			k, val, found := strings.Cut(strings.TrimSpace(pair), "=")
 			if found && strings.EqualFold(k, "for") {
 				v = strings.Trim(val, `"`)
@@ -190,15 +211,14 @@ func splitForwarded(s string) []string {
 		if v == "" {
 			v = "unknown" // missing or empty: breaks the chain
 		}
-		out = append(out, v)
+		dst = append(dst, v)
 	}
-	return out
+	return dst
 }
 
-// splitQuoted splits s at sep outside double-quoted strings.
-func splitQuoted(s string, sep byte) []string {
-	var out []string
-	start, quoted := 0, false
+// cutQuoted cuts s around the first sep outside double-quoted strings.
+func cutQuoted(s string, sep byte) (before, after string, found bool) {
+	quoted := false
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
 		case '"':
@@ -209,12 +229,11 @@ func splitQuoted(s string, sep byte) []string {
 			}
 		case sep:
 			if !quoted {
-				out = append(out, s[start:i])
-				start = i + 1
+				return s[:i], s[i+1:], true
 			}
 		}
 	}
-	return append(out, s[start:])
+	return s, "", false
 }
 
 // parseHop reads one hop of a chain: an address, with or without a port,
