@@ -352,9 +352,14 @@ const (
 	// in the framework's idiom. The headers are set.
 	Refuse
 	// Gone: the client went away during the check or while its request
-	// was held; write nothing.
+	// was held; write nothing. Result.Status is StatusClientClosedRequest,
+	// for frameworks that must end a request with a status.
 	Gone
 )
+
+// StatusClientClosedRequest is the status of a Gone result (nginx's 499):
+// nothing reaches the client, but access logs can tell these requests apart.
+const StatusClientClosedRequest = 499
 
 // Result is the outcome of Check.
 type Result struct {
@@ -362,7 +367,8 @@ type Result struct {
 	// Status is the HTTP status of a refusal: 429 Too Many Requests when the
 	// limit refused, 503 Service Unavailable when the store failed under
 	// FailClosed, 400 Bad Request when the key function failed under
-	// KeyErrorRefuse. Zero otherwise.
+	// KeyErrorRefuse; StatusClientClosedRequest when the client went away
+	// (Gone). Zero otherwise.
 	Status int
 	// Decision is the decision, when a store made one (the limiter's, or
 	// the fallback); zero for exempt requests and those the failure policy
@@ -477,7 +483,7 @@ func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Resul
 	lim.applyDefaults(&rule)
 	o := lim.take(ctx, rs.scope, id, key, rule, cost)
 	if o.gone {
-		return Result{Verdict: Gone, Err: o.err}
+		return Result{Verdict: Gone, Status: StatusClientClosedRequest, Err: o.err}
 	}
 	decided := o.action == ActionStore || o.action == ActionFallback
 	if obs := lim.cfg.observer; obs != nil {
@@ -504,7 +510,7 @@ func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Resul
 	}
 	if o.d.Delay > 0 {
 		if err := m.hold(ctx, o.d.Delay); err != nil {
-			res.Verdict, res.Err = Gone, err
+			res.Verdict, res.Status, res.Err = Gone, StatusClientClosedRequest, err
 		}
 	}
 	return res

@@ -327,8 +327,8 @@ func TestMiddleware_leakyBucketHoldEndsWhenTheClientGoes(t *testing.T) {
 	cancel()
 	select {
 	case res := <-done:
-		if res.Verdict != Gone || !errors.Is(res.Err, context.Canceled) {
-			t.Errorf("result %+v; want Gone with context.Canceled", res)
+		if res.Verdict != Gone || res.Status != StatusClientClosedRequest || !errors.Is(res.Err, context.Canceled) {
+			t.Errorf("result %+v; want Gone with status 499 and context.Canceled", res)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the hold did not end when the request's context was cancelled")

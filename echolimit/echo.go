@@ -13,7 +13,7 @@ import (
 // when its client went away while it was checked or held (nginx's 499, as
 // Echo's proxy middleware uses): nothing reaches the client, but access logs
 // can tell these requests apart.
-const StatusClientClosedRequest = 499
+const StatusClientClosedRequest = core.StatusClientClosedRequest
 
 // Limit returns an Echo middleware enforcing the limits in expr (see
 // core.ParseLimits), for a route, a group or, with e.Use, the whole app. It
@@ -80,7 +80,7 @@ func middleware(m *core.Middleware) echo.MiddlewareFunc {
 				e := &Error{Result: res}
 				return &echo.HTTPError{Code: res.Status, Message: e, Internal: e}
 			default: // core.Gone
-				return &echo.HTTPError{Code: StatusClientClosedRequest, Message: "client closed request", Internal: res.Err}
+				return &echo.HTTPError{Code: res.Status, Message: "client closed request", Internal: res.Err}
 			}
 		}
 	}

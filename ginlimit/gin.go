@@ -11,7 +11,7 @@ import (
 // StatusClientClosedRequest is the status a request is aborted with when its
 // client went away while it was checked or held (nginx's 499): nothing
 // reaches the client, but access logs can tell these requests apart.
-const StatusClientClosedRequest = 499
+const StatusClientClosedRequest = core.StatusClientClosedRequest
 
 // Limit returns a Gin middleware enforcing the limits in expr (see
 // core.ParseLimits), for a route or, with Use, a group. It panics if expr or
@@ -58,7 +58,7 @@ func handler(m *core.Middleware) gin.HandlerFunc {
 			}
 			m.Refuse(c.Writer, c.Request, res)
 		default: // core.Gone
-			c.AbortWithStatus(StatusClientClosedRequest)
+			c.AbortWithStatus(res.Status)
 		}
 	}
 }
