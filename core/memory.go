@@ -72,6 +72,24 @@ type entry struct {
 // manyLimits is the state of a key checked against a rule of several limits.
 type manyLimits struct {
 	cells []cell
+	// The rule the cells were last used with, prepared, as entry caches a
+	// one-limit rule.
+	burst  int64
+	limits []Limit
+	shapes []shape
+}
+
+// cachedShapes returns the prepared shapes if rule is the cached one.
+func (m *manyLimits) cachedShapes(rule *Rule) []shape {
+	if m.burst != rule.Burst || len(m.limits) != len(rule.Limits) {
+		return nil
+	}
+	for i, l := range rule.Limits {
+		if l != m.limits[i] {
+			return nil
+		}
+	}
+	return m.shapes
 }
 
 // MemoryOption configures a MemoryStore.
@@ -163,16 +181,25 @@ func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int6
 		sh.mu.Unlock()
 		return d, nil
 	}
-	var buf [maxInlineLimits]shape
-	shapes, err := rule.shapes(alg, &buf)
-	if err != nil {
-		sh.mu.Unlock()
-		return d, err
+	var (
+		shapes []shape
+		cells  []cell
+	)
+	if e != nil && e.alg == alg && e.many != nil {
+		shapes = e.many.cachedShapes(&rule)
+		cells = e.many.cells
 	}
-	if e == nil {
-		e = s.insertLocked(sh, h, key)
+	if shapes == nil {
+		var buf [maxInlineLimits]shape
+		if shapes, err = rule.shapes(alg, &buf); err != nil {
+			sh.mu.Unlock()
+			return d, err
+		}
+		if e == nil {
+			e = s.insertLocked(sh, h, key)
+		}
+		cells = e.prepare(&rule, alg, shapes)
 	}
-	cells := e.prepare(&rule, alg, shapes)
 	if len(shapes) == 1 {
 		decideOne(&d, alg, e.limit, &e.shape, &e.one, now, cost, e.aligned, &e.expires)
 		e.aligned = e.one.aligned(alg, e.shape)
@@ -206,8 +233,11 @@ func (e *entry) prepare(rule *Rule, alg Algorithm, shapes []shape) []cell {
 	}
 	e.cached = false
 	if fresh {
-		e.many = &manyLimits{cells: make([]cell, n)}
+		e.many = &manyLimits{cells: make([]cell, n), limits: make([]Limit, n), shapes: make([]shape, n)}
 	}
+	e.many.burst = rule.Burst
+	copy(e.many.limits, rule.Limits)
+	copy(e.many.shapes, shapes)
 	return e.many.cells
 }
 
