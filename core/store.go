@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -23,6 +24,18 @@ type Store interface {
 	Reset(ctx context.Context, key string, rule Rule) error
 	Close() error
 }
+
+// ErrClosed is returned by a Store's Take and Reset after its Close, by
+// every store of this module. A Limiter whose store is closed returns it as
+// it is: a closed store is the program's own doing, not an outage, so no
+// failure policy applies.
+var ErrClosed = errors.New("limitkit: store is closed")
+
+// ErrCorruptState is wrapped by the error a Store returns when one key holds
+// state the store cannot read (foreign data under its name). It concerns that
+// key alone: a Limiter answers that request by its failure policy but does
+// not mark the store down, so every other key goes on being decided by it.
+var ErrCorruptState = errors.New("limitkit: corrupt rate-limit state")
 
 // Clock tells the time. Stores take one so that tests can drive time.
 type Clock func() time.Time

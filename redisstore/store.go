@@ -31,8 +31,9 @@ type Store struct {
 	cluster  *redis.ClusterClient // the client, if it is one: see noteFailure
 }
 
-// ErrClosed is returned by calls on a Store after Close.
-var ErrClosed = errors.New("redisstore: store is closed")
+// ErrClosed is returned by calls on a Store after Close. It is core.ErrClosed,
+// which every store of this module returns.
+var ErrClosed = core.ErrClosed
 
 // clockSlack is how much longer keys live under WithClock: Redis expires
 // keys in its own time, which a driven clock does not move, so a test that
@@ -239,7 +240,7 @@ func decision(r []int64, rule *core.Rule, keys []string) (core.Decision, error) 
 	}
 	allowed, idx, never := r[0], r[1], r[6]
 	if allowed == -1 && idx >= 0 && idx < int64(len(keys)) {
-		return core.Decision{}, fmt.Errorf("limitkit: corrupt state under %s", keys[idx])
+		return core.Decision{}, fmt.Errorf("%w under %s", core.ErrCorruptState, keys[idx])
 	}
 	if allowed < 0 || allowed > 1 || never < 0 || never > 1 || idx < 0 || idx >= int64(len(rule.Limits)) {
 		return core.Decision{}, fmt.Errorf("unexpected script reply %v", r)
