@@ -2,6 +2,7 @@ package core
 
 import (
 	"math"
+	"sort"
 	"time"
 )
 
@@ -19,10 +20,14 @@ type shape struct {
 	burst  int64
 }
 
+// shapeOf prepares l. The buckets' step is W/L rounded up to a whole
+// microsecond, so that a bucket never sustains more than its stated rate;
+// Rule.Validate refuses the rates where the rounding would cost a whole
+// request per window or more.
 func shapeOf(l Limit, burst int64) shape {
 	w := int64(l.Period / time.Microsecond)
 	s := shape{count: l.Count, window: w, burst: burst}
-	s.step = w / l.Count
+	s.step = (w + l.Count - 1) / l.Count
 	s.depth = burst * s.step
 	return s
 }
@@ -105,14 +110,27 @@ func (c *cell) expires(alg Algorithm, s shape) int64 {
 	}
 }
 
-// aligned reports whether the cell's window starts on a window boundary of
-// shape s, as the fast paths of decideOne assume.
-func (c *cell) aligned(alg Algorithm, s shape) bool {
+// loss is the share of its budget the cell has spent at now, from 0 to 1.
+func (c *cell) loss(alg Algorithm, s shape, now int64) float64 {
 	switch alg {
-	case FixedWindow, SlidingWindowCounter:
-		return c.a%s.window == 0
+	case FixedWindow:
+		if now >= c.a+s.window {
+			return 0
+		}
+		return float64(c.b) / float64(s.count)
+	case SlidingWindowLog:
+		if c.log == nil {
+			return 0
+		}
+		c.log.expire(now - s.window)
+		return float64(c.log.sum()) / float64(s.count)
+	case TokenBucket, LeakyBucket:
+		return float64(max(c.a-now, 0)) / float64(s.depth)
+	default:
+		ws, curr, prev := c.counterState(s, now)
+		elapsed := min(max(now-ws, 0), s.window)
+		return estimate(prev, curr, s.window, elapsed) / float64(s.count)
 	}
-	return true
 }
 
 func windowStart(now, w int64) int64 { return now - now%w }
@@ -125,7 +143,8 @@ func (c *cell) checkFixed(s shape, now, cost int64) verdict {
 		ws = c.a // the clock went back: stay in the stored window
 	}
 	v := verdict{resetAfter: ws + s.window - now}
-	if n+cost <= s.count {
+	// cost is compared before it is added: n+cost could overflow.
+	if cost <= s.count && n <= s.count-cost {
 		v.ok, v.remaining = true, s.count-n-cost
 		return v
 	}
@@ -168,7 +187,7 @@ func (c *cell) checkCounter(s shape, now, cost int64) verdict {
 	case prev > 0:
 		v.resetAfter = ws + s.window - now
 	}
-	if est+float64(cost) <= float64(s.count) {
+	if cost <= s.count && est+float64(cost) <= float64(s.count) {
 		v.ok = true
 		v.remaining = int64(math.Floor(float64(s.count) - est - float64(cost)))
 		v.resetAfter = ws + 2*s.window - now
@@ -241,31 +260,44 @@ func (c *cell) checkLog(s shape, now, cost int64) verdict {
 	}
 	l := c.log
 	l.expire(now - s.window)
+	sum := l.sum()
 	var v verdict
-	if n := l.newest(); l.sum > 0 {
-		v.resetAfter = n + s.window - now
+	if sum > 0 {
+		v.resetAfter = l.newest() + s.window - now
 	}
-	if l.sum+cost <= s.count {
-		v.ok, v.remaining, v.resetAfter = true, s.count-l.sum-cost, s.window
+	if cost <= s.count && sum <= s.count-cost {
+		v.ok, v.remaining, v.resetAfter = true, s.count-sum-cost, s.window
 		return v
 	}
-	v.remaining = max(s.count-l.sum, 0)
+	v.remaining = max(s.count-sum, 0)
 	if cost > s.count {
 		v.never = true
 		return v
 	}
-	v.retryAfter = l.freedAt(l.sum+cost-s.count) + s.window - now
+	v.retryAfter = l.freedAt(sum+cost-s.count) + s.window - now
 	return v
 }
 
-// eventLog is the sliding window log of one limit: admitted (time, cost)
-// pairs in order, oldest first. It holds at most Count events, because every
-// event costs at least one.
+// eventLog is the sliding window log of one limit: the admitted requests'
+// times, oldest first, each with the running total of the costs admitted up
+// to and including it. Running totals make the log's two searches, for the
+// first event still in the window and for the event whose expiry frees
+// enough, binary searches: no decision walks the log, however long it is
+// and whatever the cost (the Redis store keeps the log the same way, where
+// a walk would hold up every other client). It holds at most Count events,
+// because every event costs at least one.
 type eventLog struct {
 	at   []int64
-	cost []int64
-	head int
-	sum  int64
+	cum  []int64 // cum[i]: the total of costs through event i
+	head int     // the first event still in the log
+	base int64   // the total of costs before head
+}
+
+func (l *eventLog) sum() int64 {
+	if l.head == len(l.at) {
+		return 0
+	}
+	return l.cum[len(l.cum)-1] - l.base
 }
 
 func (l *eventLog) newest() int64 {
@@ -277,43 +309,58 @@ func (l *eventLog) newest() int64 {
 
 // expire drops events at or before cutoff.
 func (l *eventLog) expire(cutoff int64) {
-	for l.head < len(l.at) && l.at[l.head] <= cutoff {
-		l.sum -= l.cost[l.head]
-		l.head++
+	if l.head == len(l.at) || l.at[l.head] > cutoff {
+		return // nearly always: nothing has left the window
 	}
+	i := l.head + sort.Search(len(l.at)-l.head, func(j int) bool { return l.at[l.head+j] > cutoff })
+	l.base, l.head = l.cum[i-1], i
 	if l.head == len(l.at) {
-		l.at, l.cost, l.head = l.at[:0], l.cost[:0], 0
+		l.at, l.cum, l.head, l.base = l.at[:0], l.cum[:0], 0, 0
 	} else if l.head > 32 && l.head > len(l.at)/2 {
 		n := copy(l.at, l.at[l.head:])
-		copy(l.cost, l.cost[l.head:])
-		l.at, l.cost, l.head = l.at[:n], l.cost[:n], 0
+		copy(l.cum, l.cum[l.head:])
+		l.at, l.cum, l.head = l.at[:n], l.cum[:n], 0
 	}
 }
 
-// freedAt is the time of the event whose expiry frees at least need.
+// freedAt is the time of the first event whose expiry frees at least need,
+// which is at most the log's sum.
 func (l *eventLog) freedAt(need int64) int64 {
-	for i := l.head; i < len(l.at); i++ {
-		need -= l.cost[i]
-		if need <= 0 {
-			return l.at[i]
-		}
+	n := len(l.at) - l.head
+	i := l.head + sort.Search(n, func(j int) bool { return l.cum[l.head+j]-l.base >= need })
+	if i == len(l.at) {
+		return l.newest()
 	}
-	return l.newest()
+	return l.at[i]
 }
 
 func (l *eventLog) add(now, cost int64) {
 	if cost == 0 {
 		return // a request of cost 0 only looks; logging it would let the log outgrow the count
 	}
+	n := len(l.at)
+	total := l.base
+	if n > l.head {
+		total = l.cum[n-1]
+	}
 	// Callers racing for a key may arrive with their clock readings out of
 	// order; the later one is logged with the newest, keeping the log sorted.
-	if n := len(l.at); n > l.head && l.at[n-1] >= now {
-		l.cost[n-1] += cost
-	} else {
-		l.at = append(l.at, now)
-		l.cost = append(l.cost, cost)
+	if n > l.head && l.at[n-1] >= now {
+		l.cum[n-1] = total + cost
+		return
 	}
-	l.sum += cost
+	if total > maxExact {
+		// Start the running totals again from zero before they could
+		// overflow: rare, since the totals grow by at most the limit's
+		// count per window.
+		for i := l.head; i < n; i++ {
+			l.cum[i] -= l.base
+		}
+		total -= l.base
+		l.base = 0
+	}
+	l.at = append(l.at, now)
+	l.cum = append(l.cum, total+cost)
 }
 
 // decide runs a rule over the cells of one key, all or nothing: shapes and
@@ -352,12 +399,12 @@ func decide(rule *Rule, alg Algorithm, shapes []shape, cells []cell, now, cost i
 
 // decideOne is decide for a rule of one limit, the common case, with the
 // usual paths of four algorithms written out: the memory store spends most of
-// a check here. Each fast path is check and commit fused for a cell whose
-// state was written under the same shape (aligned is false after the rule of
-// the key changed, when the slow path must sort out the old state); anything
-// unusual falls through to check and commit. It writes the decision to d,
-// which is zero, and on admission stores the cell's expiry.
-func decideOne(d *Decision, alg Algorithm, l Limit, s *shape, c *cell, now, cost int64, aligned bool, expires *int64) {
+// a check here. Each fast path is check and commit fused, for a cell that
+// only this shape has written (stores keep state per rule shape, so its
+// windows start where the shape's do); anything unusual falls through to
+// check and commit. It writes the decision to d, which is zero, and on
+// admission stores the cell's expiry.
+func decideOne(d *Decision, alg Algorithm, l Limit, s *shape, c *cell, now, cost int64, expires *int64) {
 	d.Limit = l
 	switch alg {
 	case TokenBucket, LeakyBucket:
@@ -376,7 +423,7 @@ func decideOne(d *Decision, alg Algorithm, l Limit, s *shape, c *cell, now, cost
 	case FixedWindow:
 		// Inside the stored window there is no need to divide for the
 		// window's start.
-		if aligned && now >= c.a && now-c.a < s.window && c.b+cost <= s.count {
+		if now >= c.a && now-c.a < s.window && cost <= s.count && c.b <= s.count-cost {
 			c.b += cost
 			d.Allowed = true
 			d.Remaining = s.count - c.b
@@ -384,7 +431,7 @@ func decideOne(d *Decision, alg Algorithm, l Limit, s *shape, c *cell, now, cost
 			return
 		}
 	case SlidingWindowCounter:
-		if elapsed := now - c.a; aligned && now >= c.a && elapsed < s.window {
+		if elapsed := now - c.a; now >= c.a && elapsed < s.window && cost <= s.count {
 			est := estimate(c.c, c.b, s.window, elapsed)
 			if est+float64(cost) <= float64(s.count) {
 				c.b += cost
@@ -398,9 +445,9 @@ func decideOne(d *Decision, alg Algorithm, l Limit, s *shape, c *cell, now, cost
 	case SlidingWindowLog:
 		if l := c.log; l != nil {
 			l.expire(now - s.window)
-			if l.sum+cost <= s.count {
+			if sum := l.sum(); cost <= s.count && sum <= s.count-cost {
 				d.Allowed = true
-				d.Remaining = s.count - l.sum - cost
+				d.Remaining = s.count - sum - cost
 				d.ResetAfter = time.Duration(s.window) * time.Microsecond
 				l.add(now, cost)
 				*expires = l.newest() + s.window

@@ -4,112 +4,162 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // MemoryStore is the embedded Store: state in this process, exact under
 // concurrency, bounded in size.
 //
-// Keys are spread by a seeded hash over 256 shards, each a map behind one
-// mutex that also guards its keys' state: a check takes exactly one lock,
-// held for a few dozen nanoseconds, and callers meet only when their keys
-// share a shard. One sweeper goroutine (not a timer per key, which would
-// cost a goroutine or a timer for every client) drops keys whose state has
-// run out.
+// A key's state belongs to one rule shape (Rule.Shape): a key checked under
+// two rules keeps two states, which never reset or misread each other.
+// Keys are spread by a seeded hash over up to 256 shards, each a map behind
+// one mutex that also guards its keys' state: a check takes exactly one
+// lock, held for a few dozen nanoseconds, and callers meet only when their
+// keys share a shard. One sweeper goroutine (not a timer per key, which
+// would cost a goroutine or a timer for every client) drops keys whose state
+// has run out.
 //
-// At the bound, a new key evicts the key that will expire soonest among a
-// sample of its shard: memory never exceeds the bound, a flood of distinct
-// keys can only make the quietest clients' budgets start over early, and the
-// keys spending their budgets right now are the last to go.
+// The bound (MemoryMaxKeys) is exact: it is shared out among the shards, and
+// Len never exceeds it. At the bound, a new key evicts the key whose loss
+// gives back the least budget, the one closest to fully replenished, among
+// a sample of its shard; when even the best of the sample has spent more than
+// half its budget, the whole shard is searched. So a flood of fresh keys
+// evicts fresh keys, and an exhausted client is freed only when its shard
+// holds nothing fresher.
+//
+// The zero MemoryStore is not usable: make one with NewMemoryStore.
 type MemoryStore struct {
-	shards     [shardCount]shard
+	shards     [maxShards]shard
+	mask       uint64 // shards in use, minus one: a power of two
 	seed       maphash.Seed
-	shardMax   int       // keys per shard
 	clock      Clock     // nil: base and the monotonic clock
 	base       time.Time // when the store was made, with its monotonic reading
 	baseMicros int64     // base in µs since the epoch
+	closed     atomic.Bool
 	stop       chan struct{}
 	done       chan struct{}
 	closing    sync.Once
 }
 
-const shardCount = 256
+const maxShards = 256
 
 type shard struct {
 	mu sync.Mutex
-	// keys is indexed by the key's 64-bit hash, which is cheaper to look up
-	// than the string; the entry holds the string to confirm the match.
-	// Another key with the same hash, which is astronomically rare, lives in
-	// collided.
+	// keys is indexed by the 64-bit hash of the key and its rule's shape,
+	// which is cheaper to look up than the string; the entry holds both to
+	// confirm the match. Another entry with the same hash, which is
+	// astronomically rare, lives in collided under its key and shape as text.
 	keys     map[uint64]*entry
 	collided map[string]*entry
+	max      int      // this shard's share of the bound
 	_        [64]byte // keep neighbouring shards' locks off one cache line
 }
 
-// entry is one key's state; its shard's mutex guards it. A check of a
-// one-limit rule, nearly every check, touches only the first two cache
-// lines: the fields are laid out for that, since with many keys a check
-// costs mostly cache misses.
+// entry is the state of one key under one rule shape; its shard's mutex
+// guards it. A check of a one-limit rule, nearly every check, touches only
+// the entry's first two cache lines: the fields are laid out for that,
+// since with many keys a check costs mostly cache misses.
 type entry struct {
 	hash    uint64
 	key     string
 	expires int64 // µs: when the state has run out and the key may go
 	alg     Algorithm
-	// aligned says the windows start where the cached shapes' do, which the
-	// fast paths rely on; a change of rule can break it.
-	aligned bool
-	// cached says limit and shape hold the one-limit rule the cell was last
-	// used with, prepared: a key is nearly always checked against the same
-	// rule, and this spares validating and dividing on every check.
-	cached bool
-	one    cell
-	shape  shape
-	limit  Limit
-	many   *manyLimits // the state of a rule of several limits
+	one     cell        // the state of a one-limit rule
+	shape   shape       // the one limit, prepared
+	many    *manyLimits // the state of a rule of several limits, else nil
 }
 
 // manyLimits is the state of a key checked against a rule of several limits.
 type manyLimits struct {
-	cells []cell
-	// The rule the cells were last used with, prepared, as entry caches a
-	// one-limit rule.
-	burst  int64
-	limits []Limit
+	cells  []cell
 	shapes []shape
 }
 
-// cachedShapes returns the prepared shapes if rule is the cached one.
-func (m *manyLimits) cachedShapes(rule *Rule) []shape {
-	if m.burst != rule.Burst || len(m.limits) != len(rule.Limits) {
-		return nil
+// isBucket reports whether burst is part of alg's shape.
+func isBucket(alg Algorithm) bool { return alg == TokenBucket || alg == LeakyBucket }
+
+// sameShape reports whether s is limit l of rule r under alg, as prepared.
+func (s *shape) sameShape(alg Algorithm, r *Rule, l Limit) bool {
+	return s.count == l.Count && s.window == int64(l.Period/time.Microsecond) &&
+		(!isBucket(alg) || s.burst == r.burst(l))
+}
+
+// matches reports whether the entry is key's state under rule r and alg.
+func (e *entry) matches(key string, alg Algorithm, r *Rule) bool {
+	if e.key != key || e.alg != alg {
+		return false
 	}
-	for i, l := range rule.Limits {
-		if l != m.limits[i] {
-			return nil
+	if e.many == nil {
+		return len(r.Limits) == 1 && e.shape.sameShape(alg, r, r.Limits[0])
+	}
+	if len(e.many.shapes) != len(r.Limits) {
+		return false
+	}
+	for i, l := range r.Limits {
+		if !e.many.shapes[i].sameShape(alg, r, l) {
+			return false
 		}
 	}
-	return m.shapes
+	return true
+}
+
+// shapes returns the entry's prepared limits.
+func (e *entry) shapes() []shape {
+	if e.many == nil {
+		return []shape{e.shape}
+	}
+	return e.many.shapes
+}
+
+// collisionKey names an entry in a shard's collided map: its key and its
+// shape as text. Only a collision of 64-bit hashes builds one.
+func collisionKey(key string, alg Algorithm, shapes []shape) string {
+	var b strings.Builder
+	b.WriteString(key)
+	b.WriteByte(0)
+	b.WriteString(strconv.Itoa(int(alg)))
+	for _, s := range shapes {
+		b.WriteByte(0)
+		b.WriteString(strconv.FormatInt(s.count, 10))
+		b.WriteByte('/')
+		b.WriteString(strconv.FormatInt(s.window, 10))
+		if isBucket(alg) {
+			b.WriteByte('/')
+			b.WriteString(strconv.FormatInt(s.burst, 10))
+		}
+	}
+	return b.String()
 }
 
 // MemoryOption configures a MemoryStore.
 type MemoryOption func(*memoryConfig)
 
 type memoryConfig struct {
-	clock   Clock
-	maxKeys int
-	sweep   time.Duration
+	clock    Clock
+	maxKeys  int
+	sweep    time.Duration
+	problems []string
 }
 
-// DefaultMaxKeys is the memory store's default bound on keys: about 200 MB at
-// worst for single-limit rules, far less in practice.
+// DefaultMaxKeys is the memory store's default bound on keys. With
+// one-limit rules a key takes about 250 bytes of heap, so the default bound
+// holds at most about 250 MB; see the README for the measurement.
 const DefaultMaxKeys = 1_000_000
 
 // MemoryMaxKeys bounds the number of keys the store holds (default
-// DefaultMaxKeys). At the bound, a new key evicts the soonest-expiring key of
-// a sample.
+// DefaultMaxKeys), counting a key once per rule shape it is checked under.
+// The bound is exact; n must be at least 1.
 func MemoryMaxKeys(n int) MemoryOption {
-	return func(c *memoryConfig) { c.maxKeys = n }
+	return func(c *memoryConfig) {
+		if n < 1 {
+			c.problems = append(c.problems, fmt.Sprintf("limitkit: MemoryMaxKeys(%d): the bound must be at least 1", n))
+		}
+		c.maxKeys = n
+	}
 }
 
 // MemoryClock makes the store read time from clock instead of the system's
@@ -124,22 +174,37 @@ func MemorySweepInterval(d time.Duration) MemoryOption {
 }
 
 // NewMemoryStore returns a memory store. Close it to stop its sweeper.
+// It panics, naming the mistake, if an option's value is invalid.
 func NewMemoryStore(opts ...MemoryOption) *MemoryStore {
 	cfg := memoryConfig{maxKeys: DefaultMaxKeys, sweep: 10 * time.Second}
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if len(cfg.problems) > 0 {
+		panic(cfg.problems[0])
+	}
 	if cfg.sweep <= 0 {
 		cfg.sweep = 10 * time.Second
 	}
 	s := &MemoryStore{
-		seed:     maphash.MakeSeed(),
-		shardMax: max((cfg.maxKeys+shardCount-1)/shardCount, 1),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		seed: maphash.MakeSeed(),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
 	}
-	for i := range s.shards {
-		s.shards[i].keys = make(map[uint64]*entry)
+	// As many shards as the bound allows each at least one key, a power of
+	// two, so that the bound shared out among them is exact.
+	n := maxShards
+	for n > cfg.maxKeys {
+		n /= 2
+	}
+	s.mask = uint64(n - 1)
+	for i := range n {
+		sh := &s.shards[i]
+		sh.keys = make(map[uint64]*entry)
+		sh.max = cfg.maxKeys / n
+		if i < cfg.maxKeys%n {
+			sh.max++
+		}
 	}
 	s.clock = cfg.clock
 	s.base = time.Now()
@@ -159,55 +224,45 @@ func (s *MemoryStore) now() int64 {
 	return s.baseMicros + int64(time.Since(s.base)/time.Microsecond)
 }
 
+// hashOf is the hash under which key's state under rule lives.
+func (s *MemoryStore) hashOf(key string, rule *Rule, alg Algorithm) uint64 {
+	return mix64(maphash.String(s.seed, key) ^ rule.shapeHash(alg))
+}
+
 // Take implements Store.
 func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int64) (d Decision, err error) {
 	if cost < 0 {
 		return d, fmt.Errorf("limitkit: cost %d must not be negative", cost)
 	}
+	if s.closed.Load() {
+		return d, ErrClosed
+	}
 	alg := rule.Algorithm.orDefault()
-	h := maphash.String(s.seed, key)
-	sh := &s.shards[h%shardCount]
+	h := s.hashOf(key, &rule, alg)
+	sh := &s.shards[h&s.mask]
 	// The clock is read before the lock, to keep the time the lock is held
 	// short when callers share a key; every algorithm accepts readings that
 	// arrive slightly out of order.
 	now := s.now()
 	sh.mu.Lock()
-	e := sh.lookup(h, key)
-	if e != nil && e.cached && len(rule.Limits) == 1 && e.alg == alg && e.limit == rule.Limits[0] && e.shape.burst == rule.burst(rule.Limits[0]) {
-		decideOne(&d, alg, e.limit, &e.shape, &e.one, now, cost, e.aligned, &e.expires)
-		if !e.aligned {
-			e.aligned = e.one.aligned(alg, e.shape)
-		}
-		sh.mu.Unlock()
-		return d, nil
-	}
-	var (
-		shapes []shape
-		cells  []cell
-	)
-	if e != nil && e.alg == alg && e.many != nil {
-		shapes = e.many.cachedShapes(&rule)
-		cells = e.many.cells
-	}
-	if shapes == nil {
+	e := sh.lookup(h, key, alg, &rule)
+	if e == nil {
+		// A new key or shape: the rule is validated once, here.
 		var buf [maxInlineLimits]shape
-		if shapes, err = rule.shapes(alg, &buf); err != nil {
+		shapes, err := rule.shapes(alg, &buf)
+		if err != nil {
 			sh.mu.Unlock()
 			return d, err
 		}
-		if e == nil {
-			e = s.insertLocked(sh, h, key)
-		}
-		cells = e.prepare(&rule, alg, shapes)
+		e = s.insertLocked(sh, h, key, alg, shapes, now)
 	}
-	if len(shapes) == 1 {
-		decideOne(&d, alg, e.limit, &e.shape, &e.one, now, cost, e.aligned, &e.expires)
-		e.aligned = e.one.aligned(alg, e.shape)
+	if e.many == nil {
+		decideOne(&d, alg, rule.Limits[0], &e.shape, &e.one, now, cost, &e.expires)
 	} else {
-		d = decide(&rule, alg, shapes, cells, now, cost)
+		d = decide(&rule, alg, e.many.shapes, e.many.cells, now, cost)
 		if d.Allowed {
-			for i, sp := range shapes {
-				e.expires = max(e.expires, cells[i].expires(alg, sp))
+			for i, sp := range e.many.shapes {
+				e.expires = max(e.expires, e.many.cells[i].expires(alg, sp))
 			}
 		}
 	}
@@ -215,54 +270,42 @@ func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int6
 	return d, nil
 }
 
-// prepare makes the entry fit rule and returns its cells: state is kept
-// when only counts or periods changed, as when a client moves to another
-// plan, and started afresh when the algorithm or the number of limits did.
-func (e *entry) prepare(rule *Rule, alg Algorithm, shapes []shape) []cell {
-	n := len(shapes)
-	fresh := e.alg != alg || (n == 1) != (e.many == nil) || (e.many != nil && len(e.many.cells) != n)
-	e.alg = alg
-	if n == 1 {
-		e.many = nil
-		if fresh {
-			e.one = cell{}
-		}
-		e.cached, e.limit, e.shape = true, rule.Limits[0], shapes[0]
-		e.aligned = fresh
-		return nil // the caller uses e.one
-	}
-	e.cached = false
-	if fresh {
-		e.many = &manyLimits{cells: make([]cell, n), limits: make([]Limit, n), shapes: make([]shape, n)}
-	}
-	e.many.burst = rule.Burst
-	copy(e.many.limits, rule.Limits)
-	copy(e.many.shapes, shapes)
-	return e.many.cells
-}
-
-// lookup finds key; the shard's lock is held.
-func (sh *shard) lookup(h uint64, key string) *entry {
+// lookup finds key's state under rule; the shard's lock is held.
+func (sh *shard) lookup(h uint64, key string, alg Algorithm, rule *Rule) *entry {
 	e := sh.keys[h]
-	if e != nil && e.key != key {
-		e = sh.collided[key]
+	if e == nil || e.matches(key, alg, rule) {
+		return e
 	}
-	return e
+	if len(sh.collided) == 0 {
+		return nil
+	}
+	var buf [maxInlineLimits]shape
+	shapes, err := rule.shapes(alg, &buf)
+	if err != nil {
+		return nil
+	}
+	return sh.collided[collisionKey(key, alg, shapes)]
 }
 
-// insertLocked adds key, which is not there; the shard's lock is held.
-func (s *MemoryStore) insertLocked(sh *shard, h uint64, key string) *entry {
-	if len(sh.keys)+len(sh.collided) >= s.shardMax {
-		sh.evictLocked()
+// insertLocked adds key's state under a rule of alg prepared as shapes,
+// which is not there; the shard's lock is held.
+func (s *MemoryStore) insertLocked(sh *shard, h uint64, key string, alg Algorithm, shapes []shape, now int64) *entry {
+	if len(sh.keys)+len(sh.collided) >= sh.max {
+		sh.evictLocked(now)
 	}
-	e := &entry{key: key, hash: h}
+	e := &entry{key: key, hash: h, alg: alg}
+	if len(shapes) == 1 {
+		e.shape = shapes[0]
+	} else {
+		e.many = &manyLimits{cells: make([]cell, len(shapes)), shapes: append([]shape(nil), shapes...)}
+	}
 	if sh.keys[h] == nil {
 		sh.keys[h] = e
 	} else {
 		if sh.collided == nil {
 			sh.collided = make(map[string]*entry)
 		}
-		sh.collided[key] = e
+		sh.collided[collisionKey(key, alg, shapes)] = e
 	}
 	return e
 }
@@ -270,17 +313,48 @@ func (s *MemoryStore) insertLocked(sh *shard, h uint64, key string) *entry {
 // evictSample is how many keys are compared to choose one to evict.
 const evictSample = 8
 
-// evictLocked drops the soonest-expiring of a few keys of the shard. Go's map
-// iteration starts at a random place, so clients cannot choose the sample.
-func (sh *shard) evictLocked() {
+// loss is the share of its budget the entry has spent at now, from 0 (as
+// good as new) to 1 (exhausted), by its tightest limit: what evicting it
+// would give back to its client.
+func (e *entry) loss(now int64) float64 {
+	if e.expires <= now {
+		return 0
+	}
+	if e.many == nil {
+		return e.one.loss(e.alg, e.shape, now)
+	}
+	worst := 0.0
+	for i, sp := range e.many.shapes {
+		worst = max(worst, e.many.cells[i].loss(e.alg, sp, now))
+	}
+	return worst
+}
+
+// evictLocked drops the entry of the shard whose loss gives back the least
+// budget: the best of a sample, or of the whole shard when even the best of
+// the sample has spent more than half its budget. Go's map iteration starts
+// at a random place, so clients cannot choose the sample.
+func (sh *shard) evictLocked(now int64) {
 	var victim *entry
+	best := 2.0
 	seen := 0
-	for _, e := range sh.keys {
-		if victim == nil || e.expires < victim.expires {
-			victim = e
+	consider := func(e *entry) {
+		if l := e.loss(now); l < best || l == best && e.expires < victim.expires {
+			victim, best = e, l
 		}
+	}
+	for _, e := range sh.keys {
+		consider(e)
 		if seen++; seen == evictSample {
 			break
+		}
+	}
+	if best > 0.5 {
+		for _, e := range sh.keys {
+			consider(e)
+		}
+		for _, e := range sh.collided {
+			consider(e)
 		}
 	}
 	if victim != nil {
@@ -291,11 +365,11 @@ func (sh *shard) evictLocked() {
 // removeLocked unlinks e; the shard's lock is held.
 func (sh *shard) removeLocked(e *entry) {
 	if sh.keys[e.hash] != e {
-		delete(sh.collided, e.key)
+		delete(sh.collided, collisionKey(e.key, e.alg, e.shapes()))
 		return
 	}
 	delete(sh.keys, e.hash)
-	// Promote a collided key with this hash, if there is one.
+	// Promote a collided entry with this hash, if there is one.
 	for k, c := range sh.collided {
 		if c.hash == e.hash {
 			delete(sh.collided, k)
@@ -322,7 +396,7 @@ func (s *MemoryStore) sweeper(every time.Duration) {
 // Sweep drops every key whose state has run out. The sweeper calls it
 // periodically; tests that drive the clock call it directly.
 func (s *MemoryStore) Sweep() {
-	for i := range s.shards {
+	for i := range s.mask + 1 {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		now := s.now()
@@ -343,7 +417,7 @@ func (s *MemoryStore) Sweep() {
 // Len reports how many keys the store holds.
 func (s *MemoryStore) Len() int {
 	n := 0
-	for i := range s.shards {
+	for i := range s.mask + 1 {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		n += len(sh.keys) + len(sh.collided)
@@ -352,21 +426,26 @@ func (s *MemoryStore) Len() int {
 	return n
 }
 
-// Reset implements Store.
+// Reset implements Store: it forgets key's state under rule's shape.
 func (s *MemoryStore) Reset(ctx context.Context, key string, rule Rule) error {
-	h := maphash.String(s.seed, key)
-	sh := &s.shards[h%shardCount]
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	alg := rule.Algorithm.orDefault()
+	h := s.hashOf(key, &rule, alg)
+	sh := &s.shards[h&s.mask]
 	sh.mu.Lock()
-	if e := sh.lookup(h, key); e != nil {
+	if e := sh.lookup(h, key, alg, &rule); e != nil {
 		sh.removeLocked(e)
 	}
 	sh.mu.Unlock()
 	return nil
 }
 
-// Close stops the sweeper and waits for it. The store still answers, but
-// nothing is swept any more.
+// Close stops the sweeper and waits for it; Take and Reset then return
+// ErrClosed. Closing twice is harmless.
 func (s *MemoryStore) Close() error {
+	s.closed.Store(true)
 	s.closing.Do(func() { close(s.stop) })
 	<-s.done
 	return nil

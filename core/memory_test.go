@@ -14,7 +14,7 @@ import (
 
 func TestMemoryStore_conformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, clock core.Clock) core.Store {
-		return core.NewMemoryStore(core.MemoryClock(clock))
+		return core.MemoryInspector{MemoryStore: core.NewMemoryStore(core.MemoryClock(clock))}
 	})
 }
 
@@ -127,6 +127,104 @@ func TestMemoryStore_existingKeyAllocatesNothing(t *testing.T) {
 		s.Take(ctx, "k", r, 1)
 		if n := testing.AllocsPerRun(1000, func() { s.Take(ctx, "k", r, 1) }); n != 0 {
 			t.Errorf("%v: %v allocations per decision, want 0", alg, n)
+		}
+	}
+}
+
+// The bound is exact, whatever it is, including bounds below the number of
+// shards and ones that do not divide among them evenly.
+func TestMemoryStore_boundIsExact(t *testing.T) {
+	ctx := context.Background()
+	r := core.MustRule("5/minute", core.TokenBucket)
+	for _, bound := range []int{1, 3, 255, 257, 1000, 4097} {
+		s := core.NewMemoryStore(core.MemoryMaxKeys(bound))
+		most := 0
+		for i := range 4*bound + 1000 {
+			if _, err := s.Take(ctx, "k"+strconv.Itoa(i), r, 1); err != nil {
+				t.Fatal(err)
+			}
+			most = max(most, s.Len())
+		}
+		s.Close()
+		if most != bound {
+			t.Errorf("bound %d: the store held up to %d keys, want exactly the bound at most and reached", bound, most)
+		}
+	}
+}
+
+func TestMemoryStore_badBoundPanicsNamingIt(t *testing.T) {
+	defer func() {
+		if p := recover(); p == nil || !strings.Contains(p.(string), "MemoryMaxKeys(0)") {
+			t.Fatalf("recovered %v, want a panic naming MemoryMaxKeys(0)", p)
+		}
+	}()
+	core.NewMemoryStore(core.MemoryMaxKeys(0))
+}
+
+// A flood of fresh keys at one instant, each charged once, must not free the
+// exhausted clients: eviction takes the keys whose loss gives back the least
+// budget. Before eviction weighed budgets, 199 of 200 were admitted again.
+func TestMemoryStore_floodDoesNotFreeExhaustedClients(t *testing.T) {
+	for _, alg := range []core.Algorithm{core.FixedWindow, core.SlidingWindowLog, core.SlidingWindowCounter, core.TokenBucket, core.LeakyBucket} {
+		t.Run(alg.String(), func(t *testing.T) {
+			clock := storetest.NewClock()
+			clock.Set(30 * time.Second) // mid-window, where windows and flood keys expire alike
+			s := core.NewMemoryStore(core.MemoryClock(clock.Now), core.MemoryMaxKeys(20_000))
+			defer s.Close()
+			ctx := context.Background()
+			r := core.MustRule("100/minute", alg)
+			for c := range 200 {
+				for range 100 {
+					s.Take(ctx, "client"+strconv.Itoa(c), r, 1)
+				}
+			}
+			for i := range 100_000 {
+				s.Take(ctx, "flood"+strconv.Itoa(i), r, 1)
+			}
+			freed := 0
+			for c := range 200 {
+				if d, _ := s.Take(ctx, "client"+strconv.Itoa(c), r, 1); d.Allowed {
+					freed++
+				}
+			}
+			if freed > 0 {
+				t.Fatalf("%d of 200 exhausted clients admitted again after a flood of 100k keys", freed)
+			}
+		})
+	}
+}
+
+// Buckets keep time in whole microseconds: a rate whose interval rounds to
+// a different rate by a whole request per window is refused, and the rates
+// accepted never sustain more than stated.
+func TestBuckets_enforceTheStatedRate(t *testing.T) {
+	for _, expr := range []string{"700000/second", "30000/second", "2000/millisecond"} {
+		for _, alg := range []core.Algorithm{core.TokenBucket, core.LeakyBucket} {
+			if _, err := core.NewRule(expr, alg); err == nil || !strings.Contains(err.Error(), expr) {
+				t.Errorf("NewRule(%q, %v): %v, want an error quoting it", expr, alg, err)
+			}
+		}
+	}
+	for _, expr := range []string{"7/minute", "3/second", "1000/second", "20000/second"} {
+		r := core.MustRule(expr, core.TokenBucket)
+		r.Burst = 1
+		l := r.Limits[0]
+		clock := storetest.NewClock()
+		s := core.NewMemoryStore(core.MemoryClock(clock.Now))
+		// Ask four times per token over some windows: at most the windows'
+		// counts and the burst may pass.
+		windows := max(2, 100_000/(4*l.Count))
+		step := max(l.Period/time.Duration(4*l.Count), time.Microsecond)
+		admitted := int64(0)
+		for at := time.Duration(0); at < time.Duration(windows)*l.Period; at += step {
+			clock.Set(at)
+			if d, _ := s.Take(context.Background(), "k", r, 1); d.Allowed {
+				admitted++
+			}
+		}
+		s.Close()
+		if most := windows*l.Count + 1; admitted > most || admitted < most-windows {
+			t.Errorf("%s: admitted %d over %d windows, want at most %d and no less than %d", expr, admitted, windows, most, most-windows)
 		}
 	}
 }

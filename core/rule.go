@@ -97,8 +97,12 @@ func (r *Rule) shapes(alg Algorithm, buf *[maxInlineLimits]shape) ([]shape, erro
 				return nil, fmt.Errorf("limitkit: limit %q: the sliding window log keeps one entry per request and allows at most %d; use SlidingWindowCounter", l.String(), MaxLogCount)
 			}
 		case TokenBucket, LeakyBucket:
-			if s.step == 0 {
-				return nil, fmt.Errorf("limitkit: limit %q: buckets refill at most one token per microsecond", l.String())
+			// The step is W/L rounded up to a microsecond (see shapeOf), so a
+			// bucket sustains W/step per window: refuse a rate for which that
+			// falls a whole request or more short of L, such as 700000/second
+			// (a step of 2µs sustains 500000).
+			if (l.Count-1)*s.step >= s.window && l.Count > 1 {
+				return nil, fmt.Errorf("limitkit: limit %q: buckets keep time in whole microseconds and would sustain only %d per %v; use a rate whose interval is a whole number of microseconds, or another algorithm", l.String(), s.window/s.step, l.Period)
 			}
 			// Redis computes in doubles: keep the bucket's depth in µs exact.
 			if hi, lo := bits.Mul64(uint64(s.burst), uint64(s.step)); hi != 0 || lo > maxExact {
@@ -115,4 +119,36 @@ func (r *Rule) burst(l Limit) int64 {
 		return r.Burst
 	}
 	return l.Count
+}
+
+// Shape is a digest of everything a key's state under the rule depends on:
+// the algorithm (zero read as DefaultAlgorithm), each limit's count and
+// period in microseconds, in order, and for the buckets each limit's burst.
+// Stores keep a key's state per shape, so that two rules checked on one key
+// never reset, disable or misread each other; rules of one shape share it.
+// The digest is the same in every process and build.
+func (r Rule) Shape() uint64 { return r.shapeHash(r.Algorithm.orDefault()) }
+
+// shapeHash is Shape under alg, the rule's algorithm with defaults applied.
+func (r *Rule) shapeHash(alg Algorithm) uint64 {
+	h := mix64(uint64(alg) + 0x9e3779b97f4a7c15)
+	bucket := isBucket(alg)
+	for _, l := range r.Limits {
+		h = mix64(h ^ uint64(l.Count))
+		h = mix64(h ^ uint64(l.Period/time.Microsecond))
+		if bucket {
+			h = mix64(h ^ uint64(r.burst(l)))
+		}
+	}
+	return h
+}
+
+// mix64 is a strong 64-bit finaliser (MurmurHash3's fmix64).
+func mix64(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
 }

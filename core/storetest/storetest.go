@@ -15,6 +15,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -66,9 +67,33 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("ResetForgetsTheKey", func(t *testing.T) { runReset(t, newStore) })
 	t.Run("ConcurrentCallersNeverOverAdmit", func(t *testing.T) { runConcurrent(t, newStore) })
 	t.Run("InvalidInputIsAnError", func(t *testing.T) { runInvalid(t, newStore) })
-	t.Run("ARuleChangeReadsTheOldStateAsItsOwn", func(t *testing.T) { runRuleChange(t, newStore) })
+	t.Run("RulesOnOneKeyKeepTheirOwnState", func(t *testing.T) { runRulesOnOneKey(t, newStore) })
 	t.Run("HugeCostsAreNeverAdmitted", func(t *testing.T) { runHugeCost(t, newStore) })
+	t.Run("HugeCostsLeaveStateIntact", func(t *testing.T) { runHugeCostOnState(t, newStore) })
 	t.Run("CostZeroOnlyLooks", func(t *testing.T) { runCostZero(t, newStore) })
+	t.Run("EverythingExpires", func(t *testing.T) { runEverythingExpires(t, newStore) })
+	t.Run("CorruptStateIsThatKeysAlone", func(t *testing.T) { runCorrupt(t, newStore) })
+	t.Run("ClosedStoreSaysSo", func(t *testing.T) { runClosed(t, newStore) })
+}
+
+// Expirer is implemented by a store, or a test's wrapper of one, that can
+// list what it holds without an expiry. Run then checks, after work under
+// every algorithm and path, that everything the store wrote expires.
+type Expirer interface {
+	core.Store
+	// Unexpiring names what the store holds that would never expire.
+	Unexpiring(ctx context.Context) ([]string, error)
+}
+
+// Corrupter is implemented by a store, or a test's wrapper of one, whose
+// backend can hold data the store did not write. Run then checks that such
+// data under one key fails that key's checks alone, with an error wrapping
+// core.ErrCorruptState. A store that cannot hold foreign data, such as the
+// memory store, need not implement it.
+type Corrupter interface {
+	core.Store
+	// Corrupt puts foreign data where key's state under rule lives.
+	Corrupt(ctx context.Context, key string, rule core.Rule) error
 }
 
 // step is one request of a scenario and the decision it must get.
@@ -450,49 +475,185 @@ func runInvalid(t *testing.T, f Factory) {
 	}
 }
 
-// runRuleChange checks a key whose rule changes, as when a client changes
-// plan: state kept under one period is read under the next as the
-// algorithm's semantics say, not as if the windows still lined up.
-func runRuleChange(t *testing.T, f Factory) {
-	type call struct {
-		at        time.Duration
-		rule      core.Rule
-		allowed   bool
-		remaining int64
-		reset     time.Duration
+// runRulesOnOneKey checks the contract that a key's state belongs to one
+// rule shape: rules checked on one key (two middlewares sharing a name, a
+// rule and its plan, a rule that gained a limit) never reset, disable or
+// misread each other, and Reset forgets one shape only.
+func runRulesOnOneKey(t *testing.T, f Factory) {
+	type pair struct {
+		name string
+		a, b core.Rule
 	}
-	fast, slow := rule("5/second", core.FixedWindow, 0), rule("3/2 seconds", core.FixedWindow, 0)
-	cfast, cslow := rule("5/second", core.SlidingWindowCounter, 0), rule("6/2 seconds", core.SlidingWindowCounter, 0)
-	tests := []struct {
-		name  string
-		calls []call
-	}{
-		{"FixedWindow", []call{
-			{at: 11500 * ms, rule: fast, allowed: true, remaining: 4, reset: 500 * ms},
-			// the 2s window containing 12.05s starts at 12s, after the stored 11s
-			{at: 12050 * ms, rule: slow, allowed: true, remaining: 2, reset: 1950 * ms},
-			{at: 12100 * ms, rule: slow, allowed: true, remaining: 1, reset: 1900 * ms},
-		}},
-		{"SlidingWindowCounter", []call{
-			{at: 11500 * ms, rule: cfast, allowed: true, remaining: 4},
-			// the stored window starts at 11s, neither the 2s window of 12.5s
-			// (12s) nor the one before it (10s): nothing of it counts
-			{at: 12500 * ms, rule: cslow, allowed: true, remaining: 5, reset: 3500 * ms},
-			{at: 12500 * ms, rule: cslow, allowed: true, remaining: 4},
-		}},
+	var pairs []pair
+	for _, alg := range algorithms {
+		other := algorithms[(indexOf(alg)+1)%len(algorithms)]
+		pairs = append(pairs,
+			pair{alg.String() + "/" + other.String(), rule("10/minute", alg, 0), rule("10/minute", other, 0)},
+			pair{alg.String() + "/aLimitMore", rule("10/minute", alg, 0), rule("10/minute;50/hour", alg, 0)},
+			pair{alg.String() + "/anotherPeriod", rule("10/minute", alg, 0), rule("10/hour", alg, 0)},
+		)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	pairs = append(pairs, pair{"TokenBucket/anotherBurst", rule("10/minute", core.TokenBucket, 0), rule("10/minute", core.TokenBucket, 20)})
+	for _, p := range pairs {
+		t.Run(p.name, func(t *testing.T) {
 			st, clock := newStore(t, f)
 			key := keyFor(t, "k")
-			for i, c := range tt.calls {
-				clock.Set(c.at)
-				d := take(t, st, key, c.rule, 1)
-				if d.Allowed != c.allowed || d.Remaining != c.remaining || (c.reset != 0 && d.ResetAfter != c.reset) {
-					t.Errorf("call %d (%v at %v): %+v, want allowed %v, remaining %d, reset %v", i, c.rule, c.at, d, c.allowed, c.remaining, c.reset)
+			budget := func(r core.Rule) int64 { return max(r.Burst, r.Limits[0].Count) }
+			admitted := map[int]int64{}
+			// Alternate the two rules, 1ms apart, for three times the
+			// larger budget: each must admit exactly its own budget.
+			n := 3 * int(max(budget(p.a), budget(p.b)))
+			for i := range 2 * n {
+				clock.Set(time.Duration(i) * ms)
+				r := p.a
+				if i%2 == 1 {
+					r = p.b
+				}
+				if d := take(t, st, key, r, 1); d.Allowed {
+					admitted[i%2]++
 				}
 			}
+			for i, r := range []core.Rule{p.a, p.b} {
+				if admitted[i] != budget(r) {
+					t.Errorf("%v (%v) admitted %d of %d alternating requests, want its budget %d", r, r.Algorithm, admitted[i], n, budget(r))
+				}
+			}
+			if err := st.Reset(context.Background(), key, p.a); err != nil {
+				t.Fatal(err)
+			}
+			if d := take(t, st, key, p.a, 1); !d.Allowed {
+				t.Errorf("after Reset under %v: %+v, want admitted", p.a, d)
+			}
+			if d := take(t, st, key, p.b, 1); d.Allowed {
+				t.Errorf("Reset under %v freed %v: %+v", p.a, p.b, d)
+			}
 		})
+	}
+}
+
+func indexOf(alg core.Algorithm) int {
+	for i, a := range algorithms {
+		if a == alg {
+			return i
+		}
+	}
+	return -1
+}
+
+// runHugeCostOnState sends costs far beyond any limit to keys that already
+// hold state, under one and several limits: each is refused as Never, and
+// the key's budget is exactly what it was.
+func runHugeCostOnState(t *testing.T, f Factory) {
+	for _, expr := range []string{"5/minute", "5/minute;8/hour"} {
+		forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, clock *Clock, key string) {
+			r := rule(expr, alg, 0)
+			take(t, st, key, r, 1)
+			for _, cost := range []int64{6, 1 << 40, 1<<53 + 1, 1<<62 + 1<<61, 1<<63 - 1} {
+				d := take(t, st, key, r, cost)
+				if d.Allowed || !d.Never {
+					t.Fatalf("%s: cost %d on a key with state: %+v, want refused as Never", expr, cost, d)
+				}
+			}
+			for i := range 4 {
+				if d := take(t, st, key, r, 1); !d.Allowed || d.Remaining != int64(3-i) {
+					t.Fatalf("%s: request %d after the huge costs: %+v, want admitted with %d remaining", expr, i+2, d, 3-i)
+				}
+			}
+			if d := take(t, st, key, r, 1); d.Allowed {
+				t.Fatalf("%s: sixth request admitted after the huge costs: %+v", expr, d)
+			}
+		})
+	}
+}
+
+// runEverythingExpires works every algorithm through its paths (admitted,
+// refused, costs, cost 0, the log's expiry) and then asks the store, if it
+// can tell, for anything it holds without an expiry.
+func runEverythingExpires(t *testing.T, f Factory) {
+	st, clock := newStore(t, f)
+	x, ok := st.(Expirer)
+	if !ok {
+		t.Skipf("%T cannot list what it holds without an expiry", st)
+	}
+	base := keyFor(t, "")
+	for _, alg := range algorithms {
+		for _, expr := range []string{"3/second", "3/second;5/minute"} {
+			key := base + alg.String() + expr
+			r := rule(expr, alg, 0)
+			clock.Set(0)
+			for range 5 {
+				take(t, st, key, r, 1)
+			}
+			take(t, st, key, r, 0)
+			take(t, st, key, r, 100)
+			// Past the second's window the log trims what left it without
+			// charging anything (cost 0), then charges again.
+			clock.Set(1500 * ms)
+			take(t, st, key, r, 0)
+			clock.Set(1600 * ms)
+			take(t, st, key, r, 1)
+		}
+	}
+	names, err := x.Unexpiring(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) > 0 {
+		t.Fatalf("the store holds %d names that never expire, such as %q", len(names), names[0])
+	}
+}
+
+// runCorrupt puts foreign data under one key and checks that only that key
+// fails, with an error wrapping core.ErrCorruptState, while the next key is
+// decided as usual.
+func runCorrupt(t *testing.T, f Factory) {
+	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, _ *Clock, key string) {
+		c, ok := st.(Corrupter)
+		if !ok {
+			t.Skipf("%T cannot hold data it did not write", st)
+		}
+		for _, expr := range []string{"5/minute", "5/minute;8/hour"} {
+			r := rule(expr, alg, 0)
+			bad, good := key+expr+":bad", key+expr+":good"
+			take(t, st, bad, r, 1)
+			if err := c.Corrupt(context.Background(), bad, r); err != nil {
+				t.Fatal(err)
+			}
+			if d, err := st.Take(context.Background(), bad, r, 1); !errors.Is(err, core.ErrCorruptState) {
+				t.Fatalf("%s: Take on corrupt state: %+v, %v; want an error wrapping core.ErrCorruptState", expr, d, err)
+			}
+			if d := take(t, st, good, r, 1); !d.Allowed || d.Remaining != 4 {
+				t.Fatalf("%s: another key after the corrupt one: %+v, want admitted with 4 remaining", expr, d)
+			}
+			// Reset clears the foreign data: the key works again.
+			if err := st.Reset(context.Background(), bad, r); err != nil {
+				t.Fatal(err)
+			}
+			if d := take(t, st, bad, r, 1); !d.Allowed {
+				t.Fatalf("%s: after Reset of the corrupt key: %+v, want admitted", expr, d)
+			}
+		}
+	})
+}
+
+// runClosed checks the closed contract: after Close, Take and Reset return
+// errors wrapping core.ErrClosed, and closing twice is harmless.
+func runClosed(t *testing.T, f Factory) {
+	st, _ := newStore(t, f)
+	key := keyFor(t, "k")
+	r := rule("5/minute", core.SlidingWindowCounter, 0)
+	take(t, st, key, r, 1)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if d, err := st.Take(context.Background(), key, r, 1); !errors.Is(err, core.ErrClosed) {
+		t.Fatalf("Take after Close: %+v, %v; want an error wrapping core.ErrClosed", d, err)
+	}
+	if err := st.Reset(context.Background(), key, r); !errors.Is(err, core.ErrClosed) {
+		t.Fatalf("Reset after Close: %v; want an error wrapping core.ErrClosed", err)
 	}
 }
 
