@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -223,7 +224,7 @@ func TestBatching_corruptStateFailsOnlyItsOwnDecision(t *testing.T) {
 	for alg := core.FixedWindow; alg <= core.LeakyBucket; alg++ {
 		st := New(c, WithTimeout(testTimeout), WithBatching(20*time.Millisecond, 8), WithPrefix(fmt.Sprintf("corrupt%d:", alg)))
 		rule := core.MustRule("5/minute", alg)
-		if err := c.HSet(ctx, st.keys(nil, "bad", alg, 1)[0], "a", 1).Err(); err != nil {
+		if err := c.HSet(ctx, st.keys(nil, "bad", rule.Shape(), 1)[0], "a", 1).Err(); err != nil {
 			t.Fatal(err)
 		}
 		var wg sync.WaitGroup
@@ -244,7 +245,7 @@ func TestBatching_corruptStateFailsOnlyItsOwnDecision(t *testing.T) {
 		wg.Wait()
 		for g, err := range errs {
 			if g == 3 {
-				if err == nil || !strings.Contains(err.Error(), "corrupt state") {
+				if !errors.Is(err, core.ErrCorruptState) {
 					t.Errorf("%v: corrupt key: %v, want a corrupt-state error", alg, err)
 				}
 			} else if err != nil {

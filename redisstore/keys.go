@@ -2,11 +2,10 @@ package redisstore
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"strconv"
 	"strings"
-
-	"github.com/limitkit/limitkit/core"
 )
 
 // maxTagLen is the longest key used verbatim inside the hash tag; longer
@@ -30,38 +29,29 @@ func tag(key string) string {
 	return key
 }
 
-// keys appends to dst the Redis keys of key's limits under a rule of alg
-// with n limits, as the algorithm's script expects them:
-// prefix{tag}:alg:n:i, and for the sliding window log also the same with
-// ":sum". The number of limits is part of the name so that a rule that
-// gains or loses a limit starts afresh, as it does in the memory store.
-// Each limit's keys take one allocation: a log's list key is a prefix of
-// its sum key.
-func (s *Store) keys(dst []string, key string, alg core.Algorithm, n int) []string {
+// keys appends to dst the Redis keys of key's limits under a rule of the
+// given shape (core.Rule.Shape) with n limits, one per limit:
+// prefix{tag}:shape:i, the shape in 16 hex digits. A key's state belongs to
+// one rule shape, as in the memory store, so two rules checked on one key
+// never read each other's state.
+func (s *Store) keys(dst []string, key string, shape uint64, n int) []string {
 	t := tag(key)
-	name := alg.String()
-	var num [20]byte
-	ns := strconv.AppendInt(num[:0], int64(n), 10)
+	var sb [8]byte
+	binary.BigEndian.PutUint64(sb[:], shape)
 	for i := range n {
 		var b strings.Builder
-		b.Grow(len(s.prefix) + len(t) + len(name) + len(ns) + 12 + 4)
+		b.Grow(len(s.prefix) + len(t) + 2*len(sb) + 6)
 		b.WriteString(s.prefix)
 		b.WriteByte('{')
 		b.WriteString(t)
 		b.WriteString("}:")
-		b.WriteString(name)
-		b.WriteByte(':')
-		b.Write(ns)
+		var hx [16]byte
+		hex.Encode(hx[:], sb[:])
+		b.Write(hx[:])
 		b.WriteByte(':')
 		var is [20]byte
 		b.Write(strconv.AppendInt(is[:0], int64(i), 10))
-		if alg != core.SlidingWindowLog {
-			dst = append(dst, b.String())
-			continue
-		}
-		b.WriteString(":sum")
-		sum := b.String()
-		dst = append(dst, sum[:len(sum)-len(":sum")], sum)
+		dst = append(dst, b.String())
 	}
 	return dst
 }

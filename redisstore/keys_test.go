@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -54,12 +55,27 @@ func TestTag_distinctKeysGetDistinctTags(t *testing.T) {
 
 func TestKeys_shareOneHashTag(t *testing.T) {
 	s := &Store{prefix: DefaultPrefix}
-	got := s.keys(nil, "user42", core.SlidingWindowLog, 2)
-	want := []string{
-		"limitkit:{user42}:sliding-window-log:2:0", "limitkit:{user42}:sliding-window-log:2:0:sum",
-		"limitkit:{user42}:sliding-window-log:2:1", "limitkit:{user42}:sliding-window-log:2:1:sum",
-	}
+	rule := core.MustRule("1/second;2/minute", core.SlidingWindowLog)
+	got := s.keys(nil, "user42", rule.Shape(), 2)
+	sh := fmt.Sprintf("%016x", rule.Shape())
+	want := []string{"limitkit:{user42}:" + sh + ":0", "limitkit:{user42}:" + sh + ":1"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("keys = %q\nwant %q", got, want)
+	}
+}
+
+// Each rule shape has keys of its own: the state of one never meets another's.
+func TestKeys_differByRuleShape(t *testing.T) {
+	s := &Store{prefix: DefaultPrefix}
+	seen := map[string]string{}
+	for _, alg := range []core.Algorithm{core.FixedWindow, core.SlidingWindowLog, core.SlidingWindowCounter, core.TokenBucket, core.LeakyBucket} {
+		for _, expr := range []string{"10/minute", "10/hour", "11/minute", "10/minute;50/hour"} {
+			r := core.MustRule(expr, alg)
+			k := s.keys(nil, "k", r.Shape(), len(r.Limits))[0]
+			if prev, dup := seen[k]; dup {
+				t.Fatalf("%v %s and %s share the key %q", alg, expr, prev, k)
+			}
+			seen[k] = alg.String() + " " + expr
+		}
 	}
 }

@@ -22,9 +22,9 @@ type request struct {
 	res     chan result
 	due     time.Time // under batching: when the caller stops waiting, if it has no deadline of its own
 
-	keyBuf [2 * smallLimits]string
+	keyBuf [smallLimits]string
 	numBuf [3 + 3*smallLimits]int64
-	argBuf [3 + 2*smallLimits + 3 + 3*smallLimits]any
+	argBuf [3 + smallLimits + 3 + 3*smallLimits]any
 }
 
 // smallLimits is the most limits a request holds without further
@@ -41,7 +41,7 @@ func newRequest(alg core.Algorithm, n int) *request {
 	if n <= smallLimits {
 		r.keys, r.nums = r.keyBuf[:0], r.numBuf[:3+3*n]
 	} else {
-		r.keys, r.nums = make([]string, 0, n*keysPerLimit(alg)), make([]int64, 3+3*n)
+		r.keys, r.nums = make([]string, 0, n), make([]int64, 3+3*n)
 	}
 	return r
 }

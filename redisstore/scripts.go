@@ -3,7 +3,6 @@ package redisstore
 import (
 	"crypto/sha1"
 	"encoding/hex"
-	"strconv"
 	"strings"
 
 	"github.com/limitkit/limitkit/core"
@@ -23,8 +22,7 @@ import (
 // one-limit decision; this one about 10µs, against 5µs for the bare TIME,
 // GET and SET it must make.
 //
-// KEYS: one key per limit, in rule order; two for the sliding window log
-//       (the list of admitted (time, cost) pairs, then their running sum).
+// KEYS: one key per limit, in rule order.
 // ARGV: now in µs ("" to read Redis's TIME), cost, TTL slack in ms, then per
 //       limit: count, window in µs, burst; the buckets derive core's step
 //       and depth from them.
@@ -185,7 +183,7 @@ var fixedCheck = `
 ` + keep("a, b") + `  local ws, cnt = now - fmod(now, window), b
   if ws > a then cnt = 0 else ws = a end
   reset = ws + window - now
-  if cnt + cost <= count then
+  if cost <= count and cnt + cost <= count then
     ok, rem = true, count - cnt - cost
   else
     rem = mmax(count - cnt, 0)
@@ -231,7 +229,7 @@ var counterCheck = `
   elseif prev > 0 then
     reset = ws + window - now
   end
-  if est + cost <= count then
+  if cost <= count and est + cost <= count then
     ok = true
     rem = floor(count - est - cost)
     reset = ws + 2 * window - now
@@ -266,12 +264,13 @@ var counterCommit = `
 
 // The buckets are GCRA: the state is the theoretical arrival time alone.
 // LEAKY is defined before this part. step and depth are core's shape:
-// floor(window/count), corrected should the division round up, and
-// burst·step, which core's validation keeps exact. The check keeps each step
-// for the commit.
+// window/count rounded up, corrected should the doubles' division land on
+// the wrong side, and burst·step, which core's validation keeps exact. The
+// check keeps each step for the commit.
 var bucketCheck = `
-  local step = floor(window / count)
-  if step * count > window then step = step - 1 end
+  local step = floor((window + count - 1) / count)
+  if step * count < window then step = step + 1 end
+  if (step - 1) * count >= window then step = step - 1 end
   local depth = burst * step
   local a = 0
   local v = redis.pcall('GET', KEYS[kb + i])
@@ -303,107 +302,101 @@ var bucketCommit = `
   end
 `
 
-// The sliding window log is core's eventLog: a list of time, cost, time,
-// cost, ... oldest first, with equal times merged, and its sum in a second
-// key. It holds at most Count pairs when every cost is at least one. The
-// check keeps for the commit each limit's sum after expiry, whether expiry
-// changed the list, and the newest pair's time if it read it.
+// The sliding window log is core's eventLog, in one list: the total of the
+// costs that left the log (its base), then a time and a running total for
+// each admitted request, oldest first, with equal times merged:
+// base, t1, c1, t2, c2, ... The running totals make both of the log's
+// searches binary searches, for the first request still in the window and
+// for the one whose expiry frees enough, so that a decision reads a few
+// entries however long the log and whatever the cost; dropping the first k
+// requests is one LTRIM from the k-th total, which becomes the new base. The
+// check keeps for the commit the newest time and total (false when the log
+// is empty) and the base.
 var logCheck = `
-  local lk, sk = KEYS[kb + 2 * i - 1], KEYS[kb + 2 * i]
-  local sum = 0
-  local v = redis.pcall('GET', sk)
-  if v then
-    sum = tonumber(v)
-    if not sum then ` + corrupt("2 * i - 1") + ` end
-  else
-    -- A new key, or a sum evicted under maxmemory without its list: count
-    -- the list, which is empty in the first case.
-    local xs = redis.pcall('LRANGE', lk, 0, -1)
-    if xs.err then ` + corrupt("2 * i - 2") + ` end
-    for j = 2, #xs, 2 do sum = sum + (tonumber(xs[j]) or 0) end
-  end
-  -- Drop the pairs at or before now - window from the head, reading one
-  -- pair at first, since usually none has expired, then more and more.
-  local cutoff, trimmed, chunk = now - window, false, 2
-  while true do
-    local xs = redis.pcall('LRANGE', lk, 0, chunk - 1)
-    if xs.err or #xs % 2 ~= 0 then ` + corrupt("2 * i - 2") + ` end
-    local drop, stop = 0, false
-    for j = 1, #xs, 2 do
-      local at, c = tonumber(xs[j]), tonumber(xs[j + 1])
-      if not (at and c) then ` + corrupt("2 * i - 2") + ` end
-      if at > cutoff then stop = true break end
-      sum = sum - c
-      drop = drop + 2
+  local lk = KEYS[kb + i]
+  local base, newest, total, sum, pairs = 0, false, 0, 0, false
+  local hd = redis.pcall('LRANGE', lk, 0, 1)
+  if hd.err then ` + corrupt("i - 1") + ` end
+  if #hd > 0 then
+    base = tonumber(hd[1])
+    local first = tonumber(hd[2])
+    if not (base and first) then ` + corrupt("i - 1") + ` end
+    local tl = redis.call('LRANGE', lk, -2, -1)
+    newest, total = tonumber(tl[1]), tonumber(tl[2])
+    if not (newest and total) then ` + corrupt("i - 1") + ` end
+    local cutoff = now - window
+    if newest <= cutoff then
+      -- Everything left the window.
+      redis.call('DEL', lk)
+      base, newest, total = 0, false, 0
+    elseif first <= cutoff then
+      -- Find the first request still in: pair lo has left, pair hi has not.
+      local len = redis.call('LLEN', lk)
+      if len % 2 ~= 1 then ` + corrupt("i - 1") + ` end
+      pairs = (len - 1) / 2
+      local lo, hi = 1, pairs
+      while hi - lo > 1 do
+        local mid = floor((lo + hi) / 2)
+        local at = tonumber(redis.call('LINDEX', lk, 2 * mid - 1))
+        if not at then ` + corrupt("i - 1") + ` end
+        if at <= cutoff then lo = mid else hi = mid end
+      end
+      redis.call('LTRIM', lk, 2 * lo, -1)
+      base = tonumber(redis.call('LINDEX', lk, 0))
+      if not base then ` + corrupt("i - 1") + ` end
+      pairs = pairs - lo
     end
-    if drop > 0 then
-      redis.call('LTRIM', lk, drop, -1)
-      trimmed = true
-    end
-    if stop then break end
-    if #xs < chunk then
-      -- The list is empty now, or was evicted without its sum.
-      if sum ~= 0 then sum, trimmed = 0, true end
-      break
-    end
-    chunk = math.min(chunk * 4, 1024)
+    sum = total - base
+    if newest then reset = newest + window - now end
   end
-  -- The newest pair's time, which the commit reuses: false if unread.
-  local newest = false
-  if sum > 0 then
-    newest = tonumber(redis.call('LINDEX', lk, -2))
-    reset = newest + window - now
-  end
-` + keep("sum, trimmed, newest") + `  if sum + cost <= count then
+` + keep("newest, total, base") + `  if cost <= count and sum + cost <= count then
     ok, rem, reset = true, count - sum - cost, window
   else
     rem = mmax(count - sum, 0)
     if cost > count then
       never = true
     else
-      -- core's freedAt: the time of the pair whose expiry frees enough.
-      local need, from, freed = sum + cost - count, 0, nil
-      while not freed do
-        local xs = redis.call('LRANGE', lk, from, from + 1023)
-        for j = 1, #xs, 2 do
-          need = need - tonumber(xs[j + 1])
-          if need <= 0 then freed = tonumber(xs[j]) break end
-        end
-        if not freed and #xs < 1024 then freed = tonumber(redis.call('LINDEX', lk, -2) or 0) end
-        from = from + 1024
+      -- core's freedAt: the first request whose expiry frees need, found
+      -- by its running total; the newest one frees the whole sum.
+      local need = sum + cost - count
+      if not pairs then pairs = (redis.call('LLEN', lk) - 1) / 2 end
+      local lo, hi = 0, pairs
+      while hi - lo > 1 do
+        local mid = floor((lo + hi) / 2)
+        local c = tonumber(redis.call('LINDEX', lk, 2 * mid))
+        if not c then ` + corrupt("i - 1") + ` end
+        if c - base >= need then hi = mid else lo = mid end
       end
-      retry = freed + window - now
+      local at = tonumber(redis.call('LINDEX', lk, 2 * hi - 1))
+      if not at then ` + corrupt("i - 1") + ` end
+      retry = at + window - now
     end
   end
 `
 
+// logCommit charges an admission. Should the totals grow near where doubles
+// stop being exact, which takes 2^50 units of cost admitted under one key
+// without its log ever emptying, it rewrites them from zero once.
 var logCommit = `
-  local lk, sk = KEYS[kb + 2 * i - 1], KEYS[kb + 2 * i]` + load("sum, trimmed, newest") + `  -- A request of cost 0 only looks: logging it would let the log outgrow
+  local lk = KEYS[kb + i]` + load("newest, total, base") + `  -- A request of cost 0 only looks: logging it would let the log outgrow
   -- the count.
   if allOK and cost > 0 then
-    local last = newest
-    if last == false then last = tonumber(redis.call('LINDEX', lk, -2)) end
-    if last == now then
-      local lc = tonumber(redis.call('LINDEX', lk, -1))
-      if not lc then ` + corrupt("2 * i - 2") + ` end
-      redis.call('LSET', lk, -1, fmt(D1, lc + cost))
+    if not newest then
+      redis.call('RPUSH', lk, '0', fmt(D1, now), fmt(D1, cost))
+    elseif newest >= now then
+      redis.call('LSET', lk, -1, fmt(D1, total + cost))
     else
-      redis.call('RPUSH', lk, fmt(D1, now), fmt(D1, cost))
+      redis.call('RPUSH', lk, fmt(D1, now), fmt(D1, total + cost))
     end
-    -- The newest pair is now at now.` + ttl("now + window") + `
-    if t > 0 then
-      redis.call('PEXPIRE', lk, t)
-      redis.call('SET', sk, fmt(D1, sum + cost), 'PX', t)
-    else
-      redis.call('DEL', lk, sk)
+    if base > 1125899906842624 then
+      local xs = redis.call('LRANGE', lk, 0, -1)
+      redis.call('DEL', lk)
+      xs[1] = '0'
+      for j = 3, #xs, 2 do xs[j] = fmt(D1, tonumber(xs[j]) - base) end
+      for j = 1, #xs, 1000 do redis.call('RPUSH', lk, unpack(xs, j, math.min(j + 999, #xs))) end
     end
-  elseif trimmed then
-    -- Store what expiry changed, though nothing was charged.
-    if redis.call('EXISTS', lk) == 0 then
-      redis.call('DEL', sk)
-    else
-      redis.call('SET', sk, fmt(D1, sum), 'KEEPTTL')
-    end
+    -- The newest request is now at now, or later if the clock went back.` + ttl("math.max(now, newest or now) + window") + `
+    redis.call('PEXPIRE', lk, t)
   end
 `
 
@@ -416,11 +409,10 @@ type script struct {
 	oneSHA, manySHA any // SHA-1 in hex
 }
 
-func newScript(alg, check, commit string, keysPerLimit int) *script {
+func newScript(alg, check, commit string) *script {
 	body := head + loop + check + middle + commit
 	one := prelude + alg + "local kb, ab, n = 0, 0, (#ARGV - 3) / 3\n" + body + tail
-	many := prelude + alg + "local out = {}\nlocal function decide(kb, ab, n)\n" + body + batchReply + "end\n" +
-		strings.ReplaceAll(batchTail, "KPL", strconv.Itoa(keysPerLimit))
+	many := prelude + alg + "local out = {}\nlocal function decide(kb, ab, n)\n" + body + batchReply + "end\n" + batchTail
 	return &script{one: one, many: many, oneSHA: sha1hex(one), manySHA: sha1hex(many)}
 }
 
@@ -431,7 +423,7 @@ func sha1hex(s string) string {
 
 // batchTail runs the decisions of a batch: ARGV holds, for each, its number
 // of limits n and then its own arguments (as for one decision), and KEYS
-// its keys, KPL per limit. The reply is every decision's reply, one after
+// its keys, one per limit. The reply is every decision's reply, one after
 // another.
 const batchTail = `
 local kb, ab, m = 0, 0, #ARGV
@@ -442,7 +434,7 @@ while ab < m do
     local o = #out
     for j = 1, 7 do out[o + j] = r[j] end
   end
-  kb = kb + n * KPL
+  kb = kb + n
   ab = ab + 4 + 3 * n
 end
 return out
@@ -450,17 +442,9 @@ return out
 
 // scripts holds one script per algorithm, indexed by core.Algorithm.
 var scripts = [...]*script{
-	core.FixedWindow:          newScript("", fixedCheck, fixedCommit, 1),
-	core.SlidingWindowLog:     newScript("", logCheck, logCommit, 2),
-	core.SlidingWindowCounter: newScript(counterWait, counterCheck, counterCommit, 1),
-	core.TokenBucket:          newScript("local LEAKY = false\n", bucketCheck, bucketCommit, 1),
-	core.LeakyBucket:          newScript("local LEAKY = true\n", bucketCheck, bucketCommit, 1),
-}
-
-// keysPerLimit is how many keys one limit of the algorithm uses.
-func keysPerLimit(alg core.Algorithm) int {
-	if alg == core.SlidingWindowLog {
-		return 2
-	}
-	return 1
+	core.FixedWindow:          newScript("", fixedCheck, fixedCommit),
+	core.SlidingWindowLog:     newScript("", logCheck, logCommit),
+	core.SlidingWindowCounter: newScript(counterWait, counterCheck, counterCommit),
+	core.TokenBucket:          newScript("local LEAKY = false\n", bucketCheck, bucketCommit),
+	core.LeakyBucket:          newScript("local LEAKY = true\n", bucketCheck, bucketCommit),
 }

@@ -159,7 +159,7 @@ func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64
 		}
 	}
 
-	r.keys = s.keys(r.keys, key, alg, n)
+	r.keys = s.keys(r.keys, key, rule.Shape(), n)
 	v, err := s.run(ctx, r)
 	if err != nil {
 		s.noteFailure(err)
@@ -256,9 +256,8 @@ func decision(r []int64, rule *core.Rule, keys []string) (core.Decision, error) 
 	}, nil
 }
 
-// Reset implements core.Store: it deletes key's state under every algorithm
-// for rules with as many limits as rule has, as the memory store forgets a
-// key whatever its algorithm, and forgets the key's cached denials.
+// Reset implements core.Store: it deletes key's state under rule's shape,
+// as the memory store does, and forgets the key's cached denials.
 func (s *Store) Reset(ctx context.Context, key string, rule core.Rule) error {
 	if s.closed.Load() {
 		return ErrClosed
@@ -266,11 +265,7 @@ func (s *Store) Reset(ctx context.Context, key string, rule core.Rule) error {
 	if s.deny != nil {
 		s.deny.forget(key)
 	}
-	n := len(rule.Limits)
-	var keys []string
-	for alg := core.FixedWindow; alg <= core.LeakyBucket; alg++ {
-		keys = s.keys(keys, key, alg, n)
-	}
+	keys := s.keys(nil, key, rule.Shape(), len(rule.Limits))
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.timeout)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -301,17 +302,18 @@ func TestTake_corruptStateIsAnError(t *testing.T) {
 		{core.SlidingWindowLog, func(k string) error { return c.Set(ctx, k, "x", 0).Err() }},
 		{core.SlidingWindowLog, func(k string) error { return c.RPush(ctx, k, 1).Err() }},
 		{core.SlidingWindowLog, func(k string) error { return c.RPush(ctx, k, "x", 1).Err() }},
-		{core.SlidingWindowLog, func(k string) error { return c.Set(ctx, k+":sum", "x", 0).Err() }},
+		{core.SlidingWindowLog, func(k string) error { return c.RPush(ctx, k, 0, "x", 1).Err() }},
+		{core.SlidingWindowLog, func(k string) error { return c.RPush(ctx, k, "x", 1, 1).Err() }},
 	}
 	for i, tt := range tests {
 		rule := core.MustRule("5/second", tt.alg)
 		key := "corrupt" + string(rune('a'+i))
-		if err := tt.plant(st.keys(nil, key, tt.alg, 1)[0]); err != nil {
+		if err := tt.plant(st.keys(nil, key, rule.Shape(), 1)[0]); err != nil {
 			t.Fatal(err)
 		}
 		d, err := st.Take(ctx, key, rule, 1)
-		if err == nil {
-			t.Errorf("case %d (%v): corrupt state gave %+v and no error", i, tt.alg, d)
+		if !errors.Is(err, core.ErrCorruptState) {
+			t.Errorf("case %d (%v): corrupt state gave %+v, %v; want an error wrapping core.ErrCorruptState", i, tt.alg, d, err)
 		}
 	}
 }
@@ -481,9 +483,9 @@ func TestFixedWindow_ruleOfAnotherPeriodReadsItsOwnWindows(t *testing.T) {
 	}
 }
 
-// Under maxmemory, Redis may evict one of a log's two keys and not the
-// other; the log must then decide from what is left, not fail or stick.
-func TestSlidingWindowLog_survivesEvictionOfOneOfItsKeys(t *testing.T) {
+// Under maxmemory, Redis may evict a log's key; the log must then start
+// afresh, not fail or stick.
+func TestSlidingWindowLog_survivesEvictionOfItsKey(t *testing.T) {
 	c := redistest.Server(t)
 	ctx := context.Background()
 	clk := storetest.NewClock()
@@ -491,11 +493,10 @@ func TestSlidingWindowLog_survivesEvictionOfOneOfItsKeys(t *testing.T) {
 	rule := core.MustRule("3/minute", core.SlidingWindowLog)
 	tests := []struct {
 		name    string
-		evict   func(list, sum string) error
+		evict   func(list string) error
 		allowed int // of 5 requests after the eviction
 	}{
-		{"sum evicted: counted again from the list", func(list, sum string) error { return c.Del(ctx, sum).Err() }, 1},
-		{"list evicted: the log starts afresh", func(list, sum string) error { return c.Del(ctx, list).Err() }, 3},
+		{"list evicted: the log starts afresh", func(list string) error { return c.Del(ctx, list).Err() }, 3},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -505,8 +506,8 @@ func TestSlidingWindowLog_survivesEvictionOfOneOfItsKeys(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			ks := st.keys(nil, key, core.SlidingWindowLog, 1)
-			if err := tt.evict(ks[0], ks[1]); err != nil {
+			ks := st.keys(nil, key, rule.Shape(), 1)
+			if err := tt.evict(ks[0]); err != nil {
 				t.Fatal(err)
 			}
 			allowed := 0
@@ -524,4 +525,101 @@ func TestSlidingWindowLog_survivesEvictionOfOneOfItsKeys(t *testing.T) {
 			}
 		})
 	}
+}
+
+// redisWork is what Redis has done so far: commands run (inside scripts
+// too) and the µs spent in script calls.
+func redisWork(t *testing.T, c *redis.Client) (cmds, scriptUsec int64) {
+	t.Helper()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(info) {
+		name, rest, ok := strings.Cut(strings.TrimPrefix(line, "cmdstat_"), ":calls=")
+		if !ok {
+			continue
+		}
+		calls, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+		_, us, _ := strings.Cut(rest, "usec=")
+		usec, _ := strconv.ParseInt(us[:strings.IndexByte(us, ',')], 10, 64)
+		switch name {
+		case "evalsha", "eval":
+			scriptUsec += usec
+		case "info":
+		default:
+			cmds += calls
+		}
+	}
+	return cmds, scriptUsec
+}
+
+// A decision on a full log reads a few entries, however long the log and
+// whatever the cost: a refused cost of the whole count on a full
+// 100000/hour log used to walk all 100,000 entries (about 25ms of Redis's
+// time, holding up every other client). The memory store, which keeps its
+// log the same way, must agree on every decision.
+func TestSlidingWindowLog_workPerDecisionIsBounded(t *testing.T) {
+	c := redistest.Server(t)
+	ctx := context.Background()
+	clk := storetest.NewClock()
+	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout))
+	mem := core.NewMemoryStore(core.MemoryClock(clk.Now))
+	defer mem.Close()
+	const n = 100_000
+	rule := core.MustRule("100000/hour", core.SlidingWindowLog)
+	// Fill both logs with one request every 10ms: Redis's directly, in the
+	// layout the script keeps (base, then time and running total per
+	// request), the memory store's by its own checks.
+	key := st.keys(nil, "full", rule.Shape(), 1)[0]
+	args := []any{"0"}
+	for i := range n {
+		at := storetest.Epoch.Add(time.Duration(i) * 10 * time.Millisecond).UnixMicro()
+		args = append(args, at, i+1)
+		if len(args) >= 2000 || i == n-1 {
+			if err := c.RPush(ctx, key, args...).Err(); err != nil {
+				t.Fatal(err)
+			}
+			args = args[:0]
+		}
+		clk.Set(time.Duration(i) * 10 * time.Millisecond)
+		if d, err := mem.Take(ctx, "full", rule, 1); err != nil || !d.Allowed {
+			t.Fatalf("filling the memory log at %d: %+v, %v", i, d, err)
+		}
+	}
+	if err := c.PExpire(ctx, key, 2*time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name string
+		at   time.Duration
+		cost int64
+	}{
+		{"refused: the whole count on a full log", 1000 * time.Second, n},
+		{"refused: one more on a full log", 1000 * time.Second, 1},
+		{"refused: half the count", 1000 * time.Second, n / 2},
+		{"admitted: most of the log left the window at once", time.Hour + 900*time.Second, 1},
+		{"refused: a cost that needs the newest to leave", time.Hour + 900*time.Second, n},
+	}
+	worstCmds, worstUsec := int64(0), int64(0)
+	for _, s := range steps {
+		clk.Set(s.at)
+		cmds0, us0 := redisWork(t, c)
+		got, err := st.Take(ctx, "full", rule, s.cost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmds1, us1 := redisWork(t, c)
+		want, _ := mem.Take(ctx, "full", rule, s.cost)
+		if got != want {
+			t.Errorf("%s: Redis %+v, memory %+v", s.name, got, want)
+		}
+		t.Logf("%s: %d Redis commands, %dµs of Redis time", s.name, cmds1-cmds0, us1-us0)
+		worstCmds, worstUsec = max(worstCmds, cmds1-cmds0), max(worstUsec, us1-us0)
+	}
+	// Two binary searches over 100,000 entries take about 2·17 reads.
+	if worstCmds > 60 {
+		t.Errorf("a decision ran up to %d Redis commands on a log of %d; want a bounded few", worstCmds, n)
+	}
+	t.Logf("worst decision: %d commands, %dµs of Redis time", worstCmds, worstUsec)
 }
