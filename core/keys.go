@@ -17,14 +17,38 @@ import (
 // its scope, so the identity needs to be unique only within one rule.
 //
 // An identity longer than MaxIdentity bytes is hashed, so no client can make
-// the store hold long keys. An error, or an empty identity, means the request
-// cannot be identified; what happens then is set by WithKeyErrorPolicy (by
-// default the request counts against its peer IP).
+// the store hold long keys. So is one that begins with "#" or "ip:": those
+// mark the library's hashes and the budget of requests the key function
+// could not identify, and no key function can pass for either (a user named
+// "ip:198.51.100.7" does not spend that IP's anonymous budget). An error, or
+// an empty identity, means the request cannot be identified; what happens
+// then is set by WithKeyErrorPolicy (by default the request counts against
+// its peer IP).
 type KeyFunc func(*http.Request) (string, error)
 
 // MaxIdentity is the longest identity kept as it is; longer ones are
 // replaced by their hash.
 const MaxIdentity = 128
+
+// The identities of one rule come from three sources, and their first bytes
+// keep them apart by construction, whatever a key function returns:
+//
+//   - "#" and 32 hex digits: a hash the library made (bound, combine) of an
+//     identity too long, or one that could pass for a reserved one;
+//   - "ip:" and the peer's IPIdentity: a request its key function could not
+//     identify, under KeyErrorPeerIP;
+//   - anything else: an identity as a key function gave it.
+//
+// bound hashes a key function's identity that begins with either prefix, so
+// only the library makes identities in the first two namespaces. A string
+// cannot say who made it, so a hash the library made inside a key function
+// (Combine's, or IPIdentity's of a long address) is hashed once more when
+// the middleware bounds it: stable, and paid only by those rare identities.
+// HashIdentity's bare hex is a key function's identity like any other.
+const (
+	hashPrefix     = "#"
+	fallbackPrefix = "ip:"
+)
 
 // ByIP is the default key function: the IP address of the connection's peer
 // (r.RemoteAddr), with IPv6 addresses grouped by their /64 prefix, because
@@ -204,8 +228,8 @@ func combine(n int, part func(i int) (string, error)) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if strings.IndexByte(id, '|') >= 0 || strings.HasPrefix(id, "#") {
-			id = "#" + HashIdentity(id)
+		if strings.IndexByte(id, '|') >= 0 || strings.HasPrefix(id, hashPrefix) {
+			id = hashPrefix + HashIdentity(id)
 		}
 		if i > 0 {
 			b.WriteByte('|')
@@ -223,10 +247,12 @@ func HashIdentity(secret string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// bound keeps identities short: a longer one is replaced by its hash.
+// bound keeps identities short, and out of the namespaces the library
+// reserves: one longer than MaxIdentity, or beginning with hashPrefix or
+// fallbackPrefix, is replaced by its hash.
 func bound(id string) string {
-	if len(id) <= MaxIdentity {
+	if len(id) <= MaxIdentity && !strings.HasPrefix(id, hashPrefix) && !strings.HasPrefix(id, fallbackPrefix) {
 		return id
 	}
-	return "#" + HashIdentity(id)
+	return hashPrefix + HashIdentity(id)
 }
