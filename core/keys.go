@@ -189,23 +189,61 @@ func ByContextValue(key any) KeyFunc {
 	}
 }
 
-// ByRoute identifies requests by method and route: the pattern a Go 1.22
-// ServeMux matched (r.Pattern, such as "GET /items/{id}"), or the URL path
-// where there is none. Combine it with a client key to give each client a
-// budget per route under one middleware on a whole mux:
+// ByRoute identifies requests by route: the pattern a Go 1.22 ServeMux
+// matched (r.Pattern, such as "GET /items/{id}"). ServeMux sets r.Pattern
+// only when it dispatches, so put the middleware inside each route, and
+// combine ByRoute with a client key to give each client a budget per route
+// under one middleware:
 //
-//	core.WithKey(core.Combine(core.ByIP, core.ByRoute))
+//	m := core.MustNewMiddleware("60/minute", core.WithKey(core.Combine(core.ByIP, core.ByRoute)))
+//	mux.Handle("GET /items/{id}", m.Handler(items))
 //
-// Without a pattern, every distinct path is its own budget; chilimit.ByRoute
-// uses chi's route pattern instead.
+// No client can make itself a budget by inventing a method or a path. A
+// pattern that names its method is the identity as it is; one that does not
+// ("/files/") is keyed as RouteIdentity keys it, with the request's method
+// if it is a standard one and "OTHER" if not. A request without a pattern
+// (outside a ServeMux route) is "(no route)", whatever its method and path,
+// so all such requests share one budget; chilimit.ByRoute uses chi's route
+// pattern instead.
 func ByRoute(r *http.Request) (string, error) {
-	if p := r.Pattern; p != "" {
-		if strings.IndexByte(p, ' ') > 0 {
-			return bound(p), nil // the pattern names its method
-		}
-		return bound(r.Method + " " + p), nil
+	p := r.Pattern
+	if strings.IndexAny(p, " \t") > 0 {
+		return bound(p), nil // the pattern names its method
 	}
-	return bound(r.Method + " " + r.URL.Path), nil
+	return RouteIdentity(r.Method, p), nil
+}
+
+// noRoute is the route identity of every request that matched no route.
+const noRoute = "(no route)"
+
+// RouteIdentity returns the identity of a request with method method that
+// the router matched to route, such as "/items/{id}": "GET /items/{id}". It
+// is what ByRoute and the adapters' route keys (chilimit.RouteKey,
+// ginlimit.Route, echolimit.Route) give, for key functions of other
+// routers.
+//
+// Neither part is the client's choice. A method other than GET, HEAD, POST,
+// PUT, PATCH, DELETE, CONNECT, OPTIONS and TRACE reads "OTHER", so methods
+// a client invents share one budget per route. An empty route, for a
+// request that matched none (a 404, or a 405 for a path whose routes take
+// other methods), gives "(no route)", whatever the method and the path, so
+// a client probing paths spends one budget.
+func RouteIdentity(method, route string) string {
+	if route == "" {
+		return noRoute
+	}
+	return bound(standardMethod(method) + " " + route)
+}
+
+// standardMethod returns method if it is one of RFC 9110's or PATCH, and
+// "OTHER" if not.
+func standardMethod(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "OTHER"
 }
 
 // Combine identifies requests by all of keys together, such as the user and
