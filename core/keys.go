@@ -113,7 +113,17 @@ func Global(*http.Request) (string, error) { return "*", nil }
 // "X-API-Key". The value is hashed (SHA-256, truncated to 128 bits, in hex)
 // before it reaches the store, a log or a metric, because it is usually a
 // secret. A request without the header is an error.
+//
+// The hash has no key: it keeps the raw secret out of the store, but anyone
+// who reads a store key can recover a short or guessable secret by hashing
+// candidates. Unless every key is long and random, use the ByHeader of an
+// IdentityHasher, keyed by a secret of the app's.
 func ByHeader(name string) KeyFunc {
+	return byHeader(name, HashIdentity)
+}
+
+// byHeader is ByHeader with the hash given.
+func byHeader(name string, hash func(string) string) KeyFunc {
 	key := http.CanonicalHeaderKey(name)
 	missing := fmt.Errorf("limitkit: request has no %s header", key)
 	return func(r *http.Request) (string, error) {
@@ -121,20 +131,30 @@ func ByHeader(name string) KeyFunc {
 		if len(v) == 0 || v[0] == "" {
 			return "", missing
 		}
-		return HashIdentity(v[0]), nil
+		return hash(v[0]), nil
 	}
 }
 
 var errNoBearer = errors.New("limitkit: request has no bearer token in its Authorization header")
 
 // ByBearerToken identifies requests by the token of an "Authorization:
-// Bearer <token>" header, hashed as ByHeader hashes. A request without one
-// is an error.
+// Bearer <token>" header, hashed without a key as ByHeader hashes (see
+// there, and IdentityHasher for a keyed hash). A request without one is an
+// error.
 func ByBearerToken() KeyFunc {
 	return bearerToken
 }
 
 func bearerToken(r *http.Request) (string, error) {
+	tok, err := bearerTokenOf(r)
+	if err != nil {
+		return "", err
+	}
+	return HashIdentity(tok), nil
+}
+
+// bearerTokenOf returns the token of r's "Authorization: Bearer" header.
+func bearerTokenOf(r *http.Request) (string, error) {
 	v := r.Header["Authorization"]
 	if len(v) == 0 {
 		return "", errNoBearer
@@ -148,7 +168,7 @@ func bearerToken(r *http.Request) (string, error) {
 	if tok == "" {
 		return "", errNoBearer
 	}
-	return HashIdentity(tok), nil
+	return tok, nil
 }
 
 // ByContextValue identifies requests by a value an earlier middleware put in
@@ -279,7 +299,9 @@ func combine(n int, part func(i int) (string, error)) (string, error) {
 
 // HashIdentity returns the identity under which a secret (an API key, a
 // token) is stored: the hex of the first 128 bits of its SHA-256. Custom key
-// functions that read secrets should return this rather than the secret.
+// functions that read secrets should return this rather than the secret,
+// or, unless the secrets are long and random, IdentityHasher.Hash: without
+// a key, a short secret is recovered from its hash by trying candidates.
 func HashIdentity(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:16])

@@ -22,7 +22,8 @@ var errNoContext = fmt.Errorf("ginlimit: no *gin.Context; Gin-typed options work
 // Key counts requests by the identity keys give, combined as core.Combine
 // combines (a budget per user and route, say). It replaces core.WithKey;
 // the identity is not hashed, so a key function that reads a secret should
-// return core.HashIdentity of it.
+// return its hash: core.IdentityHasher's Hash, or core.HashIdentity for
+// long random secrets.
 func Key(keys ...KeyFunc) core.Option {
 	fns := make([]core.NativeKeyFunc, len(keys))
 	for i, k := range keys {
