@@ -46,8 +46,14 @@ func ByRoute(keys ...core.KeyFunc) core.Option {
 // as "GET /items/{id}", so that every item shares one budget. It works
 // wherever the middleware is mounted: in r.Use, chi has not yet routed the
 // request, so RouteKey asks the router which pattern the request will
-// match. Requests that match no route share the pattern "unmatched". Outside
-// chi it falls back to core.ByRoute.
+// match. Outside chi it falls back to core.ByRoute.
+//
+// The key is core.RouteIdentity's, so no client makes a budget by
+// inventing a method or a path: every request that matches no route for
+// its method (a 404, a 405, a method chi does not know) shares the identity
+// "(no route)", and methods outside the standard set read "OTHER". A route
+// registered for every method (r.Handle, r.HandleFunc) has a budget per
+// standard method.
 func RouteKey(r *http.Request) (string, error) {
 	rctx := chi.RouteContext(r.Context())
 	if rctx == nil || rctx.Routes == nil {
@@ -57,9 +63,5 @@ func RouteKey(r *http.Request) (string, error) {
 	if path == "" {
 		path = r.URL.Path
 	}
-	pattern := rctx.Routes.Find(chi.NewRouteContext(), r.Method, path)
-	if pattern == "" {
-		pattern = "unmatched"
-	}
-	return r.Method + " " + pattern, nil
+	return core.RouteIdentity(r.Method, rctx.Routes.Find(chi.NewRouteContext(), r.Method, path)), nil
 }

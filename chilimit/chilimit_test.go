@@ -135,7 +135,7 @@ func TestRouteKey(t *testing.T) {
 		r.With(keyer).Get("/items/{id}", record) // after routing
 	})
 	codes(r, "/api/items/7", "/nowhere")
-	want := "[GET /api/items/{id} GET /api/items/{id} GET /api/items/{id} GET unmatched]"
+	want := "[GET /api/items/{id} GET /api/items/{id} GET /api/items/{id} (no route)]"
 	if fmt.Sprint(got) != want {
 		t.Errorf("keys %v; want %s", got, want)
 	}
@@ -156,4 +156,12 @@ func TestNew_returnsTheError(t *testing.T) {
 	if mw != nil || err == nil || !strings.Contains(err.Error(), `"five/minute"`) {
 		t.Errorf("New = %v, %v; want no middleware and an error quoting the expression", mw != nil, err)
 	}
+}
+
+func TestRouteKey_clientChosenMethodsAndPathsMakeNoBudgets(t *testing.T) {
+	lim, _ := testLimiter(t)
+	r := chi.NewRouter()
+	r.Use(chilimit.Limit("2/minute", lim, chilimit.ByRoute()))
+	r.Get("/items/{id}", ok)
+	httptestkit.ClientChosenRouteKeys(t, r)
 }

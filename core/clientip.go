@@ -2,7 +2,6 @@ package core
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -25,9 +24,21 @@ import (
 // obfuscated name) ends the search at the nearest trusted hop. This order is
 // safe with proxies that append to X-Forwarded-For (nginx, HAProxy, Envoy and
 // the cloud load balancers): a client's forged entries are on the left of
-// the ones the proxies add. If your proxies write only Forwarded or only
-// X-Real-IP, and pass a client's X-Forwarded-For through, use
-// ByClientIPHeader to read only the header they write.
+// the ones the proxies add.
+//
+// Forwarded is parsed strictly, as RFC 7239 and RFC 7230 §3.2.6 write it:
+// token or quoted-string values, backslash escapes, one for= per element,
+// IPv6 and ports only in quotes. Its elements are read from the right, so
+// an element a proxy appends ends where the proxy's text says, whatever the
+// client wrote before it (an unclosed quote cannot swallow it). An element
+// that does not parse is treated as a hop that is not an IP: the search ends
+// at the nearest trusted hop to its right, or the peer when there is none,
+// so a malformed header never lets a client choose its identity.
+//
+// If your proxies write only Forwarded or only X-Real-IP, and pass a
+// client's X-Forwarded-For through, use ByClientIPHeader to read only the
+// header they write. X-Real-IP is not a chain: its last line is read, so a
+// proxy must set it, or add its own line after the client's.
 //
 // The error quotes an entry that is neither an IP nor a prefix.
 func ByClientIP(trustedProxies ...string) (KeyFunc, error) {
@@ -145,27 +156,38 @@ func (c *clientIP) key(r *http.Request) (string, error) {
 
 // rightmostUntrusted walks the hops of a forwarding chain from the right,
 // the proxies' end, and returns the first that is not a trusted proxy. A hop
-// that is not an address breaks the chain: nothing to its left can be
-// believed, so the nearest trusted hop is the client as far as we know.
-// forwarded says the lines are Forwarded headers rather than
-// X-Forwarded-For.
+// that is not an address, or a Forwarded element that does not parse,
+// breaks the chain: nothing to its left can be believed, so the nearest
+// trusted hop is the client as far as we know. forwarded says the lines are
+// Forwarded headers rather than X-Forwarded-For.
+//
+// Reading from the right is what makes a client's forgeries harmless: the
+// proxies' hops are the end of the line, and each is cut off by what it
+// holds alone, never by anything a client wrote to its left (an unclosed
+// quote, say).
 func (c *clientIP) rightmostUntrusted(lines []string, forwarded bool) (netip.Addr, string, bool) {
 	var (
 		near     netip.Addr
 		nearText string
-		buf      [8]string // a line's hops, without an allocation for short chains
 	)
 	for i := len(lines) - 1; i >= 0; i-- {
-		var hops []string
-		if forwarded {
-			hops = appendForwarded(buf[:0], lines[i])
-		} else {
-			hops = appendList(buf[:0], lines[i])
-		}
-		for j := len(hops) - 1; j >= 0; j-- {
-			hop := strings.TrimSpace(hops[j])
-			if hop == "" {
-				continue
+		for line := lines[i]; line != ""; {
+			var hop string
+			if forwarded {
+				var kind element
+				line, hop, kind = lastForwarded(line)
+				switch kind {
+				case elemEmpty:
+					continue
+				case elemNoFor, elemMalformed:
+					return near, nearText, near.IsValid()
+				}
+			} else {
+				line, hop = lastItem(line)
+				hop = strings.TrimSpace(hop)
+				if hop == "" {
+					continue
+				}
 			}
 			a, text, ok := parseHop(hop)
 			if !ok {
@@ -180,73 +202,199 @@ func (c *clientIP) rightmostUntrusted(lines []string, forwarded bool) (netip.Add
 	return near, nearText, near.IsValid()
 }
 
-// appendList appends the comma-separated items of s to dst.
-func appendList(dst []string, s string) []string {
+// lastItem cuts the last comma-separated item off s.
+func lastItem(s string) (rest, item string) {
+	i := strings.LastIndexByte(s, ',')
+	if i < 0 {
+		return "", s
+	}
+	return s[:i], s[i+1:]
+}
+
+// element is what lastForwarded found at the end of a Forwarded line.
+type element uint8
+
+const (
+	elemEmpty     element = iota // nothing but whitespace, which lists allow (RFC 7230 §7)
+	elemFor                      // an element with a for= parameter
+	elemNoFor                    // an element without one: the hop is not known
+	elemMalformed                // not RFC 7239: nothing to its left can be read
+)
+
+// lastForwarded parses the last element of the Forwarded line s (RFC 7239
+// §4), reading from the right, and returns the rest of the line, the
+// element's for= value (unquoted) and what kind of element it was:
+//
+//	forwarded-element = [ forwarded-pair ] *( ";" [ forwarded-pair ] )
+//	forwarded-pair    = token "=" ( token / quoted-string )
+//
+// Quoted strings follow RFC 7230 §3.2.6, backslash escapes included; the
+// only leniency is whitespace around ";", which some proxies write. A
+// parameter given twice, a value that is neither a token nor a closed quoted
+// string, or any other character out of place makes the element malformed.
+func lastForwarded(s string) (rest, forValue string, kind element) {
+	i := len(s)
 	for {
-		item, rest, found := strings.Cut(s, ",")
-		dst = append(dst, item)
-		if !found {
-			return dst
+		i = trimOWSRight(s, i)
+		if i == 0 {
+			return "", forValue, kind
 		}
-		s = rest
-	}
-}
-
-// appendForwarded appends the for= value of each element of a Forwarded
-// header (RFC 7239) to dst, in order; an element without one, or with an
-// empty one, yields "unknown".
-func appendForwarded(dst []string, s string) []string {
-	for more := true; more; {
-		var elem string
-		elem, s, more = cutQuoted(s, ',')
-		var v string
-		for pmore := true; pmore; {
-			var pair string
-			pair, elem, pmore = cutQuoted(elem, ';')
-			k, val, found := strings.Cut(strings.TrimSpace(pair), "=")
-			if found && strings.EqualFold(k, "for") {
-				v = strings.Trim(val, `"`)
+		switch s[i-1] {
+		case ',':
+			return s[:i-1], forValue, kind
+		case ';':
+			i--
+			if kind == elemEmpty {
+				kind = elemNoFor
 			}
+			continue
 		}
-		if v == "" {
-			v = "unknown" // missing or empty: breaks the chain
+		var value string
+		if s[i-1] == '"' {
+			open := openingQuote(s, i-1)
+			if open < 0 {
+				return "", "", elemMalformed
+			}
+			v, ok := unquote(s[open+1 : i-1])
+			if !ok {
+				return "", "", elemMalformed
+			}
+			value, i = v, open
+		} else {
+			j := tokenStart(s, i)
+			if j == i {
+				return "", "", elemMalformed
+			}
+			value, i = s[j:i], j
 		}
-		dst = append(dst, v)
+		if i == 0 || s[i-1] != '=' {
+			return "", "", elemMalformed
+		}
+		i--
+		j := tokenStart(s, i)
+		if j == i {
+			return "", "", elemMalformed
+		}
+		name := s[j:i]
+		i = trimOWSRight(s, j)
+		if i > 0 && s[i-1] != ';' && s[i-1] != ',' {
+			return "", "", elemMalformed // a pair starts an element or follows ";"
+		}
+		switch {
+		case !strings.EqualFold(name, "for"):
+			if kind == elemEmpty {
+				kind = elemNoFor
+			}
+		case kind == elemFor:
+			return "", "", elemMalformed // for= twice: which would be the hop?
+		default:
+			kind, forValue = elemFor, value
+		}
 	}
-	return dst
 }
 
-// cutQuoted cuts s around the first sep outside double-quoted strings.
-func cutQuoted(s string, sep byte) (before, after string, found bool) {
-	quoted := false
+// openingQuote returns the index of the quote that opens the quoted string
+// closed by the quote at s[end], or -1. It is the nearest quote to the left
+// not escaped, that is not preceded by an odd run of backslashes: a run
+// begins with a backslash that escapes, as the character before it is no
+// backslash.
+func openingQuote(s string, end int) int {
+	for j := end - 1; j >= 0; j-- {
+		if s[j] != '"' {
+			continue
+		}
+		n := 0
+		for k := j - 1; k >= 0 && s[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			return j
+		}
+	}
+	return -1
+}
+
+// unquote returns the text of a quoted string whose content, between the
+// quotes, is s: qdtext and quoted-pairs (RFC 7230 §3.2.6). ok is false if s
+// is not that, such as a backslash escaping nothing or a control character.
+func unquote(s string) (text string, ok bool) {
+	escaped := false
 	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '"':
-			quoted = !quoted
-		case '\\':
-			if quoted {
-				i++
+		switch b := s[i]; {
+		case b == '\\':
+			if i+1 == len(s) || !isQuotedPairChar(s[i+1]) {
+				return "", false
 			}
-		case sep:
-			if !quoted {
-				return s[:i], s[i+1:], true
-			}
+			i++
+			escaped = true
+		case !isQDText(b):
+			return "", false
 		}
 	}
-	return s, "", false
+	if !escaped {
+		return s, true
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' {
+			i++
+		}
+		b = append(b, s[i])
+	}
+	return string(b), true
+}
+
+// tokenStart returns where the token ending at s[end] begins: end if there
+// is none.
+func tokenStart(s string, end int) int {
+	for end > 0 && isTokenChar(s[end-1]) {
+		end--
+	}
+	return end
+}
+
+// trimOWSRight returns end less the spaces and tabs before it.
+func trimOWSRight(s string, end int) int {
+	for end > 0 && (s[end-1] == ' ' || s[end-1] == '\t') {
+		end--
+	}
+	return end
+}
+
+// isTokenChar reports whether b is a tchar of RFC 7230 §3.2.6.
+func isTokenChar(b byte) bool {
+	switch {
+	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
+}
+
+// isQDText reports whether b may stand unescaped in a quoted string.
+func isQDText(b byte) bool {
+	return b == '\t' || b == ' ' || b == 0x21 || 0x23 <= b && b <= 0x5b || 0x5d <= b && b <= 0x7e || b >= 0x80
+}
+
+// isQuotedPairChar reports whether b may follow a backslash in a quoted
+// string.
+func isQuotedPairChar(b byte) bool {
+	return b == '\t' || b == ' ' || 0x21 <= b && b <= 0x7e || b >= 0x80
 }
 
 // parseHop reads one hop of a chain: an address, with or without a port,
-// IPv6 possibly in brackets.
+// IPv6 possibly in brackets. The port is cut off by hand, not by
+// net.SplitHostPort, whose errors would cost an allocation on every hop
+// without a port.
 func parseHop(hop string) (netip.Addr, string, bool) {
 	text := hop
-	if a, err := netip.ParseAddr(text); err == nil {
-		return a.Unmap().WithZone(""), text, true
-	}
-	if h, _, err := net.SplitHostPort(hop); err == nil {
-		text = h
-	} else if strings.HasPrefix(hop, "[") && strings.HasSuffix(hop, "]") {
-		text = hop[1 : len(hop)-1]
+	if strings.HasPrefix(hop, "[") {
+		end := strings.IndexByte(hop, ']')
+		if end < 0 || end+1 < len(hop) && hop[end+1] != ':' {
+			return netip.Addr{}, "", false
+		}
+		text = hop[1:end]
+	} else if i := strings.IndexByte(hop, ':'); i >= 0 && strings.IndexByte(hop[i+1:], ':') < 0 {
+		text = hop[:i] // one colon: IPv4 and a port
 	}
 	a, err := netip.ParseAddr(text)
 	if err != nil {

@@ -32,7 +32,10 @@
 // ByIP, the connection's peer address, which a client cannot forge; forwarded
 // headers count only through ByClientIP and only from the proxies it lists.
 // Secrets used as identities (ByHeader, ByBearerToken) are hashed before they
-// reach a store, a log or a metric.
+// reach a store, a log or a metric; an IdentityHasher keys that hash with a
+// secret of the app's, so that a short API key cannot be recovered from the
+// store. Route keys (ByRoute, RouteIdentity) never give a client a budget
+// for a method or a path it invents.
 //
 // Unless WithName gives one, a middleware's scope is a short hash of the
 // fully qualified name of the function that built it, its limit expression,

@@ -467,9 +467,10 @@ func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Resul
 		case KeyErrorRefuse:
 			return Result{Verdict: Refuse, Status: http.StatusBadRequest, Err: err}
 		}
-		// "ip:" keeps these apart from identities the key function gives.
+		// fallbackPrefix keeps these apart from identities the key
+		// function gives, which bound keeps out of it (see keys.go).
 		// The identity is cut from the key so that both cost one string.
-		key = rs.keyPrefix + "ip:" + IPIdentity(r.RemoteAddr)
+		key = rs.keyPrefix + fallbackPrefix + IPIdentity(r.RemoteAddr)
 		id = key[len(rs.keyPrefix):]
 	} else {
 		id = bound(id)

@@ -17,14 +17,38 @@ import (
 // its scope, so the identity needs to be unique only within one rule.
 //
 // An identity longer than MaxIdentity bytes is hashed, so no client can make
-// the store hold long keys. An error, or an empty identity, means the request
-// cannot be identified; what happens then is set by WithKeyErrorPolicy (by
-// default the request counts against its peer IP).
+// the store hold long keys. So is one that begins with "#" or "ip:": those
+// mark the library's hashes and the budget of requests the key function
+// could not identify, and no key function can pass for either (a user named
+// "ip:198.51.100.7" does not spend that IP's anonymous budget). An error, or
+// an empty identity, means the request cannot be identified; what happens
+// then is set by WithKeyErrorPolicy (by default the request counts against
+// its peer IP).
 type KeyFunc func(*http.Request) (string, error)
 
 // MaxIdentity is the longest identity kept as it is; longer ones are
 // replaced by their hash.
 const MaxIdentity = 128
+
+// The identities of one rule come from three sources, and their first bytes
+// keep them apart by construction, whatever a key function returns:
+//
+//   - "#" and 32 hex digits: a hash the library made (bound, combine) of an
+//     identity too long, or one that could pass for a reserved one;
+//   - "ip:" and the peer's IPIdentity: a request its key function could not
+//     identify, under KeyErrorPeerIP;
+//   - anything else: an identity as a key function gave it.
+//
+// bound hashes a key function's identity that begins with either prefix, so
+// only the library makes identities in the first two namespaces. A string
+// cannot say who made it, so a hash the library made inside a key function
+// (Combine's, or IPIdentity's of a long address) is hashed once more when
+// the middleware bounds it: stable, and paid only by those rare identities.
+// HashIdentity's bare hex is a key function's identity like any other.
+const (
+	hashPrefix     = "#"
+	fallbackPrefix = "ip:"
+)
 
 // ByIP is the default key function: the IP address of the connection's peer
 // (r.RemoteAddr), with IPv6 addresses grouped by their /64 prefix, because
@@ -89,7 +113,17 @@ func Global(*http.Request) (string, error) { return "*", nil }
 // "X-API-Key". The value is hashed (SHA-256, truncated to 128 bits, in hex)
 // before it reaches the store, a log or a metric, because it is usually a
 // secret. A request without the header is an error.
+//
+// The hash has no key: it keeps the raw secret out of the store, but anyone
+// who reads a store key can recover a short or guessable secret by hashing
+// candidates. Unless every key is long and random, use the ByHeader of an
+// IdentityHasher, keyed by a secret of the app's.
 func ByHeader(name string) KeyFunc {
+	return byHeader(name, HashIdentity)
+}
+
+// byHeader is ByHeader with the hash given.
+func byHeader(name string, hash func(string) string) KeyFunc {
 	key := http.CanonicalHeaderKey(name)
 	missing := fmt.Errorf("limitkit: request has no %s header", key)
 	return func(r *http.Request) (string, error) {
@@ -97,20 +131,30 @@ func ByHeader(name string) KeyFunc {
 		if len(v) == 0 || v[0] == "" {
 			return "", missing
 		}
-		return HashIdentity(v[0]), nil
+		return hash(v[0]), nil
 	}
 }
 
 var errNoBearer = errors.New("limitkit: request has no bearer token in its Authorization header")
 
 // ByBearerToken identifies requests by the token of an "Authorization:
-// Bearer <token>" header, hashed as ByHeader hashes. A request without one
-// is an error.
+// Bearer <token>" header, hashed without a key as ByHeader hashes (see
+// there, and IdentityHasher for a keyed hash). A request without one is an
+// error.
 func ByBearerToken() KeyFunc {
 	return bearerToken
 }
 
 func bearerToken(r *http.Request) (string, error) {
+	tok, err := bearerTokenOf(r)
+	if err != nil {
+		return "", err
+	}
+	return HashIdentity(tok), nil
+}
+
+// bearerTokenOf returns the token of r's "Authorization: Bearer" header.
+func bearerTokenOf(r *http.Request) (string, error) {
 	v := r.Header["Authorization"]
 	if len(v) == 0 {
 		return "", errNoBearer
@@ -124,7 +168,7 @@ func bearerToken(r *http.Request) (string, error) {
 	if tok == "" {
 		return "", errNoBearer
 	}
-	return HashIdentity(tok), nil
+	return tok, nil
 }
 
 // ByContextValue identifies requests by a value an earlier middleware put in
@@ -165,23 +209,61 @@ func ByContextValue(key any) KeyFunc {
 	}
 }
 
-// ByRoute identifies requests by method and route: the pattern a Go 1.22
-// ServeMux matched (r.Pattern, such as "GET /items/{id}"), or the URL path
-// where there is none. Combine it with a client key to give each client a
-// budget per route under one middleware on a whole mux:
+// ByRoute identifies requests by route: the pattern a Go 1.22 ServeMux
+// matched (r.Pattern, such as "GET /items/{id}"). ServeMux sets r.Pattern
+// only when it dispatches, so put the middleware inside each route, and
+// combine ByRoute with a client key to give each client a budget per route
+// under one middleware:
 //
-//	core.WithKey(core.Combine(core.ByIP, core.ByRoute))
+//	m := core.MustNewMiddleware("60/minute", core.WithKey(core.Combine(core.ByIP, core.ByRoute)))
+//	mux.Handle("GET /items/{id}", m.Handler(items))
 //
-// Without a pattern, every distinct path is its own budget; chilimit.ByRoute
-// uses chi's route pattern instead.
+// No client can make itself a budget by inventing a method or a path. A
+// pattern that names its method is the identity as it is; one that does not
+// ("/files/") is keyed as RouteIdentity keys it, with the request's method
+// if it is a standard one and "OTHER" if not. A request without a pattern
+// (outside a ServeMux route) is "(no route)", whatever its method and path,
+// so all such requests share one budget; chilimit.ByRoute uses chi's route
+// pattern instead.
 func ByRoute(r *http.Request) (string, error) {
-	if p := r.Pattern; p != "" {
-		if strings.IndexByte(p, ' ') > 0 {
-			return bound(p), nil // the pattern names its method
-		}
-		return bound(r.Method + " " + p), nil
+	p := r.Pattern
+	if strings.IndexAny(p, " \t") > 0 {
+		return bound(p), nil // the pattern names its method
 	}
-	return bound(r.Method + " " + r.URL.Path), nil
+	return RouteIdentity(r.Method, p), nil
+}
+
+// noRoute is the route identity of every request that matched no route.
+const noRoute = "(no route)"
+
+// RouteIdentity returns the identity of a request with method method that
+// the router matched to route, such as "/items/{id}": "GET /items/{id}". It
+// is what ByRoute and the adapters' route keys (chilimit.RouteKey,
+// ginlimit.Route, echolimit.Route) give, for key functions of other
+// routers.
+//
+// Neither part is the client's choice. A method other than GET, HEAD, POST,
+// PUT, PATCH, DELETE, CONNECT, OPTIONS and TRACE reads "OTHER", so methods
+// a client invents share one budget per route. An empty route, for a
+// request that matched none (a 404, or a 405 for a path whose routes take
+// other methods), gives "(no route)", whatever the method and the path, so
+// a client probing paths spends one budget.
+func RouteIdentity(method, route string) string {
+	if route == "" {
+		return noRoute
+	}
+	return bound(standardMethod(method) + " " + route)
+}
+
+// standardMethod returns method if it is one of RFC 9110's or PATCH, and
+// "OTHER" if not.
+func standardMethod(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "OTHER"
 }
 
 // Combine identifies requests by all of keys together, such as the user and
@@ -204,8 +286,8 @@ func combine(n int, part func(i int) (string, error)) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if strings.IndexByte(id, '|') >= 0 || strings.HasPrefix(id, "#") {
-			id = "#" + HashIdentity(id)
+		if strings.IndexByte(id, '|') >= 0 || strings.HasPrefix(id, hashPrefix) {
+			id = hashPrefix + HashIdentity(id)
 		}
 		if i > 0 {
 			b.WriteByte('|')
@@ -217,16 +299,20 @@ func combine(n int, part func(i int) (string, error)) (string, error) {
 
 // HashIdentity returns the identity under which a secret (an API key, a
 // token) is stored: the hex of the first 128 bits of its SHA-256. Custom key
-// functions that read secrets should return this rather than the secret.
+// functions that read secrets should return this rather than the secret,
+// or, unless the secrets are long and random, IdentityHasher.Hash: without
+// a key, a short secret is recovered from its hash by trying candidates.
 func HashIdentity(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:16])
 }
 
-// bound keeps identities short: a longer one is replaced by its hash.
+// bound keeps identities short, and out of the namespaces the library
+// reserves: one longer than MaxIdentity, or beginning with hashPrefix or
+// fallbackPrefix, is replaced by its hash.
 func bound(id string) string {
-	if len(id) <= MaxIdentity {
+	if len(id) <= MaxIdentity && !strings.HasPrefix(id, hashPrefix) && !strings.HasPrefix(id, fallbackPrefix) {
 		return id
 	}
-	return "#" + HashIdentity(id)
+	return hashPrefix + HashIdentity(id)
 }

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -72,9 +73,9 @@ func TestKeyFunctions(t *testing.T) {
 		{"context Stringer", ByContextValue(ctxKey{}), withValue(userID{3}), "user-3", ""},
 		{"context missing", ByContextValue(ctxKey{}), request(client), "", "no value"},
 		{"context wrong type", ByContextValue(ctxKey{}), withValue(3.5), "", "is a float64"},
-		{"route without pattern is method and path", ByRoute, request(client), "GET /items/7", ""},
+		{"route without pattern is one identity, whatever the path", ByRoute, request(client), "(no route)", ""},
 		{"global", Global, request(client), "*", ""},
-		{"combined", Combine(ByIP, ByRoute), request(client), "203.0.113.7|GET /items/7", ""},
+		{"combined", Combine(ByIP, ByRoute), request(client), "203.0.113.7|(no route)", ""},
 		{"combined part with separator is hashed", Combine(ByIP, ByContextValue(ctxKey{})), withValue("a|b"), "203.0.113.7|#" + HashIdentity("a|b"), ""},
 		{"combined error", Combine(ByIP, ByHeader("X-API-Key")), request(client), "", "no X-Api-Key header"},
 		{"combined long is hashed", Combine(ByContextValue(ctxKey{})), withValue(long), "#" + HashIdentity(long), ""},
@@ -106,12 +107,14 @@ func TestByRoute_usesTheServeMuxPattern(t *testing.T) {
 		got = append(got, k)
 	})
 	mux.Handle("GET /items/{id}", record)
+	mux.Handle("PURGE /cache", record)
 	mux.Handle("/any/", record)
-	for _, path := range []string{"/items/1", "/items/2", "/any/x"} {
-		r := httptest.NewRequest(http.MethodGet, path, nil)
-		mux.ServeHTTP(httptest.NewRecorder(), r)
+	for _, req := range []struct{ method, path string }{
+		{"GET", "/items/1"}, {"HEAD", "/items/2"}, {"PURGE", "/cache"}, {"GET", "/any/x"}, {"X2", "/any/y"},
+	} {
+		mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(req.method, req.path, nil))
 	}
-	want := "[GET /items/{id} GET /items/{id} GET /any/]"
+	want := "[GET /items/{id} GET /items/{id} PURGE /cache GET /any/ OTHER /any/]"
 	if g := "[" + strings.Join(got, " ") + "]"; g != want {
 		t.Errorf("keys %s; want %s", g, want)
 	}
@@ -165,5 +168,80 @@ func TestByContextValue_missingValueCostsNoAllocation(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { _, _ = k(r) }); n != 0 {
 		t.Errorf("%v allocations per anonymous request; want 0: the error is made once", n)
+	}
+}
+
+// Issue 8, finding 4: a method or path the client chooses never makes a
+// budget. Behind a method-less pattern, 2 POSTs spend 2/minute, and
+// invented methods share one more budget, not one each.
+func TestByRoute_clientChosenMethodsAndPathsMakeNoBudgets(t *testing.T) {
+	tests := []struct {
+		name    string
+		pattern string // "" mounts the middleware without a ServeMux
+		reqs    func(i int) (method, path string)
+		served  int
+	}{
+		{"invented methods on a method-less pattern share one budget", "/any/", func(i int) (string, string) {
+			if i < 2 {
+				return http.MethodPost, "/any/x"
+			}
+			return fmt.Sprintf("X%d", i), "/any/x"
+		}, 4},
+		{"standard methods on a method-less pattern each have one", "/any/", func(i int) (string, string) {
+			return []string{http.MethodGet, http.MethodPost}[i%2], "/any/x"
+		}, 4},
+		{"invented paths without a pattern share one budget", "", func(i int) (string, string) {
+			return http.MethodGet, fmt.Sprintf("/p%d", i)
+		}, 2},
+		{"invented methods without a pattern share one budget", "", func(i int) (string, string) {
+			return fmt.Sprintf("X%d", i), "/"
+		}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lim, _ := clockedLimiter(t)
+			m := MustNewMiddleware("2/minute", WithLimiter(lim), WithKey(Combine(ByIP, ByRoute)))
+			var h http.Handler = m.Handler(okHandler)
+			if tt.pattern != "" {
+				mux := http.NewServeMux()
+				mux.Handle(tt.pattern, h)
+				h = mux
+			}
+			served := 0
+			for i := range 50 {
+				method, path := tt.reqs(i)
+				r := httptest.NewRequest(http.MethodGet, path, nil)
+				r.Method, r.RemoteAddr = method, client
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if w.Code == http.StatusOK {
+					served++
+				}
+			}
+			if served != tt.served {
+				t.Errorf("%d of 50 requests served under 2/minute; want %d", served, tt.served)
+			}
+		})
+	}
+}
+
+func TestRouteIdentity(t *testing.T) {
+	tests := []struct {
+		name, method, route, want string
+	}{
+		{"a standard method and the route", http.MethodGet, "/items/{id}", "GET /items/{id}"},
+		{"PATCH is standard", http.MethodPatch, "/items/{id}", "PATCH /items/{id}"},
+		{"an invented method is OTHER", "X2", "/items/{id}", "OTHER /items/{id}"},
+		{"methods are case-sensitive", "get", "/items/{id}", "OTHER /items/{id}"},
+		{"no route, whatever the method", http.MethodGet, "", "(no route)"},
+		{"no route, an invented method", "X2", "", "(no route)"},
+		{"a long route hashed", http.MethodGet, "/" + strings.Repeat("r", 200), "#" + HashIdentity("GET /"+strings.Repeat("r", 200))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := RouteIdentity(tt.method, tt.route); got != tt.want {
+				t.Errorf("RouteIdentity(%q, %q) = %q; want %q", tt.method, tt.route, got, tt.want)
+			}
+		})
 	}
 }

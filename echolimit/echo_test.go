@@ -438,3 +438,11 @@ func BenchmarkLimit(b *testing.B) {
 	e.GET("/", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }, echolimit.Limit("1000000000/hour", core.WithLimiter(lim)))
 	httptestkit.BenchmarkParallel(b, e)
 }
+
+func TestRoute_clientChosenMethodsAndPathsMakeNoBudgets(t *testing.T) {
+	lim, _ := httptestkit.NewLimiter(t)
+	e := echo.New()
+	e.Use(echolimit.Limit("2/minute", core.WithLimiter(lim), echolimit.Key(echolimit.HTTPKey(core.ByIP), echolimit.Route)))
+	e.GET("/items/:id", ok)
+	httptestkit.ClientChosenRouteKeys(t, e)
+}

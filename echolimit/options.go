@@ -22,7 +22,8 @@ var errNoContext = fmt.Errorf("echolimit: no echo.Context; Echo-typed options wo
 // Key counts requests by the identity keys give, combined as core.Combine
 // combines (a budget per user and route, say). It replaces core.WithKey;
 // the identity is not hashed, so a key function that reads a secret should
-// return core.HashIdentity of it.
+// return its hash: core.IdentityHasher's Hash, or core.HashIdentity for
+// long random secrets.
 func Key(keys ...KeyFunc) core.Option {
 	fns := make([]core.NativeKeyFunc, len(keys))
 	for i, k := range keys {
@@ -61,18 +62,23 @@ func RealIP(c echo.Context) (string, error) {
 }
 
 // Route is a KeyFunc naming the Echo route a request matched: its method
-// and c.Path(), such as "GET /items/:id". Requests that matched no route
-// share one identity per method, so that a client probing random paths
-// spends one budget, not one per path. Combine it with a client key for a
-// budget per client and route under one e.Use middleware:
+// and c.Path(), such as "GET /items/:id", as core.RouteIdentity gives it.
+// No client makes a budget by inventing a method or a path: requests that
+// matched no route for their method share the identity "(no route)",
+// whatever their method and path, and a method outside the standard set
+// reads "OTHER". That includes a 405, for which Echo sets c.Path() to the
+// path of the routes that take other methods. Routes registered for every
+// method (Any), and RouteNotFound routes (which Group.Use adds), have a
+// budget per standard method. Combine it with a client key for a budget per
+// client and route under one e.Use middleware:
 //
 //	e.Use(echolimit.Limit("10/second", echolimit.Key(echolimit.HTTPKey(core.ByIP), echolimit.Route)))
 func Route(c echo.Context) (string, error) {
 	p := c.Path()
-	if p == "" {
-		p = "(no route)"
+	if c.Get(echo.ContextKeyHeaderAllow) != nil {
+		p = "" // Echo's router found the path but no route for the method: a 405
 	}
-	return c.Request().Method + " " + p, nil
+	return core.RouteIdentity(c.Request().Method, p), nil
 }
 
 // HTTPKey runs a core key function (core.ByIP, core.ByClientIP(...),

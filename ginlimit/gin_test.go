@@ -387,3 +387,16 @@ func BenchmarkLimit(b *testing.B) {
 	r.GET("/", ginlimit.Limit("1000000000/hour", core.WithLimiter(lim)), func(c *gin.Context) { c.Status(http.StatusNoContent) })
 	httptestkit.BenchmarkParallel(b, r)
 }
+
+func TestRoute_clientChosenMethodsAndPathsMakeNoBudgets(t *testing.T) {
+	for _, methodNotAllowed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("HandleMethodNotAllowed=%v", methodNotAllowed), func(t *testing.T) {
+			lim, _ := httptestkit.NewLimiter(t)
+			r := gin.New()
+			r.HandleMethodNotAllowed = methodNotAllowed
+			r.Use(ginlimit.Limit("2/minute", core.WithLimiter(lim), ginlimit.Key(ginlimit.HTTPKey(core.ByIP), ginlimit.Route)))
+			r.GET("/items/:id", ok)
+			httptestkit.ClientChosenRouteKeys(t, r)
+		})
+	}
+}

@@ -22,7 +22,8 @@ var errNoContext = fmt.Errorf("ginlimit: no *gin.Context; Gin-typed options work
 // Key counts requests by the identity keys give, combined as core.Combine
 // combines (a budget per user and route, say). It replaces core.WithKey;
 // the identity is not hashed, so a key function that reads a secret should
-// return core.HashIdentity of it.
+// return its hash: core.IdentityHasher's Hash, or core.HashIdentity for
+// long random secrets.
 func Key(keys ...KeyFunc) core.Option {
 	fns := make([]core.NativeKeyFunc, len(keys))
 	for i, k := range keys {
@@ -60,18 +61,17 @@ func ClientIP(c *gin.Context) (string, error) {
 }
 
 // Route is a KeyFunc naming the Gin route a request matched: its method and
-// c.FullPath(), such as "GET /items/:id". Requests that matched no route
-// share the identity "<method> (no route)", so that a client probing random
-// paths spends one budget, not one per path. Combine it with a client key
-// for a budget per client and route under one group middleware:
+// c.FullPath(), such as "GET /items/:id", as core.RouteIdentity gives it.
+// No client makes a budget by inventing a method or a path: requests that
+// matched no route for their method (a 404, a 405) share the identity
+// "(no route)", whatever their method and path, and a method outside the
+// standard set reads "OTHER". A route registered for every method (Any)
+// has a budget per standard method. Combine it with a client key for a
+// budget per client and route under one group middleware:
 //
 //	api.Use(ginlimit.Limit("10/second", ginlimit.Key(ginlimit.HTTPKey(core.ByIP), ginlimit.Route)))
 func Route(c *gin.Context) (string, error) {
-	p := c.FullPath()
-	if p == "" {
-		p = "(no route)"
-	}
-	return c.Request.Method + " " + p, nil
+	return core.RouteIdentity(c.Request.Method, c.FullPath()), nil
 }
 
 // HTTPKey runs a core key function (core.ByIP, core.ByClientIP(...),
