@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,6 +37,10 @@ type Middleware struct {
 	names        headerNames
 	ietf         bool
 	wait         func(context.Context, time.Duration) error
+
+	// keyPanicked and costPanicked are set once a panic of the key or cost
+	// function has been logged.
+	keyPanicked, costPanicked atomic.Bool
 }
 
 // ruleSet is a rule with everything about it that requests only read.
@@ -128,8 +134,19 @@ const (
 	KeyErrorServe
 )
 
+var keyErrorPolicyNames = [...]string{"peer-ip", "refuse", "serve"}
+
+// String returns the policy's name, such as "peer-ip".
+func (p KeyErrorPolicy) String() string {
+	if int(p) < len(keyErrorPolicyNames) {
+		return keyErrorPolicyNames[p]
+	}
+	return fmt.Sprintf("KeyErrorPolicy(%d)", uint8(p))
+}
+
 // WithKeyErrorPolicy sets what happens to a request the key function cannot
-// identify (default KeyErrorPeerIP).
+// identify (default KeyErrorPeerIP), and to one whose key or cost function
+// panicked.
 func WithKeyErrorPolicy(p KeyErrorPolicy) Option {
 	return func(c *config) {
 		if p > KeyErrorServe {
@@ -421,7 +438,10 @@ func (r Result) Body() []byte {
 // (LeakyBucket) schedules it for later; the hold ends early if the request's
 // context is done, and Check then returns Gone. It never panics on a
 // request: a failing key function, cost function or store is handled by the
-// documented policies. Check is CheckWith with no native value.
+// documented policies. A key or cost function that panics is handled as a
+// key function that failed, by the key error policy (WithKeyErrorPolicy),
+// and logged at Error level the first time. Check is CheckWith with no
+// native value.
 func (m *Middleware) Check(r *http.Request, h http.Header) Result {
 	return m.CheckWith(r, h, nil)
 }
@@ -447,14 +467,10 @@ func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Resul
 			}
 		}
 	}
-	var (
-		id  string
-		err error
-	)
-	if m.key != nil {
-		id, err = m.key(r)
-	} else {
-		id, err = m.nativeKey(r, native)
+	id, err := m.identify(lim, r, native)
+	cost, costErr := m.costOf(lim, r)
+	if err == nil {
+		err = costErr // a cost that cannot be known is handled as a missing key
 	}
 	if err == nil && id == "" {
 		err = errEmptyIdentity
@@ -474,10 +490,6 @@ func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Resul
 	} else {
 		id = bound(id)
 		key = rs.keyPrefix + id
-	}
-	cost := int64(1)
-	if m.cost != nil {
-		cost = max(m.cost(r), 0)
 	}
 	rule := rs.rule
 	lim.applyDefaults(&rule)
@@ -517,6 +529,47 @@ func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Resul
 }
 
 var errEmptyIdentity = errors.New("limitkit: the key function returned an empty identity")
+
+// identify runs the key function. A panic in it is a bug in the app, but
+// Check never panics on a request: it becomes the key function's error, so
+// the key error policy answers as it does for any key function that fails.
+func (m *Middleware) identify(lim *Limiter, r *http.Request, native any) (id string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			id, err = "", m.panicked(lim, &m.keyPanicked, "key", p)
+		}
+	}()
+	if m.key != nil {
+		return m.key(r)
+	}
+	return m.nativeKey(r, native)
+}
+
+// costOf runs the cost function, as identify runs the key function: a panic
+// becomes an error for the key error policy, and the cost is then 1.
+func (m *Middleware) costOf(lim *Limiter, r *http.Request) (cost int64, err error) {
+	if m.cost == nil {
+		return 1, nil
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			cost, err = 1, m.panicked(lim, &m.costPanicked, "cost", p)
+		}
+	}()
+	return max(m.cost(r), 0), nil
+}
+
+// panicked turns the panic p of the middleware's fn function into an error,
+// and logs it with its stack the first time only: a bug that panics on
+// every request must not flood the log.
+func (m *Middleware) panicked(lim *Limiter, logged *atomic.Bool, fn string, p any) error {
+	err := fmt.Errorf("limitkit: the %s function panicked: %v", fn, p)
+	if logged.CompareAndSwap(false, true) {
+		lim.logger().Error("limitkit: the "+fn+" function panicked; the key error policy answers such requests (logged once per middleware)",
+			"scope", m.base.scope, "policy", m.keyPolicy.String(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	}
+	return err
+}
 
 // hold waits d, or until ctx is done. The slot the request was given stays
 // spent if the client leaves: the store has no way to give it back.

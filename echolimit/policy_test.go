@@ -1,0 +1,18 @@
+package echolimit_test
+
+import (
+	"testing"
+
+	"github.com/labstack/echo/v4"
+	"github.com/limitkit/limitkit/core"
+	"github.com/limitkit/limitkit/echolimit"
+	"github.com/limitkit/limitkit/internal/httptestkit"
+)
+
+func TestKey_panickingKeyFunctionFollowsTheKeyErrorPolicy(t *testing.T) {
+	lim, _ := httptestkit.NewLimiter(t, core.WithLogger(httptestkit.Quiet))
+	e := echo.New() // no Recover middleware: a panic would end the test
+	key := echolimit.Key(func(echo.Context) (string, error) { panic("key bug") })
+	e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim), key, core.WithKeyErrorPolicy(core.KeyErrorRefuse)))
+	httptestkit.PanicRefused(t, e)
+}
