@@ -177,10 +177,11 @@ func WithShadow() Option {
 }
 
 // WithDenyHandler replaces the response to a request refused by the limit
-// (429). The rate-limit headers and Retry-After are already set when h
-// runs; DecisionFrom(r.Context()) gives the decision. Refusals for other
-// reasons (503 when the store is down under FailClosed, 400 under
-// KeyErrorRefuse) keep the default response.
+// (429, and 413 for a cost that can never fit; see Result.OverLimit). The
+// rate-limit headers, and Retry-After for a 429, are already set when h
+// runs; DecisionFrom(r.Context()) gives the decision, whose Never tells
+// the two apart. Refusals for other reasons (503 when the store is down
+// under FailClosed, 400 under KeyErrorRefuse) keep the default response.
 func WithDenyHandler(h http.Handler) Option {
 	return func(c *config) { c.mw.deny = h }
 }
@@ -365,8 +366,8 @@ type Verdict uint8
 const (
 	// Serve: run the handler. The headers are set.
 	Serve Verdict = iota + 1
-	// Refuse: answer with Result.Status (429, 503 or 400), by Refuse or
-	// in the framework's idiom. The headers are set.
+	// Refuse: answer with Result.Status (see Result), by Refuse or in the
+	// framework's idiom. The headers are set.
 	Refuse
 	// Gone: the client went away during the check or while its request
 	// was held; write nothing. Result.Status is StatusClientClosedRequest,
@@ -382,7 +383,10 @@ const StatusClientClosedRequest = 499
 type Result struct {
 	Verdict Verdict
 	// Status is the HTTP status of a refusal: 429 Too Many Requests when the
-	// limit refused, 503 Service Unavailable when the store failed under
+	// limit refused, 413 Content Too Large when it refused a cost that can
+	// never fit (Decision.Never: waiting cannot help, so there is no
+	// Retry-After, and clients do not retry a 413 sent without one, as they
+	// do a 429), 503 Service Unavailable when the store failed under
 	// FailClosed, 400 Bad Request when the key function failed under
 	// KeyErrorRefuse; StatusClientClosedRequest when the client went away
 	// (Gone). Zero otherwise.
@@ -399,12 +403,19 @@ type Result struct {
 	Err error
 }
 
+// OverLimit reports whether the limit refused the request: a 429, or a 413
+// for a cost that can never fit. These are the refusals that deny handlers
+// (WithDenyHandler, and the adapters' own) replace.
+func (r Result) OverLimit() bool {
+	return r.Verdict == Refuse && (r.Status == http.StatusTooManyRequests || r.Status == http.StatusRequestEntityTooLarge)
+}
+
 // Message is the refusal's reason in a sentence, for an error response.
 func (r Result) Message() string {
 	switch {
 	case r.Verdict != Refuse:
 		return ""
-	case r.Status == http.StatusTooManyRequests && r.Decision.Never:
+	case r.Status == http.StatusRequestEntityTooLarge:
 		return "request exceeds the rate limit and can never be admitted"
 	case r.Status == http.StatusTooManyRequests:
 		return "rate limit exceeded"
@@ -417,12 +428,12 @@ func (r Result) Message() string {
 
 // Body is the default JSON body of a refusal, such as
 // {"error":"rate limit exceeded","limit":"5/minute","retry_after":12}.
-// retry_after is left out when waiting cannot help (Decision.Never).
+// retry_after is left out when waiting cannot help (Decision.Never, a 413).
 func (r Result) Body() []byte {
 	b := make([]byte, 0, 128)
 	b = append(b, `{"error":`...)
 	b = strconv.AppendQuote(b, r.Message())
-	if r.Status == http.StatusTooManyRequests {
+	if r.OverLimit() {
 		b = append(b, `,"limit":`...)
 		b = strconv.AppendQuote(b, r.Decision.Limit.String())
 		if !r.Decision.Never {
@@ -518,6 +529,9 @@ func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Resul
 	m.writeHeaders(h, rs, o.d)
 	if !o.d.Allowed {
 		res.Verdict, res.Status = Refuse, http.StatusTooManyRequests
+		if o.d.Never {
+			res.Status = http.StatusRequestEntityTooLarge
+		}
 		return res
 	}
 	if o.d.Delay > 0 {
@@ -597,10 +611,10 @@ func DecisionFrom(ctx context.Context) (Decision, bool) {
 }
 
 // Refuse writes the response to a request Check refused: the deny handler
-// for a 429 if WithDenyHandler gave one, else res.Status with res.Body as
-// JSON. The headers Check wrote are kept.
+// for a refusal by the limit (res.OverLimit) if WithDenyHandler gave one,
+// else res.Status with res.Body as JSON. The headers Check wrote are kept.
 func (m *Middleware) Refuse(w http.ResponseWriter, r *http.Request, res Result) {
-	if res.Status == http.StatusTooManyRequests && m.deny != nil {
+	if res.OverLimit() && m.deny != nil {
 		m.deny.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), resultKey{}, res)))
 		return
 	}
