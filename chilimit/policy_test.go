@@ -16,3 +16,23 @@ func TestLimit_costThatCanNeverFitIs413WithoutRetryAfter(t *testing.T) {
 	r.With(chilimit.Limit("5/minute", lim, core.WithCost(func(*http.Request) int64 { return 6 }))).Get("/", ok)
 	httptestkit.CostNeverFits(t, r)
 }
+
+func TestLimit_heldRequestWhoseContextEndsIsAnsweredWithAStatus(t *testing.T) {
+	for _, e := range httptestkit.EndedCases {
+		t.Run(e.Name, func(t *testing.T) {
+			decided := make(chan struct{}, 4)
+			lim, _ := httptestkit.NewLimiter(t, core.WithObserver(core.ObserverFunc(func(core.Event) { decided <- struct{}{} })))
+			r := chi.NewRouter()
+			ran := false
+			r.With(chilimit.Limit("1/hour", core.WithLimiter(lim), core.WithAlgorithm(core.LeakyBucket), core.WithBurst(2))).
+				Get("/", func(http.ResponseWriter, *http.Request) { ran = true })
+			httptestkit.Do(r, "GET", "/", httptestkit.Client)
+			<-decided
+			ran = false
+			httptestkit.EndedWhileHeld(t, r, decided, e) // held for an hour
+			if ran {
+				t.Error("the handler ran")
+			}
+		})
+	}
+}

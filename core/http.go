@@ -369,9 +369,13 @@ const (
 	// Refuse: answer with Result.Status (see Result), by Refuse or in the
 	// framework's idiom. The headers are set.
 	Refuse
-	// Gone: the client went away during the check or while its request
-	// was held; write nothing. Result.Status is StatusClientClosedRequest,
-	// for frameworks that must end a request with a status.
+	// Gone: the client went away (its request's context was cancelled)
+	// during the check or while its request was held; write no body.
+	// Result.Status is StatusClientClosedRequest, to end the request with,
+	// so that access logs tell these apart and net/http does not answer
+	// an empty 200. A request whose context passed a deadline, which is the
+	// server's (http.TimeoutHandler, a timeout middleware), is not Gone but
+	// refused with 503: its client still waits for an answer.
 	Gone
 )
 
@@ -387,9 +391,11 @@ type Result struct {
 	// never fit (Decision.Never: waiting cannot help, so there is no
 	// Retry-After, and clients do not retry a 413 sent without one, as they
 	// do a 429), 503 Service Unavailable when the store failed under
-	// FailClosed, 400 Bad Request when the key function failed under
-	// KeyErrorRefuse; StatusClientClosedRequest when the client went away
-	// (Gone). Zero otherwise.
+	// FailClosed, 503 also when the request's context passed its deadline
+	// during the check or the hold (a server-side timeout; no Retry-After),
+	// 400 Bad Request when the key function failed under KeyErrorRefuse;
+	// StatusClientClosedRequest when the client went away (Gone). Zero
+	// otherwise.
 	Status int
 	// Decision is the decision, when a store made one (the limiter's, or
 	// the fallback); zero for exempt requests and those the failure policy
@@ -419,6 +425,8 @@ func (r Result) Message() string {
 		return "request exceeds the rate limit and can never be admitted"
 	case r.Status == http.StatusTooManyRequests:
 		return "rate limit exceeded"
+	case r.Status == http.StatusServiceUnavailable && r.Action != ActionFailClosed && errors.Is(r.Err, context.DeadlineExceeded):
+		return "request timed out in the rate limiter"
 	case r.Status == http.StatusServiceUnavailable:
 		return "rate limiter unavailable"
 	default:
@@ -447,7 +455,8 @@ func (r Result) Body() []byte {
 // Check decides a request and writes the rate-limit headers to h (the
 // response's headers), holding the request first if the rule's algorithm
 // (LeakyBucket) schedules it for later; the hold ends early if the request's
-// context is done, and Check then returns Gone. It never panics on a
+// context is done, and Check then returns Gone, or, if the context passed a
+// deadline, a 503 refusal (see Gone). It never panics on a
 // request: a failing key function, cost function or store is handled by the
 // documented policies. A key or cost function that panics is handled as a
 // key function that failed, by the key error policy (WithKeyErrorPolicy),
@@ -506,7 +515,7 @@ func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Resul
 	lim.applyDefaults(&rule)
 	o := lim.take(ctx, rs.scope, id, key, rule, cost)
 	if o.gone {
-		return Result{Verdict: Gone, Status: StatusClientClosedRequest, Err: o.err}
+		return ended(Result{}, o.err)
 	}
 	decided := o.action == ActionStore || o.action == ActionFallback
 	if obs := lim.cfg.observer; obs != nil {
@@ -536,9 +545,24 @@ func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Resul
 	}
 	if o.d.Delay > 0 {
 		if err := m.hold(ctx, o.d.Delay); err != nil {
-			res.Verdict, res.Status, res.Err = Gone, StatusClientClosedRequest, err
+			res = ended(res, err)
 		}
 	}
+	return res
+}
+
+// ended is res for a request whose context ended, with err, before it could
+// be served. A deadline is the server's: no client sends one over HTTP, so
+// it was set by http.TimeoutHandler or a timeout middleware, and the client
+// is still there; it gets 503, as http.TimeoutHandler answers. The slot a
+// held request was given stays spent, so there is no Retry-After.
+func ended(res Result, err error) Result {
+	res.Err = err
+	if errors.Is(err, context.DeadlineExceeded) {
+		res.Verdict, res.Status = Refuse, http.StatusServiceUnavailable
+		return res
+	}
+	res.Verdict, res.Status = Gone, StatusClientClosedRequest
 	return res
 }
 
@@ -630,7 +654,8 @@ func (m *Middleware) Refuse(w http.ResponseWriter, r *http.Request, res Result) 
 }
 
 // Handler wraps next so that requests over the limit are refused (see
-// Check and Refuse); it is what chilimit returns.
+// Check and Refuse); it is what chilimit returns. A request whose client
+// went away (Gone) is ended with StatusClientClosedRequest and no body.
 func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res := m.Check(r, w.Header())
@@ -639,6 +664,8 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		case Refuse:
 			m.Refuse(w, r, res)
+		default: // Gone
+			w.WriteHeader(res.Status)
 		}
 	})
 }

@@ -25,3 +25,23 @@ func TestLimit_costThatCanNeverFitIs413WithoutRetryAfter(t *testing.T) {
 	e.GET("/", ok, echolimit.Limit("5/minute", core.WithLimiter(lim), core.WithCost(func(*http.Request) int64 { return 6 })))
 	httptestkit.CostNeverFits(t, e)
 }
+
+func TestLimit_heldRequestWhoseContextEndsIsAnsweredWithAStatus(t *testing.T) {
+	for _, tt := range httptestkit.EndedCases {
+		t.Run(tt.Name, func(t *testing.T) {
+			decided := make(chan struct{}, 4)
+			lim, _ := httptestkit.NewLimiter(t, core.WithObserver(core.ObserverFunc(func(core.Event) { decided <- struct{}{} })))
+			e := echo.New()
+			ran := false
+			e.GET("/", func(c echo.Context) error { ran = true; return nil },
+				echolimit.Limit("1/hour", core.WithLimiter(lim), core.WithAlgorithm(core.LeakyBucket), core.WithBurst(2)))
+			httptestkit.Do(e, "GET", "/", httptestkit.Client)
+			<-decided
+			ran = false
+			httptestkit.EndedWhileHeld(t, e, decided, tt) // held for an hour
+			if ran {
+				t.Error("the handler ran")
+			}
+		})
+	}
+}
