@@ -140,13 +140,21 @@ type outcome struct {
 	err     error         // the store's error, or why it was not asked
 	latency time.Duration // the store's, when asked and an observer listens
 	gone    bool          // the caller's context ended: not the store's fault
+	closed  bool          // the limiter or its store is closed: err wraps ErrClosed
 }
+
+// stopped reports a check that ended without a decision, by the store or
+// by the policy, and that is nobody's outage: err says why.
+func (o *outcome) stopped() bool { return o.gone || o.closed }
 
 // take runs one check through the failure policy. rule must have its
 // defaults applied and be valid. scope and identity only label events.
 func (l *Limiter) take(ctx context.Context, scope, identity, key string, rule Rule, cost int64) outcome {
 	if err := ctx.Err(); err != nil {
 		return outcome{err: err, gone: true}
+	}
+	if l.closed.Load() {
+		return outcome{err: errLimiterClosed, closed: true}
 	}
 	probing := l.health.down.Load()
 	if probing && !l.claimProbe() {
@@ -162,6 +170,10 @@ func (l *Limiter) take(ctx context.Context, scope, identity, key string, rule Ru
 	}
 	if ctx.Err() != nil {
 		return outcome{err: ctx.Err(), gone: true}
+	}
+	if errors.Is(err, ErrClosed) {
+		// Closed under the limiter: the program's doing, not an outage.
+		return outcome{err: err, closed: true}
 	}
 	if !probing && l.health.down.CompareAndSwap(false, true) {
 		l.health.nextProbe.Store(l.now().UnixNano() + int64(l.cfg.probe))
@@ -208,7 +220,14 @@ func (l *Limiter) policyAction() Action {
 func (l *Limiter) degraded(ctx context.Context, key string, rule Rule, cost int64, cause error) outcome {
 	switch a := l.policyAction(); a {
 	case ActionFallback:
-		d, err := l.fallbackStore().Take(ctx, key, rule, cost)
+		fb := l.fallbackStore()
+		if fb == nil {
+			return outcome{err: errLimiterClosed, closed: true}
+		}
+		d, err := fb.Take(ctx, key, rule, cost)
+		if errors.Is(err, ErrClosed) { // closed by Close since take began
+			return outcome{err: errLimiterClosed, closed: true}
+		}
 		if err != nil {
 			// The memory store fails only on a rule it cannot enforce; then
 			// there is nothing left to decide with.
@@ -220,12 +239,17 @@ func (l *Limiter) degraded(ctx context.Context, key string, rule Rule, cost int6
 	}
 }
 
+// fallbackStore returns the fallback store, made on first use; nil once
+// the limiter is closed, for a store made then would never be closed.
 func (l *Limiter) fallbackStore() *MemoryStore {
 	if fb := l.fallback.Load(); fb != nil {
 		return fb
 	}
 	l.fallbackMu.Lock()
 	defer l.fallbackMu.Unlock()
+	if l.closed.Load() {
+		return nil
+	}
 	if fb := l.fallback.Load(); fb != nil {
 		return fb
 	}

@@ -391,7 +391,8 @@ type Result struct {
 	// never fit (Decision.Never: waiting cannot help, so there is no
 	// Retry-After, and clients do not retry a 413 sent without one, as they
 	// do a 429), 503 Service Unavailable when the store failed under
-	// FailClosed, 503 also when the request's context passed its deadline
+	// FailClosed or the limiter is closed (ErrClosed; no Retry-After), 503
+	// also when the request's context passed its deadline
 	// during the check or the hold (a server-side timeout; no Retry-After),
 	// 400 Bad Request when the key function failed under KeyErrorRefuse;
 	// StatusClientClosedRequest when the client went away (Gone). Zero
@@ -514,7 +515,10 @@ func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Resul
 	rule := rs.rule
 	lim.applyDefaults(&rule)
 	o := lim.take(ctx, rs.scope, id, key, rule, cost)
-	if o.gone {
+	if o.stopped() {
+		if o.closed {
+			return Result{Verdict: Refuse, Status: http.StatusServiceUnavailable, Err: o.err}
+		}
 		return ended(Result{}, o.err)
 	}
 	decided := o.action == ActionStore || o.action == ActionFallback
