@@ -19,6 +19,11 @@ import (
 // limiter, never a storm. Each failure, and each change between down and up,
 // reaches the observer and the logger.
 //
+// Two errors are not outages. One that wraps ErrCorruptState concerns one
+// key: the policy answers that request alone, it is reported as a store
+// error, and the store is not marked down. One that wraps ErrClosed means
+// the store was closed: the check returns it, and no policy applies.
+//
 // Fallback is the default. A rate limiter exists to protect the service, and
 // the other two policies each give up half of that during an outage of the
 // store: FailOpen drops all limits, so a login endpoint can be brute-forced
@@ -162,9 +167,8 @@ func (l *Limiter) take(ctx context.Context, scope, identity, key string, rule Ru
 	}
 	d, lat, err := l.ask(ctx, key, rule, cost)
 	if err == nil {
-		if probing && l.health.down.CompareAndSwap(true, false) {
-			l.emit(Event{Kind: EventStoreUp, Scope: scope, Latency: lat})
-			l.logger().Info("limitkit: rate limit store answers again; back from the failure policy", "policy", l.cfg.policy.String())
+		if probing {
+			l.answered(scope, lat)
 		}
 		return outcome{d: d, latency: lat}
 	}
@@ -175,6 +179,16 @@ func (l *Limiter) take(ctx context.Context, scope, identity, key string, rule Ru
 		// Closed under the limiter: the program's doing, not an outage.
 		return outcome{err: err, closed: true}
 	}
+	if errors.Is(err, ErrCorruptState) {
+		// One key's state, not the store: the policy answers this request
+		// alone, and the store, which did answer, is up.
+		if probing {
+			l.answered(scope, lat)
+		}
+		o := l.degraded(ctx, key, rule, cost, err)
+		l.storeFailed(scope, identity, o, lat)
+		return o
+	}
 	if !probing && l.health.down.CompareAndSwap(false, true) {
 		l.health.nextProbe.Store(l.now().UnixNano() + int64(l.cfg.probe))
 		l.emit(Event{Kind: EventStoreDown, Scope: scope, Err: err, Action: l.policyAction()})
@@ -184,6 +198,14 @@ func (l *Limiter) take(ctx context.Context, scope, identity, key string, rule Ru
 	o := l.degraded(ctx, key, rule, cost, err)
 	l.storeFailed(scope, identity, o, lat)
 	return o
+}
+
+// answered brings a store that was down back up, since it answered a probe.
+func (l *Limiter) answered(scope string, lat time.Duration) {
+	if l.health.down.CompareAndSwap(true, false) {
+		l.emit(Event{Kind: EventStoreUp, Scope: scope, Latency: lat})
+		l.logger().Info("limitkit: rate limit store answers again; back from the failure policy", "policy", l.cfg.policy.String())
+	}
 }
 
 // storeFailed reports one failed call of the store.

@@ -28,7 +28,9 @@ const (
 	// EventDecision: a check was decided, by the store or by the failure
 	// policy (see Event.Action).
 	EventDecision EventKind = iota
-	// EventStoreError: one call of the store failed, timed out or panicked.
+	// EventStoreError: one call of the store failed, timed out or panicked,
+	// or found one key's state corrupt (Err wraps ErrCorruptState; the store
+	// is not marked down for that).
 	EventStoreError
 	// EventStoreDown: the store failed and the limiter now applies its
 	// failure policy until the store answers a probe.
