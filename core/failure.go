@@ -19,10 +19,14 @@ import (
 // limiter, never a storm. Each failure, and each change between down and up,
 // reaches the observer and the logger.
 //
-// Two errors are not outages. One that wraps ErrCorruptState concerns one
+// Some errors are not outages. One that wraps ErrCorruptState concerns one
 // key: the policy answers that request alone, it is reported as a store
 // error, and the store is not marked down. One that wraps ErrClosed means
-// the store was closed: the check returns it, and no policy applies.
+// the store was closed: the check returns it, and no policy applies. Nor
+// does one for a rule that cannot be enforced (Rule.Validate fails with
+// the limiter's defaults applied): that is a mistake in set-up, which the
+// middleware refuses with 500 and reports once (see EventConfigError); it
+// is never served unlimited, also while the store is down.
 //
 // Fallback is the default. A rate limiter exists to protect the service, and
 // the other two policies each give up half of that during an outage of the
@@ -146,11 +150,12 @@ type outcome struct {
 	latency time.Duration // the store's, when asked and an observer listens
 	gone    bool          // the caller's context ended: not the store's fault
 	closed  bool          // the limiter or its store is closed: err wraps ErrClosed
+	invalid bool          // the rule cannot be enforced: err says why
 }
 
 // stopped reports a check that ended without a decision, by the store or
-// by the policy, and that is nobody's outage: err says why.
-func (o *outcome) stopped() bool { return o.gone || o.closed }
+// by the policy, and that is no outage of the store: err says why.
+func (o *outcome) stopped() bool { return o.gone || o.closed || o.invalid }
 
 // take runs one check through the failure policy. rule must have its
 // defaults applied and be valid. scope and identity only label events.
@@ -163,6 +168,9 @@ func (l *Limiter) take(ctx context.Context, scope, identity, key string, rule Ru
 	}
 	probing := l.health.down.Load()
 	if probing && !l.claimProbe() {
+		if err := rule.Validate(); err != nil {
+			return outcome{err: err, invalid: true}
+		}
 		return l.degraded(ctx, key, rule, cost, errStoreDown)
 	}
 	d, lat, err := l.ask(ctx, key, rule, cost)
@@ -178,6 +186,12 @@ func (l *Limiter) take(ctx context.Context, scope, identity, key string, rule Ru
 	if errors.Is(err, ErrClosed) {
 		// Closed under the limiter: the program's doing, not an outage.
 		return outcome{err: err, closed: true}
+	}
+	if verr := rule.Validate(); verr != nil {
+		// The store rejected a rule that cannot be enforced (the defaults
+		// of a limiter set by SetDefault after the routes were built): a
+		// mistake in set-up, which no policy or fallback store can mend.
+		return outcome{err: verr, invalid: true}
 	}
 	if errors.Is(err, ErrCorruptState) {
 		// One key's state, not the store: the policy answers this request
@@ -251,9 +265,9 @@ func (l *Limiter) degraded(ctx context.Context, key string, rule Rule, cost int6
 			return outcome{err: errLimiterClosed, closed: true}
 		}
 		if err != nil {
-			// The memory store fails only on a rule it cannot enforce; then
-			// there is nothing left to decide with.
-			return outcome{action: ActionFailOpen, err: errors.Join(cause, err)}
+			// The memory store fails only on a rule it cannot enforce, which
+			// take has checked: a configuration error all the same.
+			return outcome{err: errors.Join(cause, err), invalid: true}
 		}
 		return outcome{d: d, action: ActionFallback, err: cause}
 	default:

@@ -50,6 +50,9 @@ type ruleSet struct {
 	keyPrefix string // scope + ":", which begins its store keys
 	limits    []limitText
 	policy    string // the RateLimit-Policy value
+	// misreported is the last limiter this rule was reported as
+	// unenforceable by, so that a configuration error is reported once.
+	misreported *atomic.Pointer[Limiter]
 }
 
 type middlewareConfig struct {
@@ -327,7 +330,7 @@ func validateFor(rule Rule, l *Limiter) error {
 
 func newRuleSet(rule Rule, scope, policy string) ruleSet {
 	limits, pol := newLimitTexts(rule.Limits, policy)
-	return ruleSet{rule: rule, scope: scope, keyPrefix: scope + ":", limits: limits, policy: pol}
+	return ruleSet{rule: rule, scope: scope, keyPrefix: scope + ":", limits: limits, policy: pol, misreported: new(atomic.Pointer[Limiter])}
 }
 
 func (m *Middleware) logger() *slog.Logger {
@@ -386,17 +389,20 @@ const StatusClientClosedRequest = 499
 // Result is the outcome of Check.
 type Result struct {
 	Verdict Verdict
-	// Status is the HTTP status of a refusal: 429 Too Many Requests when the
-	// limit refused, 413 Content Too Large when it refused a cost that can
-	// never fit (Decision.Never: waiting cannot help, so there is no
-	// Retry-After, and clients do not retry a 413 sent without one, as they
-	// do a 429), 503 Service Unavailable when the store failed under
-	// FailClosed or the limiter is closed (ErrClosed; no Retry-After), 503
-	// also when the request's context passed its deadline
-	// during the check or the hold (a server-side timeout; no Retry-After),
-	// 400 Bad Request when the key function failed under KeyErrorRefuse;
-	// StatusClientClosedRequest when the client went away (Gone). Zero
-	// otherwise.
+	// Status is the HTTP status of a refusal, or of a request that is Gone:
+	//   - 429 Too Many Requests: the limit refused; Retry-After is set.
+	//   - 413 Content Too Large: the limit refused a cost that can never fit
+	//     (Decision.Never). Waiting cannot help, so there is no Retry-After;
+	//     clients retry a 429, but not a 413 sent without one.
+	//   - 503 Service Unavailable: the store failed under FailClosed
+	//     (Retry-After is the probe interval); the limiter is closed (Err
+	//     wraps ErrClosed); or the request's context passed its deadline,
+	//     set by a server-side timeout, during the check or the hold.
+	//   - 500 Internal Server Error: the limiter cannot enforce the rule, a
+	//     mistake in set-up, reported once (see EventConfigError).
+	//   - 400 Bad Request: the key function failed under KeyErrorRefuse.
+	//   - StatusClientClosedRequest: the client went away (Gone).
+	// Zero otherwise.
 	Status int
 	// Decision is the decision, when a store made one (the limiter's, or
 	// the fallback); zero for exempt requests and those the failure policy
@@ -426,6 +432,8 @@ func (r Result) Message() string {
 		return "request exceeds the rate limit and can never be admitted"
 	case r.Status == http.StatusTooManyRequests:
 		return "rate limit exceeded"
+	case r.Status == http.StatusInternalServerError:
+		return "rate limit cannot be enforced"
 	case r.Status == http.StatusServiceUnavailable && r.Action != ActionFailClosed && errors.Is(r.Err, context.DeadlineExceeded):
 		return "request timed out in the rate limiter"
 	case r.Status == http.StatusServiceUnavailable:
@@ -516,8 +524,12 @@ func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Resul
 	lim.applyDefaults(&rule)
 	o := lim.take(ctx, rs.scope, id, key, rule, cost)
 	if o.stopped() {
-		if o.closed {
+		switch {
+		case o.closed:
 			return Result{Verdict: Refuse, Status: http.StatusServiceUnavailable, Err: o.err}
+		case o.invalid:
+			m.misconfigured(lim, rs, o.err)
+			return Result{Verdict: Refuse, Status: http.StatusInternalServerError, Err: o.err}
 		}
 		return ended(Result{}, o.err)
 	}
@@ -553,6 +565,17 @@ func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Resul
 		}
 	}
 	return res
+}
+
+// misconfigured reports, once per rule and limiter, that lim cannot enforce
+// the rule of rs: a mistake in set-up, whose requests are refused with 500.
+func (m *Middleware) misconfigured(lim *Limiter, rs *ruleSet, err error) {
+	if rs.misreported.Swap(lim) == lim {
+		return
+	}
+	lim.emit(Event{Kind: EventConfigError, Scope: rs.scope, Err: err})
+	lim.logger().Error("limitkit: the limiter cannot enforce this middleware's rule; its requests are refused with 500 until the configuration is fixed (was SetDefault called after the routes were built, with other defaults?)",
+		"scope", rs.scope, "rule", rs.rule.String(), "err", err)
 }
 
 // ended is res for a request whose context ended, with err, before it could

@@ -176,7 +176,11 @@ func Default() *Limiter {
 // so that every instance of an app shares its limits. Middlewares built
 // without WithLimiter look the default up on every request, so SetDefault
 // takes effect whether it is called before or after the routes are built;
-// call it at start-up, before serving.
+// call it at start-up, before serving. Such a middleware's rule takes the
+// new limiter's defaults (WithAlgorithm, WithBurst): if they cannot enforce
+// it (a sliding log for 200000/minute), its requests are refused with 500,
+// never served unlimited, and the mistake is logged at Error level and
+// reported to the observer (EventConfigError) once.
 func SetDefault(l *Limiter) {
 	defaultLimiter.Store(l)
 }
