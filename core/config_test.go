@@ -83,15 +83,14 @@ func TestMiddleware_ruleThatCannotBeEnforcedIsRefusedAlsoWhileTheStoreIsDown(t *
 	}
 }
 
-// Limiter.Take reports a rule the store rejects as the error it is, not as
-// an outage.
+// A rule the store rejects comes out of the limiter's check as the
+// configuration error it is, for the caller to report: not as an outage.
 func TestLimiter_ruleTheStoreRejectsIsNotAnOutage(t *testing.T) {
 	rec := &recorder{}
 	lim := closeLater(t, WithObserver(rec), WithLogger(quiet))
 	rule := MustRule("200000/minute", 0)
 	rule.Algorithm = SlidingWindowLog
-	m := MustNewMiddleware("1/minute", WithLimiter(lim))
-	o := lim.take(context.Background(), m.Scope(), "id", "k", rule, 1)
+	o := lim.take(context.Background(), "s", "id", "s:id", rule, 1)
 	if !o.invalid || o.err == nil || lim.health.down.Load() || len(rec.events) != 0 {
 		t.Errorf("outcome %+v, down %v, events %v; want a configuration error, the store up, nothing reported by take", o, lim.health.down.Load(), rec.kinds())
 	}
