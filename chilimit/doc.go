@@ -13,7 +13,8 @@
 // from package core choose the key (core.WithKey), share a budget between
 // routes (core.WithName), pick the limiter and its store (core.WithLimiter)
 // and more. Requests over the limit get 429 Too Many Requests with
-// Retry-After and a small JSON body; every limited response carries
+// Retry-After and a small JSON body (413 Content Too Large without
+// Retry-After for a cost that can never fit); every limited response carries
 // X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset. The logic
 // is core's (core.Middleware); this package only names chi's routes.
 //

@@ -24,5 +24,6 @@ type Decision struct {
 	Delay time.Duration
 	// Never reports that the request's cost exceeds what the deciding limit can
 	// ever admit (its count, or its burst for the buckets): retrying is futile.
+	// The middleware refuses such a request with 413 and no Retry-After.
 	Never bool
 }

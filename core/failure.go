@@ -19,6 +19,15 @@ import (
 // limiter, never a storm. Each failure, and each change between down and up,
 // reaches the observer and the logger.
 //
+// Some errors are not outages. One that wraps ErrCorruptState concerns one
+// key: the policy answers that request alone, it is reported as a store
+// error, and the store is not marked down. One that wraps ErrClosed means
+// the store was closed: the check returns it, and no policy applies. Nor
+// does one for a rule that cannot be enforced (Rule.Validate fails with
+// the limiter's defaults applied): that is a mistake in set-up, which the
+// middleware refuses with 500 and reports once (see EventConfigError); it
+// is never served unlimited, also while the store is down.
+//
 // Fallback is the default. A rate limiter exists to protect the service, and
 // the other two policies each give up half of that during an outage of the
 // store: FailOpen drops all limits, so a login endpoint can be brute-forced
@@ -140,7 +149,13 @@ type outcome struct {
 	err     error         // the store's error, or why it was not asked
 	latency time.Duration // the store's, when asked and an observer listens
 	gone    bool          // the caller's context ended: not the store's fault
+	closed  bool          // the limiter or its store is closed: err wraps ErrClosed
+	invalid bool          // the rule cannot be enforced: err says why
 }
+
+// stopped reports a check that ended without a decision, by the store or
+// by the policy, and that is no outage of the store: err says why.
+func (o *outcome) stopped() bool { return o.gone || o.closed || o.invalid }
 
 // take runs one check through the failure policy. rule must have its
 // defaults applied and be valid. scope and identity only label events.
@@ -148,20 +163,45 @@ func (l *Limiter) take(ctx context.Context, scope, identity, key string, rule Ru
 	if err := ctx.Err(); err != nil {
 		return outcome{err: err, gone: true}
 	}
+	if l.closed.Load() {
+		return outcome{err: errLimiterClosed, closed: true}
+	}
 	probing := l.health.down.Load()
 	if probing && !l.claimProbe() {
+		if err := rule.Validate(); err != nil {
+			return outcome{err: err, invalid: true}
+		}
 		return l.degraded(ctx, key, rule, cost, errStoreDown)
 	}
 	d, lat, err := l.ask(ctx, key, rule, cost)
 	if err == nil {
-		if probing && l.health.down.CompareAndSwap(true, false) {
-			l.emit(Event{Kind: EventStoreUp, Scope: scope, Latency: lat})
-			l.logger().Info("limitkit: rate limit store answers again; back from the failure policy", "policy", l.cfg.policy.String())
+		if probing {
+			l.answered(scope, lat)
 		}
 		return outcome{d: d, latency: lat}
 	}
 	if ctx.Err() != nil {
 		return outcome{err: ctx.Err(), gone: true}
+	}
+	if errors.Is(err, ErrClosed) {
+		// Closed under the limiter: the program's doing, not an outage.
+		return outcome{err: err, closed: true}
+	}
+	if verr := rule.Validate(); verr != nil {
+		// The store rejected a rule that cannot be enforced (the defaults
+		// of a limiter set by SetDefault after the routes were built): a
+		// mistake in set-up, which no policy or fallback store can mend.
+		return outcome{err: verr, invalid: true}
+	}
+	if errors.Is(err, ErrCorruptState) {
+		// One key's state, not the store: the policy answers this request
+		// alone, and the store, which did answer, is up.
+		if probing {
+			l.answered(scope, lat)
+		}
+		o := l.degraded(ctx, key, rule, cost, err)
+		l.storeFailed(scope, identity, o, lat)
+		return o
 	}
 	if !probing && l.health.down.CompareAndSwap(false, true) {
 		l.health.nextProbe.Store(l.now().UnixNano() + int64(l.cfg.probe))
@@ -172,6 +212,14 @@ func (l *Limiter) take(ctx context.Context, scope, identity, key string, rule Ru
 	o := l.degraded(ctx, key, rule, cost, err)
 	l.storeFailed(scope, identity, o, lat)
 	return o
+}
+
+// answered brings a store that was down back up, since it answered a probe.
+func (l *Limiter) answered(scope string, lat time.Duration) {
+	if l.health.down.CompareAndSwap(true, false) {
+		l.emit(Event{Kind: EventStoreUp, Scope: scope, Latency: lat})
+		l.logger().Info("limitkit: rate limit store answers again; back from the failure policy", "policy", l.cfg.policy.String())
+	}
 }
 
 // storeFailed reports one failed call of the store.
@@ -208,11 +256,18 @@ func (l *Limiter) policyAction() Action {
 func (l *Limiter) degraded(ctx context.Context, key string, rule Rule, cost int64, cause error) outcome {
 	switch a := l.policyAction(); a {
 	case ActionFallback:
-		d, err := l.fallbackStore().Take(ctx, key, rule, cost)
+		fb := l.fallbackStore()
+		if fb == nil {
+			return outcome{err: errLimiterClosed, closed: true}
+		}
+		d, err := fb.Take(ctx, key, rule, cost)
+		if errors.Is(err, ErrClosed) { // closed by Close since take began
+			return outcome{err: errLimiterClosed, closed: true}
+		}
 		if err != nil {
-			// The memory store fails only on a rule it cannot enforce; then
-			// there is nothing left to decide with.
-			return outcome{action: ActionFailOpen, err: errors.Join(cause, err)}
+			// The memory store fails only on a rule it cannot enforce, which
+			// take has checked: a configuration error all the same.
+			return outcome{err: errors.Join(cause, err), invalid: true}
 		}
 		return outcome{d: d, action: ActionFallback, err: cause}
 	default:
@@ -220,12 +275,17 @@ func (l *Limiter) degraded(ctx context.Context, key string, rule Rule, cost int6
 	}
 }
 
+// fallbackStore returns the fallback store, made on first use; nil once
+// the limiter is closed, for a store made then would never be closed.
 func (l *Limiter) fallbackStore() *MemoryStore {
 	if fb := l.fallback.Load(); fb != nil {
 		return fb
 	}
 	l.fallbackMu.Lock()
 	defer l.fallbackMu.Unlock()
+	if l.closed.Load() {
+		return nil
+	}
 	if fb := l.fallback.Load(); fb != nil {
 		return fb
 	}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,6 +37,10 @@ type Middleware struct {
 	names        headerNames
 	ietf         bool
 	wait         func(context.Context, time.Duration) error
+
+	// keyPanicked and costPanicked are set once a panic of the key or cost
+	// function has been logged.
+	keyPanicked, costPanicked atomic.Bool
 }
 
 // ruleSet is a rule with everything about it that requests only read.
@@ -44,6 +50,9 @@ type ruleSet struct {
 	keyPrefix string // scope + ":", which begins its store keys
 	limits    []limitText
 	policy    string // the RateLimit-Policy value
+	// misreported is the last limiter this rule was reported as
+	// unenforceable by, so that a configuration error is reported once.
+	misreported *atomic.Pointer[Limiter]
 }
 
 type middlewareConfig struct {
@@ -128,8 +137,19 @@ const (
 	KeyErrorServe
 )
 
+var keyErrorPolicyNames = [...]string{"peer-ip", "refuse", "serve"}
+
+// String returns the policy's name, such as "peer-ip".
+func (p KeyErrorPolicy) String() string {
+	if int(p) < len(keyErrorPolicyNames) {
+		return keyErrorPolicyNames[p]
+	}
+	return fmt.Sprintf("KeyErrorPolicy(%d)", uint8(p))
+}
+
 // WithKeyErrorPolicy sets what happens to a request the key function cannot
-// identify (default KeyErrorPeerIP).
+// identify (default KeyErrorPeerIP), and to one whose key or cost function
+// panicked.
 func WithKeyErrorPolicy(p KeyErrorPolicy) Option {
 	return func(c *config) {
 		if p > KeyErrorServe {
@@ -160,10 +180,11 @@ func WithShadow() Option {
 }
 
 // WithDenyHandler replaces the response to a request refused by the limit
-// (429). The rate-limit headers and Retry-After are already set when h
-// runs; DecisionFrom(r.Context()) gives the decision. Refusals for other
-// reasons (503 when the store is down under FailClosed, 400 under
-// KeyErrorRefuse) keep the default response.
+// (429, and 413 for a cost that can never fit; see Result.OverLimit). The
+// rate-limit headers, and Retry-After for a 429, are already set when h
+// runs; DecisionFrom(r.Context()) gives the decision, whose Never tells
+// the two apart. Refusals for other reasons (503 when the store is down
+// under FailClosed, 400 under KeyErrorRefuse) keep the default response.
 func WithDenyHandler(h http.Handler) Option {
 	return func(c *config) { c.mw.deny = h }
 }
@@ -309,7 +330,7 @@ func validateFor(rule Rule, l *Limiter) error {
 
 func newRuleSet(rule Rule, scope, policy string) ruleSet {
 	limits, pol := newLimitTexts(rule.Limits, policy)
-	return ruleSet{rule: rule, scope: scope, keyPrefix: scope + ":", limits: limits, policy: pol}
+	return ruleSet{rule: rule, scope: scope, keyPrefix: scope + ":", limits: limits, policy: pol, misreported: new(atomic.Pointer[Limiter])}
 }
 
 func (m *Middleware) logger() *slog.Logger {
@@ -348,12 +369,16 @@ type Verdict uint8
 const (
 	// Serve: run the handler. The headers are set.
 	Serve Verdict = iota + 1
-	// Refuse: answer with Result.Status (429, 503 or 400), by Refuse or
-	// in the framework's idiom. The headers are set.
+	// Refuse: answer with Result.Status (see Result), by Refuse or in the
+	// framework's idiom. The headers are set.
 	Refuse
-	// Gone: the client went away during the check or while its request
-	// was held; write nothing. Result.Status is StatusClientClosedRequest,
-	// for frameworks that must end a request with a status.
+	// Gone: the client went away (its request's context was cancelled)
+	// during the check or while its request was held; write no body.
+	// Result.Status is StatusClientClosedRequest, to end the request with,
+	// so that access logs tell these apart and net/http does not answer
+	// an empty 200. A request whose context passed a deadline, which is the
+	// server's (http.TimeoutHandler, a timeout middleware), is not Gone but
+	// refused with 503: its client still waits for an answer.
 	Gone
 )
 
@@ -364,11 +389,20 @@ const StatusClientClosedRequest = 499
 // Result is the outcome of Check.
 type Result struct {
 	Verdict Verdict
-	// Status is the HTTP status of a refusal: 429 Too Many Requests when the
-	// limit refused, 503 Service Unavailable when the store failed under
-	// FailClosed, 400 Bad Request when the key function failed under
-	// KeyErrorRefuse; StatusClientClosedRequest when the client went away
-	// (Gone). Zero otherwise.
+	// Status is the HTTP status of a refusal, or of a request that is Gone:
+	//   - 429 Too Many Requests: the limit refused; Retry-After is set.
+	//   - 413 Content Too Large: the limit refused a cost that can never fit
+	//     (Decision.Never). Waiting cannot help, so there is no Retry-After;
+	//     clients retry a 429, but not a 413 sent without one.
+	//   - 503 Service Unavailable: the store failed under FailClosed
+	//     (Retry-After is the probe interval); the limiter is closed (Err
+	//     wraps ErrClosed); or the request's context passed its deadline,
+	//     set by a server-side timeout, during the check or the hold.
+	//   - 500 Internal Server Error: the limiter cannot enforce the rule, a
+	//     mistake in set-up, reported once (see EventConfigError).
+	//   - 400 Bad Request: the key function failed under KeyErrorRefuse.
+	//   - StatusClientClosedRequest: the client went away (Gone).
+	// Zero otherwise.
 	Status int
 	// Decision is the decision, when a store made one (the limiter's, or
 	// the fallback); zero for exempt requests and those the failure policy
@@ -382,15 +416,26 @@ type Result struct {
 	Err error
 }
 
+// OverLimit reports whether the limit refused the request: a 429, or a 413
+// for a cost that can never fit. These are the refusals that deny handlers
+// (WithDenyHandler, and the adapters' own) replace.
+func (r Result) OverLimit() bool {
+	return r.Verdict == Refuse && (r.Status == http.StatusTooManyRequests || r.Status == http.StatusRequestEntityTooLarge)
+}
+
 // Message is the refusal's reason in a sentence, for an error response.
 func (r Result) Message() string {
 	switch {
 	case r.Verdict != Refuse:
 		return ""
-	case r.Status == http.StatusTooManyRequests && r.Decision.Never:
+	case r.Status == http.StatusRequestEntityTooLarge:
 		return "request exceeds the rate limit and can never be admitted"
 	case r.Status == http.StatusTooManyRequests:
 		return "rate limit exceeded"
+	case r.Status == http.StatusInternalServerError:
+		return "rate limit cannot be enforced"
+	case r.Status == http.StatusServiceUnavailable && r.Action != ActionFailClosed && errors.Is(r.Err, context.DeadlineExceeded):
+		return "request timed out in the rate limiter"
 	case r.Status == http.StatusServiceUnavailable:
 		return "rate limiter unavailable"
 	default:
@@ -400,12 +445,12 @@ func (r Result) Message() string {
 
 // Body is the default JSON body of a refusal, such as
 // {"error":"rate limit exceeded","limit":"5/minute","retry_after":12}.
-// retry_after is left out when waiting cannot help (Decision.Never).
+// retry_after is left out when waiting cannot help (Decision.Never, a 413).
 func (r Result) Body() []byte {
 	b := make([]byte, 0, 128)
 	b = append(b, `{"error":`...)
 	b = strconv.AppendQuote(b, r.Message())
-	if r.Status == http.StatusTooManyRequests {
+	if r.OverLimit() {
 		b = append(b, `,"limit":`...)
 		b = strconv.AppendQuote(b, r.Decision.Limit.String())
 		if !r.Decision.Never {
@@ -419,9 +464,13 @@ func (r Result) Body() []byte {
 // Check decides a request and writes the rate-limit headers to h (the
 // response's headers), holding the request first if the rule's algorithm
 // (LeakyBucket) schedules it for later; the hold ends early if the request's
-// context is done, and Check then returns Gone. It never panics on a
+// context is done, and Check then returns Gone, or, if the context passed a
+// deadline, a 503 refusal (see Gone). It never panics on a
 // request: a failing key function, cost function or store is handled by the
-// documented policies. Check is CheckWith with no native value.
+// documented policies. A key or cost function that panics is handled as a
+// key function that failed, by the key error policy (WithKeyErrorPolicy),
+// and logged at Error level the first time. Check is CheckWith with no
+// native value.
 func (m *Middleware) Check(r *http.Request, h http.Header) Result {
 	return m.CheckWith(r, h, nil)
 }
@@ -447,14 +496,10 @@ func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Resul
 			}
 		}
 	}
-	var (
-		id  string
-		err error
-	)
-	if m.key != nil {
-		id, err = m.key(r)
-	} else {
-		id, err = m.nativeKey(r, native)
+	id, err := m.identify(lim, r, native)
+	cost, costErr := m.costOf(lim, r)
+	if err == nil {
+		err = costErr // a cost that cannot be known is handled as a missing key
 	}
 	if err == nil && id == "" {
 		err = errEmptyIdentity
@@ -476,15 +521,18 @@ func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Resul
 		id = bound(id)
 		key = rs.keyPrefix + id
 	}
-	cost := int64(1)
-	if m.cost != nil {
-		cost = max(m.cost(r), 0)
-	}
 	rule := rs.rule
 	lim.applyDefaults(&rule)
 	o := lim.take(ctx, rs.scope, id, key, rule, cost)
-	if o.gone {
-		return Result{Verdict: Gone, Status: StatusClientClosedRequest, Err: o.err}
+	if o.stopped() {
+		switch {
+		case o.closed:
+			return Result{Verdict: Refuse, Status: http.StatusServiceUnavailable, Err: o.err}
+		case o.invalid:
+			m.misconfigured(lim, rs, o.err)
+			return Result{Verdict: Refuse, Status: http.StatusInternalServerError, Err: o.err}
+		}
+		return ended(Result{}, o.err)
 	}
 	decided := o.action == ActionStore || o.action == ActionFallback
 	if obs := lim.cfg.observer; obs != nil {
@@ -507,17 +555,87 @@ func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Resul
 	m.writeHeaders(h, rs, o.d)
 	if !o.d.Allowed {
 		res.Verdict, res.Status = Refuse, http.StatusTooManyRequests
+		if o.d.Never {
+			res.Status = http.StatusRequestEntityTooLarge
+		}
 		return res
 	}
 	if o.d.Delay > 0 {
 		if err := m.hold(ctx, o.d.Delay); err != nil {
-			res.Verdict, res.Status, res.Err = Gone, StatusClientClosedRequest, err
+			res = ended(res, err)
 		}
 	}
 	return res
 }
 
+// misconfigured reports, once per rule and limiter, that lim cannot enforce
+// the rule of rs: a mistake in set-up, whose requests are refused with 500.
+func (m *Middleware) misconfigured(lim *Limiter, rs *ruleSet, err error) {
+	if rs.misreported.Swap(lim) == lim {
+		return
+	}
+	lim.emit(Event{Kind: EventConfigError, Scope: rs.scope, Err: err})
+	lim.logger().Error("limitkit: the limiter cannot enforce this middleware's rule; its requests are refused with 500 until the configuration is fixed (was SetDefault called after the routes were built, with other defaults?)",
+		"scope", rs.scope, "rule", rs.rule.String(), "err", err)
+}
+
+// ended is res for a request whose context ended, with err, before it could
+// be served. A deadline is the server's: no client sends one over HTTP, so
+// it was set by http.TimeoutHandler or a timeout middleware, and the client
+// is still there; it gets 503, as http.TimeoutHandler answers. The slot a
+// held request was given stays spent, so there is no Retry-After.
+func ended(res Result, err error) Result {
+	res.Err = err
+	if errors.Is(err, context.DeadlineExceeded) {
+		res.Verdict, res.Status = Refuse, http.StatusServiceUnavailable
+		return res
+	}
+	res.Verdict, res.Status = Gone, StatusClientClosedRequest
+	return res
+}
+
 var errEmptyIdentity = errors.New("limitkit: the key function returned an empty identity")
+
+// identify runs the key function. A panic in it is a bug in the app, but
+// Check never panics on a request: it becomes the key function's error, so
+// the key error policy answers as it does for any key function that fails.
+func (m *Middleware) identify(lim *Limiter, r *http.Request, native any) (id string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			id, err = "", m.panicked(lim, &m.keyPanicked, "key", p)
+		}
+	}()
+	if m.key != nil {
+		return m.key(r)
+	}
+	return m.nativeKey(r, native)
+}
+
+// costOf runs the cost function, as identify runs the key function: a panic
+// becomes an error for the key error policy, and the cost is then 1.
+func (m *Middleware) costOf(lim *Limiter, r *http.Request) (cost int64, err error) {
+	if m.cost == nil {
+		return 1, nil
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			cost, err = 1, m.panicked(lim, &m.costPanicked, "cost", p)
+		}
+	}()
+	return max(m.cost(r), 0), nil
+}
+
+// panicked turns the panic p of the middleware's fn function into an error,
+// and logs it with its stack the first time only: a bug that panics on
+// every request must not flood the log.
+func (m *Middleware) panicked(lim *Limiter, logged *atomic.Bool, fn string, p any) error {
+	err := fmt.Errorf("limitkit: the %s function panicked: %v", fn, p)
+	if logged.CompareAndSwap(false, true) {
+		lim.logger().Error("limitkit: the "+fn+" function panicked; the key error policy answers such requests (logged once per middleware)",
+			"scope", m.base.scope, "policy", m.keyPolicy.String(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	}
+	return err
+}
 
 // hold waits d, or until ctx is done. The slot the request was given stays
 // spent if the client leaves: the store has no way to give it back.
@@ -545,10 +663,10 @@ func DecisionFrom(ctx context.Context) (Decision, bool) {
 }
 
 // Refuse writes the response to a request Check refused: the deny handler
-// for a 429 if WithDenyHandler gave one, else res.Status with res.Body as
-// JSON. The headers Check wrote are kept.
+// for a refusal by the limit (res.OverLimit) if WithDenyHandler gave one,
+// else res.Status with res.Body as JSON. The headers Check wrote are kept.
 func (m *Middleware) Refuse(w http.ResponseWriter, r *http.Request, res Result) {
-	if res.Status == http.StatusTooManyRequests && m.deny != nil {
+	if res.OverLimit() && m.deny != nil {
 		m.deny.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), resultKey{}, res)))
 		return
 	}
@@ -564,7 +682,8 @@ func (m *Middleware) Refuse(w http.ResponseWriter, r *http.Request, res Result) 
 }
 
 // Handler wraps next so that requests over the limit are refused (see
-// Check and Refuse); it is what chilimit returns.
+// Check and Refuse); it is what chilimit returns. A request whose client
+// went away (Gone) is ended with StatusClientClosedRequest and no body.
 func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res := m.Check(r, w.Header())
@@ -573,6 +692,8 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		case Refuse:
 			m.Refuse(w, r, res)
+		default: // Gone
+			w.WriteHeader(res.Status)
 		}
 	})
 }

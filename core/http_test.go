@@ -113,12 +113,18 @@ func TestMiddleware_refusesWith429RetryAfterAndJSONBody(t *testing.T) {
 	}
 }
 
-func TestMiddleware_costThatCanNeverFitIs429WithoutRetryAfter(t *testing.T) {
+// Waiting cannot admit a cost larger than the limit, so the refusal is not
+// a 429, which retrying clients retry, but 413 without Retry-After: a
+// client error that says the request, as sent, is too large, for good.
+func TestMiddleware_costThatCanNeverFitIs413WithoutRetryAfter(t *testing.T) {
 	lim, _ := clockedLimiter(t)
 	h := MustNewMiddleware("5/minute", WithLimiter(lim), WithCost(func(*http.Request) int64 { return 6 })).Handler(okHandler)
 	w := get(h, "/", client)
-	if w.Code != http.StatusTooManyRequests {
-		t.Fatalf("status %d; want 429", w.Code)
+	if w.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d; want 413", w.Code)
+	}
+	if got := w.Header().Get("X-RateLimit-Limit"); got != "5" {
+		t.Errorf("X-RateLimit-Limit %q; want 5, so that the client can see what fits", got)
 	}
 	if _, ok := w.Header()["Retry-After"]; ok {
 		t.Errorf("Retry-After %q sent for a request that can never be admitted", w.Header().Get("Retry-After"))

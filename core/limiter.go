@@ -32,8 +32,11 @@ type Limiter struct {
 	now    func() time.Time
 	health health
 
+	// fallbackMu orders making the fallback store with Close, so that no
+	// fallback (and its sweeper goroutine) is made after Close.
 	fallbackMu sync.Mutex
 	fallback   atomic.Pointer[MemoryStore]
+	closed     atomic.Bool
 }
 
 // Option configures a Limiter or, in the adapters, one middleware.
@@ -173,7 +176,11 @@ func Default() *Limiter {
 // so that every instance of an app shares its limits. Middlewares built
 // without WithLimiter look the default up on every request, so SetDefault
 // takes effect whether it is called before or after the routes are built;
-// call it at start-up, before serving.
+// call it at start-up, before serving. Such a middleware's rule takes the
+// new limiter's defaults (WithAlgorithm, WithBurst): if they cannot enforce
+// it (a sliding log for 200000/minute), its requests are refused with 500,
+// never served unlimited, and the mistake is logged at Error level and
+// reported to the observer (EventConfigError) once.
 func SetDefault(l *Limiter) {
 	defaultLimiter.Store(l)
 }
@@ -190,6 +197,11 @@ func (l *Limiter) Store() Store { return l.cfg.store }
 // Fallback returns the fallback store's decision. The failure itself goes to
 // the observer and the logger either way. A bad cost or rule, or a context
 // that is already done, is returned as an error without touching the store.
+//
+// After Close, Take returns an error wrapping ErrClosed without asking the
+// store or the failure policy; so it does when the store answers ErrClosed
+// (it was closed under the limiter). A closed store is the program's own
+// doing, not an outage: it is not reported, and nothing is admitted.
 func (l *Limiter) Take(ctx context.Context, key string, rule Rule, cost int64) (Decision, error) {
 	if cost < 0 {
 		return Decision{}, fmt.Errorf("limitkit: cost %d must not be negative", cost)
@@ -199,12 +211,13 @@ func (l *Limiter) Take(ctx context.Context, key string, rule Rule, cost int64) (
 		return Decision{}, err
 	}
 	o := l.take(ctx, "", "", key, rule, cost)
-	if obs := l.cfg.observer; obs != nil && !o.gone {
+	if o.stopped() {
+		return Decision{}, o.err
+	}
+	if obs := l.cfg.observer; obs != nil {
 		obs.Observe(Event{Kind: EventDecision, Decision: o.d, Action: o.action, Latency: o.latency, Err: o.err})
 	}
 	switch {
-	case o.gone:
-		return Decision{}, o.err
 	case o.action == ActionFailOpen:
 		return Decision{Allowed: true, Limit: rule.Limits[0]}, nil
 	case o.action == ActionFailClosed:
@@ -219,8 +232,12 @@ func (l *Limiter) Allow(ctx context.Context, key string, rule Rule) (Decision, e
 }
 
 // Reset forgets key's state under rule, in the store and, if the limiter has
-// fallen back to memory at some point, in the fallback store too.
+// fallen back to memory at some point, in the fallback store too. After
+// Close it returns an error wrapping ErrClosed.
 func (l *Limiter) Reset(ctx context.Context, key string, rule Rule) error {
+	if l.closed.Load() {
+		return errLimiterClosed
+	}
 	l.applyDefaults(&rule)
 	if fb := l.fallbackIfMade(); fb != nil {
 		_ = fb.Reset(ctx, key, rule)
@@ -229,12 +246,25 @@ func (l *Limiter) Reset(ctx context.Context, key string, rule Rule) error {
 }
 
 // Close closes the limiter's store, and its fallback store if it made one.
+// From then on Take, Allow and Reset return an error wrapping ErrClosed, and
+// the middlewares using the limiter refuse with 503. Closing again does
+// nothing and returns nil.
 func (l *Limiter) Close() error {
-	if fb := l.fallbackIfMade(); fb != nil {
+	l.fallbackMu.Lock()
+	already := l.closed.Swap(true)
+	fb := l.fallbackIfMade()
+	l.fallbackMu.Unlock()
+	if already {
+		return nil
+	}
+	if fb != nil {
 		_ = fb.Close()
 	}
 	return l.cfg.store.Close()
 }
+
+// errLimiterClosed is what a closed limiter answers.
+var errLimiterClosed = fmt.Errorf("limitkit: the limiter is closed: %w", ErrClosed)
 
 // applyDefaults fills the rule's algorithm and burst from the limiter.
 func (l *Limiter) applyDefaults(rule *Rule) {

@@ -72,9 +72,10 @@ func WithNativeExempt(exempt func(r *http.Request, native any) bool) Option {
 	return func(c *config) { c.mw.nativeExempt = exempt }
 }
 
-// NativeDenyFunc writes the response to a request the limit refused (429),
-// in the framework's idiom, given the native value and Check's result. Its
-// error is the adapter's to interpret: Echo's handlers return it, Gin has no
+// NativeDenyFunc writes the response to a request the limit refused (429,
+// or 413 for a cost that can never fit; see Result.OverLimit), in the
+// framework's idiom, given the native value and Check's result. Its error
+// is the adapter's to interpret: Echo's handlers return it, Gin has no
 // place for it. An error wrapping ErrNativeType means the native value was
 // not the wrapper's type, and the adapter refuses as it would without one.
 type NativeDenyFunc func(native any, res Result) error

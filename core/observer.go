@@ -28,16 +28,25 @@ const (
 	// EventDecision: a check was decided, by the store or by the failure
 	// policy (see Event.Action).
 	EventDecision EventKind = iota
-	// EventStoreError: one call of the store failed, timed out or panicked.
+	// EventStoreError: one call of the store failed, timed out or panicked,
+	// or found one key's state corrupt (Err wraps ErrCorruptState; the store
+	// is not marked down for that).
 	EventStoreError
 	// EventStoreDown: the store failed and the limiter now applies its
 	// failure policy until the store answers a probe.
 	EventStoreDown
 	// EventStoreUp: the store answered a probe; the limiter uses it again.
 	EventStoreUp
+	// EventConfigError: a middleware's rule cannot be enforced by the
+	// limiter that checks it, such as a default limiter installed by
+	// SetDefault after the routes were built, whose algorithm cannot hold
+	// the rule. Err says why. It is a mistake in set-up, not a failure of
+	// the store: the middleware refuses the rule's requests with 500 and
+	// reports this once per rule and limiter, with no EventDecision.
+	EventConfigError
 )
 
-var eventKindNames = [...]string{"decision", "store-error", "store-down", "store-up"}
+var eventKindNames = [...]string{"decision", "store-error", "store-down", "store-up", "config-error"}
 
 // String returns the kind's name, such as "store-down".
 func (k EventKind) String() string {
@@ -73,8 +82,9 @@ type Event struct {
 	// Latency is how long the store took to answer, or to fail; zero when it
 	// was not asked (the store was down or the caller gave up first).
 	Latency time.Duration
-	// Err is the store's error for EventStoreError and EventStoreDown, and,
-	// for a decision the failure policy made, why.
+	// Err is the store's error for EventStoreError and EventStoreDown, why
+	// the rule cannot be enforced for EventConfigError, and, for a decision
+	// the failure policy made, why.
 	Err error
 }
 

@@ -22,8 +22,9 @@
 //
 // An admitted request runs the next handler with the rate-limit headers
 // already set on the response. A refused one ends with an *echo.HTTPError
-// whose Code is the refusal's status (429, or 503 and 400 from the failure
-// and key policies), so that the app's HTTPErrorHandler renders it like any
+// whose Code is the refusal's status (429; 413 for a cost that can never
+// fit, without Retry-After; or 503 and 400 from the failure and key
+// policies; see core.Result), so that the app's HTTPErrorHandler renders it like any
 // other error, with the headers, Retry-After included, already set. The
 // error's Message and Internal are an *Error: Echo's default handler writes
 // it as core's JSON body, and a custom handler can find the decision with

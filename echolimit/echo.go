@@ -3,7 +3,6 @@ package echolimit
 import (
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/labstack/echo/v4"
 	"github.com/limitkit/limitkit/core"
@@ -70,7 +69,7 @@ func middleware(m *core.Middleware) echo.MiddlewareFunc {
 			case core.Serve:
 				return next(c)
 			case core.Refuse:
-				if res.Status == http.StatusTooManyRequests && onDeny != nil {
+				if res.OverLimit() && onDeny != nil {
 					// A deny handler of another framework's type did
 					// nothing: the default error stands in for it.
 					if err := onDeny(c, res); !errors.Is(err, core.ErrNativeType) {

@@ -119,11 +119,12 @@ func Skipper(skip func(echo.Context) bool) core.Option {
 	})
 }
 
-// OnDeny replaces the error a request refused by the limit (429) ends
-// with: the middleware returns what deny returns, so deny may write a
-// response itself and return nil, or return an error of its own for the
-// HTTPErrorHandler. The rate-limit headers and Retry-After are already set
-// on c.Response(). Refusals for other reasons (503 when the store is down
+// OnDeny replaces the error a request refused by the limit (429, or 413 for
+// a cost that can never fit: res.Decision.Never) ends with: the middleware
+// returns what deny returns, so deny may write a response itself and return
+// nil, or return an error of its own for the HTTPErrorHandler. The
+// rate-limit headers, and Retry-After for a 429, are already set on
+// c.Response(). Refusals for other reasons (503 when the store is down
 // under core.FailClosed, 400 under core.KeyErrorRefuse) keep the default
 // *echo.HTTPError.
 func OnDeny(deny func(c echo.Context, res core.Result) error) core.Option {

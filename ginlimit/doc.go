@@ -23,7 +23,8 @@
 //
 // An admitted request runs the rest of the chain with the rate-limit headers
 // already set on c.Writer. A refused one is aborted with 429, Retry-After
-// and a small JSON body (core.Result.Body), or handed to OnDeny. The scope
+// and a small JSON body (core.Result.Body), or handed to OnDeny; a cost that
+// can never fit gets 413 without Retry-After (see core.Result). The scope
 // of a middleware (which budget it counts against) is derived from the
 // function that calls Limit or New, as the core package documentation
 // describes; core.WithName pins it.

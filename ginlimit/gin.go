@@ -2,7 +2,6 @@ package ginlimit
 
 import (
 	"fmt"
-	"net/http"
 
 	"github.com/gin-gonic/gin"
 	"github.com/limitkit/limitkit/core"
@@ -53,7 +52,7 @@ func handler(m *core.Middleware) gin.HandlerFunc {
 			return // Gin runs the rest of the chain
 		case core.Refuse:
 			c.Abort()
-			if res.Status == http.StatusTooManyRequests && onDeny != nil && onDeny(c, res) == nil {
+			if res.OverLimit() && onDeny != nil && onDeny(c, res) == nil {
 				return
 			}
 			m.Refuse(c.Writer, c.Request, res)

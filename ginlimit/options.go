@@ -111,8 +111,9 @@ func Exempt(exempt func(*gin.Context) bool) core.Option {
 	})
 }
 
-// OnDeny replaces the response to a request refused by the limit (429):
-// deny writes it, with the rate-limit headers and Retry-After already set on
+// OnDeny replaces the response to a request refused by the limit (429, or
+// 413 for a cost that can never fit: res.Decision.Never): deny writes it,
+// with the rate-limit headers (and, for a 429, Retry-After) already set on
 // c.Writer, and the chain already aborted. res.Decision says which limit
 // refused and when to retry. Refusals for other reasons (503 when the store
 // is down under core.FailClosed, 400 under core.KeyErrorRefuse) keep the

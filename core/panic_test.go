@@ -1,0 +1,97 @@
+package core
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// A key or cost function that panics is a bug in the app, but Check must
+// not pass the panic on: the request is answered by the key error policy,
+// as for a key function that returned an error, and the bug is logged once
+// per middleware, not once per request.
+func TestCheck_panickingKeyOrCostFunctionFollowsTheKeyErrorPolicy(t *testing.T) {
+	panicKey := func(*http.Request) (string, error) { panic("key bug") }
+	panicNative := func(*http.Request, any) (string, error) { panic("native key bug") }
+	panicCost := func(*http.Request) int64 { panic("cost bug") }
+	funcs := []struct {
+		name string
+		opt  Option
+		says string
+	}{
+		{"key", WithKey(panicKey), "key function panicked: key bug"},
+		{"native key", WithNativeKey(panicNative), "key function panicked: native key bug"},
+		{"cost", WithCost(panicCost), "cost function panicked: cost bug"},
+	}
+	policies := []struct {
+		policy   KeyErrorPolicy
+		verdicts string // of two requests under 1/minute
+		status   int    // of the second
+		keys     string // the store keys asked for
+	}{
+		{KeyErrorPeerIP, "[1 2]", http.StatusTooManyRequests, "[s:ip:203.0.113.7 s:ip:203.0.113.7]"},
+		{KeyErrorRefuse, "[2 2]", http.StatusBadRequest, "[]"},
+		{KeyErrorServe, "[1 1]", 0, "[]"},
+	}
+	for _, fn := range funcs {
+		for _, p := range policies {
+			t.Run(fn.name+"/"+p.policy.String(), func(t *testing.T) {
+				store := &keyRecorder{MemoryStore: NewMemoryStore()}
+				var logs bytes.Buffer
+				lim := closeLater(t, WithStore(store), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+				m := MustNewMiddleware("1/minute", WithLimiter(lim), WithName("s"), fn.opt, WithKeyErrorPolicy(p.policy))
+				var verdicts []Verdict
+				var last Result
+				for range 2 {
+					r := httptest.NewRequest(http.MethodGet, "/", nil)
+					r.RemoteAddr = client
+					func() {
+						defer func() {
+							if p := recover(); p != nil {
+								t.Fatalf("Check panicked: %v", p)
+							}
+						}()
+						last = m.CheckWith(r, http.Header{}, &frameworkContext{})
+					}()
+					verdicts = append(verdicts, last.Verdict)
+				}
+				if got := fmt.Sprint(verdicts); got != p.verdicts || last.Status != p.status {
+					t.Errorf("verdicts %s, last status %d; want %s and %d", got, last.Status, p.verdicts, p.status)
+				}
+				// Under KeyErrorPeerIP the store decided, and the keys show the policy.
+				if p.policy != KeyErrorPeerIP && (last.Err == nil || !strings.Contains(last.Err.Error(), fn.says)) {
+					t.Errorf("result error %v; want one saying %q", last.Err, fn.says)
+				}
+				if got := fmt.Sprint(store.keys); got != p.keys {
+					t.Errorf("store keys %s; want %s", got, p.keys)
+				}
+				if n := strings.Count(logs.String(), "function panicked;"); n != 1 || !strings.Contains(logs.String(), "level=ERROR") {
+					t.Errorf("%d log lines about the panic, want one at Error level:\n%s", n, logs.String())
+				}
+			})
+		}
+	}
+}
+
+// Handler answers as Check decided, with the panic behind it.
+func TestHandler_panickingKeyFunctionIsRefusedNotPassedOn(t *testing.T) {
+	lim, _ := clockedLimiter(t, WithLogger(quiet))
+	h := MustNewMiddleware("1/minute", WithLimiter(lim), WithKeyErrorPolicy(KeyErrorRefuse),
+		WithKey(func(*http.Request) (string, error) { panic("key bug") })).Handler(okHandler)
+	var w *httptest.ResponseRecorder
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Fatalf("Handler panicked: %v", p)
+			}
+		}()
+		w = get(h, "/", client)
+	}()
+	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "cannot identify the client") {
+		t.Errorf("got %d %q; want 400 by the key error policy", w.Code, w.Body)
+	}
+}
