@@ -268,11 +268,7 @@ func newMiddleware(skip int, expr string, opts []Option) (*Middleware, error) {
 	}
 	scope, policy := mc.name, mc.name
 	if scope == "" {
-		var fn string
-		var n int
-		scope, fn, n = deriveScope(skip, expr)
-		policy = "default"
-		m.logger().Debug("limitkit: middleware scope derived", "scope", scope, "func", fn, "expr", expr, "n", n)
+		scope, policy = deriveScope(skip, expr, m.logger()), "default"
 	}
 	m.base = newRuleSet(rule, scope, policy)
 	if len(mc.plans) > 0 {
