@@ -25,6 +25,6 @@
 // already set on c.Writer. A refused one is aborted with 429, Retry-After
 // and a small JSON body (core.Result.Body), or handed to OnDeny. The scope
 // of a middleware (which budget it counts against) is derived from the
-// function that calls Limit or New, as the core package documentation
-// describes; core.WithName pins it.
+// function that calls Limit or New, as core.Middleware.Scope describes;
+// core.WithName pins it.
 package ginlimit
