@@ -340,11 +340,11 @@ func (m *Middleware) logger() *slog.Logger {
 // start-up names that place (file:line) and the expression, and each of
 // those middlewares needs a WithName, such as its route. A middleware
 // built while serving a request (a ServeHTTP method is on the call stack)
-// is hashed from its function, expression and source line instead, so
+// is hashed from its function, expression and call site instead, so
 // every middleware built there counts against one budget and the limit
-// holds, and a warning (once per line and limiter) names the line: build
-// it once, at start-up. To pin a budget, or to share one across routes on purpose,
-// name it: WithName("api").
+// holds, and a warning (once per call site and limiter) names the line:
+// build it once, at start-up. To pin a budget, or to share one across
+// routes on purpose, name it: WithName("api").
 func (m *Middleware) Scope() string { return m.base.scope }
 
 // Verdict says what to do with a request after Check.

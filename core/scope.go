@@ -56,6 +56,7 @@ type build struct {
 	site    string  // file:line of the building call
 	caller  string  // file:line of the call of the building function
 	pc      uintptr // of the building call
+	offset  uintptr // of pc in its function, to tell calls on one line apart
 	path    []byte  // every pc of the call stack, to compare paths
 	serving bool    // a ServeHTTP method is on the stack: built per request
 }
@@ -69,7 +70,7 @@ func deriveScope(skip int, expr string, log *slog.Logger) string {
 	b := buildOf(pcs[:runtime.Callers(skip+3, pcs[:])])
 	reg := scopes.Load()
 	if b.serving {
-		scope := hashScope(b.fn, expr, "line "+b.site)
+		scope := hashScope(b.fn, expr, "line "+b.site+"+"+strconv.FormatUint(uint64(b.offset), 10))
 		if reg.firstWarning(b.pc, log) {
 			log.Warn("limitkit: a middleware is built while serving a request; build it once, at start-up, and hand it to the route: until then every request counts against the one budget of this line",
 				"site", b.site, "function", b.fn, "expr", expr, "scope", scope)
@@ -138,6 +139,9 @@ func buildOf(pcs []uintptr) build {
 		b.fn = first.Function
 	}
 	b.site = fileLine(first)
+	if first.Entry != 0 {
+		b.offset = first.PC - first.Entry
+	}
 	b.serving = strings.HasSuffix(first.Function, ".ServeHTTP")
 	literal := isLiteral(b.fn)
 	for i := 0; more; i++ {
