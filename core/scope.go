@@ -56,7 +56,7 @@ type build struct {
 	site    string  // file:line of the building call
 	caller  string  // file:line of the call of the building function
 	pc      uintptr // of the building call
-	offset  uintptr // of pc in its function, to tell calls on one line apart
+	call    string  // pc offsets in their functions: tells calls on one line apart
 	path    []byte  // every pc of the call stack, to compare paths
 	serving bool    // a ServeHTTP method is on the stack: built per request
 }
@@ -66,11 +66,14 @@ type build struct {
 // that called the caller of deriveScope), as Middleware.Scope documents,
 // and tells log of builds that cannot be told apart across processes.
 func deriveScope(skip int, expr string, log *slog.Logger) string {
+	// From newMiddleware's frame up, so that pcs are the physical return
+	// addresses, one per call instruction: with skip, two calls on one line
+	// of a function that inlined MustNewMiddleware give one pc.
 	var pcs [maxScopeFrames]uintptr
-	b := buildOf(pcs[:runtime.Callers(skip+3, pcs[:])])
+	b := buildOf(pcs[:runtime.Callers(2, pcs[:])], skip+1)
 	reg := scopes.Load()
 	if b.serving {
-		scope := hashScope(b.fn, expr, "line "+b.site+"+"+strconv.FormatUint(uint64(b.offset), 10))
+		scope := hashScope(b.fn, expr, "line "+b.site+" call "+b.call)
 		if reg.firstWarning(b.pc, log) {
 			log.Warn("limitkit: a middleware is built while serving a request; build it once, at start-up, and hand it to the route: until then every request counts against the one budget of this line",
 				"site", b.site, "function", b.fn, "expr", expr, "scope", scope)
@@ -122,39 +125,43 @@ func (r *scopeRegistry) firstWarning(pc uintptr, log *slog.Logger) bool {
 	return true
 }
 
-// buildOf reads a build from the call stack pcs, innermost first: pcs[0]
-// is the building call.
-func buildOf(pcs []uintptr) build {
+// buildOf reads a build from the call stack pcs, innermost first, whose
+// first skip frames are the library's: the next one is the building call.
+// runtime.Callers gives a pc per frame, also for inlined ones, whose pc is
+// that of the call site, which two calls on one line share: so the pc of
+// the library's frame below is part of the call too.
+func buildOf(pcs []uintptr, skip int) build {
 	b := build{fn: "unknown", site: "unknown", caller: "unknown"}
-	if len(pcs) == 0 {
-		return b
-	}
-	b.pc = pcs[0]
-	for _, pc := range pcs {
+	literal := false
+	logical := 0
+	for i, pc := range pcs {
 		b.path = binary.LittleEndian.AppendUint64(b.path, uint64(pc))
-	}
-	frames := runtime.CallersFrames(pcs)
-	first, more := frames.Next()
-	if first.Function != "" {
-		b.fn = first.Function
-	}
-	b.site = fileLine(first)
-	if first.Entry != 0 {
-		b.offset = first.PC - first.Entry
-	}
-	b.serving = strings.HasSuffix(first.Function, ".ServeHTTP")
-	literal := isLiteral(b.fn)
-	for i := 0; more; i++ {
-		var f runtime.Frame
-		f, more = frames.Next()
-		if i == 0 {
-			b.caller = fileLine(f)
-		}
-		if literal && encloses(f.Function, b.fn) {
-			b.fn, literal = f.Function, false
-		}
-		if strings.HasSuffix(f.Function, ".ServeHTTP") {
-			b.serving = true
+		frames := runtime.CallersFrames(pcs[i : i+1])
+		for more := true; more; logical++ {
+			var f runtime.Frame
+			f, more = frames.Next()
+			switch {
+			case logical < skip:
+				continue
+			case logical == skip:
+				if f.Function == "" {
+					return b
+				}
+				b.fn, b.site, b.pc = f.Function, fileLine(f), pc
+				b.call = offsetOf(pc)
+				if i > 0 {
+					b.call += "+" + offsetOf(pcs[i-1])
+				}
+				literal = isLiteral(b.fn)
+			case logical == skip+1:
+				b.caller = fileLine(f)
+			}
+			if literal && logical > skip && encloses(f.Function, b.fn) {
+				b.fn, literal = f.Function, false
+			}
+			if strings.HasSuffix(f.Function, ".ServeHTTP") {
+				b.serving = true
+			}
 		}
 	}
 	if literal {
@@ -163,6 +170,15 @@ func buildOf(pcs []uintptr) build {
 		b.fn = trimLiterals(b.fn)
 	}
 	return b
+}
+
+// offsetOf is pc's offset in its function, the same in every process of
+// a build.
+func offsetOf(pc uintptr) string {
+	if fn := runtime.FuncForPC(pc); fn != nil {
+		pc -= fn.Entry()
+	}
+	return strconv.FormatUint(uint64(pc), 16)
 }
 
 func fileLine(f runtime.Frame) string {

@@ -221,3 +221,15 @@ func TestCheckName(t *testing.T) {
 		}
 	}
 }
+
+func TestScope_ofTwoLimitsBuiltPerRequestOnOneLineAreTwoBudgets(t *testing.T) {
+	lim := closeLater(t, WithLogger(quiet))
+	var a, b string
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, b = MustNewMiddleware("6/minute", WithLimiter(lim)).Scope(), MustNewMiddleware("6/minute", WithLimiter(lim)).Scope()
+	})
+	get(h, "/", client)
+	if a == b {
+		t.Errorf("both limits have the scope %s", a)
+	}
+}
