@@ -37,15 +37,9 @@
 // store. Route keys (ByRoute, RouteIdentity) never give a client a budget
 // for a method or a path it invents.
 //
-// Unless WithName gives one, a middleware's scope is a short hash of the
-// fully qualified name of the function that built it, its limit expression,
-// and how many middlewares that function had already built with that
-// expression. So every process of the same build derives the same scopes and
-// shares counters through Redis; two routes, two limits stacked on one route,
-// and limits built in a loop each get their own budget; a middleware used on a
-// group or subrouter is one budget for the group; and edits elsewhere, even
-// ones that move the set-up code to other lines, change nothing. Name a budget
-// (WithName("api")) to pin it or to share it across routes on purpose.
+// Unless WithName gives one, a middleware's scope is derived from the code
+// that builds it, the same in every process of a build; Middleware.Scope
+// gives the rule, and when the library warns that it needs a name.
 //
 // # Stores and failures
 //

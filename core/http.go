@@ -289,11 +289,7 @@ func newMiddleware(skip int, expr string, opts []Option) (*Middleware, error) {
 	}
 	scope, policy := mc.name, mc.name
 	if scope == "" {
-		var fn string
-		var n int
-		scope, fn, n = deriveScope(skip, expr)
-		policy = "default"
-		m.logger().Debug("limitkit: middleware scope derived", "scope", scope, "func", fn, "expr", expr, "n", n)
+		scope, policy = deriveScope(skip, expr, m.logger()), "default"
 	}
 	m.base = newRuleSet(rule, scope, policy)
 	if len(mc.plans) > 0 {
@@ -345,21 +341,31 @@ func (m *Middleware) logger() *slog.Logger {
 // (the Redis store's "limitkit:" prefix) is the store's business. Scopes
 // never contain a colon, so the keys of two scopes never meet.
 //
-// Unless WithName gives one, the scope is a short hash of three things: the fully qualified name of
-// the function whose code built the middleware (such as
-// "example.com/app.routes"), the limit expression as written, and how many
-// middlewares that function had already built with that expression in this
-// process. So every process of the same build and configuration derives the
-// same scopes and shares counters through Redis; two routes, two limits
-// stacked on one route and limits built in a loop each get their own budget;
-// a middleware applied to a group or subrouter is one budget for the group;
-// and edits elsewhere, even ones that move the set-up code to other lines,
-// change nothing. Changing the expression, renaming or moving the function,
-// or building another middleware with the same expression earlier in the
-// same function, starts those budgets afresh. A middleware built inside a
-// function literal takes the literal's name (such as "app.routes.func1"),
-// which changes if literals are added before it in the function. To pin a
-// budget, or to share one across routes on purpose, name it: WithName("api").
+// Unless WithName gives one, the scope is a short hash of three things:
+// the named function whose code builds the middleware (such as
+// "example.com/app.routes"; a function literal counts as the function it
+// is written in, so a middleware in chi's Route or Group callback belongs
+// to the function that calls Route), the limit expression as written, and
+// how many middlewares that function had already built with that
+// expression in this process. So every process of the same build and
+// configuration derives the same scopes and shares counters through Redis;
+// two routes, two limits stacked on one route and limits built in a loop
+// each get their own budget; a middleware applied to a group or subrouter
+// is one budget for the group; and edits elsewhere, even ones that add
+// lines or literals around the set-up code, change nothing, while changing
+// the expression, renaming the function or building another middleware
+// with that expression earlier in it starts those budgets afresh. The
+// order of building is the one thing assumed: where one place builds
+// middlewares with one expression again and again (a loop, whose order
+// differs between processes when it ranges over a map), a warning at
+// start-up names that place (file:line) and the expression, and each of
+// those middlewares needs a WithName, such as its route. A middleware
+// built while serving a request (a ServeHTTP method is on the call stack)
+// is hashed from its function, expression and call site instead, so
+// every middleware built there counts against one budget and the limit
+// holds, and a warning (once per call site and limiter) names the line:
+// build it once, at start-up. To pin a budget, or to share one across
+// routes on purpose, name it: WithName("api").
 func (m *Middleware) Scope() string { return m.base.scope }
 
 // Verdict says what to do with a request after Check.

@@ -29,6 +29,6 @@
 // error's Message and Internal are an *Error: Echo's default handler writes
 // it as core's JSON body, and a custom handler can find the decision with
 // errors.As. The scope of a middleware (which budget it counts against) is
-// derived from the function that calls Limit or New, as the core package
-// documentation describes; core.WithName pins it.
+// derived from the function that calls Limit or New, as
+// core.Middleware.Scope describes; core.WithName pins it.
 package echolimit

@@ -26,6 +26,6 @@
 // and a small JSON body (core.Result.Body), or handed to OnDeny; a cost that
 // can never fit gets 413 without Retry-After (see core.Result). The scope
 // of a middleware (which budget it counts against) is derived from the
-// function that calls Limit or New, as the core package documentation
-// describes; core.WithName pins it.
+// function that calls Limit or New, as core.Middleware.Scope describes;
+// core.WithName pins it.
 package ginlimit
