@@ -146,10 +146,10 @@ type memoryConfig struct {
 }
 
 // DefaultMaxKeys is the memory store's default bound on keys. Measured
-// (BenchmarkMemoryStore_heapPerKey, live heap after a flood), a key of a
-// one-limit rule takes about 200 bytes (sliding window counter) to 350
-// (token bucket), and of a three-limit rule 470 to 720, so a store full at
-// the default bound holds about 200 to 350 MB for one-limit rules.
+// (BenchmarkMemoryStore_heapPerKey, live heap after a flood), a key takes
+// about 200 bytes under a one-limit rule (290 for the sliding log) and 475
+// to 720 under three limits, so a store full at the default bound holds
+// about 200 to 290 MB for one-limit rules.
 const DefaultMaxKeys = 1_000_000
 
 // MemoryMaxKeys bounds the number of keys the store holds (default
