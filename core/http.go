@@ -38,9 +38,9 @@ type Middleware struct {
 	ietf         bool
 	wait         func(context.Context, time.Duration) error
 
-	// keyPanicked and costPanicked are set once a panic of the key or cost
-	// function has been logged.
-	keyPanicked, costPanicked atomic.Bool
+	// Each is set once a panic of that function (key, cost, exempt, plan)
+	// has been logged.
+	keyPanicked, costPanicked, exemptPanicked, planPanicked atomic.Bool
 }
 
 // ruleSet is a rule with everything about it that requests only read.
@@ -486,17 +486,17 @@ func (m *Middleware) Check(r *http.Request, h http.Header) Result {
 // WithNativeKey, WithNativePlans and WithNativeExempt, which the adapter
 // wrapped around its users' framework-typed ones.
 func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Result {
-	if m.exempt != nil && m.exempt(r) || m.nativeExempt != nil && m.nativeExempt(r, native) {
-		return Result{Verdict: Serve}
-	}
-	ctx := r.Context()
 	lim := m.limiter
 	if lim == nil {
 		lim = Default()
 	}
+	if (m.exempt != nil || m.nativeExempt != nil) && m.isExempt(lim, r, native) {
+		return Result{Verdict: Serve}
+	}
+	ctx := r.Context()
 	rs := &m.base
 	if m.planOf != nil {
-		if p := m.planOf(r, native); p != "" {
+		if p := m.planFor(lim, r, native); p != "" {
 			if prs, ok := m.plans[p]; ok {
 				rs = prs
 			}
@@ -617,6 +617,30 @@ func (m *Middleware) identify(lim *Limiter, r *http.Request, native any) (id str
 	return m.nativeKey(r, native)
 }
 
+// isExempt runs the exempt functions. One that panics exempts nothing: the
+// request is limited as any other, and the panic is logged once.
+func (m *Middleware) isExempt(lim *Limiter, r *http.Request, native any) (exempt bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			exempt = false
+			_ = m.panicked(lim, &m.exemptPanicked, "exempt", p)
+		}
+	}()
+	return m.exempt != nil && m.exempt(r) || m.nativeExempt != nil && m.nativeExempt(r, native)
+}
+
+// planFor runs the plan function. One that panics names no plan: the
+// request gets the middleware's own limits, and the panic is logged once.
+func (m *Middleware) planFor(lim *Limiter, r *http.Request, native any) (plan string) {
+	defer func() {
+		if p := recover(); p != nil {
+			plan = ""
+			_ = m.panicked(lim, &m.planPanicked, "plan", p)
+		}
+	}()
+	return m.planOf(r, native)
+}
+
 // costOf runs the cost function, as identify runs the key function: a panic
 // becomes an error for the key error policy, and the cost is then 1.
 func (m *Middleware) costOf(lim *Limiter, r *http.Request) (cost int64, err error) {
@@ -631,13 +655,22 @@ func (m *Middleware) costOf(lim *Limiter, r *http.Request) (cost int64, err erro
 	return max(m.cost(r), 0), nil
 }
 
+// panicAnswer says, for the log, how a request is answered when each of
+// the middleware's functions panics.
+var panicAnswer = map[string]string{
+	"key":    "the key error policy answers such requests",
+	"cost":   "the key error policy answers such requests",
+	"exempt": "such requests are limited as if not exempt",
+	"plan":   "such requests get the middleware's own limits",
+}
+
 // panicked turns the panic p of the middleware's fn function into an error,
 // and logs it with its stack the first time only: a bug that panics on
 // every request must not flood the log.
 func (m *Middleware) panicked(lim *Limiter, logged *atomic.Bool, fn string, p any) error {
 	err := fmt.Errorf("limitkit: the %s function panicked: %v", fn, p)
 	if logged.CompareAndSwap(false, true) {
-		lim.logger().Error("limitkit: the "+fn+" function panicked; the key error policy answers such requests (logged once per middleware)",
+		lim.logger().Error("limitkit: the "+fn+" function panicked; "+panicAnswer[fn]+" (logged once per middleware)",
 			"scope", m.base.scope, "policy", m.keyPolicy.String(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 	}
 	return err

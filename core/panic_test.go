@@ -95,3 +95,46 @@ func TestHandler_panickingKeyFunctionIsRefusedNotPassedOn(t *testing.T) {
 		t.Errorf("got %d %q; want 400 by the key error policy", w.Code, w.Body)
 	}
 }
+
+// An exempt or plan function that panics is answered in the safe direction:
+// the request is limited (not exempt), under the middleware's own limits
+// (no plan), and the panic is logged once per middleware.
+func TestCheck_panickingExemptOrPlanFunctionLimitsTheRequest(t *testing.T) {
+	tests := []struct {
+		name string
+		opt  Option
+		says string
+	}{
+		{"exempt", WithExempt(func(*http.Request) bool { panic("exempt bug") }), "exempt function panicked"},
+		{"native exempt", WithNativeExempt(func(*http.Request, any) bool { panic("native exempt bug") }), "exempt function panicked"},
+		{"plan", WithPlans(map[string]string{"pro": "100/minute"}, func(*http.Request) string { panic("plan bug") }), "plan function panicked"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			lim := closeLater(t, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+			m := MustNewMiddleware("2/minute", WithLimiter(lim), WithName("s"), tt.opt)
+			var got []int
+			for range 4 {
+				r := httptest.NewRequest(http.MethodGet, "/", nil)
+				r.RemoteAddr = client
+				w := httptest.NewRecorder()
+				func() {
+					defer func() {
+						if p := recover(); p != nil {
+							t.Fatalf("Handler panicked: %v", p)
+						}
+					}()
+					m.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {})).ServeHTTP(w, r)
+				}()
+				got = append(got, w.Code)
+			}
+			if fmt.Sprint(got) != "[200 200 429 429]" {
+				t.Errorf("statuses %v, want [200 200 429 429]: limited under the middleware's own 2/minute", got)
+			}
+			if n := strings.Count(logs.String(), tt.says); n != 1 {
+				t.Errorf("the panic was logged %d times, want once:\n%s", n, logs.String())
+			}
+		})
+	}
+}
