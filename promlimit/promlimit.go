@@ -14,6 +14,9 @@
 //	limitkit_store_transitions_total{to}
 //	    changes of the store's state: to="down" when a limiter starts
 //	    applying its failure policy, to="up" when the store is back.
+//	limitkit_config_errors_total{scope}
+//	    rules a limiter cannot enforce, once per rule and limiter; their
+//	    requests are refused with 500.
 //	limitkit_store_latency_seconds
 //	    how long the store took to answer.
 //
@@ -39,6 +42,7 @@ type Collector struct {
 	requests    *prometheus.CounterVec
 	errors      *prometheus.CounterVec
 	transitions *prometheus.CounterVec
+	config      *prometheus.CounterVec
 	latency     prometheus.Histogram
 	down, up    prometheus.Counter
 
@@ -82,6 +86,10 @@ func NewCollector() *Collector {
 			Name: "limitkit_store_transitions_total",
 			Help: "Changes of the rate-limit store's state: to=down when a limiter starts applying its failure policy, to=up when the store answers again.",
 		}, []string{"to"}),
+		config: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "limitkit_config_errors_total",
+			Help: "Rules a limiter cannot enforce (such as after SetDefault with other defaults), by scope: counted once per rule and limiter; their requests are refused with 500 until the configuration is fixed.",
+		}, []string{"scope"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "limitkit_store_latency_seconds",
 			Help:    "How long the rate-limit store took to answer a check.",
@@ -123,6 +131,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	c.requests.Describe(ch)
 	c.errors.Describe(ch)
 	c.transitions.Describe(ch)
+	c.config.Describe(ch)
 	c.latency.Describe(ch)
 }
 
@@ -131,6 +140,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.requests.Collect(ch)
 	c.errors.Collect(ch)
 	c.transitions.Collect(ch)
+	c.config.Collect(ch)
 	c.latency.Collect(ch)
 }
 
@@ -159,6 +169,8 @@ func (c *Collector) Observe(e core.Event) {
 		c.down.Inc()
 	case core.EventStoreUp:
 		c.up.Inc()
+	case core.EventConfigError:
+		c.config.WithLabelValues(e.Scope).Inc()
 	}
 }
 

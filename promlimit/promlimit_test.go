@@ -155,3 +155,24 @@ func TestCollector_observingAKnownScopeAllocatesNothing(t *testing.T) {
 		t.Errorf("%v allocations per event; want 0", n)
 	}
 }
+
+// A rule the limiter cannot enforce is counted once, by scope, however many
+// of its requests are refused with 500.
+func TestCollector_countsConfigurationErrorsOnce(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	// Built for the default algorithm, then checked by a limiter whose
+	// default, the log, keeps at most 100,000 entries.
+	m := core.MustNewMiddleware("200000/minute", core.WithName("bulk"))
+	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	strict := core.New(core.WithAlgorithm(core.SlidingWindowLog), Observe(reg), core.WithLogger(slog.New(slog.DiscardHandler)))
+	defer strict.Close()
+	prev := core.Default()
+	core.SetDefault(strict)
+	defer core.SetDefault(prev)
+	send(m.Handler(ok), 3)
+	want := `limitkit_config_errors_total{scope="bulk"} 1
+`
+	if got := gather(t, reg, "limitkit_config_errors_total"); got != want {
+		t.Errorf("metrics:\n%s\nwant:\n%s", got, want)
+	}
+}
