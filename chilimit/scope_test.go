@@ -1,12 +1,7 @@
 package chilimit_test
 
 import (
-	"fmt"
 	"net/http"
-	"path/filepath"
-	"runtime"
-	"slices"
-	"strings"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
@@ -15,38 +10,15 @@ import (
 	"github.com/limitkit/limitkit/internal/httptestkit"
 )
 
-// nextLine is the file:line after the caller's.
-func nextLine() string {
-	_, file, line, _ := runtime.Caller(1)
-	return fmt.Sprintf("%s:%d", filepath.Base(file), line+1)
-}
-
-// warnings are the lines of logs at level WARN.
-func warnings(logs string) []string {
-	var w []string
-	for _, l := range strings.Split(logs, "\n") {
-		if strings.Contains(l, "level=WARN") {
-			w = append(w, l)
-		}
-	}
-	return w
-}
-
 func TestLimit_builtPerRequestStillLimitsAndWarnsOfItsLine(t *testing.T) {
-	lim, logs := httptestkit.NewLoggedLimiter(t)
-	var site string
-	h := chi.NewRouter()
-	h.Get("/items", func(w http.ResponseWriter, r *http.Request) {
-		site = nextLine()
-		chilimit.Limit("2/minute", core.WithLimiter(lim))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.WriteHeader(http.StatusNoContent)
-		})).ServeHTTP(w, r)
+	httptestkit.BuiltPerRequest(t, func(lim *core.Limiter, mark func()) http.Handler {
+		h := chi.NewRouter()
+		h.Get("/items", func(w http.ResponseWriter, r *http.Request) {
+			mark()
+			chilimit.Limit("2/minute", core.WithLimiter(lim))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusNoContent)
+			})).ServeHTTP(w, r)
+		})
+		return h
 	})
-	codes := httptestkit.Codes(h, httptestkit.Client, "/items", "/items", "/items", "/items", "/items")
-	if want := []int{204, 204, 429, 429, 429}; !slices.Equal(codes, want) {
-		t.Errorf("codes %v; want %v: a middleware built per request must still limit", codes, want)
-	}
-	if w := warnings(logs.String()); len(w) != 1 || !strings.Contains(w[0], "site="+site) {
-		t.Errorf("warnings %q; want one, naming site=%s", w, site)
-	}
 }
