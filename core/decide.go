@@ -383,6 +383,7 @@ func decide(rule *Rule, alg Algorithm, shapes []shape, cells []cell, now, cost i
 	d := Decision{
 		Allowed:    allOK,
 		Limit:      rule.Limits[bestIdx],
+		Index:      bestIdx,
 		Remaining:  best.remaining,
 		ResetAfter: time.Duration(best.resetAfter) * time.Microsecond,
 		RetryAfter: time.Duration(best.retryAfter) * time.Microsecond,

@@ -9,6 +9,9 @@ type Decision struct {
 	// Limit is the limit that decided: the one that denied the request, or,
 	// when it was admitted, the one with the fewest requests left.
 	Limit Limit
+	// Index is the deciding limit's position in the rule's Limits, so that
+	// a rule listing one limit twice still names the one that decided.
+	Index int
 	// Remaining is how many more requests of cost 1 the deciding limit would
 	// admit now.
 	Remaining int64

@@ -55,7 +55,6 @@ func WithIETFHeaders() Option {
 // limitText is one limit of a rule with its header values, made once at
 // construction so that requests only format the numbers that change.
 type limitText struct {
-	limit Limit
 	count string // the X-RateLimit-Limit value
 	item  string // `"name";r=`: the RateLimit item up to the remaining count
 }
@@ -68,7 +67,7 @@ func newLimitTexts(limits []Limit, policy string) ([]limitText, string) {
 		if len(limits) > 1 {
 			name += "-" + strconv.Itoa(i+1)
 		}
-		out[i] = limitText{limit: l, count: strconv.FormatInt(l.Count, 10), item: `"` + name + `";r=`}
+		out[i] = limitText{count: strconv.FormatInt(l.Count, 10), item: `"` + name + `";r=`}
 		if i > 0 {
 			pol.WriteString(", ")
 		}
@@ -97,11 +96,8 @@ func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, d Decision) {
 		return
 	}
 	lt := &rs.limits[0]
-	for i := range rs.limits {
-		if rs.limits[i].limit == d.Limit {
-			lt = &rs.limits[i]
-			break
-		}
+	if d.Index > 0 && d.Index < len(rs.limits) {
+		lt = &rs.limits[d.Index]
 	}
 	n := m.names
 	// Two limits stacked on one route each write these headers; the client

@@ -248,6 +248,7 @@ func decision(r []int64, rule *core.Rule, keys []string) (core.Decision, error) 
 	return core.Decision{
 		Allowed:    allowed == 1,
 		Limit:      rule.Limits[idx],
+		Index:      int(idx),
 		Remaining:  r[2],
 		ResetAfter: time.Duration(r[3]) * time.Microsecond,
 		RetryAfter: time.Duration(r[4]) * time.Microsecond,

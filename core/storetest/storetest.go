@@ -321,6 +321,9 @@ func (sc scenario) check(t *testing.T, i int, d core.Decision) {
 	if want.limit != "" && d.Limit.String() != want.limit {
 		t.Errorf("%s: Limit = %v, want %s", where, d.Limit, want.limit)
 	}
+	if d.Index < 0 || d.Index >= len(sc.rule.Limits) || sc.rule.Limits[d.Index] != d.Limit {
+		t.Errorf("%s: Index = %d does not point at the deciding limit %v in %v", where, d.Index, d.Limit, sc.rule)
+	}
 }
 
 func runScenarios(t *testing.T, f Factory) {
