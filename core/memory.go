@@ -259,7 +259,7 @@ func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int6
 		e = s.insertLocked(sh, h, key, alg, shapes, now)
 	}
 	if e.many == nil {
-		decideOne(&d, alg, rule.Limits[0], &e.shape, &e.one, now, cost, &e.expires)
+		e.decideOne(&d, rule.Limits[0], now, cost)
 	} else {
 		d = decide(&rule, alg, e.many.shapes, e.many.cells, now, cost)
 		if d.Allowed {

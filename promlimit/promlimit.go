@@ -28,6 +28,7 @@ package promlimit
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -58,8 +59,14 @@ const (
 
 var (
 	resultNames = [results]string{"allowed", "denied", "shadow_denied"}
-	// decidedByNames is indexed by core.Action.
-	decidedByNames = [...]string{"store", "fail_open", "fail_closed", "fallback"}
+	// decidedByNames is indexed by core.Action: its String, with the
+	// underscores Prometheus label values use by convention.
+	decidedByNames = func() (names [core.ActionFallback + 1]string) {
+		for a := range names {
+			names[a] = strings.ReplaceAll(core.Action(a).String(), "-", "_")
+		}
+		return names
+	}()
 )
 
 // scopeMetrics caches one scope's series, so that observing does not look

@@ -53,158 +53,27 @@ type ruleSet struct {
 	// misreported is the last limiter this rule was reported as
 	// unenforceable by, so that a configuration error is reported once.
 	misreported *atomic.Pointer[Limiter]
+	// prepared is the rule with the defaults of the limiter that last
+	// checked it: defaults are applied once per limiter, not per request
+	// (the default limiter is looked up per request, so it may change).
+	prepared *atomic.Pointer[preparedRule]
 }
 
-type middlewareConfig struct {
-	limiter      *Limiter
-	name         string
-	key          KeyFunc
-	nativeKey    NativeKeyFunc
-	keyPolicy    KeyErrorPolicy
-	cost         func(*http.Request) int64
-	exempt       func(*http.Request) bool
-	nativeExempt func(*http.Request, any) bool
-	shadow       bool
-	deny         http.Handler
-	nativeDeny   NativeDenyFunc
-	plans        map[string]string
-	planOf       func(*http.Request, any) string
-	names        headerNames
-	namesSet     bool
-	ietf         bool
-	wait         func(context.Context, time.Duration) error
-	problems     []error
+// preparedRule is a rule with the defaults of lim applied.
+type preparedRule struct {
+	lim  *Limiter
+	rule Rule
 }
 
-func (c *middlewareConfig) problem(format string, args ...any) {
-	c.problems = append(c.problems, fmt.Errorf(format, args...))
-}
-
-// WithLimiter makes the middleware decide with l (default: Default(), looked
-// up on every request, so that SetDefault works before or after the routes
-// are built).
-func WithLimiter(l *Limiter) Option {
-	return func(c *config) {
-		if l == nil {
-			c.mw.problem("limitkit: WithLimiter(nil): give a limiter, or leave the option out to use the default")
-		}
-		c.mw.limiter = l
+// ruleFor returns the rule of rs with lim's defaults.
+func (rs *ruleSet) ruleFor(lim *Limiter) Rule {
+	if p := rs.prepared.Load(); p != nil && p.lim == lim {
+		return p.rule
 	}
-}
-
-// WithName gives the middleware's budget a name, in place of the scope
-// derived from where it was built (see Middleware.Scope). Middlewares with the same name and the same store share one
-// budget, on any route, in any process: use it to limit several routes
-// together. The name appears in store keys, metrics and the IETF headers; it
-// must be printable ASCII without spaces, quotes, backslashes or colons, at
-// most 64 bytes.
-func WithName(name string) Option {
-	return func(c *config) {
-		if err := checkName("WithName", name); err != nil {
-			c.mw.problems = append(c.mw.problems, err)
-		}
-		c.mw.name = name
-	}
-}
-
-// WithKey sets who requests are counted for (default ByIP).
-func WithKey(key KeyFunc) Option {
-	return func(c *config) {
-		if key == nil {
-			c.mw.problem("limitkit: WithKey(nil): give a key function, or leave the option out to key by IP")
-		}
-		c.mw.key, c.mw.nativeKey = key, nil
-	}
-}
-
-// KeyErrorPolicy says what the middleware does with a request its key
-// function cannot identify (an error, or an empty identity).
-type KeyErrorPolicy uint8
-
-// The key error policies.
-const (
-	// KeyErrorPeerIP counts the request against its peer IP, as ByIP
-	// would, in a budget of its own beside the identified clients'. It is the
-	// default: a request is never let through unlimited because it lacks
-	// a key, and with ByContextValue or ByHeader anonymous clients are
-	// limited by IP.
-	KeyErrorPeerIP KeyErrorPolicy = iota
-	// KeyErrorRefuse answers 400 Bad Request, for routes that require the
-	// key (an API key) and have nothing else to check that.
-	KeyErrorRefuse
-	// KeyErrorServe serves the request without checking it, for a limit
-	// meant only for identified clients.
-	KeyErrorServe
-)
-
-var keyErrorPolicyNames = [...]string{"peer-ip", "refuse", "serve"}
-
-// String returns the policy's name, such as "peer-ip".
-func (p KeyErrorPolicy) String() string {
-	if int(p) < len(keyErrorPolicyNames) {
-		return keyErrorPolicyNames[p]
-	}
-	return fmt.Sprintf("KeyErrorPolicy(%d)", uint8(p))
-}
-
-// WithKeyErrorPolicy sets what happens to a request the key function cannot
-// identify (default KeyErrorPeerIP), and to one whose key or cost function
-// panicked.
-func WithKeyErrorPolicy(p KeyErrorPolicy) Option {
-	return func(c *config) {
-		if p > KeyErrorServe {
-			c.mw.problem("limitkit: WithKeyErrorPolicy(%d): unknown policy", uint8(p))
-		}
-		c.mw.keyPolicy = p
-	}
-}
-
-// WithCost sets what a request costs (default 1): a bulk call may spend more
-// of the budget than a simple one. Negative costs count as zero.
-func WithCost(cost func(*http.Request) int64) Option {
-	return func(c *config) { c.mw.cost = cost }
-}
-
-// WithExempt lets requests for which exempt returns true through without a
-// check, a charge or headers: health checks, internal callers.
-func WithExempt(exempt func(*http.Request) bool) Option {
-	return func(c *config) { c.mw.exempt = exempt }
-}
-
-// WithShadow runs the middleware as a dry run: every request is decided,
-// charged and reported to the observer (denials as Shadow), but none is
-// refused or held, and no headers are sent. Use it to see what a new limit
-// would do before enforcing it.
-func WithShadow() Option {
-	return func(c *config) { c.mw.shadow = true }
-}
-
-// WithDenyHandler replaces the response to a request refused by the limit
-// (429, and 413 for a cost that can never fit; see Result.OverLimit). The
-// rate-limit headers, and Retry-After for a 429, are already set when h
-// runs; DecisionFrom(r.Context()) gives the decision, whose Never tells
-// the two apart. Refusals for other reasons (503 when the store is down
-// under FailClosed, 400 under KeyErrorRefuse) keep the default response.
-func WithDenyHandler(h http.Handler) Option {
-	return func(c *config) { c.mw.deny = h }
-}
-
-// WithPlans gives requests different limits by plan or tier without parsing
-// anything per request: plans maps a plan's name to its limit expression,
-// parsed once by NewMiddleware, and planOf names the plan of a request. A
-// request whose plan is "" or not in plans gets the middleware's own
-// expression. Each plan is its own budget, the middleware's scope with
-// "/" and the plan's name after it, so moving a client to another plan
-// starts it on a fresh budget. Plan names follow WithName's rules.
-func WithPlans(plans map[string]string, planOf func(*http.Request) string) Option {
-	return func(c *config) {
-		if planOf == nil {
-			c.mw.problem("limitkit: WithPlans: the planOf function is nil")
-			return
-		}
-		c.mw.plans = plans
-		c.mw.planOf = func(r *http.Request, _ any) string { return planOf(r) }
-	}
+	p := &preparedRule{lim: lim, rule: rs.rule}
+	lim.applyDefaults(&p.rule)
+	rs.prepared.Store(p)
+	return p.rule
 }
 
 // NewMiddleware returns a middleware enforcing the limits in expr (see
@@ -326,7 +195,8 @@ func validateFor(rule Rule, l *Limiter) error {
 
 func newRuleSet(rule Rule, scope, policy string) ruleSet {
 	limits, pol := newLimitTexts(rule.Limits, policy)
-	return ruleSet{rule: rule, scope: scope, keyPrefix: scope + ":", limits: limits, policy: pol, misreported: new(atomic.Pointer[Limiter])}
+	return ruleSet{rule: rule, scope: scope, keyPrefix: scope + ":", limits: limits, policy: pol,
+		misreported: new(atomic.Pointer[Limiter]), prepared: new(atomic.Pointer[preparedRule])}
 }
 
 func (m *Middleware) logger() *slog.Logger {
@@ -367,105 +237,6 @@ func (m *Middleware) logger() *slog.Logger {
 // build it once, at start-up. To pin a budget, or to share one across
 // routes on purpose, name it: WithName("api").
 func (m *Middleware) Scope() string { return m.base.scope }
-
-// Verdict says what to do with a request after Check.
-type Verdict uint8
-
-// The verdicts.
-const (
-	// Serve: run the handler. The headers are set.
-	Serve Verdict = iota + 1
-	// Refuse: answer with Result.Status (see Result), by Refuse or in the
-	// framework's idiom. The headers are set.
-	Refuse
-	// Gone: the client went away (its request's context was cancelled)
-	// during the check or while its request was held; write no body.
-	// Result.Status is StatusClientClosedRequest, to end the request with,
-	// so that access logs tell these apart and net/http does not answer
-	// an empty 200. A request whose context passed a deadline, which is the
-	// server's (http.TimeoutHandler, a timeout middleware), is not Gone but
-	// refused with 503: its client still waits for an answer.
-	Gone
-)
-
-// StatusClientClosedRequest is the status of a Gone result (nginx's 499):
-// nothing reaches the client, but access logs can tell these requests apart.
-const StatusClientClosedRequest = 499
-
-// Result is the outcome of Check.
-type Result struct {
-	Verdict Verdict
-	// Status is the HTTP status of a refusal, or of a request that is Gone:
-	//   - 429 Too Many Requests: the limit refused; Retry-After is set.
-	//   - 413 Content Too Large: the limit refused a cost that can never fit
-	//     (Decision.Never). Waiting cannot help, so there is no Retry-After;
-	//     clients retry a 429, but not a 413 sent without one.
-	//   - 503 Service Unavailable: the store failed under FailClosed
-	//     (Retry-After is the probe interval); the limiter is closed (Err
-	//     wraps ErrClosed); or the request's context passed its deadline,
-	//     set by a server-side timeout, during the check or the hold.
-	//   - 500 Internal Server Error: the limiter cannot enforce the rule, a
-	//     mistake in set-up, reported once (see EventConfigError).
-	//   - 400 Bad Request: the key function failed under KeyErrorRefuse.
-	//   - StatusClientClosedRequest: the client went away (Gone).
-	// Zero otherwise.
-	Status int
-	// Decision is the decision, when a store made one (the limiter's, or
-	// the fallback); zero for exempt requests and those the failure policy
-	// let through or refused undecided.
-	Decision Decision
-	// Action says whether the store or the failure policy decided.
-	Action Action
-	// Err says why a check did not go as usual, even if the request is
-	// served: the store's error, the key function's, or the request
-	// context's.
-	Err error
-}
-
-// OverLimit reports whether the limit refused the request: a 429, or a 413
-// for a cost that can never fit. These are the refusals that deny handlers
-// (WithDenyHandler, and the adapters' own) replace.
-func (r Result) OverLimit() bool {
-	return r.Verdict == Refuse && (r.Status == http.StatusTooManyRequests || r.Status == http.StatusRequestEntityTooLarge)
-}
-
-// Message is the refusal's reason in a sentence, for an error response.
-func (r Result) Message() string {
-	switch {
-	case r.Verdict != Refuse:
-		return ""
-	case r.Status == http.StatusRequestEntityTooLarge:
-		return "request exceeds the rate limit and can never be admitted"
-	case r.Status == http.StatusTooManyRequests:
-		return "rate limit exceeded"
-	case r.Status == http.StatusInternalServerError:
-		return "rate limit cannot be enforced"
-	case r.Status == http.StatusServiceUnavailable && r.Action != ActionFailClosed && errors.Is(r.Err, context.DeadlineExceeded):
-		return "request timed out in the rate limiter"
-	case r.Status == http.StatusServiceUnavailable:
-		return "rate limiter unavailable"
-	default:
-		return "cannot identify the client for rate limiting"
-	}
-}
-
-// Body is the default JSON body of a refusal, such as
-// {"error":"rate limit exceeded","limit":"5/minute","retry_after":12}.
-// retry_after is left out when waiting cannot help (Decision.Never, a 413).
-func (r Result) Body() []byte {
-	b := make([]byte, 0, 128)
-	b = append(b, `{"error":`...)
-	b = strconv.AppendQuote(b, r.Message())
-	if r.OverLimit() {
-		b = append(b, `,"limit":`...)
-		b = strconv.AppendQuote(b, r.Decision.Limit.String())
-		if !r.Decision.Never {
-			b = append(b, `,"retry_after":`...)
-			b = strconv.AppendInt(b, max(ceilSeconds(r.Decision.RetryAfter), 1), 10)
-		}
-	}
-	return append(b, "}\n"...)
-}
 
 // Check decides a request and writes the rate-limit headers to h (the
 // response's headers), holding the request first if the rule's algorithm
@@ -527,9 +298,7 @@ func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Resul
 		id = bound(id)
 		key = rs.keyPrefix + id
 	}
-	rule := rs.rule
-	lim.applyDefaults(&rule)
-	o := lim.take(ctx, rs.scope, id, key, rule, cost)
+	o := lim.take(ctx, rs.scope, id, key, rs.ruleFor(lim), cost)
 	if o.stopped() {
 		switch {
 		case o.closed:
@@ -583,21 +352,6 @@ func (m *Middleware) misconfigured(lim *Limiter, rs *ruleSet, err error) {
 	lim.emit(Event{Kind: EventConfigError, Scope: rs.scope, Err: err})
 	lim.logger().Error("limitkit: the limiter cannot enforce this middleware's rule; its requests are refused with 500 until the configuration is fixed (was SetDefault called after the routes were built, with other defaults?)",
 		"scope", rs.scope, "rule", rs.rule.String(), "err", err)
-}
-
-// ended is res for a request whose context ended, with err, before it could
-// be served. A deadline is the server's: no client sends one over HTTP, so
-// it was set by http.TimeoutHandler or a timeout middleware, and the client
-// is still there; it gets 503, as http.TimeoutHandler answers. The slot a
-// held request was given stays spent, so there is no Retry-After.
-func ended(res Result, err error) Result {
-	res.Err = err
-	if errors.Is(err, context.DeadlineExceeded) {
-		res.Verdict, res.Status = Refuse, http.StatusServiceUnavailable
-		return res
-	}
-	res.Verdict, res.Status = Gone, StatusClientClosedRequest
-	return res
 }
 
 var errEmptyIdentity = errors.New("limitkit: the key function returned an empty identity")
@@ -690,34 +444,6 @@ func (m *Middleware) hold(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-type resultKey struct{}
-
-// DecisionFrom returns the decision that refused the request whose context
-// ctx is, inside a handler given to WithDenyHandler.
-func DecisionFrom(ctx context.Context) (Decision, bool) {
-	res, ok := ctx.Value(resultKey{}).(Result)
-	return res.Decision, ok
-}
-
-// Refuse writes the response to a request Check refused: the deny handler
-// for a refusal by the limit (res.OverLimit) if WithDenyHandler gave one,
-// else res.Status with res.Body as JSON. The headers Check wrote are kept.
-func (m *Middleware) Refuse(w http.ResponseWriter, r *http.Request, res Result) {
-	if res.OverLimit() && m.deny != nil {
-		m.deny.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), resultKey{}, res)))
-		return
-	}
-	status := res.Status
-	if status == 0 {
-		status = http.StatusTooManyRequests
-	}
-	h := w.Header()
-	h["Content-Type"] = []string{"application/json; charset=utf-8"}
-	h["X-Content-Type-Options"] = []string{"nosniff"}
-	w.WriteHeader(status)
-	_, _ = w.Write(res.Body())
 }
 
 // Handler wraps next so that requests over the limit are refused (see
