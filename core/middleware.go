@@ -20,23 +20,13 @@ import (
 // or refuse the request in their own idiom, with Refuse or with Result's
 // Status and Body.
 type Middleware struct {
-	limiter *Limiter // nil: Default(), looked up per request
-	base    ruleSet
-	plans   map[string]*ruleSet
-	planOf  func(*http.Request, any) string // WithPlans' function ignores the native value
-
-	key          KeyFunc       // nil when nativeKey is set
-	nativeKey    NativeKeyFunc // set by WithNativeKey
-	keyPolicy    KeyErrorPolicy
-	cost         func(*http.Request) int64
-	exempt       func(*http.Request) bool
-	nativeExempt func(*http.Request, any) bool
-	shadow       bool
-	deny         http.Handler
-	nativeDeny   NativeDenyFunc
-	names        headerNames
-	ietf         bool
-	wait         func(context.Context, time.Duration) error
+	// The options it was built with, as given: requests only read them.
+	// The limiter is nil for Default(), looked up per request; the key
+	// function is nil when a native one is set, and planOf's native value
+	// is ignored for WithPlans' function.
+	middlewareConfig
+	base     ruleSet
+	planSets map[string]*ruleSet // by plan name, from the config's plans
 
 	// Each is set once a panic of that function (key, cost, exempt, plan)
 	// has been logged.
@@ -134,35 +124,21 @@ func newMiddleware(skip int, expr string, opts []Option) (*Middleware, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Middleware{
-		limiter:      mc.limiter,
-		planOf:       mc.planOf,
-		key:          mc.key,
-		nativeKey:    mc.nativeKey,
-		keyPolicy:    mc.keyPolicy,
-		cost:         mc.cost,
-		exempt:       mc.exempt,
-		nativeExempt: mc.nativeExempt,
-		shadow:       mc.shadow,
-		deny:         mc.deny,
-		nativeDeny:   mc.nativeDeny,
-		names:        headerNames{HeaderLimit, HeaderRemaining, HeaderReset},
-		ietf:         mc.ietf,
-		wait:         mc.wait,
+	if !mc.namesSet {
+		mc.names = headerNames{HeaderLimit, HeaderRemaining, HeaderReset}
 	}
-	if mc.namesSet {
-		m.names = mc.names
+	if mc.key == nil && mc.nativeKey == nil {
+		mc.key = ByIP
 	}
-	if m.key == nil && m.nativeKey == nil {
-		m.key = ByIP
-	}
+	mc.problems = nil
+	m := &Middleware{middlewareConfig: *mc}
 	scope, policy := mc.name, mc.name
 	if scope == "" {
 		scope, policy = deriveScope(skip, expr, m.logger()), "default"
 	}
 	m.base = newRuleSet(rule, scope, policy)
 	if len(mc.plans) > 0 {
-		m.plans = make(map[string]*ruleSet, len(mc.plans))
+		m.planSets = make(map[string]*ruleSet, len(mc.plans))
 		for name, pexpr := range mc.plans {
 			if err := checkName("plan", name); err != nil {
 				return nil, err
@@ -172,7 +148,7 @@ func newMiddleware(skip int, expr string, opts []Option) (*Middleware, error) {
 				return nil, fmt.Errorf("limitkit: plan %q: %w", name, err)
 			}
 			rs := newRuleSet(pr, scope+"/"+name, name)
-			m.plans[name] = &rs
+			m.planSets[name] = &rs
 		}
 	}
 	return m, nil
@@ -264,15 +240,43 @@ func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Resul
 	if (m.exempt != nil || m.nativeExempt != nil) && m.isExempt(lim, r, native) {
 		return Result{Verdict: Serve}
 	}
+	rs := m.ruleSetOf(lim, r, native)
+	key, id, cost, res, ok := m.keyOf(lim, rs, r, native)
+	if !ok {
+		return res
+	}
 	ctx := r.Context()
-	rs := &m.base
+	o := lim.take(ctx, rs.scope, id, key, rs.ruleFor(lim), cost)
+	if o.stopped() {
+		return m.stopped(lim, rs, o)
+	}
+	if obs := lim.cfg.observer; obs != nil {
+		decided := o.action == ActionStore || o.action == ActionFallback
+		obs.Observe(Event{
+			Kind: EventDecision, Scope: rs.scope, Identity: id, Decision: o.d,
+			Shadow: m.shadow && decided && !o.d.Allowed, Action: o.action, Latency: o.latency, Err: o.err,
+		})
+	}
+	return m.respond(ctx, lim, rs, h, o)
+}
+
+// ruleSetOf is the rule a request is checked against: its plan's, if it
+// has one the middleware knows, else the middleware's own.
+func (m *Middleware) ruleSetOf(lim *Limiter, r *http.Request, native any) *ruleSet {
 	if m.planOf != nil {
 		if p := m.planFor(lim, r, native); p != "" {
-			if prs, ok := m.plans[p]; ok {
-				rs = prs
+			if prs, ok := m.planSets[p]; ok {
+				return prs
 			}
 		}
 	}
+	return &m.base
+}
+
+// keyOf is the store key, identity and cost of a request under rs; or, when
+// ok is false, the result the key error policy gives a request that cannot
+// be identified.
+func (m *Middleware) keyOf(lim *Limiter, rs *ruleSet, r *http.Request, native any) (key, id string, cost int64, res Result, ok bool) {
 	id, err := m.identify(lim, r, native)
 	cost, costErr := m.costOf(lim, r)
 	if err == nil {
@@ -281,41 +285,40 @@ func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Resul
 	if err == nil && id == "" {
 		err = errEmptyIdentity
 	}
-	var key string
-	if err != nil {
-		switch m.keyPolicy {
-		case KeyErrorServe:
-			return Result{Verdict: Serve, Err: err}
-		case KeyErrorRefuse:
-			return Result{Verdict: Refuse, Status: http.StatusBadRequest, Err: err}
-		}
-		// fallbackPrefix keeps these apart from identities the key
-		// function gives, which bound keeps out of it (see keys.go).
-		// The identity is cut from the key so that both cost one string.
-		key = rs.keyPrefix + fallbackPrefix + IPIdentity(r.RemoteAddr)
-		id = key[len(rs.keyPrefix):]
-	} else {
+	if err == nil {
 		id = bound(id)
-		key = rs.keyPrefix + id
+		return rs.keyPrefix + id, id, cost, res, true
 	}
-	o := lim.take(ctx, rs.scope, id, key, rs.ruleFor(lim), cost)
-	if o.stopped() {
-		switch {
-		case o.closed:
-			return Result{Verdict: Refuse, Status: http.StatusServiceUnavailable, Err: o.err}
-		case o.invalid:
-			m.misconfigured(lim, rs, o.err)
-			return Result{Verdict: Refuse, Status: http.StatusInternalServerError, Err: o.err}
-		}
-		return ended(Result{}, o.err)
+	switch m.keyPolicy {
+	case KeyErrorServe:
+		return "", "", 0, Result{Verdict: Serve, Err: err}, false
+	case KeyErrorRefuse:
+		return "", "", 0, Result{Verdict: Refuse, Status: http.StatusBadRequest, Err: err}, false
 	}
-	decided := o.action == ActionStore || o.action == ActionFallback
-	if obs := lim.cfg.observer; obs != nil {
-		obs.Observe(Event{
-			Kind: EventDecision, Scope: rs.scope, Identity: id, Decision: o.d,
-			Shadow: m.shadow && decided && !o.d.Allowed, Action: o.action, Latency: o.latency, Err: o.err,
-		})
+	// fallbackPrefix keeps these apart from identities the key function
+	// gives, which bound keeps out of it (see keys.go). The identity is cut
+	// from the key so that both cost one string.
+	key = rs.keyPrefix + fallbackPrefix + IPIdentity(r.RemoteAddr)
+	return key, key[len(rs.keyPrefix):], cost, res, true
+}
+
+// stopped is the result of a check the limiter did not decide: its limiter
+// is closed, it cannot enforce the rule, or the request's context ended.
+func (m *Middleware) stopped(lim *Limiter, rs *ruleSet, o outcome) Result {
+	switch {
+	case o.closed:
+		return Result{Verdict: Refuse, Status: http.StatusServiceUnavailable, Err: o.err}
+	case o.invalid:
+		m.misconfigured(lim, rs, o.err)
+		return Result{Verdict: Refuse, Status: http.StatusInternalServerError, Err: o.err}
 	}
+	return ended(Result{}, o.err)
+}
+
+// respond turns a decided check into its result: the headers written,
+// refused or served by the decision and the failure policy (or served
+// anyway in shadow mode), and held until its slot by a leaky bucket.
+func (m *Middleware) respond(ctx context.Context, lim *Limiter, rs *ruleSet, h http.Header, o outcome) Result {
 	res := Result{Verdict: Serve, Decision: o.d, Action: o.action, Err: o.err}
 	switch {
 	case m.shadow || o.action == ActionFailOpen:
