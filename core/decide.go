@@ -43,8 +43,8 @@ type cell struct {
 	log     *eventLog
 }
 
-// verdict is one limit's answer, in µs.
-type verdict struct {
+// limitCheck is what one limit of a rule says of a request, in µs.
+type limitCheck struct {
 	ok         bool
 	never      bool
 	remaining  int64
@@ -53,7 +53,7 @@ type verdict struct {
 	delay      int64
 }
 
-func (c *cell) check(alg Algorithm, s shape, now, cost int64) verdict {
+func (c *cell) check(alg Algorithm, s shape, now, cost int64) limitCheck {
 	switch alg {
 	case FixedWindow:
 		return c.checkFixed(s, now, cost)
@@ -135,14 +135,14 @@ func (c *cell) loss(alg Algorithm, s shape, now int64) float64 {
 
 func windowStart(now, w int64) int64 { return now - now%w }
 
-func (c *cell) checkFixed(s shape, now, cost int64) verdict {
+func (c *cell) checkFixed(s shape, now, cost int64) limitCheck {
 	ws, n := windowStart(now, s.window), c.b
 	if ws > c.a {
 		n = 0
 	} else {
 		ws = c.a // the clock went back: stay in the stored window
 	}
-	v := verdict{resetAfter: ws + s.window - now}
+	v := limitCheck{resetAfter: ws + s.window - now}
 	// cost is compared before it is added: n+cost could overflow.
 	if cost <= s.count && n <= s.count-cost {
 		v.ok, v.remaining = true, s.count-n-cost
@@ -176,11 +176,11 @@ func estimate(prev, curr, window, elapsed int64) float64 {
 	return float64(prev)*float64(window-elapsed)/float64(window) + float64(curr)
 }
 
-func (c *cell) checkCounter(s shape, now, cost int64) verdict {
+func (c *cell) checkCounter(s shape, now, cost int64) limitCheck {
 	ws, curr, prev := c.counterState(s, now)
 	elapsed := min(max(now-ws, 0), s.window)
 	est := estimate(prev, curr, s.window, elapsed)
-	var v verdict
+	var v limitCheck
 	switch {
 	case curr > 0:
 		v.resetAfter = ws + 2*s.window - now
@@ -231,9 +231,9 @@ func counterWait(prev, curr int64, s shape, cost int64) int64 {
 	return e
 }
 
-func (c *cell) checkBucket(s shape, now, cost int64) verdict {
+func (c *cell) checkBucket(s shape, now, cost int64) limitCheck {
 	tat := max(c.a, now)
-	var v verdict
+	var v limitCheck
 	if cost > s.burst {
 		// Tested first: cost·step could overflow for a huge cost.
 		v.never = true
@@ -254,14 +254,14 @@ func (c *cell) checkBucket(s shape, now, cost int64) verdict {
 	return v
 }
 
-func (c *cell) checkLog(s shape, now, cost int64) verdict {
+func (c *cell) checkLog(s shape, now, cost int64) limitCheck {
 	if c.log == nil {
 		c.log = &eventLog{}
 	}
 	l := c.log
 	l.expire(now - s.window)
 	sum := l.sum()
-	var v verdict
+	var v limitCheck
 	if sum > 0 {
 		v.resetAfter = l.newest() + s.window - now
 	}
@@ -367,7 +367,7 @@ func (l *eventLog) add(now, cost int64) {
 // cells have one entry per limit of the rule.
 func decide(rule *Rule, alg Algorithm, shapes []shape, cells []cell, now, cost int64) Decision {
 	var (
-		best    verdict
+		best    limitCheck
 		bestIdx int
 		allOK   = true
 		delay   int64
@@ -401,7 +401,7 @@ func decide(rule *Rule, alg Algorithm, shapes []shape, cells []cell, now, cost i
 // outranks says whether v, rather than b, should speak for the rule: a denial
 // over an admission, a futile denial over a retryable one, the longest wait
 // among denials, and the fewest remaining among admissions.
-func (v verdict) outranks(b verdict) bool {
+func (v limitCheck) outranks(b limitCheck) bool {
 	switch {
 	case v.ok != b.ok:
 		return !v.ok

@@ -307,11 +307,6 @@ type DeadlineKeeper interface {
 	KeepsDeadlines() bool
 }
 
-type answer struct {
-	d   Decision
-	err error
-}
-
 // ask calls the store under the deadline, turning a panic into an error.
 // The latency is measured only when an observer listens.
 func (l *Limiter) ask(ctx context.Context, key string, rule Rule, cost int64) (d Decision, lat time.Duration, err error) {
@@ -335,9 +330,9 @@ func (l *Limiter) ask(ctx context.Context, key string, rule Rule, cost int64) (d
 	}
 	// The buffer lets the goroutine finish and be collected even when
 	// nobody waits for its answer any more.
-	ch := make(chan answer, 1)
+	ch := make(chan outcome, 1)
 	go func() {
-		var a answer
+		var a outcome
 		a.d, a.err = l.storeTake(ctx, key, rule, cost)
 		ch <- a
 	}()
