@@ -101,18 +101,14 @@ func (h *IdentityHasher) ByHeader(name string) KeyFunc {
 	return byHeader(name, h.Hash)
 }
 
-// ByBearerToken is core.ByBearerToken with the token hashed by h: requests
-// are identified by the token of an "Authorization: Bearer <token>" header,
-// and a request without one is an error.
-func (h *IdentityHasher) ByBearerToken() KeyFunc {
-	if h == nil {
-		panic(errNilHasher)
+// ByBearerToken is core.ByBearerToken with the token hashed by h, a key
+// function to pass as a method value, core.WithKey(h.ByBearerToken):
+// requests are identified by the token of an "Authorization: Bearer
+// <token>" header, and a request without one is an error.
+func (h *IdentityHasher) ByBearerToken(r *http.Request) (string, error) {
+	tok, err := bearerTokenOf(r)
+	if err != nil {
+		return "", err
 	}
-	return func(r *http.Request) (string, error) {
-		tok, err := bearerTokenOf(r)
-		if err != nil {
-			return "", err
-		}
-		return h.Hash(tok), nil
-	}
+	return h.Hash(tok), nil
 }

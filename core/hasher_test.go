@@ -101,8 +101,8 @@ func TestIdentityHasher_keyFunctions(t *testing.T) {
 	}{
 		{"header is keyed-hashed", h.ByHeader("x-api-key"), []string{"X-API-Key", secret}, hmacIdentity(testSecret, secret), ""},
 		{"missing header", h.ByHeader("X-API-Key"), nil, "", "no X-Api-Key header"},
-		{"bearer token is keyed-hashed", h.ByBearerToken(), []string{"Authorization", "Bearer " + secret}, hmacIdentity(testSecret, secret), ""},
-		{"basic auth is no bearer", h.ByBearerToken(), []string{"Authorization", "Basic dXNlcjpwYXNz"}, "", "no bearer token"},
+		{"bearer token is keyed-hashed", h.ByBearerToken, []string{"Authorization", "Bearer " + secret}, hmacIdentity(testSecret, secret), ""},
+		{"basic auth is no bearer", h.ByBearerToken, []string{"Authorization", "Basic dXNlcjpwYXNz"}, "", "no bearer token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -137,15 +137,11 @@ func byHeader(name string, hash func(string) string) KeyFunc {
 
 var errNoBearer = errors.New("limitkit: request has no bearer token in its Authorization header")
 
-// ByBearerToken identifies requests by the token of an "Authorization:
-// Bearer <token>" header, hashed without a key as ByHeader hashes (see
-// there, and IdentityHasher for a keyed hash). A request without one is an
-// error.
-func ByBearerToken() KeyFunc {
-	return bearerToken
-}
-
-func bearerToken(r *http.Request) (string, error) {
+// ByBearerToken is a key function, as ByIP is: it identifies requests by
+// the token of an "Authorization: Bearer <token>" header, hashed without a
+// key as ByHeader hashes (see there, and IdentityHasher for a keyed hash). A
+// request without one is an error.
+func ByBearerToken(r *http.Request) (string, error) {
 	tok, err := bearerTokenOf(r)
 	if err != nil {
 		return "", err
