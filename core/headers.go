@@ -21,6 +21,15 @@ const (
 	HeaderRateLimit = "Ratelimit"
 )
 
+// tightestKey is the entry of a response's header map in which the
+// middlewares stacked on a route pass each other the remaining count of the
+// tightest decision written so far. It is no valid header name (a NUL is
+// in it), so net/http drops it from the response on HTTP/1 and HTTP/2: the
+// header map, which every middleware of one response shares and no client
+// can set, carries it without an allocation, where the request's context
+// would cost two per request.
+const tightestKey = "Limitkit\x00tightest"
+
 type headerNames struct {
 	limit, remaining, reset string
 }
@@ -88,7 +97,8 @@ func ceilSeconds(d time.Duration) int64 {
 // Retry-After if d refuses the request.
 //
 // It costs two allocations whatever it writes: one string holding every
-// number, and one array backing every header's value slice. Each slice is
+// number, and one array backing every header's value slice (tightestKey's
+// among them). Each slice is
 // capped at one element so that a later Add copies rather than overwrites
 // its neighbour.
 func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, d Decision) {
@@ -102,9 +112,10 @@ func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, d Decision) {
 	n := m.names
 	// Two limits stacked on one route each write these headers; the client
 	// should see the tighter, so an admitting decision leaves a smaller
-	// remaining count written before it in place.
-	if d.Allowed && n.remaining != "" {
-		if cur := h[n.remaining]; len(cur) == 1 {
+	// remaining count written before it in place. The count travels in
+	// tightestKey, whatever the headers are named or whether they are sent.
+	if d.Allowed {
+		if cur := h[tightestKey]; len(cur) == 1 {
 			if r, err := strconv.ParseInt(cur[0], 10, 64); err == nil && r < d.Remaining {
 				return
 			}
@@ -130,13 +141,14 @@ func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, d Decision) {
 		b = strconv.AppendInt(b, reset, 10)
 	}
 	s := string(b)
-	vals := new([6]string)
+	vals := new([7]string)
 	set := func(i int, name, v string) {
 		if name != "" {
 			vals[i] = v
 			h[name] = vals[i : i+1 : i+1]
 		}
 	}
+	set(6, tightestKey, s[:remEnd])
 	set(0, n.limit, lt.count)
 	set(1, n.remaining, s[:remEnd])
 	set(2, n.reset, s[remEnd:resetEnd])

@@ -460,6 +460,43 @@ func TestMiddleware_stackedLimitsShowTheTighterHeaders(t *testing.T) {
 	}
 }
 
+// The tighter decision wins also when the headers are renamed away, and the
+// IETF field then names the tighter limit: the middlewares pass the count
+// between them in a private entry, not in a header they parse back.
+func TestMiddleware_stackedLimitsAgreeWithoutTheirHeaders(t *testing.T) {
+	lim, _ := clockedLimiter(t)
+	opts := []Option{WithLimiter(lim), WithHeaderNames("", "", ""), WithIETFHeaders()}
+	tight := MustNewMiddleware("2/minute", append(opts, WithName("tight"))...)
+	loose := MustNewMiddleware("100/minute", append(opts, WithName("loose"))...)
+	for i, h := range []http.Handler{tight.Handler(loose.Handler(okHandler)), loose.Handler(tight.Handler(okHandler))} {
+		w := get(h, "/", fmt.Sprintf("192.0.2.%d:1", i))
+		if got := w.Header().Get(HeaderRateLimit); !strings.HasPrefix(got, `"tight";r=1;`) {
+			t.Errorf("order %d: RateLimit = %q; want the tighter limit's, \"tight\";r=1", i, got)
+		}
+	}
+}
+
+// The private entry never reaches the client.
+func TestMiddleware_stackedLimitsSendNoPrivateHeader(t *testing.T) {
+	lim, _ := clockedLimiter(t)
+	h := MustNewMiddleware("2/minute", WithLimiter(lim)).Handler(MustNewMiddleware("5/minute", WithLimiter(lim)).Handler(okHandler))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	res, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	for name := range res.Header {
+		if strings.Contains(strings.ToLower(name), "tightest") {
+			t.Errorf("the response carries %q: %v", name, res.Header)
+		}
+	}
+	if res.Header.Get("X-RateLimit-Remaining") != "1" {
+		t.Errorf("X-RateLimit-Remaining = %q; want the tighter, 1", res.Header.Get("X-RateLimit-Remaining"))
+	}
+}
+
 func TestMiddleware_costIsCharged(t *testing.T) {
 	lim, _ := clockedLimiter(t)
 	h := MustNewMiddleware("10/minute", WithLimiter(lim), WithCost(func(r *http.Request) int64 {
