@@ -114,6 +114,17 @@ func (r *Rule) shapes(alg Algorithm, buf *[maxInlineLimits]shape) ([]shape, erro
 	return out, nil
 }
 
+// Capacity is the most one request may cost and still be admitted under
+// limit i of the rule: the burst for TokenBucket and LeakyBucket (Burst, or
+// the limit's Count when Burst is zero), the count for the other algorithms.
+// Stores refuse a larger cost with Decision.Never.
+func (r Rule) Capacity(i int) int64 {
+	if isBucket(r.Algorithm.orDefault()) {
+		return r.burst(r.Limits[i])
+	}
+	return r.Limits[i].Count
+}
+
 func (r *Rule) burst(l Limit) int64 {
 	if r.Burst > 0 {
 		return r.Burst
