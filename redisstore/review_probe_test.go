@@ -96,6 +96,9 @@ func TestReview_differentialEdges(t *testing.T) {
 		if seed%2 == 1 {
 			opts = append(opts, WithDenyCache(1000))
 		}
+		if seed%4 == 2 {
+			opts = append(opts, WithBatching(50*time.Microsecond, 16)) // the batched script
+		}
 		st := New(c, opts...)
 		mem := core.NewMemoryStore(core.MemoryClock(clk.Now), core.MemorySweepInterval(time.Hour))
 		for i := range 2500 {
