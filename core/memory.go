@@ -341,7 +341,7 @@ func (sh *shard) evictLocked(now int64) {
 	best := 2.0
 	seen := 0
 	consider := func(e *entry) {
-		if l := e.loss(now); l < best || l == best && e.expires < victim.expires {
+		if l := e.loss(now); victim == nil || l < best || l == best && e.expires < victim.expires {
 			victim, best = e, l
 		}
 	}
