@@ -2,9 +2,11 @@ package core
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 )
 
 // ByClientIP returns a key function for apps behind reverse proxies or load
@@ -17,14 +19,20 @@ import (
 // keyed by its peer address, whatever headers it sends, so a client cannot
 // escape its budget by forging them.
 //
-// From a trusted peer, the first of these headers present is read:
-// X-Forwarded-For, then Forwarded (RFC 7239), then X-Real-IP. The chains of
-// the first two are read from the right, skipping trusted hops, and the
-// first untrusted hop is the client; a hop that is not an IP ("unknown", an
-// obfuscated name) ends the search at the nearest trusted hop. This order is
-// safe with proxies that append to X-Forwarded-For (nginx, HAProxy, Envoy and
-// the cloud load balancers): a client's forged entries are on the left of
-// the ones the proxies add.
+// From a trusted peer, every one of these headers present is read:
+// X-Forwarded-For, Forwarded (RFC 7239) and X-Real-IP. The chains of the
+// first two are read from the right, skipping trusted hops, and the first
+// untrusted hop is the client; a hop that is not an IP ("unknown", an
+// obfuscated name) ends the search at the nearest trusted hop. That is safe
+// with proxies that append to X-Forwarded-For (nginx, HAProxy, Envoy and the
+// cloud load balancers): a client's forged entries are on the left of the
+// ones the proxies add. A header that names only trusted hops has no say;
+// the clients the others name must agree, since the app cannot tell which
+// header its proxies write and a client can forge the rest. When they
+// disagree (behind a proxy that sets X-Real-IP and passes the client's own
+// X-Forwarded-For through, say), the request is counted by the peer, the
+// proxy, which no client chose, and a warning is logged once: name the
+// header with ByClientIPHeader.
 //
 // Forwarded is parsed strictly, as RFC 7239 and RFC 7230 §3.2.6 write it:
 // token or quoted-string values, backslash escapes, one for= per element,
@@ -37,7 +45,8 @@ import (
 //
 // If your proxies write only Forwarded or only X-Real-IP, and pass a
 // client's X-Forwarded-For through, use ByClientIPHeader to read only the
-// header they write. X-Real-IP is not a chain: its last line is read, so a
+// header they write: clients behind forward proxies of their own send
+// X-Forwarded-For too, and with ByClientIP would share the proxy's budget. X-Real-IP is not a chain: its last line is read, so a
 // proxy must set it, or add its own line after the client's.
 //
 // The error quotes an entry that is neither an IP nor a prefix.
@@ -74,8 +83,9 @@ const (
 )
 
 type clientIP struct {
-	header  string // "" for the first present of the three
+	header  string // "" for every one of the three that is present
 	trusted []netip.Prefix
+	warned  atomic.Bool // the disagreement of headers has been logged
 }
 
 func newClientIP(header string, proxies []string) (KeyFunc, error) {
@@ -132,26 +142,80 @@ func (c *clientIP) key(r *http.Request) (string, error) {
 	if !c.isTrusted(peer) {
 		return addrIdentity(peer, host), nil
 	}
-	h := r.Header
-	var (
-		a    netip.Addr
-		text string
-		ok   bool
-	)
-	switch {
-	case c.header == hdrXFF || c.header == "" && len(h[hdrXFF]) > 0:
-		a, text, ok = c.rightmostUntrusted(h[hdrXFF], false)
-	case c.header == hdrForwarded || c.header == "" && len(h[hdrForwarded]) > 0:
-		a, text, ok = c.rightmostUntrusted(h[hdrForwarded], true)
-	case c.header == hdrRealIP || c.header == "" && len(h[hdrRealIP]) > 0:
-		if v := h[hdrRealIP]; len(v) > 0 {
-			a, text, ok = parseHop(strings.TrimSpace(v[len(v)-1]))
+	if c.header != "" {
+		a, text, ok := c.resolve(r.Header, c.header)
+		if !ok {
+			return addrIdentity(peer, host), nil
 		}
+		return addrIdentity(a, text), nil
 	}
-	if !ok {
-		return addrIdentity(peer, host), nil
+	// Every header present gives its client; one that gives only a trusted
+	// hop has no opinion. The clients named must agree: which header the
+	// proxies write, the app cannot tell, and a client can forge the others
+	// (an X-Forwarded-For passed through by a proxy that sets only
+	// X-Real-IP, or an X-Real-IP behind one that appends to
+	// X-Forwarded-For). Where they disagree, the peer is the one identity
+	// no client chose.
+	var (
+		a, first    netip.Addr
+		text, ftext string
+		named       bool
+	)
+	for _, name := range forwardedHeaders {
+		if len(r.Header[name]) == 0 {
+			continue
+		}
+		x, xtext, ok := c.resolve(r.Header, name)
+		if !ok {
+			continue
+		}
+		if !first.IsValid() {
+			first, ftext = x, xtext
+		}
+		if c.isTrusted(x) {
+			continue
+		}
+		if named && x != a {
+			c.disagree(name)
+			return addrIdentity(peer, host), nil
+		}
+		a, text, named = x, xtext, true
 	}
-	return addrIdentity(a, text), nil
+	switch {
+	case named:
+		return addrIdentity(a, text), nil
+	case first.IsValid():
+		return addrIdentity(first, ftext), nil // only trusted hops: the nearest
+	}
+	return addrIdentity(peer, host), nil
+}
+
+// forwardedHeaders are the headers ByClientIP reads, in the order it reads
+// them.
+var forwardedHeaders = [...]string{hdrXFF, hdrForwarded, hdrRealIP}
+
+// resolve reads the client that header names: the rightmost untrusted hop
+// of a chain, or X-Real-IP's last line.
+func (c *clientIP) resolve(h http.Header, header string) (netip.Addr, string, bool) {
+	switch header {
+	case hdrXFF:
+		return c.rightmostUntrusted(h[hdrXFF], false)
+	case hdrForwarded:
+		return c.rightmostUntrusted(h[hdrForwarded], true)
+	}
+	if v := h[hdrRealIP]; len(v) > 0 {
+		return parseHop(strings.TrimSpace(v[len(v)-1]))
+	}
+	return netip.Addr{}, "", false
+}
+
+// disagree logs, once per key function, that the forwarded headers of a
+// request named different clients.
+func (c *clientIP) disagree(header string) {
+	if c.warned.CompareAndSwap(false, true) {
+		slog.Default().Warn("limitkit: ByClientIP: the forwarded headers of a request name different clients, so one of them is forged; such requests are counted by the proxy's address until ByClientIPHeader names the one header your proxies set (logged once)",
+			"header", header)
+	}
 }
 
 // rightmostUntrusted walks the hops of a forwarding chain from the right,

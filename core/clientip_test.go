@@ -33,7 +33,10 @@ func TestByClientIP(t *testing.T) {
 		{"Forwarded unknown with nothing trusted: the peer", proxy, []string{"Forwarded", `for=unknown`}, "10.0.0.5"},
 		{"X-Real-IP", proxy, []string{"X-Real-IP", "198.51.100.7"}, "198.51.100.7"},
 		{"X-Real-IP garbage: the peer", proxy, []string{"X-Real-IP", "nope"}, "10.0.0.5"},
-		{"X-Forwarded-For first", proxy, []string{"X-Real-IP", "6.6.6.6", "X-Forwarded-For", "198.51.100.7"}, "198.51.100.7"},
+		{"headers that agree", proxy, []string{"X-Real-IP", "198.51.100.7", "X-Forwarded-For", "6.6.6.6, 198.51.100.7"}, "198.51.100.7"},
+		{"headers that disagree: the peer", proxy, []string{"X-Real-IP", "203.0.113.9", "X-Forwarded-For", "198.51.100.7"}, "10.0.0.5"},
+		{"Forwarded against X-Forwarded-For: the peer", proxy, []string{"Forwarded", "for=203.0.113.9", "X-Forwarded-For", "198.51.100.7"}, "10.0.0.5"},
+		{"a header naming a trusted hop has no say", proxy, []string{"X-Real-IP", "10.1.1.1", "X-Forwarded-For", "198.51.100.7, 10.1.1.1"}, "198.51.100.7"},
 	}
 	key := MustByClientIP(trusted...)
 	for _, tt := range tests {

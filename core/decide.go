@@ -125,7 +125,9 @@ func (c *cell) loss(alg Algorithm, s shape, now int64) float64 {
 		c.log.expire(now - s.window)
 		return float64(c.log.sum()) / float64(s.count)
 	case TokenBucket, LeakyBucket:
-		return float64(max(c.a-now, 0)) / float64(s.depth)
+		// A reading of now older than the state (a clock that went back, a
+		// caller that stalled before the lock) could say more than spent.
+		return min(float64(max(c.a-now, 0))/float64(s.depth), 1)
 	default:
 		ws, curr, prev := c.counterState(s, now)
 		elapsed := min(max(now-ws, 0), s.window)
@@ -210,8 +212,12 @@ func (c *cell) checkCounter(s shape, now, cost int64) limitCheck {
 }
 
 // counterWait is the smallest elapsed time within a window at which
-// estimate(prev, curr) + cost fits the count, found by solving the estimate
-// for elapsed and then settling the rounding against estimate itself.
+// estimate(prev, curr) + cost fits the count. The estimate falls as elapsed
+// grows, also in doubles (each step of it rounds monotonically), and the
+// callers know it fits at the window's end, so a binary search finds it in
+// at most 51 steps: a search that walked from a guess could take one step
+// per microsecond where rounding makes the guess far off (seconds of Redis
+// time for a count of 1e11 per 30 days).
 func counterWait(prev, curr int64, s shape, cost int64) int64 {
 	fits := func(e int64) bool {
 		return estimate(prev, curr, s.window, e)+float64(cost) <= float64(s.count)
@@ -219,16 +225,16 @@ func counterWait(prev, curr int64, s shape, cost int64) int64 {
 	if prev == 0 || fits(0) {
 		return 0
 	}
-	room := float64(s.count - curr - cost)
-	e := s.window - int64(math.Floor(room*float64(s.window)/float64(prev)))
-	e = min(max(e, 0), s.window)
-	for e < s.window && !fits(e) {
-		e++
+	lo, hi := int64(0), s.window // fits(lo) is false, fits(hi) true
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if fits(mid) {
+			hi = mid
+		} else {
+			lo = mid
+		}
 	}
-	for e > 0 && fits(e-1) {
-		e--
-	}
-	return e
+	return hi
 }
 
 func (c *cell) checkBucket(s shape, now, cost int64) limitCheck {

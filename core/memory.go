@@ -402,12 +402,15 @@ func (s *MemoryStore) Sweep() {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		now := s.now()
-		for _, e := range sh.keys {
+		// The collided entries first: removing an entry of keys promotes
+		// its collided twin into keys while keys is being ranged over, where
+		// it may be missed, so only a live one may be promoted.
+		for _, e := range sh.collided {
 			if e.expires <= now {
 				sh.removeLocked(e)
 			}
 		}
-		for _, e := range sh.collided {
+		for _, e := range sh.keys {
 			if e.expires <= now {
 				sh.removeLocked(e)
 			}

@@ -1,6 +1,8 @@
 package core
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"math/bits"
 	"time"
@@ -137,10 +139,29 @@ func (r *Rule) burst(l Limit) int64 {
 // period in microseconds, in order, and for the buckets each limit's burst.
 // Stores keep a key's state per shape, so that two rules checked on one key
 // never reset, disable or misread each other; rules of one shape share it.
-// The digest is the same in every process and build.
-func (r Rule) Shape() uint64 { return r.shapeHash(r.Algorithm.orDefault()) }
+// It is the first 64 bits of a SHA-256, the same in every process and
+// build: no two rules of an app's configuration share one but by a chance
+// of about 2^-64 a pair (the Redis store names keys by it; the memory store
+// compares shapes in full).
+func (r Rule) Shape() uint64 {
+	alg := r.Algorithm.orDefault()
+	var buf [1 + 24*maxInlineLimits]byte
+	b := append(buf[:0], byte(alg))
+	for _, l := range r.Limits {
+		b = binary.BigEndian.AppendUint64(b, uint64(l.Count))
+		b = binary.BigEndian.AppendUint64(b, uint64(l.Period/time.Microsecond))
+		if isBucket(alg) {
+			b = binary.BigEndian.AppendUint64(b, uint64(r.burst(l)))
+		}
+	}
+	sum := sha256.Sum256(b)
+	return binary.BigEndian.Uint64(sum[:8])
+}
 
-// shapeHash is Shape under alg, the rule's algorithm with defaults applied.
+// shapeHash is a fast hash of the rule's shape under alg, the rule's
+// algorithm with defaults applied, for the memory store's maps, which
+// confirm every match in full: unlike Shape, it is not made to be hard to
+// collide.
 func (r *Rule) shapeHash(alg Algorithm) uint64 {
 	h := mix64(uint64(alg) + 0x9e3779b97f4a7c15)
 	bucket := isBucket(alg)

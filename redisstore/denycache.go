@@ -10,9 +10,9 @@ import (
 
 // denyCache remembers Redis's recent denials so that a client hammering a
 // limit it has hit is answered in process. Each denial is kept only until
-// its retry-after runs out, and only answers requests of the same key and
-// rule costing at least as much; see the package documentation for why that
-// never denies what Redis would admit.
+// its retry-after runs out, and only answers requests of the same key, rule
+// and cost; see the package documentation for why that never denies what
+// Redis would admit, and gives Redis's RetryAfter.
 type denyCache struct {
 	mu      sync.Mutex
 	max     int
@@ -65,7 +65,9 @@ func (c *denyCache) lookup(key, sig string, cost, now int64) (core.Decision, boo
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, x := range c.entries[key] {
-		if x.sig != sig || cost < x.cost || now < x.at || now >= x.until {
+		// Only the cost that was denied: a larger one is denied too, but
+		// for longer, which only Redis can say.
+		if x.sig != sig || cost != x.cost || now < x.at || now >= x.until {
 			continue
 		}
 		d := x.d

@@ -71,12 +71,13 @@
 // # Deny cache
 //
 // WithDenyCache(n) lets the store answer a request in process when Redis
-// recently denied the same key under the same rule at the same or a smaller
-// cost, until the denial's RetryAfter runs out: a client hammering a limit
-// then costs no round trips. It never denies a request Redis would admit,
-// because every algorithm's retry-after is the earliest admission if no
-// other traffic comes, a larger cost waits at least as long, and other
-// instances' traffic can only push admission later. Only three things can
+// recently denied the same key under the same rule at the same cost, until
+// the denial's RetryAfter runs out: a client hammering a limit then costs no
+// round trips. It never denies a request Redis would admit, because every
+// algorithm's retry-after is the earliest admission if no other traffic
+// comes, and other instances' traffic can only push admission later. A
+// request of another cost goes to Redis: a larger one is denied too, but for
+// longer, and only Redis can say how long. Only three things can
 // free room sooner: a Reset from another instance, an operator deleting
 // keys, or Redis losing its data; the bound is that this instance may then
 // go on denying for at most the RetryAfter Redis last gave it, and its first
