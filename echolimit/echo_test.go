@@ -382,15 +382,15 @@ func TestLimit_failurePolicies(t *testing.T) {
 	})
 }
 
-func TestLimit_badExpressionPanicsQuotingIt(t *testing.T) {
-	httptestkit.PanicQuoting(t, `"10/minnute"`, func() { echolimit.Limit("10/minnute") })
+func TestLimit_badExpressionPanicsNamingTheCallAndQuotingIt(t *testing.T) {
+	httptestkit.PanicNaming(t, `echolimit.Limit("10/minnute")`, "10/minnute", func() { echolimit.Limit("10/minnute") })
 }
 
-func TestNew_returnsTheErrorOfABadExpressionOrOption(t *testing.T) {
-	httptestkit.NewErrors(t, "Echo", echolimit.Key(nil), func(expr string, opts ...core.Option) (bool, error) {
+func TestNew_errorsNameTheCallAndTheMisusedOptionAndWrapCores(t *testing.T) {
+	httptestkit.NewErrors(t, "echolimit.New", func(expr string, opts ...core.Option) (bool, error) {
 		mw, err := echolimit.New(expr, opts...)
 		return mw != nil, err
-	})
+	}, httptestkit.NativeMisuses("echolimit", echolimit.Key, echolimit.Plans, echolimit.Route)...)
 }
 
 func TestLimit_scopeIsNamedByTheCallingFunction(t *testing.T) {

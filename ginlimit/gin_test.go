@@ -337,15 +337,15 @@ func TestLimit_failurePolicies(t *testing.T) {
 	})
 }
 
-func TestLimit_badExpressionPanicsQuotingIt(t *testing.T) {
-	httptestkit.PanicQuoting(t, `"10/minnute"`, func() { ginlimit.Limit("10/minnute") })
+func TestLimit_badExpressionPanicsNamingTheCallAndQuotingIt(t *testing.T) {
+	httptestkit.PanicNaming(t, `ginlimit.Limit("10/minnute")`, "10/minnute", func() { ginlimit.Limit("10/minnute") })
 }
 
-func TestNew_returnsTheErrorOfABadExpressionOrOption(t *testing.T) {
-	httptestkit.NewErrors(t, "Gin", ginlimit.Key(nil), func(expr string, opts ...core.Option) (bool, error) {
+func TestNew_errorsNameTheCallAndTheMisusedOptionAndWrapCores(t *testing.T) {
+	httptestkit.NewErrors(t, "ginlimit.New", func(expr string, opts ...core.Option) (bool, error) {
 		mw, err := ginlimit.New(expr, opts...)
 		return mw != nil, err
-	})
+	}, httptestkit.NativeMisuses("ginlimit", ginlimit.Key, ginlimit.Plans, ginlimit.Route)...)
 }
 
 func TestLimit_scopeIsNamedByTheCallingFunction(t *testing.T) {
