@@ -74,22 +74,23 @@ func TestCheckWith_nativeValueOfAnotherTypeFollowsTheKeyErrorPolicy(t *testing.T
 	}
 }
 
-func TestWithNativeKey_combinesAsCombineDoes(t *testing.T) {
+func TestNativeKeys_combineAsCombineDoes(t *testing.T) {
 	rec := &recorder{}
 	lim, _ := clockedLimiter(t, WithObserver(rec))
-	m := MustNewMiddleware("5/minute", WithLimiter(lim), WithNativeKey(
-		userOf,
-		func(r *http.Request, _ any) (string, error) { return ByIP(r) },
-	))
 	combined := MustNewMiddleware("5/minute", WithLimiter(lim), WithKey(Combine(
 		func(*http.Request) (string, error) { return "a|b", nil },
 		ByIP,
 	)))
 	checkWith(combined, nil)
 	want := rec.last().Identity
-	checkWith(m, &frameworkContext{user: "a|b"})
-	if got := rec.last().Identity; got != want || strings.Contains(got, "a|b") {
-		t.Errorf("identity %q; want %q, as Combine gives, the part with a separator hashed", got, want)
+	for name, key := range map[string]Option{
+		"WithNativeKey": WithNativeKey(userOf, func(r *http.Request, _ any) (string, error) { return ByIP(r) }),
+		"NativeKey":     NativeKey("fw.Key", userKey, func(*frameworkContext) (string, error) { return ByIP(request(client)) }),
+	} {
+		checkWith(MustNewMiddleware("5/minute", WithLimiter(lim), key, WithName("combined-"+strings.ToLower(name))), &frameworkContext{user: "a|b"})
+		if got := rec.last().Identity; got != want || strings.Contains(got, "a|b") {
+			t.Errorf("%s: identity %q; want %q, as Combine gives, the part with a separator hashed", name, got, want)
+		}
 	}
 }
 
@@ -221,7 +222,6 @@ func TestCheckWith_nativeKeyAddsNoAllocation(t *testing.T) {
 	lim, _ := clockedLimiter(t)
 	native := &frameworkContext{user: "alice"}
 	plain := MustNewMiddleware("1000000000/hour", WithLimiter(lim), WithKey(func(*http.Request) (string, error) { return "alice", nil }))
-	typed := MustNewMiddleware("1000000000/hour", WithLimiter(lim), WithNativeKey(userOf))
 	r := request(client)
 	h := http.Header{}
 	count := func(m *Middleware) float64 {
@@ -231,8 +231,11 @@ func TestCheckWith_nativeKeyAddsNoAllocation(t *testing.T) {
 			m.CheckWith(r, h, native)
 		})
 	}
-	if p, n := count(plain), count(typed); n > p {
-		t.Errorf("native key: %v allocations per request, plain key %v; want no more", n, p)
+	p := count(plain)
+	for name, key := range map[string]Option{"WithNativeKey": WithNativeKey(userOf), "NativeKey": NativeKey("fw.Key", userKey)} {
+		if n := count(MustNewMiddleware("1000000000/hour", WithLimiter(lim), key, WithName("alloc-"+strings.ToLower(name)))); n > p {
+			t.Errorf("%s: %v allocations per request, plain key %v; want no more", name, n, p)
+		}
 	}
 }
 
@@ -256,23 +259,6 @@ func TestNativeKey_countsByTheTypedContextAndFailsIntoTheKeyPolicyWithoutIt(t *t
 			!strings.Contains(res.Err.Error(), "fw.Key got no *core.frameworkContext") {
 			t.Errorf("native %#v: status %d, error %v; want 400 (KeyErrorRefuse) with an error naming the option and the type, wrapping ErrNativeType", native, res.Status, res.Err)
 		}
-	}
-}
-
-func TestNativeKey_combinesAsCombineDoes(t *testing.T) {
-	rec := &recorder{}
-	lim, _ := clockedLimiter(t, WithObserver(rec))
-	byIP := func(c *frameworkContext) (string, error) { return ByIP(request(client)) }
-	m := MustNewMiddleware("5/minute", WithLimiter(lim), NativeKey("fw.Key", userKey, byIP))
-	combined := MustNewMiddleware("5/minute", WithLimiter(lim), WithKey(Combine(
-		func(*http.Request) (string, error) { return "a|b", nil },
-		ByIP,
-	)))
-	checkWith(combined, nil)
-	want := rec.last().Identity
-	checkWith(m, &frameworkContext{user: "a|b"})
-	if got := rec.last().Identity; got != want {
-		t.Errorf("identity %q; want %q, as Combine gives", got, want)
 	}
 }
 
@@ -392,24 +378,5 @@ func TestNativeDeny_functionFailsWithAnErrorNamingTheOptionWithoutItsType(t *tes
 	err := m.NativeDeny()("another framework's", Result{})
 	if !errors.Is(err, ErrNativeType) || !strings.HasPrefix(err.Error(), "fw.OnDeny got no *core.frameworkContext") {
 		t.Errorf("error %v; want one naming the option and the type, wrapping ErrNativeType", err)
-	}
-}
-
-func TestNativeKey_addsNoAllocation(t *testing.T) {
-	lim, _ := clockedLimiter(t)
-	native := &frameworkContext{user: "alice"}
-	plain := MustNewMiddleware("1000000000/hour", WithLimiter(lim), WithKey(func(*http.Request) (string, error) { return "alice", nil }))
-	typed := MustNewMiddleware("1000000000/hour", WithLimiter(lim), NativeKey("fw.Key", userKey))
-	r := request(client)
-	h := http.Header{}
-	count := func(m *Middleware) float64 {
-		m.CheckWith(r, h, native) // the key exists from here on
-		return testing.AllocsPerRun(200, func() {
-			clear(h)
-			m.CheckWith(r, h, native)
-		})
-	}
-	if p, n := count(plain), count(typed); n > p {
-		t.Errorf("generic native key: %v allocations per request, plain key %v; want no more", n, p)
 	}
 }
