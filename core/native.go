@@ -35,7 +35,9 @@ type NativeKeyFunc func(r *http.Request, native any) (string, error)
 
 // WithNativeKey is WithKey for adapters: the key functions get the native
 // value as well as the request. Several are combined as Combine combines. It
-// replaces WithKey, and WithKey replaces it: the last given counts.
+// replaces WithKey, and WithKey replaces it: the last given counts. An
+// adapter's Key option is usually NativeKey, which writes such a function
+// around the user's typed ones.
 func WithNativeKey(keys ...NativeKeyFunc) Option {
 	keys = append([]NativeKeyFunc(nil), keys...)
 	return func(c *config) {
