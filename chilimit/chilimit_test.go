@@ -163,10 +163,7 @@ func TestLimit_badExpressionPanicsNamingTheCallAndWrappingCoresError(t *testing.
 }
 
 func TestNew_errorsNameTheCallAndTheMisusedOptionAndWrapCores(t *testing.T) {
-	httptestkit.NewErrors(t, "chilimit.New", func(expr string, opts ...core.Option) (bool, error) {
-		mw, err := chilimit.New(expr, opts...)
-		return mw != nil, err
-	},
+	httptestkit.NewErrors(t, "chilimit.New", chilimit.New,
 		httptestkit.Misuse{Name: "a nil route client key", Opt: chilimit.ByRoute(nil), Want: "chilimit.ByRoute: key function 1 of 1 is nil"},
 		httptestkit.Misuse{Name: "a nil route client key among others", Opt: chilimit.ByRoute(core.ByIP, nil), Want: "chilimit.ByRoute: key function 2 of 2 is nil"},
 		httptestkit.Misuse{Name: "a nil core key", Opt: core.WithKey(nil), Want: "limitkit: WithKey(nil): give a key function"},

@@ -334,10 +334,7 @@ func TestLimit_badExpressionPanicsNamingTheCallAndQuotingIt(t *testing.T) {
 }
 
 func TestNew_errorsNameTheCallAndTheMisusedOptionAndWrapCores(t *testing.T) {
-	httptestkit.NewErrors(t, "echolimit.New", func(expr string, opts ...core.Option) (bool, error) {
-		mw, err := echolimit.New(expr, opts...)
-		return mw != nil, err
-	}, httptestkit.NativeMisuses("echolimit", echolimit.Key, echolimit.Plans, echolimit.Route)...)
+	httptestkit.NewErrors(t, "echolimit.New", echolimit.New, httptestkit.NativeMisuses("echolimit", echolimit.Key, echolimit.Plans, echolimit.Route)...)
 }
 
 func TestLimit_scopeIsNamedByTheCallingFunction(t *testing.T) {

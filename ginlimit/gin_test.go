@@ -289,10 +289,7 @@ func TestLimit_badExpressionPanicsNamingTheCallAndQuotingIt(t *testing.T) {
 }
 
 func TestNew_errorsNameTheCallAndTheMisusedOptionAndWrapCores(t *testing.T) {
-	httptestkit.NewErrors(t, "ginlimit.New", func(expr string, opts ...core.Option) (bool, error) {
-		mw, err := ginlimit.New(expr, opts...)
-		return mw != nil, err
-	}, httptestkit.NativeMisuses("ginlimit", ginlimit.Key, ginlimit.Plans, ginlimit.Route)...)
+	httptestkit.NewErrors(t, "ginlimit.New", ginlimit.New, httptestkit.NativeMisuses("ginlimit", ginlimit.Key, ginlimit.Plans, ginlimit.Route)...)
 }
 
 func TestLimit_scopeIsNamedByTheCallingFunction(t *testing.T) {

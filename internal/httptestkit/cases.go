@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -301,9 +302,9 @@ type Misuse struct {
 // "ginlimit.New"), refuses a bad expression, a limiter option and each
 // misuse with no middleware and an error that names the call and its
 // expression, then the mistake, and that wraps core's error, so that
-// errors.As finds a *core.SyntaxError for a bad expression. newOK wraps
-// New, reporting whether it returned a middleware.
-func NewErrors(t *testing.T, constructor string, newOK func(expr string, opts ...core.Option) (bool, error), misuses ...Misuse) {
+// errors.As finds a *core.SyntaxError for a bad expression. newMiddleware
+// is that New.
+func NewErrors[H any](t *testing.T, constructor string, newMiddleware func(expr string, opts ...core.Option) (H, error), misuses ...Misuse) {
 	t.Helper()
 	tests := append([]Misuse{
 		{Name: "bad expression", Want: "limitkit: invalid limit", Syntax: "five/minute"},
@@ -315,7 +316,8 @@ func NewErrors(t *testing.T, constructor string, newOK func(expr string, opts ..
 			if tt.Opt == nil {
 				expr = tt.Syntax
 			}
-			made, err := newOK(expr, tt.Opt)
+			mw, err := newMiddleware(expr, tt.Opt)
+			made := !reflect.ValueOf(&mw).Elem().IsZero()
 			call := fmt.Sprintf("%s(%q): ", constructor, expr)
 			if err == nil || made || !strings.HasPrefix(err.Error(), call) || !strings.Contains(err.Error(), tt.Want) {
 				t.Fatalf("%s = %v, %v; want no middleware and an error beginning %q and containing %q", call, made, err, call, tt.Want)
