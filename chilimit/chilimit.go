@@ -9,26 +9,23 @@ import (
 )
 
 // Limit returns a chi middleware that enforces the limits in expr (such as
-// "5/minute" or "10/second;1000/hour") per client. It panics, quoting expr,
-// if expr or an option is invalid: call it while building the router, so
-// that a mistake stops the program at start-up.
+// "5/minute" or "10/second;1000/hour") per client. It panics if expr or an
+// option is invalid, with an error that names the call and quotes expr,
+// such as `chilimit.Limit("5/minit"): ...`: call it while building the
+// router, so that a mistake stops the program at start-up.
 func Limit(expr string, opts ...core.Option) func(http.Handler) http.Handler {
-	m, err := core.NewMiddlewareSkip(1, expr, opts...)
-	if err != nil {
-		panic(fmt.Errorf("chilimit.Limit(%q): %w", expr, err))
-	}
-	return m.Handler
+	return core.MustAdapt("chilimit.Limit", 1, expr, opts, handler)
 }
 
 // New is Limit returning the error instead of panicking, for limits read
-// from configuration.
+// from configuration. The error wraps core's: errors.As finds a
+// *core.SyntaxError for a bad expression.
 func New(expr string, opts ...core.Option) (func(http.Handler) http.Handler, error) {
-	m, err := core.NewMiddlewareSkip(1, expr, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return m.Handler, nil
+	return core.Adapt("chilimit.New", 1, expr, opts, handler)
 }
+
+// handler is the middleware's own net/http one.
+func handler(m *core.Middleware) func(http.Handler) http.Handler { return m.Handler }
 
 // ByRoute keys requests by client and by chi route, so that one middleware
 // on a router or group gives each route a budget of its own: the client is
@@ -36,6 +33,11 @@ func New(expr string, opts ...core.Option) (func(http.Handler) http.Handler, err
 //
 //	r.Use(chilimit.Limit("60/minute", chilimit.ByRoute()))
 func ByRoute(keys ...core.KeyFunc) core.Option {
+	for i, k := range keys {
+		if k == nil {
+			return core.InvalidOption(fmt.Errorf("chilimit.ByRoute: key function %d of %d is nil; give none to key clients by IP", i+1, len(keys)))
+		}
+	}
 	if len(keys) == 0 {
 		keys = []core.KeyFunc{core.ByIP}
 	}

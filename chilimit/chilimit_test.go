@@ -158,6 +158,18 @@ func TestNew_returnsTheError(t *testing.T) {
 	}
 }
 
+func TestLimit_badExpressionPanicsNamingTheCallAndWrappingCoresError(t *testing.T) {
+	httptestkit.PanicNaming(t, `chilimit.Limit("10/minnute")`, "10/minnute", func() { chilimit.Limit("10/minnute") })
+}
+
+func TestNew_errorsNameTheCallAndTheMisusedOptionAndWrapCores(t *testing.T) {
+	httptestkit.NewErrors(t, "chilimit.New", chilimit.New,
+		httptestkit.Misuse{Name: "a nil route client key", Opt: chilimit.ByRoute(nil), Want: "chilimit.ByRoute: key function 1 of 1 is nil"},
+		httptestkit.Misuse{Name: "a nil route client key among others", Opt: chilimit.ByRoute(core.ByIP, nil), Want: "chilimit.ByRoute: key function 2 of 2 is nil"},
+		httptestkit.Misuse{Name: "a nil core key", Opt: core.WithKey(nil), Want: "limitkit: WithKey(nil): give a key function"},
+	)
+}
+
 func TestRouteKey_clientChosenMethodsAndPathsMakeNoBudgets(t *testing.T) {
 	lim, _ := testLimiter(t)
 	r := chi.NewRouter()

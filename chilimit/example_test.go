@@ -1,6 +1,7 @@
 package chilimit_test
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -78,10 +79,16 @@ func ExampleByRoute() {
 	//   retry after 100 s: {"error":"rate limit exceeded","limit":"1/minute","retry_after":100}
 }
 
-// New returns the error of a limit read from configuration.
+// New returns the error of a limit read from configuration: it names the
+// call and wraps core's, which errors.As finds.
 func ExampleNew() {
 	_, err := chilimit.New("100 per fortnight")
 	fmt.Println(err)
+	var se *core.SyntaxError
+	if errors.As(err, &se) {
+		fmt.Println("offset", se.Offset, "of", se.Expr)
+	}
 	// Output:
-	// limitkit: invalid limit "100 per fortnight" at offset 8: unknown unit "fortnight"; expected second, minute, hour, day, month or year
+	// chilimit.New("100 per fortnight"): limitkit: invalid limit "100 per fortnight" at offset 8: unknown unit "fortnight"; expected second, minute, hour, day, month or year
+	// offset 8 of 100 per fortnight
 }

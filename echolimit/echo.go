@@ -1,9 +1,6 @@
 package echolimit
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/labstack/echo/v4"
 	"github.com/limitkit/limitkit/core"
 )
@@ -16,31 +13,19 @@ const StatusClientClosedRequest = core.StatusClientClosedRequest
 
 // Limit returns an Echo middleware enforcing the limits in expr (see
 // core.ParseLimits), for a route, a group or, with e.Use, the whole app. It
-// panics if expr or an option is invalid, with an error that quotes the
-// expression: that is a mistake in set-up code, best found at start-up. Use
-// New to get the error instead.
+// panics if expr or an option is invalid, with an error that names the call
+// and quotes the expression, such as `echolimit.Limit("5/minit"): ...`: that
+// is a mistake in set-up code, best found at start-up. Use New to get the
+// error instead.
 func Limit(expr string, opts ...core.Option) echo.MiddlewareFunc {
-	mw, err := build(expr, opts)
-	if err != nil {
-		panic(err)
-	}
-	return mw
+	return core.MustAdapt("echolimit.Limit", 1, expr, opts, middleware)
 }
 
 // New is Limit returning an error, rather than panicking, for an invalid
-// expression or option.
+// expression or option. The error wraps core's: errors.As finds a
+// *core.SyntaxError for a bad expression.
 func New(expr string, opts ...core.Option) (echo.MiddlewareFunc, error) {
-	return build(expr, opts)
-}
-
-// build is called by Limit and New, so the user's function is two frames
-// above core.NewMiddlewareSkip and names the scope.
-func build(expr string, opts []core.Option) (echo.MiddlewareFunc, error) {
-	m, err := core.NewMiddlewareSkip(2, expr, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("echolimit: %w", err)
-	}
-	return middleware(m), nil
+	return core.Adapt("echolimit.New", 1, expr, opts, middleware)
 }
 
 // Error is what a refused request's *echo.HTTPError carries, as its Message
@@ -61,7 +46,6 @@ func (e *Error) MarshalJSON() ([]byte, error) { return e.Result.Body(), nil }
 // middleware passes the echo.Context to core as the native value, for the
 // Echo-typed options (Key, Plans, Skipper, OnDeny) to find.
 func middleware(m *core.Middleware) echo.MiddlewareFunc {
-	onDeny := m.NativeDeny()
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			res := m.CheckWith(c.Request(), c.Response().Header(), c)
@@ -69,12 +53,8 @@ func middleware(m *core.Middleware) echo.MiddlewareFunc {
 			case core.Serve:
 				return next(c)
 			case core.Refuse:
-				if res.OverLimit() && onDeny != nil {
-					// A deny handler of another framework's type did
-					// nothing: the default error stands in for it.
-					if err := onDeny(c, res); !errors.Is(err, core.ErrNativeType) {
-						return err
-					}
+				if answered, err := m.DenyNatively(c, res); answered {
+					return err
 				}
 				e := &Error{Result: res}
 				return &echo.HTTPError{Code: res.Status, Message: e, Internal: e}

@@ -146,32 +146,10 @@ func trustTen() echo.IPExtractor {
 }
 
 func TestLimit_keys(t *testing.T) {
-	// Each case sends requests as (remote, header pairs) and expects the
-	// codes under a limit of 1/minute: 200 for each new identity, 429 for a
-	// repeated one.
-	type req struct {
-		remote string
-		header []string
-	}
-	tests := []struct {
-		name  string
-		setup func(e *echo.Echo)
-		opts  []core.Option
-		reqs  []req
-		codes []int
-	}{
+	cases := append(httptestkit.CoreKeyCases[*echo.Echo](), []httptestkit.KeyCase[*echo.Echo]{
 		{
-			name: "the default key ignores a spoofed X-Forwarded-For that RealIP would believe",
-			reqs: []req{
-				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.1"}},
-				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.2"}},
-				{"198.51.100.9:1", nil},
-			},
-			codes: []int{200, 429, 200},
-		},
-		{
-			name: "an Echo-typed key reads the user an earlier middleware set",
-			setup: func(e *echo.Echo) {
+			Name: "an Echo-typed key reads the user an earlier middleware set",
+			Setup: func(e *echo.Echo) {
 				e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 					return func(c echo.Context) error {
 						if u := c.Request().Header.Get("X-User"); u != "" {
@@ -181,22 +159,22 @@ func TestLimit_keys(t *testing.T) {
 					}
 				})
 			},
-			opts: []core.Option{echolimit.Key(func(c echo.Context) (string, error) {
+			Opts: []core.Option{echolimit.Key(func(c echo.Context) (string, error) {
 				u, _ := c.Get("user").(string)
 				return u, nil
 			})},
-			reqs: []req{
-				{httptestkit.Client, []string{"X-User", "ann"}},
-				{httptestkit.Client, []string{"X-User", "bob"}},
-				{"198.51.100.9:1", []string{"X-User", "ann"}},
-				{httptestkit.Client, nil}, // anonymous: counted by IP, apart from users
-				{httptestkit.Client, nil},
+			Reqs: []httptestkit.KeyRequest{
+				httptestkit.Req(httptestkit.Client, "X-User", "ann"),
+				httptestkit.Req(httptestkit.Client, "X-User", "bob"),
+				httptestkit.Req("198.51.100.9:1", "X-User", "ann"),
+				httptestkit.Req(httptestkit.Client), // anonymous: counted by IP, apart from users
+				httptestkit.Req(httptestkit.Client),
 			},
-			codes: []int{200, 200, 429, 200, 429},
+			Codes: []int{200, 200, 429, 200, 429},
 		},
 		{
-			name: "a user id in the request context",
-			setup: func(e *echo.Echo) {
+			Name: "a user id in the request context",
+			Setup: func(e *echo.Echo) {
 				e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 					return func(c echo.Context) error {
 						r := c.Request()
@@ -205,78 +183,47 @@ func TestLimit_keys(t *testing.T) {
 					}
 				})
 			},
-			opts: []core.Option{core.WithKey(core.ByContextValue(userKey{}))},
-			reqs: []req{
-				{httptestkit.Client, []string{"X-User", "ann"}},
-				{"198.51.100.9:1", []string{"X-User", "ann"}},
-				{httptestkit.Client, []string{"X-User", "bob"}},
+			Opts: []core.Option{core.WithKey(core.ByContextValue(userKey{}))},
+			Reqs: []httptestkit.KeyRequest{
+				httptestkit.Req(httptestkit.Client, "X-User", "ann"),
+				httptestkit.Req("198.51.100.9:1", "X-User", "ann"),
+				httptestkit.Req(httptestkit.Client, "X-User", "bob"),
 			},
-			codes: []int{200, 429, 200},
+			Codes: []int{200, 429, 200},
 		},
 		{
-			name: "an API key header",
-			opts: []core.Option{core.WithKey(core.ByHeader("X-API-Key"))},
-			reqs: []req{
-				{httptestkit.Client, []string{"X-API-Key", "k1"}},
-				{"198.51.100.9:1", []string{"X-API-Key", "k1"}},
-				{httptestkit.Client, []string{"X-API-Key", "k2"}},
+			Name:  "Echo's RealIP, opted into with an IPExtractor set",
+			Setup: func(e *echo.Echo) { e.IPExtractor = trustTen() },
+			Opts:  []core.Option{echolimit.Key(echolimit.RealIP)},
+			Reqs: []httptestkit.KeyRequest{
+				httptestkit.Req("10.0.0.1:1", "X-Forwarded-For", "198.51.100.1"),
+				httptestkit.Req("10.0.0.2:1", "X-Forwarded-For", "198.51.100.2"),
+				httptestkit.Req("10.0.0.2:1", "X-Forwarded-For", "198.51.100.1"),
+				httptestkit.Req(httptestkit.Client, "X-Forwarded-For", "198.51.100.3"), // untrusted peer: its own address
+				httptestkit.Req(httptestkit.Client, "X-Forwarded-For", "198.51.100.4"),
 			},
-			codes: []int{200, 429, 200},
+			Codes: []int{200, 200, 429, 200, 429},
 		},
 		{
-			name:  "Echo's RealIP, opted into with an IPExtractor set",
-			setup: func(e *echo.Echo) { e.IPExtractor = trustTen() },
-			opts:  []core.Option{echolimit.Key(echolimit.RealIP)},
-			reqs: []req{
-				{"10.0.0.1:1", []string{"X-Forwarded-For", "198.51.100.1"}},
-				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.2"}},
-				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.1"}},
-				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.3"}}, // untrusted peer: its own address
-				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.4"}},
+			Name:  "Echo's RealIP groups IPv6 clients by /64",
+			Setup: func(e *echo.Echo) { e.IPExtractor = echo.ExtractIPDirect() },
+			Opts:  []core.Option{echolimit.Key(echolimit.RealIP)},
+			Reqs: []httptestkit.KeyRequest{
+				httptestkit.Req("[2001:db8:1:2::1]:1"),
+				httptestkit.Req("[2001:db8:1:2::99]:1"),
+				httptestkit.Req("[2001:db8:1:3::1]:1"),
 			},
-			codes: []int{200, 200, 429, 200, 429},
+			Codes: []int{200, 429, 200},
 		},
-		{
-			name:  "Echo's RealIP groups IPv6 clients by /64",
-			setup: func(e *echo.Echo) { e.IPExtractor = echo.ExtractIPDirect() },
-			opts:  []core.Option{echolimit.Key(echolimit.RealIP)},
-			reqs: []req{
-				{"[2001:db8:1:2::1]:1", nil},
-				{"[2001:db8:1:2::99]:1", nil},
-				{"[2001:db8:1:3::1]:1", nil},
-			},
-			codes: []int{200, 429, 200},
-		},
-		{
-			name: "trusted proxies are honoured by core.ByClientIP",
-			opts: []core.Option{core.WithKey(core.MustByClientIP("10.0.0.0/8"))},
-			reqs: []req{
-				{"10.0.0.1:1", []string{"X-Forwarded-For", "198.51.100.1"}},
-				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.2"}},
-				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.1"}},
-				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.5"}}, // forged: keyed by peer
-				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.6"}},
-			},
-			codes: []int{200, 200, 429, 200, 429},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			lim, _ := httptestkit.NewLimiter(t)
-			e := echo.New()
-			if tt.setup != nil {
-				tt.setup(e)
-			}
-			e.GET("/", ok, echolimit.Limit("1/minute", append([]core.Option{core.WithLimiter(lim)}, tt.opts...)...))
-			var codes []int
-			for _, q := range tt.reqs {
-				codes = append(codes, httptestkit.Do(e, "GET", "/", q.remote, q.header...).Code)
-			}
-			if fmt.Sprint(codes) != fmt.Sprint(tt.codes) {
-				t.Errorf("codes %v; want %v", codes, tt.codes)
-			}
-		})
-	}
+	}...)
+	httptestkit.Keys(t, cases, func(setup func(*echo.Echo), opts []core.Option) http.Handler {
+		e := echo.New()
+		if setup != nil {
+			setup(e)
+		}
+		e.GET("/", ok, echolimit.Limit("1/minute", opts...))
+		return e
+	})
 }
 
 func TestRoute_givesEachRouteItsOwnBudgetUnderOneUse(t *testing.T) {
@@ -382,15 +329,12 @@ func TestLimit_failurePolicies(t *testing.T) {
 	})
 }
 
-func TestLimit_badExpressionPanicsQuotingIt(t *testing.T) {
-	httptestkit.PanicQuoting(t, `"10/minnute"`, func() { echolimit.Limit("10/minnute") })
+func TestLimit_badExpressionPanicsNamingTheCallAndQuotingIt(t *testing.T) {
+	httptestkit.PanicNaming(t, `echolimit.Limit("10/minnute")`, "10/minnute", func() { echolimit.Limit("10/minnute") })
 }
 
-func TestNew_returnsTheErrorOfABadExpressionOrOption(t *testing.T) {
-	httptestkit.NewErrors(t, "Echo", echolimit.Key(nil), func(expr string, opts ...core.Option) (bool, error) {
-		mw, err := echolimit.New(expr, opts...)
-		return mw != nil, err
-	})
+func TestNew_errorsNameTheCallAndTheMisusedOptionAndWrapCores(t *testing.T) {
+	httptestkit.NewErrors(t, "echolimit.New", echolimit.New, httptestkit.NativeMisuses("echolimit", echolimit.Key, echolimit.Plans, echolimit.Route)...)
 }
 
 func TestLimit_scopeIsNamedByTheCallingFunction(t *testing.T) {

@@ -2,8 +2,6 @@ package echolimit
 
 import (
 	"errors"
-	"fmt"
-	"net/http"
 
 	"github.com/labstack/echo/v4"
 	"github.com/limitkit/limitkit/core"
@@ -15,34 +13,12 @@ import (
 // cannot be identified (see core.WithKeyErrorPolicy).
 type KeyFunc func(echo.Context) (string, error)
 
-// errNoContext is what Echo-typed functions meet outside this package's
-// middlewares, which alone pass core the echo.Context.
-var errNoContext = fmt.Errorf("echolimit: no echo.Context; Echo-typed options work only in echolimit.Limit and echolimit.New: %w", core.ErrNativeType)
-
 // Key counts requests by the identity keys give, combined as core.Combine
 // combines (a budget per user and route, say). It replaces core.WithKey;
 // the identity is not hashed, so a key function that reads a secret should
 // return its hash: core.IdentityHasher's Hash, or core.HashIdentity for
 // long random secrets.
-func Key(keys ...KeyFunc) core.Option {
-	fns := make([]core.NativeKeyFunc, len(keys))
-	for i, k := range keys {
-		if k == nil {
-			return core.WithKey(nil) // core reports the nil key function
-		}
-		fns[i] = func(_ *http.Request, native any) (string, error) {
-			c, ok := native.(echo.Context)
-			if !ok {
-				return "", errNoContext
-			}
-			return k(c)
-		}
-	}
-	if len(fns) == 0 {
-		return core.WithKey(nil)
-	}
-	return core.WithNativeKey(fns...)
-}
+func Key(keys ...KeyFunc) core.Option { return core.NativeKey("echolimit.Key", keys...) }
 
 var errNoRealIP = errors.New("echolimit: Echo found no client IP")
 
@@ -94,30 +70,14 @@ func HTTPKey(k core.KeyFunc) KeyFunc {
 // expression; a request whose plan is "" or unknown gets the middleware's
 // own expression.
 func Plans(plans map[string]string, planOf func(echo.Context) string) core.Option {
-	if planOf == nil {
-		return core.WithPlans(plans, nil) // core reports the nil function
-	}
-	return core.WithNativePlans(plans, func(_ *http.Request, native any) string {
-		if c, ok := native.(echo.Context); ok {
-			return planOf(c)
-		}
-		return ""
-	})
+	return core.NativePlans("echolimit.Plans", plans, planOf)
 }
 
 // Skipper lets requests for which skip returns true through without a
 // check, a charge or headers (health checks, internal callers), as the
 // Skipper of Echo's own middlewares does; a middleware.Skipper can be
 // passed as it is.
-func Skipper(skip func(echo.Context) bool) core.Option {
-	if skip == nil {
-		return core.WithNativeExempt(nil)
-	}
-	return core.WithNativeExempt(func(_ *http.Request, native any) bool {
-		c, ok := native.(echo.Context)
-		return ok && skip(c)
-	})
-}
+func Skipper(skip func(echo.Context) bool) core.Option { return core.NativeExempt(skip) }
 
 // OnDeny replaces the error a request refused by the limit (429, or 413 for
 // a cost that can never fit: res.Decision.Never) ends with: the middleware
@@ -128,14 +88,5 @@ func Skipper(skip func(echo.Context) bool) core.Option {
 // under core.FailClosed, 400 under core.KeyErrorRefuse) keep the default
 // *echo.HTTPError.
 func OnDeny(deny func(c echo.Context, res core.Result) error) core.Option {
-	if deny == nil {
-		return core.WithNativeDeny(nil)
-	}
-	return core.WithNativeDeny(func(native any, res core.Result) error {
-		c, ok := native.(echo.Context)
-		if !ok {
-			return errNoContext
-		}
-		return deny(c, res)
-	})
+	return core.NativeDeny[echo.Context]("echolimit.OnDeny", deny)
 }

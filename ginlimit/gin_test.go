@@ -117,127 +117,74 @@ func TestLimit_budgets(t *testing.T) {
 type userKey struct{}
 
 func TestLimit_keys(t *testing.T) {
-	// Each case sends requests as (remote, header pairs) and expects the
-	// codes under a limit of 1/minute: 200 for each new identity, 429 for a
-	// repeated one.
-	type req struct {
-		remote string
-		header []string
-	}
-	tests := []struct {
-		name  string
-		setup func(r *gin.Engine)
-		opts  []core.Option
-		reqs  []req
-		codes []int
-	}{
+	cases := append(httptestkit.CoreKeyCases[*gin.Engine](), []httptestkit.KeyCase[*gin.Engine]{
 		{
-			name: "the default key ignores a spoofed X-Forwarded-For that Gin would trust",
-			reqs: []req{
-				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.1"}},
-				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.2"}},
-				{"198.51.100.9:1", nil},
-			},
-			codes: []int{200, 429, 200},
-		},
-		{
-			name: "a Gin-typed key reads the user an earlier handler set",
-			setup: func(r *gin.Engine) {
+			Name: "a Gin-typed key reads the user an earlier handler set",
+			Setup: func(r *gin.Engine) {
 				r.Use(func(c *gin.Context) {
 					if u := c.GetHeader("X-User"); u != "" {
 						c.Set("user", u)
 					}
 				})
 			},
-			opts: []core.Option{ginlimit.Key(func(c *gin.Context) (string, error) { return c.GetString("user"), nil })},
-			reqs: []req{
-				{httptestkit.Client, []string{"X-User", "ann"}},
-				{httptestkit.Client, []string{"X-User", "bob"}},
-				{"198.51.100.9:1", []string{"X-User", "ann"}},
-				{httptestkit.Client, nil}, // anonymous: counted by IP, apart from users
-				{httptestkit.Client, nil},
+			Opts: []core.Option{ginlimit.Key(func(c *gin.Context) (string, error) { return c.GetString("user"), nil })},
+			Reqs: []httptestkit.KeyRequest{
+				httptestkit.Req(httptestkit.Client, "X-User", "ann"),
+				httptestkit.Req(httptestkit.Client, "X-User", "bob"),
+				httptestkit.Req("198.51.100.9:1", "X-User", "ann"),
+				httptestkit.Req(httptestkit.Client), // anonymous: counted by IP, apart from users
+				httptestkit.Req(httptestkit.Client),
 			},
-			codes: []int{200, 200, 429, 200, 429},
+			Codes: []int{200, 200, 429, 200, 429},
 		},
 		{
-			name: "a user id in the request context",
-			setup: func(r *gin.Engine) {
+			Name: "a user id in the request context",
+			Setup: func(r *gin.Engine) {
 				r.Use(func(c *gin.Context) {
 					c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), userKey{}, c.GetHeader("X-User")))
 				})
 			},
-			opts: []core.Option{core.WithKey(core.ByContextValue(userKey{}))},
-			reqs: []req{
-				{httptestkit.Client, []string{"X-User", "ann"}},
-				{"198.51.100.9:1", []string{"X-User", "ann"}},
-				{httptestkit.Client, []string{"X-User", "bob"}},
+			Opts: []core.Option{core.WithKey(core.ByContextValue(userKey{}))},
+			Reqs: []httptestkit.KeyRequest{
+				httptestkit.Req(httptestkit.Client, "X-User", "ann"),
+				httptestkit.Req("198.51.100.9:1", "X-User", "ann"),
+				httptestkit.Req(httptestkit.Client, "X-User", "bob"),
 			},
-			codes: []int{200, 429, 200},
+			Codes: []int{200, 429, 200},
 		},
 		{
-			name: "an API key header",
-			opts: []core.Option{core.WithKey(core.ByHeader("X-API-Key"))},
-			reqs: []req{
-				{httptestkit.Client, []string{"X-API-Key", "k1"}},
-				{"198.51.100.9:1", []string{"X-API-Key", "k1"}},
-				{httptestkit.Client, []string{"X-API-Key", "k2"}},
+			Name:  "Gin's ClientIP, opted into with trusted proxies set",
+			Setup: func(r *gin.Engine) { _ = r.SetTrustedProxies([]string{"10.0.0.0/8"}) },
+			Opts:  []core.Option{ginlimit.Key(ginlimit.ClientIP)},
+			Reqs: []httptestkit.KeyRequest{
+				httptestkit.Req("10.0.0.1:1", "X-Forwarded-For", "198.51.100.1"),
+				httptestkit.Req("10.0.0.2:1", "X-Forwarded-For", "198.51.100.2"),
+				httptestkit.Req("10.0.0.2:1", "X-Forwarded-For", "198.51.100.1"),
+				httptestkit.Req(httptestkit.Client, "X-Forwarded-For", "198.51.100.3"), // untrusted peer: its own address
+				httptestkit.Req(httptestkit.Client, "X-Forwarded-For", "198.51.100.4"),
 			},
-			codes: []int{200, 429, 200},
+			Codes: []int{200, 200, 429, 200, 429},
 		},
 		{
-			name:  "Gin's ClientIP, opted into with trusted proxies set",
-			setup: func(r *gin.Engine) { _ = r.SetTrustedProxies([]string{"10.0.0.0/8"}) },
-			opts:  []core.Option{ginlimit.Key(ginlimit.ClientIP)},
-			reqs: []req{
-				{"10.0.0.1:1", []string{"X-Forwarded-For", "198.51.100.1"}},
-				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.2"}},
-				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.1"}},
-				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.3"}}, // untrusted peer: its own address
-				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.4"}},
+			Name:  "Gin's ClientIP groups IPv6 clients by /64",
+			Setup: func(r *gin.Engine) { _ = r.SetTrustedProxies(nil) },
+			Opts:  []core.Option{ginlimit.Key(ginlimit.ClientIP)},
+			Reqs: []httptestkit.KeyRequest{
+				httptestkit.Req("[2001:db8:1:2::1]:1"),
+				httptestkit.Req("[2001:db8:1:2::99]:1"),
+				httptestkit.Req("[2001:db8:1:3::1]:1"),
 			},
-			codes: []int{200, 200, 429, 200, 429},
+			Codes: []int{200, 429, 200},
 		},
-		{
-			name:  "Gin's ClientIP groups IPv6 clients by /64",
-			setup: func(r *gin.Engine) { _ = r.SetTrustedProxies(nil) },
-			opts:  []core.Option{ginlimit.Key(ginlimit.ClientIP)},
-			reqs: []req{
-				{"[2001:db8:1:2::1]:1", nil},
-				{"[2001:db8:1:2::99]:1", nil},
-				{"[2001:db8:1:3::1]:1", nil},
-			},
-			codes: []int{200, 429, 200},
-		},
-		{
-			name: "trusted proxies are honoured by core.ByClientIP",
-			opts: []core.Option{core.WithKey(core.MustByClientIP("10.0.0.0/8"))},
-			reqs: []req{
-				{"10.0.0.1:1", []string{"X-Forwarded-For", "198.51.100.1"}},
-				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.2"}},
-				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.1"}},
-				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.5"}}, // forged: keyed by peer
-				{httptestkit.Client, []string{"X-Forwarded-For", "198.51.100.6"}},
-			},
-			codes: []int{200, 200, 429, 200, 429},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			lim, _ := httptestkit.NewLimiter(t)
-			r := gin.New()
-			if tt.setup != nil {
-				tt.setup(r)
-			}
-			r.GET("/", ginlimit.Limit("1/minute", append([]core.Option{core.WithLimiter(lim)}, tt.opts...)...), ok)
-			var codes []int
-			for _, q := range tt.reqs {
-				codes = append(codes, httptestkit.Do(r, "GET", "/", q.remote, q.header...).Code)
-			}
-			if fmt.Sprint(codes) != fmt.Sprint(tt.codes) {
-				t.Errorf("codes %v; want %v", codes, tt.codes)
-			}
-		})
-	}
+	}...)
+	httptestkit.Keys(t, cases, func(setup func(*gin.Engine), opts []core.Option) http.Handler {
+		r := gin.New()
+		if setup != nil {
+			setup(r)
+		}
+		r.GET("/", ginlimit.Limit("1/minute", opts...), ok)
+		return r
+	})
 }
 
 func TestRoute_givesEachRouteItsOwnBudgetUnderOneGroupMiddleware(t *testing.T) {
@@ -337,15 +284,12 @@ func TestLimit_failurePolicies(t *testing.T) {
 	})
 }
 
-func TestLimit_badExpressionPanicsQuotingIt(t *testing.T) {
-	httptestkit.PanicQuoting(t, `"10/minnute"`, func() { ginlimit.Limit("10/minnute") })
+func TestLimit_badExpressionPanicsNamingTheCallAndQuotingIt(t *testing.T) {
+	httptestkit.PanicNaming(t, `ginlimit.Limit("10/minnute")`, "10/minnute", func() { ginlimit.Limit("10/minnute") })
 }
 
-func TestNew_returnsTheErrorOfABadExpressionOrOption(t *testing.T) {
-	httptestkit.NewErrors(t, "Gin", ginlimit.Key(nil), func(expr string, opts ...core.Option) (bool, error) {
-		mw, err := ginlimit.New(expr, opts...)
-		return mw != nil, err
-	})
+func TestNew_errorsNameTheCallAndTheMisusedOptionAndWrapCores(t *testing.T) {
+	httptestkit.NewErrors(t, "ginlimit.New", ginlimit.New, httptestkit.NativeMisuses("ginlimit", ginlimit.Key, ginlimit.Plans, ginlimit.Route)...)
 }
 
 func TestLimit_scopeIsNamedByTheCallingFunction(t *testing.T) {

@@ -2,8 +2,6 @@ package ginlimit
 
 import (
 	"errors"
-	"fmt"
-	"net/http"
 
 	"github.com/gin-gonic/gin"
 	"github.com/limitkit/limitkit/core"
@@ -15,34 +13,12 @@ import (
 // cannot be identified (see core.WithKeyErrorPolicy).
 type KeyFunc func(*gin.Context) (string, error)
 
-// errNoContext is what Gin-typed functions meet outside this package's
-// middlewares, which alone pass core the *gin.Context.
-var errNoContext = fmt.Errorf("ginlimit: no *gin.Context; Gin-typed options work only in ginlimit.Limit and ginlimit.New: %w", core.ErrNativeType)
-
 // Key counts requests by the identity keys give, combined as core.Combine
 // combines (a budget per user and route, say). It replaces core.WithKey;
 // the identity is not hashed, so a key function that reads a secret should
 // return its hash: core.IdentityHasher's Hash, or core.HashIdentity for
 // long random secrets.
-func Key(keys ...KeyFunc) core.Option {
-	fns := make([]core.NativeKeyFunc, len(keys))
-	for i, k := range keys {
-		if k == nil {
-			return core.WithKey(nil) // core reports the nil key function
-		}
-		fns[i] = func(_ *http.Request, native any) (string, error) {
-			c, ok := native.(*gin.Context)
-			if !ok || c == nil {
-				return "", errNoContext
-			}
-			return k(c)
-		}
-	}
-	if len(fns) == 0 {
-		return core.WithKey(nil)
-	}
-	return core.WithNativeKey(fns...)
-}
+func Key(keys ...KeyFunc) core.Option { return core.NativeKey("ginlimit.Key", keys...) }
 
 var errNoClientIP = errors.New("ginlimit: Gin found no client IP")
 
@@ -87,29 +63,13 @@ func HTTPKey(k core.KeyFunc) KeyFunc {
 // expression; a request whose plan is "" or unknown gets the middleware's
 // own expression.
 func Plans(plans map[string]string, planOf func(*gin.Context) string) core.Option {
-	if planOf == nil {
-		return core.WithPlans(plans, nil) // core reports the nil function
-	}
-	return core.WithNativePlans(plans, func(_ *http.Request, native any) string {
-		if c, ok := native.(*gin.Context); ok && c != nil {
-			return planOf(c)
-		}
-		return ""
-	})
+	return core.NativePlans("ginlimit.Plans", plans, planOf)
 }
 
 // Exempt lets requests for which exempt returns true through without a
 // check, a charge or headers (health checks, internal callers), like
 // core.WithExempt with Gin's context.
-func Exempt(exempt func(*gin.Context) bool) core.Option {
-	if exempt == nil {
-		return core.WithNativeExempt(nil)
-	}
-	return core.WithNativeExempt(func(_ *http.Request, native any) bool {
-		c, ok := native.(*gin.Context)
-		return ok && c != nil && exempt(c)
-	})
-}
+func Exempt(exempt func(*gin.Context) bool) core.Option { return core.NativeExempt(exempt) }
 
 // OnDeny replaces the response to a request refused by the limit (429, or
 // 413 for a cost that can never fit: res.Decision.Never): deny writes it,
@@ -119,15 +79,5 @@ func Exempt(exempt func(*gin.Context) bool) core.Option {
 // is down under core.FailClosed, 400 under core.KeyErrorRefuse) keep the
 // default JSON response.
 func OnDeny(deny func(c *gin.Context, res core.Result)) core.Option {
-	if deny == nil {
-		return core.WithNativeDeny(nil)
-	}
-	return core.WithNativeDeny(func(native any, res core.Result) error {
-		c, ok := native.(*gin.Context)
-		if !ok || c == nil {
-			return errNoContext
-		}
-		deny(c, res)
-		return nil
-	})
+	return core.NativeDeny[*gin.Context]("ginlimit.OnDeny", deny)
 }

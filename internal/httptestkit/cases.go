@@ -3,10 +3,13 @@ package httptestkit
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -257,41 +260,89 @@ func BenchmarkParallel(b *testing.B, h http.Handler) {
 	})
 }
 
-// PanicQuoting checks that f panics with a message containing quoted.
-func PanicQuoting(t *testing.T, quoted string, f func()) {
+// PanicNaming checks that f panics with an error that names call, such as
+// `ginlimit.Limit("10/minnute")`, and wraps the *core.SyntaxError of the
+// bad expression expr, quoting it.
+func PanicNaming(t *testing.T, call, expr string, f func()) {
 	t.Helper()
 	defer func() {
+		t.Helper()
 		p := recover()
-		if p == nil || !strings.Contains(fmt.Sprint(p), quoted) {
-			t.Errorf("panic %v; want one quoting the expression", p)
+		err, _ := p.(error)
+		if err == nil || !strings.Contains(err.Error(), call) {
+			t.Fatalf("panic %v; want an error naming %s", p, call)
 		}
+		checkSyntaxError(t, err, expr)
 	}()
 	f()
 }
 
-// NewErrors checks that an adapter's New refuses a bad expression, a
-// limiter option and a nil key of the framework named framework (nilKey)
-// with an error naming the problem and no middleware. newOK wraps New,
-// reporting whether it returned a middleware.
-func NewErrors(t *testing.T, framework string, nilKey core.Option, newOK func(expr string, opts ...core.Option) (bool, error)) {
+// checkSyntaxError reports through t unless err wraps a *core.SyntaxError
+// of expr whose message quotes it.
+func checkSyntaxError(t *testing.T, err error, expr string) {
 	t.Helper()
-	tests := []struct {
-		name string
-		expr string
-		opts []core.Option
-		want string
-	}{
-		{"bad expression", "five/minute", nil, `"five/minute"`},
-		{"limiter option on a middleware", "5/minute", []core.Option{core.WithTimeout(time.Second)}, "WithTimeout"},
-		{"nil " + framework + " key", "5/minute", []core.Option{nilKey}, "WithKey(nil)"},
+	var se *core.SyntaxError
+	if !errors.As(err, &se) || se.Expr != expr || !strings.Contains(err.Error(), strconv.Quote(expr)) {
+		t.Errorf("error %v; want one wrapping the *core.SyntaxError of %q, quoting it", err, expr)
 	}
+}
+
+// Misuse is an option given wrongly, and what the constructor's error
+// must say of it.
+type Misuse struct {
+	Name string
+	Opt  core.Option
+	Want string // in the error: the option's name as the user wrote it, and the mistake
+	// Syntax, if set, is the bad limit expression whose *core.SyntaxError
+	// the error must wrap.
+	Syntax string
+}
+
+// NewErrors checks that an adapter's New, called constructor (such as
+// "ginlimit.New"), refuses a bad expression, a limiter option and each
+// misuse with no middleware and an error that names the call and its
+// expression, then the mistake, and that wraps core's error, so that
+// errors.As finds a *core.SyntaxError for a bad expression. newMiddleware
+// is that New.
+func NewErrors[H any](t *testing.T, constructor string, newMiddleware func(expr string, opts ...core.Option) (H, error), misuses ...Misuse) {
+	t.Helper()
+	tests := append([]Misuse{
+		{Name: "bad expression", Want: "limitkit: invalid limit", Syntax: "five/minute"},
+		{Name: "limiter option on a middleware", Opt: core.WithTimeout(time.Second), Want: "core.WithTimeout configures a Limiter"},
+	}, misuses...)
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			made, err := newOK(tt.expr, tt.opts...)
-			if err == nil || made || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("New(%q) = %v, %v; want an error containing %s", tt.expr, made, err, tt.want)
+		t.Run(tt.Name, func(t *testing.T) {
+			expr := "5/minute"
+			if tt.Opt == nil {
+				expr = tt.Syntax
+			}
+			mw, err := newMiddleware(expr, tt.Opt)
+			made := !reflect.ValueOf(&mw).Elem().IsZero()
+			call := fmt.Sprintf("%s(%q): ", constructor, expr)
+			if err == nil || made || !strings.HasPrefix(err.Error(), call) || !strings.Contains(err.Error(), tt.Want) {
+				t.Fatalf("%s = %v, %v; want no middleware and an error beginning %q and containing %q", call, made, err, call, tt.Want)
+			}
+			if tt.Syntax != "" {
+				checkSyntaxError(t, err, tt.Syntax)
 			}
 		})
+	}
+}
+
+// NativeMisuses are the misuses of an adapter's framework-typed Key and
+// Plans (of package pkg, such as "ginlimit"), whose errors must name them:
+// no key, a nil key, a nil key among others, a nil plan function, a plan
+// name WithName would refuse and a plan expression that does not parse.
+// aKey is any key function of the adapter's.
+func NativeMisuses[C any, F ~func(C) (string, error)](pkg string, key func(...F) core.Option, plans func(map[string]string, func(C) string) core.Option, aKey F) []Misuse {
+	planOf := func(C) string { return "" }
+	return []Misuse{
+		{Name: "no key", Opt: key(), Want: pkg + ".Key(): give at least one key function"},
+		{Name: "a nil key", Opt: key(nil), Want: pkg + ".Key(nil): give a key function"},
+		{Name: "a nil key among others", Opt: key(aKey, nil), Want: pkg + ".Key: key function 2 of 2 is nil"},
+		{Name: "a nil plan function", Opt: plans(map[string]string{"pro": "5/minute"}, nil), Want: pkg + ".Plans: the planOf function is nil"},
+		{Name: "a bad plan name", Opt: plans(map[string]string{"pro plan": "5/minute"}, planOf), Want: pkg + `.Plans: limitkit: plan "pro plan": use printable ASCII`},
+		{Name: "a bad plan expression", Opt: plans(map[string]string{"pro": "5/minnute"}, planOf), Want: pkg + `.Plans: plan "pro": limitkit: invalid limit`, Syntax: "5/minnute"},
 	}
 }
 

@@ -1,0 +1,56 @@
+package core_test
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/limitkit/limitkit/core"
+)
+
+// frameworkCtx stands for a framework's own request context.
+type frameworkCtx struct{ user string }
+
+// An adapter's Key option is one line over NativeKey: users write key
+// functions against the framework's context, which the adapter passes to
+// CheckWith.
+func ExampleNativeKey() {
+	key := func(keys ...func(*frameworkCtx) (string, error)) core.Option {
+		return core.NativeKey("myadapter.Key", keys...) // the adapter's Key
+	}
+	limiter := core.New(core.WithClock(stopped))
+	defer limiter.Close()
+	m := core.MustNewMiddleware("1/hour", core.WithLimiter(limiter),
+		key(func(c *frameworkCtx) (string, error) { return c.user, nil }))
+
+	for _, user := range []string{"ann", "bob", "ann"} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		res := m.CheckWith(r, http.Header{}, &frameworkCtx{user: user})
+		fmt.Println(user, res.Verdict == core.Serve)
+	}
+	_, err := core.NewMiddleware("1/hour", key(nil))
+	fmt.Println(err)
+	// Output:
+	// ann true
+	// bob true
+	// ann false
+	// myadapter.Key(nil): give a key function, or leave the option out to key by IP
+}
+
+// An adapter's constructors are one line each over Adapt and MustAdapt, so
+// their errors name the call and wrap core's.
+func ExampleAdapt() {
+	newMiddleware := func(expr string, opts ...core.Option) (http.Handler, error) { // the adapter's New
+		return core.Adapt("myadapter.New", 1, expr, opts, func(m *core.Middleware) http.Handler {
+			return m.Handler(http.NotFoundHandler())
+		})
+	}
+	_, err := newMiddleware("5/minit")
+	fmt.Println(err)
+	var se *core.SyntaxError
+	fmt.Println(errors.As(err, &se), se.Offset)
+	// Output:
+	// myadapter.New("5/minit"): limitkit: invalid limit "5/minit" at offset 2: unknown unit "minit"; expected second, minute, hour, day, month or year
+	// true 2
+}
