@@ -184,15 +184,15 @@ func jointParts(ctx context.Context, batch []*request) []part {
 		nkeys, nargs := 0, 0
 		for _, r := range g {
 			nkeys += len(r.keys)
-			nargs += 1 + len(r.nums)
+			nargs += 1 + len(r.nums) // n, then its own arguments
 		}
-		args := make([]any, 3, 3+nkeys+nargs)
+		args := make([]any, cmdHead, cmdHead+nkeys+nargs)
 		args[0], args[1], args[2] = "evalsha", s.manySHA, nkeys
 		for _, r := range g {
 			args = r.appendKeys(args)
 		}
 		for _, r := range g {
-			args = append(args, (len(r.nums)-3)/3)
+			args = append(args, r.limits())
 			args = r.appendNums(args)
 		}
 		parts = append(parts, part{cmd: redis.NewIntSliceCmd(ctx, args...), reqs: g, src: s.many})

@@ -17,6 +17,15 @@
 // decision for the same sequence of (time, key, cost); the conformance suite
 // proves it.
 //
+// The scripts are Lua files in lua/, composed at start-up (see scripts.go),
+// and every composed script is in testdata/, whole, as Redis runs it: a
+// line number in a Redis error is a line of one of those files, and each
+// runs by itself. For example, one decision of cost 1 against 5 per minute
+// with a burst of 5 (ARGV: now in µs or "" for Redis's TIME, cost, TTL
+// slack in ms, then count, window in µs and burst per limit):
+//
+//	redis-cli --eval redisstore/testdata/token-bucket.lua key , "" 1 0 5 60000000 5
+//
 // # Time
 //
 // The scripts read the time from Redis (TIME), never from the application,

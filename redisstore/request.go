@@ -17,15 +17,33 @@ import (
 type request struct {
 	script  *script
 	keys    []string
-	nums    []int64 // now, cost, slack, then count, window, burst per limit
-	clocked bool    // nums[0] is the time; else the script reads Redis's TIME
+	nums    []int64 // the script's ARGV: see argNow and the constants after it
+	clocked bool    // nums[argNow] is the time; else the script reads Redis's TIME
 	res     chan result
 	due     time.Time // under batching: when the caller stops waiting, if it has no deadline of its own
 
 	keyBuf [smallLimits]string
-	numBuf [3 + 3*smallLimits]int64
-	argBuf [3 + smallLimits + 3 + 3*smallLimits]any
+	numBuf [argLimits + limitArgs*smallLimits]int64
+	argBuf [cmdHead + smallLimits + argLimits + limitArgs*smallLimits]any
 }
+
+// The places of a request's arguments in nums, as the scripts read them
+// from ARGV (see lua/one.lua): the time, the cost and the TTL slack, then
+// limitArgs numbers per limit, from argLimits on.
+const (
+	argNow    = iota // the time in µs, sent only when clocked
+	argCost          // the request's cost
+	argSlack         // ms added to every TTL
+	argLimits        // the first limit's count
+)
+
+// cmdHead is how many arguments of a command come before its keys:
+// EVALSHA, the SHA-1 and the number of keys.
+const cmdHead = 3
+
+// limitArgs is how many numbers each limit adds to nums: its count, its
+// window in µs and its burst.
+const limitArgs = 3
 
 // smallLimits is the most limits a request holds without further
 // allocations.
@@ -39,12 +57,21 @@ type result struct {
 func newRequest(alg core.Algorithm, n int) *request {
 	r := &request{script: scripts[alg]}
 	if n <= smallLimits {
-		r.keys, r.nums = r.keyBuf[:0], r.numBuf[:3+3*n]
+		r.keys, r.nums = r.keyBuf[:0], r.numBuf[:argLimits+limitArgs*n]
 	} else {
-		r.keys, r.nums = make([]string, 0, n), make([]int64, 3+3*n)
+		r.keys, r.nums = make([]string, 0, n), make([]int64, argLimits+limitArgs*n)
 	}
 	return r
 }
+
+// setLimit sets the arguments of r's limit i.
+func (r *request) setLimit(i int, count, windowMicros, burst int64) {
+	num := r.nums[argLimits+limitArgs*i:]
+	num[0], num[1], num[2] = count, windowMicros, burst
+}
+
+// limits is r's number of limits.
+func (r *request) limits() int { return (len(r.nums) - argLimits) / limitArgs }
 
 // appendKeys appends r's keys to dst, as pointers into r.
 func (r *request) appendKeys(dst []any) []any {
@@ -57,11 +84,11 @@ func (r *request) appendKeys(dst []any) []any {
 // appendNums appends r's arguments to dst, as pointers into r.
 func (r *request) appendNums(dst []any) []any {
 	if r.clocked {
-		dst = append(dst, &r.nums[0])
+		dst = append(dst, &r.nums[argNow])
 	} else {
 		dst = append(dst, "")
 	}
-	for i := 1; i < len(r.nums); i++ {
+	for i := argNow + 1; i < len(r.nums); i++ {
 		dst = append(dst, &r.nums[i])
 	}
 	return dst
@@ -70,10 +97,10 @@ func (r *request) appendNums(dst []any) []any {
 // command returns r's EVALSHA.
 func (r *request) command(ctx context.Context) *redis.IntSliceCmd {
 	var args []any
-	if n := 3 + len(r.keys) + len(r.nums); n <= len(r.argBuf) {
-		args = r.argBuf[:3]
+	if n := cmdHead + len(r.keys) + len(r.nums); n <= len(r.argBuf) {
+		args = r.argBuf[:cmdHead]
 	} else {
-		args = make([]any, 3, n)
+		args = make([]any, cmdHead, n)
 	}
 	args[0], args[1], args[2] = "evalsha", r.script.oneSHA, len(r.keys)
 	args = r.appendNums(r.appendKeys(args))

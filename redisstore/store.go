@@ -131,11 +131,11 @@ func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64
 	sent := int64(0)
 	if s.clock != nil {
 		sent = s.now()
-		r.nums[0], r.clocked = sent, true
+		r.nums[argNow], r.clocked = sent, true
 	} else if s.deny != nil {
 		sent = s.now()
 	}
-	r.nums[1], r.nums[2] = cost, s.slack
+	r.nums[argCost], r.nums[argSlack] = cost, s.slack
 	futile := false // some limit can never admit cost: Redis says Never
 	for i, l := range rule.Limits {
 		burst := rule.Burst
@@ -147,8 +147,7 @@ func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64
 		} else {
 			futile = futile || cost > l.Count
 		}
-		num := r.nums[3+3*i:]
-		num[0], num[1], num[2] = l.Count, int64(l.Period/time.Microsecond), burst
+		r.setLimit(i, l.Count, int64(l.Period/time.Microsecond), burst)
 	}
 
 	var sig string

@@ -1,0 +1,45 @@
+-- One decision, core's decide: check every limit, let the most telling
+-- verdict speak (core's outranks), and charge all limits or none. Its keys
+-- follow KEYS[kb] and its arguments ARGV[ab]; n is its number of limits.
+-- It leaves the verdict in allOK, delay and the b* locals.
+local now = ARGV[ab + 1]
+if now == '' then
+  if not nowCache then
+    local secUsec = redis.call('TIME')
+    nowCache = secUsec[1] * 1000000 + secUsec[2]
+  end
+  now = nowCache
+else
+  now = tonumber(now)
+end
+local cost, slack = tonumber(ARGV[ab + 2]), tonumber(ARGV[ab + 3])
+local allOK, delay = true, 0
+local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
+-- Check each limit into ok, never, rem, reset, retry and dly. State this
+-- store did not write ends the decision with {-1, index of the key among
+-- the decision's keys, 0, 0, 0, 0, 0}: a reply, not an error, so that a
+-- batch still answers its other decisions.
+for i = 1, n do
+  local o = ab + (i - 1) * 3
+  local count, window, burst = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6])
+  local ok, never, rem, reset, retry, dly = false, false, 0, 0, 0, 0
+  --{{check}}
+  -- core's outranks.
+  allOK = allOK and ok
+  if dly > delay then delay = dly end
+  local better
+  if i == 1 then better = true
+  elseif ok ~= bOk then better = not ok
+  elseif ok then better = rem < bRem
+  elseif never ~= bNever then better = never
+  else better = retry > bRetry end
+  if better then bOk, bNever, bRem, bReset, bRetry, bIdx = ok, never, rem, reset, retry, i end
+end
+-- Commit (or settle) each limit. A key's TTL, ttlMs, is how long it must
+-- live for its state to matter, plus the slack a driven clock needs; zero
+-- when its state is as good as none.
+for i = 1, n do
+  local window = tonumber(ARGV[ab + (i - 1) * 3 + 5])
+  --{{commit}}
+end
+if not allOK then delay = 0 end

@@ -1,0 +1,76 @@
+-- The sliding window counter. Its state is core's cell "a,b,c": window
+-- start, current count, previous count. wait is core's counterWait; the
+-- estimate keeps core's order of operations, so the doubles are the same.
+--{{define helpers}}
+local function wait(prev, curr, window, count, cost)
+  if prev == 0 or prev * (window - 0) / window + curr + cost <= count then return 0 end
+  local room = count - curr - cost
+  local e = window - floor(room * window / prev)
+  e = math.min(mmax(e, 0), window)
+  while e < window and not (prev * (window - e) / window + curr + cost <= count) do e = e + 1 end
+  while e > 0 and prev * (window - (e - 1)) / window + curr + cost <= count do e = e - 1 end
+  return e
+end
+--{{define check}}
+  local a, b, c = 0, 0, 0
+  local v = redis.pcall('GET', KEYS[kb + i])
+  if v then
+    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0} end
+    local x, y, z = string.match(v, '^(%-?%d+),(%-?%d+),(%-?%d+)$')
+    a, b, c = tonumber(x), tonumber(y), tonumber(z)
+    if not c then return {-1, i - 1, 0, 0, 0, 0, 0} end
+  end
+  if i == 1 then A1, B1, C1 = a, b, c
+  else
+    if not SA then SA, SB, SC = {}, {}, {} end
+    SA[i], SB[i], SC[i] = a, b, c
+  end
+  local ws, curr, prev = now - fmod(now, window), 0, 0
+  if ws <= a then
+    ws, curr, prev = a, b, c
+  elseif ws == a + window then
+    prev = b
+  end
+  local elapsed = math.min(mmax(now - ws, 0), window)
+  local est = prev * (window - elapsed) / window + curr
+  if curr > 0 then
+    reset = ws + 2 * window - now
+  elseif prev > 0 then
+    reset = ws + window - now
+  end
+  if cost <= count and est + cost <= count then
+    ok = true
+    rem = floor(count - est - cost)
+    reset = ws + 2 * window - now
+  else
+    rem = mmax(floor(count - est), 0)
+    if cost > count then
+      never = true
+    elseif curr + cost <= count then
+      retry = ws + wait(prev, curr, window, count, cost) - now
+    else
+      retry = ws + window + wait(curr, 0, window, count, cost) - now
+    end
+  end
+--{{define commit}}
+  if allOK then
+    local a, b, c
+    if i == 1 then a, b, c = A1, B1, C1
+    else a, b, c = SA[i], SB[i], SC[i] end
+    local ws = now - fmod(now, window)
+    if ws <= a then
+    elseif ws == a + window then
+      a, b, c = ws, 0, b
+    else
+      a, b, c = ws, 0, 0
+    end
+    b = b + cost
+    -- The key outlives the next window, which still counts this one.
+    local ttlMs = slack
+    if a + 2 * window > now then ttlMs = ttlMs + math.ceil((a + 2 * window - now) / 1000) end
+    if ttlMs > 0 then
+      redis.call('SET', KEYS[kb + i], fmt(D3, a, b, c), 'PX', ttlMs)
+    else
+      redis.call('DEL', KEYS[kb + i])
+    end
+  end

@@ -1,0 +1,146 @@
+-- limitkit redisstore: one decision. Composed by redisstore/scripts.go from
+-- redisstore/lua/ (one.lua, prelude.lua, decide.lua and the algorithm's
+-- file); redisstore/testdata/ holds every composed script.
+--
+-- KEYS: one key per limit, in rule order.
+-- ARGV: now in µs ("" to read Redis's TIME), cost, TTL slack in ms, then
+--       per limit: count, window in µs, burst.
+-- Reply: {allowed 0|1, deciding limit (0-based), remaining, reset-after µs,
+--         retry-after µs, delay µs, never 0|1}, or {-1, index of the key
+--         whose state is corrupt, 0, 0, 0, 0, 0}.
+--
+-- For example, cost 1 against 5 per minute with a burst of 5, at Redis's
+-- time and without slack:
+--
+--   redis-cli --eval redisstore/testdata/token-bucket.lua key , "" 1 0 5 60000000 5
+-- The script-wide part of every script: the algorithm's name, shorthands,
+-- and the state each limit's check keeps for its commit.
+local ALGORITHM = 'sliding-window-counter'
+local fmt, floor, fmod, mmax = string.format, math.floor, math.fmod, math.max
+-- D1, D2 and D3 format one, two and three integers: %d, much cheaper than
+-- %.0f, is exact when Lua's integer format is 64 bits wide, as it is in any
+-- 64-bit build of Redis; a 32-bit build falls back to %.0f.
+local D1, D2, D3 = '%d', '%d,%d', '%d,%d,%d'
+if fmt(D1, 9007199254740991) ~= '9007199254740991' then D1, D2, D3 = '%.0f', '%.0f,%.0f', '%.0f,%.0f,%.0f' end
+-- A check keeps up to three values of limit i for its commit: in A1, B1 and
+-- C1 for the first limit, in SA[i], SB[i] and SC[i], made only when a rule
+-- has more, for the others. Tables cost Redis a fraction of a microsecond
+-- each to make and collect, and most rules have one limit.
+local A1, B1, C1, SA, SB, SC
+-- nowCache is Redis's TIME in µs, read at most once per script run.
+local nowCache
+local function wait(prev, curr, window, count, cost)
+  if prev == 0 or prev * (window - 0) / window + curr + cost <= count then return 0 end
+  local room = count - curr - cost
+  local e = window - floor(room * window / prev)
+  e = math.min(mmax(e, 0), window)
+  while e < window and not (prev * (window - e) / window + curr + cost <= count) do e = e + 1 end
+  while e > 0 and prev * (window - (e - 1)) / window + curr + cost <= count do e = e - 1 end
+  return e
+end
+local kb, ab, n = 0, 0, (#ARGV - 3) / 3
+-- One decision, core's decide: check every limit, let the most telling
+-- verdict speak (core's outranks), and charge all limits or none. Its keys
+-- follow KEYS[kb] and its arguments ARGV[ab]; n is its number of limits.
+-- It leaves the verdict in allOK, delay and the b* locals.
+local now = ARGV[ab + 1]
+if now == '' then
+  if not nowCache then
+    local secUsec = redis.call('TIME')
+    nowCache = secUsec[1] * 1000000 + secUsec[2]
+  end
+  now = nowCache
+else
+  now = tonumber(now)
+end
+local cost, slack = tonumber(ARGV[ab + 2]), tonumber(ARGV[ab + 3])
+local allOK, delay = true, 0
+local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
+-- Check each limit into ok, never, rem, reset, retry and dly. State this
+-- store did not write ends the decision with {-1, index of the key among
+-- the decision's keys, 0, 0, 0, 0, 0}: a reply, not an error, so that a
+-- batch still answers its other decisions.
+for i = 1, n do
+  local o = ab + (i - 1) * 3
+  local count, window, burst = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6])
+  local ok, never, rem, reset, retry, dly = false, false, 0, 0, 0, 0
+  local a, b, c = 0, 0, 0
+  local v = redis.pcall('GET', KEYS[kb + i])
+  if v then
+    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0} end
+    local x, y, z = string.match(v, '^(%-?%d+),(%-?%d+),(%-?%d+)$')
+    a, b, c = tonumber(x), tonumber(y), tonumber(z)
+    if not c then return {-1, i - 1, 0, 0, 0, 0, 0} end
+  end
+  if i == 1 then A1, B1, C1 = a, b, c
+  else
+    if not SA then SA, SB, SC = {}, {}, {} end
+    SA[i], SB[i], SC[i] = a, b, c
+  end
+  local ws, curr, prev = now - fmod(now, window), 0, 0
+  if ws <= a then
+    ws, curr, prev = a, b, c
+  elseif ws == a + window then
+    prev = b
+  end
+  local elapsed = math.min(mmax(now - ws, 0), window)
+  local est = prev * (window - elapsed) / window + curr
+  if curr > 0 then
+    reset = ws + 2 * window - now
+  elseif prev > 0 then
+    reset = ws + window - now
+  end
+  if cost <= count and est + cost <= count then
+    ok = true
+    rem = floor(count - est - cost)
+    reset = ws + 2 * window - now
+  else
+    rem = mmax(floor(count - est), 0)
+    if cost > count then
+      never = true
+    elseif curr + cost <= count then
+      retry = ws + wait(prev, curr, window, count, cost) - now
+    else
+      retry = ws + window + wait(curr, 0, window, count, cost) - now
+    end
+  end
+  -- core's outranks.
+  allOK = allOK and ok
+  if dly > delay then delay = dly end
+  local better
+  if i == 1 then better = true
+  elseif ok ~= bOk then better = not ok
+  elseif ok then better = rem < bRem
+  elseif never ~= bNever then better = never
+  else better = retry > bRetry end
+  if better then bOk, bNever, bRem, bReset, bRetry, bIdx = ok, never, rem, reset, retry, i end
+end
+-- Commit (or settle) each limit. A key's TTL, ttlMs, is how long it must
+-- live for its state to matter, plus the slack a driven clock needs; zero
+-- when its state is as good as none.
+for i = 1, n do
+  local window = tonumber(ARGV[ab + (i - 1) * 3 + 5])
+  if allOK then
+    local a, b, c
+    if i == 1 then a, b, c = A1, B1, C1
+    else a, b, c = SA[i], SB[i], SC[i] end
+    local ws = now - fmod(now, window)
+    if ws <= a then
+    elseif ws == a + window then
+      a, b, c = ws, 0, b
+    else
+      a, b, c = ws, 0, 0
+    end
+    b = b + cost
+    -- The key outlives the next window, which still counts this one.
+    local ttlMs = slack
+    if a + 2 * window > now then ttlMs = ttlMs + math.ceil((a + 2 * window - now) / 1000) end
+    if ttlMs > 0 then
+      redis.call('SET', KEYS[kb + i], fmt(D3, a, b, c), 'PX', ttlMs)
+    else
+      redis.call('DEL', KEYS[kb + i])
+    end
+  end
+end
+if not allOK then delay = 0 end
+return {allOK and 1 or 0, bIdx - 1, bRem, bReset, bRetry, delay, bNever and 1 or 0}

@@ -1,0 +1,186 @@
+-- limitkit redisstore: a batch of decisions of one algorithm, run one after
+-- another, each exactly as alone. Composed by redisstore/scripts.go from
+-- redisstore/lua/ (batch.lua, prelude.lua, decide.lua and the algorithm's
+-- file); redisstore/testdata/ holds every composed script.
+--
+-- KEYS: every decision's keys, one per limit, one decision after another.
+-- ARGV: for each decision, its number of limits n, then its arguments as
+--       for one decision (now, cost, slack, then count, window and burst
+--       per limit).
+-- Reply: every decision's reply (seven integers, as for one decision), one
+--        after another.
+--
+-- For example, two decisions of cost 1 against 5 per minute with a burst
+-- of 5:
+--
+--   redis-cli --eval redisstore/testdata/token-bucket.batch.lua a b , 1 "" 1 0 5 60000000 5 1 "" 1 0 5 60000000 5
+-- The script-wide part of every script: the algorithm's name, shorthands,
+-- and the state each limit's check keeps for its commit.
+local ALGORITHM = 'sliding-window-log'
+local fmt, floor, fmod, mmax = string.format, math.floor, math.fmod, math.max
+-- D1, D2 and D3 format one, two and three integers: %d, much cheaper than
+-- %.0f, is exact when Lua's integer format is 64 bits wide, as it is in any
+-- 64-bit build of Redis; a 32-bit build falls back to %.0f.
+local D1, D2, D3 = '%d', '%d,%d', '%d,%d,%d'
+if fmt(D1, 9007199254740991) ~= '9007199254740991' then D1, D2, D3 = '%.0f', '%.0f,%.0f', '%.0f,%.0f,%.0f' end
+-- A check keeps up to three values of limit i for its commit: in A1, B1 and
+-- C1 for the first limit, in SA[i], SB[i] and SC[i], made only when a rule
+-- has more, for the others. Tables cost Redis a fraction of a microsecond
+-- each to make and collect, and most rules have one limit.
+local A1, B1, C1, SA, SB, SC
+-- nowCache is Redis's TIME in µs, read at most once per script run.
+local nowCache
+local out = {}
+-- decide appends its reply to out, which saves a table per decision, and
+-- returns nothing; only corrupt state returns a reply of its own.
+local function decide(kb, ab, n)
+-- One decision, core's decide: check every limit, let the most telling
+-- verdict speak (core's outranks), and charge all limits or none. Its keys
+-- follow KEYS[kb] and its arguments ARGV[ab]; n is its number of limits.
+-- It leaves the verdict in allOK, delay and the b* locals.
+local now = ARGV[ab + 1]
+if now == '' then
+  if not nowCache then
+    local secUsec = redis.call('TIME')
+    nowCache = secUsec[1] * 1000000 + secUsec[2]
+  end
+  now = nowCache
+else
+  now = tonumber(now)
+end
+local cost, slack = tonumber(ARGV[ab + 2]), tonumber(ARGV[ab + 3])
+local allOK, delay = true, 0
+local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
+-- Check each limit into ok, never, rem, reset, retry and dly. State this
+-- store did not write ends the decision with {-1, index of the key among
+-- the decision's keys, 0, 0, 0, 0, 0}: a reply, not an error, so that a
+-- batch still answers its other decisions.
+for i = 1, n do
+  local o = ab + (i - 1) * 3
+  local count, window, burst = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6])
+  local ok, never, rem, reset, retry, dly = false, false, 0, 0, 0, 0
+  local lk = KEYS[kb + i]
+  local base, newest, total, sum, pairs = 0, false, 0, 0, false
+  local hd = redis.pcall('LRANGE', lk, 0, 1)
+  if hd.err then return {-1, i - 1, 0, 0, 0, 0, 0} end
+  if #hd > 0 then
+    base = tonumber(hd[1])
+    local first = tonumber(hd[2])
+    if not (base and first) then return {-1, i - 1, 0, 0, 0, 0, 0} end
+    local tl = redis.call('LRANGE', lk, -2, -1)
+    newest, total = tonumber(tl[1]), tonumber(tl[2])
+    if not (newest and total) then return {-1, i - 1, 0, 0, 0, 0, 0} end
+    local cutoff = now - window
+    if newest <= cutoff then
+      -- Everything left the window.
+      redis.call('DEL', lk)
+      base, newest, total = 0, false, 0
+    elseif first <= cutoff then
+      -- Find the first request still in: pair lo has left, pair hi has not.
+      local len = redis.call('LLEN', lk)
+      if len % 2 ~= 1 then return {-1, i - 1, 0, 0, 0, 0, 0} end
+      pairs = (len - 1) / 2
+      local lo, hi = 1, pairs
+      while hi - lo > 1 do
+        local mid = floor((lo + hi) / 2)
+        local at = tonumber(redis.call('LINDEX', lk, 2 * mid - 1))
+        if not at then return {-1, i - 1, 0, 0, 0, 0, 0} end
+        if at <= cutoff then lo = mid else hi = mid end
+      end
+      redis.call('LTRIM', lk, 2 * lo, -1)
+      base = tonumber(redis.call('LINDEX', lk, 0))
+      if not base then return {-1, i - 1, 0, 0, 0, 0, 0} end
+      pairs = pairs - lo
+    end
+    sum = total - base
+    if newest then reset = newest + window - now end
+  end
+  if i == 1 then A1, B1, C1 = newest, total, base
+  else
+    if not SA then SA, SB, SC = {}, {}, {} end
+    SA[i], SB[i], SC[i] = newest, total, base
+  end
+  if cost <= count and sum + cost <= count then
+    ok, rem, reset = true, count - sum - cost, window
+  else
+    rem = mmax(count - sum, 0)
+    if cost > count then
+      never = true
+    else
+      -- core's freedAt: the first request whose expiry frees need, found
+      -- by its running total; the newest one frees the whole sum.
+      local need = sum + cost - count
+      if not pairs then pairs = (redis.call('LLEN', lk) - 1) / 2 end
+      local lo, hi = 0, pairs
+      while hi - lo > 1 do
+        local mid = floor((lo + hi) / 2)
+        local c = tonumber(redis.call('LINDEX', lk, 2 * mid))
+        if not c then return {-1, i - 1, 0, 0, 0, 0, 0} end
+        if c - base >= need then hi = mid else lo = mid end
+      end
+      local at = tonumber(redis.call('LINDEX', lk, 2 * hi - 1))
+      if not at then return {-1, i - 1, 0, 0, 0, 0, 0} end
+      retry = at + window - now
+    end
+  end
+  -- core's outranks.
+  allOK = allOK and ok
+  if dly > delay then delay = dly end
+  local better
+  if i == 1 then better = true
+  elseif ok ~= bOk then better = not ok
+  elseif ok then better = rem < bRem
+  elseif never ~= bNever then better = never
+  else better = retry > bRetry end
+  if better then bOk, bNever, bRem, bReset, bRetry, bIdx = ok, never, rem, reset, retry, i end
+end
+-- Commit (or settle) each limit. A key's TTL, ttlMs, is how long it must
+-- live for its state to matter, plus the slack a driven clock needs; zero
+-- when its state is as good as none.
+for i = 1, n do
+  local window = tonumber(ARGV[ab + (i - 1) * 3 + 5])
+  local lk = KEYS[kb + i]
+  local newest, total, base
+  if i == 1 then newest, total, base = A1, B1, C1
+  else newest, total, base = SA[i], SB[i], SC[i] end
+  -- A request of cost 0 only looks: logging it would let the log outgrow
+  -- the count.
+  if allOK and cost > 0 then
+    if not newest then
+      redis.call('RPUSH', lk, '0', fmt(D1, now), fmt(D1, cost))
+    elseif newest >= now then
+      redis.call('LSET', lk, -1, fmt(D1, total + cost))
+    else
+      redis.call('RPUSH', lk, fmt(D1, now), fmt(D1, total + cost))
+    end
+    if base > 1125899906842624 then
+      local xs = redis.call('LRANGE', lk, 0, -1)
+      redis.call('DEL', lk)
+      xs[1] = '0'
+      for j = 3, #xs, 2 do xs[j] = fmt(D1, tonumber(xs[j]) - base) end
+      for j = 1, #xs, 1000 do redis.call('RPUSH', lk, unpack(xs, j, math.min(j + 999, #xs))) end
+    end
+    -- The newest request is now at now, or later if the clock went back;
+    -- the key outlives it by the window.
+    local ttlMs = slack
+    if math.max(now, newest or now) + window > now then ttlMs = ttlMs + math.ceil((math.max(now, newest or now) + window - now) / 1000) end
+    redis.call('PEXPIRE', lk, ttlMs)
+  end
+end
+if not allOK then delay = 0 end
+local o = #out
+out[o + 1], out[o + 2], out[o + 3], out[o + 4] = allOK and 1 or 0, bIdx - 1, bRem, bReset
+out[o + 5], out[o + 6], out[o + 7] = bRetry, delay, bNever and 1 or 0
+end
+local kb, ab, m = 0, 0, #ARGV
+while ab < m do
+  local n = tonumber(ARGV[ab + 1])
+  local r = decide(kb, ab + 1, n)
+  if r then
+    local o = #out
+    for j = 1, 7 do out[o + j] = r[j] end
+  end
+  kb = kb + n
+  ab = ab + 4 + 3 * n
+end
+return out
