@@ -47,19 +47,18 @@
 // by "#" and its SHA-256 in hex, so that no key can break the tag or make
 // names unbounded, and no verbatim key can pose as a hashed one.
 //
-// State is kept per key, algorithm and number of limits, as in the memory
-// store, so a rule whose limits change keeps its counts. One difference: the
-// memory store holds one state per key and starts afresh when the algorithm
-// changes, while here each algorithm has its own keys, so switching back
-// within a window finds the old state. Reset deletes the key's state under
-// every algorithm for rules with as many limits as the one it is given.
+// State is kept per key and rule shape (core.Rule.Shape: the algorithm,
+// the limits and, for the buckets, the burst), as in the memory store, in
+// keys named prefix{tag}:<shape>:<limit>: two rules checked on one key never
+// meet, and Reset deletes the state of the shape it is given.
 //
-// The sliding window log keeps one (time, cost) pair per admitted request
+// The sliding window log keeps, in one list, the total of the costs that
+// have left it and then a time and a running total per admitted request
 // with a distinct time, so at most Count pairs (core.MaxLogCount caps it)
-// when costs are at least one. A denied request scans the log from its
-// oldest pair until enough cost would expire, which for a request costing
-// nearly the whole count reads the whole log: prefer the sliding window
-// counter for large counts.
+// when costs are at least one. Both of its searches, for the first request
+// still in the window and for the one whose expiry frees enough, are binary
+// searches over the running totals: a decision reads a few dozen entries
+// however long the log is and whatever the cost.
 //
 // # TTLs
 //

@@ -12,12 +12,22 @@ import (
 )
 
 // TestReview_luaStepEqualsGo runs the bucket script's step computation (the
-// first three lines of bucketCheck) in Redis for many counts and windows,
+// three lines of lua/bucket.lua that compute it) in Redis for many counts and windows,
 // exact and inexact divisions, up to 2^52 and 2^50, and compares it with
 // core's ceiling division. It passes: kept as a regression test.
 func TestReview_luaStepEqualsGo(t *testing.T) {
 	c := newRedisForStep(t)
-	lines := strings.SplitN(strings.TrimLeft(bucketCheck, "\n"), "\n", 4)[:3]
+	// The three lines of the check that compute the step, as lua/bucket.lua
+	// has them.
+	var lines []string
+	for _, l := range strings.Split(luaFile("bucket.lua"), "\n") {
+		if strings.Contains(l, "step") && !strings.HasPrefix(strings.TrimSpace(l), "--") && len(lines) < 3 {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 3 || !strings.Contains(lines[0], "local step") {
+		t.Fatalf("the step lines of lua/bucket.lua are not where this test looks: %q", lines)
+	}
 	src := "local floor = math.floor\nlocal out = {}\nfor j = 1, #ARGV, 2 do\nlocal count, window = tonumber(ARGV[j]), tonumber(ARGV[j+1])\n" +
 		strings.Join(lines, "\n") + "\nout[#out+1] = string.format('%.0f', step)\nend\nreturn out"
 	r := rand.New(rand.NewPCG(1, 2))

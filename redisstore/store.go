@@ -138,16 +138,10 @@ func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64
 	r.nums[argCost], r.nums[argSlack] = cost, s.slack
 	futile := false // some limit can never admit cost: Redis says Never
 	for i, l := range rule.Limits {
-		burst := rule.Burst
-		if burst <= 0 {
-			burst = l.Count
-		}
-		if alg == core.TokenBucket || alg == core.LeakyBucket {
-			futile = futile || cost > burst
-		} else {
-			futile = futile || cost > l.Count
-		}
-		r.setLimit(i, l.Count, int64(l.Period/time.Microsecond), burst)
+		// The buckets' burst is the capacity; the windows ignore it.
+		capacity := rule.Capacity(i)
+		futile = futile || cost > capacity
+		r.setLimit(i, l.Count, int64(l.Period/time.Microsecond), capacity)
 	}
 
 	var sig string

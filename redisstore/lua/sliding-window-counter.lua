@@ -4,12 +4,14 @@
 --{{define helpers}}
 local function wait(prev, curr, window, count, cost)
   if prev == 0 or prev * (window - 0) / window + curr + cost <= count then return 0 end
-  local room = count - curr - cost
-  local e = window - floor(room * window / prev)
-  e = math.min(mmax(e, 0), window)
-  while e < window and not (prev * (window - e) / window + curr + cost <= count) do e = e + 1 end
-  while e > 0 and prev * (window - (e - 1)) / window + curr + cost <= count do e = e - 1 end
-  return e
+  -- The estimate falls as elapsed grows, and fits at the window's end:
+  -- binary-search the smallest elapsed where it fits, as core does.
+  local lo, hi = 0, window
+  while hi - lo > 1 do
+    local mid = floor((lo + hi) / 2)
+    if prev * (window - mid) / window + curr + cost <= count then hi = mid else lo = mid end
+  end
+  return hi
 end
 --{{define check}}
   local a, b, c = 0, 0, 0
