@@ -17,7 +17,7 @@ import (
 
 // testLimiter is a limiter on a memory store with a driven clock, as an
 // option for Limit.
-func testLimiter(t *testing.T) (core.Option, *storetest.Clock) {
+func testLimiter(t *testing.T) (core.Option, *storetest.ManualClock) {
 	l, clk := httptestkit.NewLimiter(t)
 	clk.Set(20 * time.Second) // 20s into a minute: the resets below count on it
 	return core.WithLimiter(l), clk

@@ -74,7 +74,7 @@ func TestLimiter_corruptStateOfOneKeyAffectsOnlyThatRequest(t *testing.T) {
 			for _, e := range rec.events {
 				switch e.Kind {
 				case EventDecision:
-					actions = append(actions, e.Action)
+					actions = append(actions, e.DecidedBy)
 				case EventStoreError:
 					errs++
 					if !errors.Is(e.Err, ErrCorruptState) || e.Scope != "s" {

@@ -60,11 +60,11 @@
 // with NewMiddlewareSkip (so that the scope is named after its user's
 // function, not the adapter's), and on each request calls
 //
-//	res := m.CheckWith(r, w.Header(), native)
+//	res := m.EnforceWith(r, w.Header(), native)
 //
 // with the request as net/http sees it, the response's headers, and native,
 // the framework's own request context (a *gin.Context, an echo.Context).
-// CheckWith decides, charges, writes the rate-limit headers and holds a
+// EnforceWith decides, charges, writes the rate-limit headers and holds a
 // leaky-bucket request until its slot; it never panics. The adapter then acts
 // on res.Verdict: Serve runs the next handler; Refuse answers res.Status
 // with res.Body, or in the framework's idiom (an error for Echo's error

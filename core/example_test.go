@@ -50,10 +50,10 @@ func ExampleMiddleware_Handler() {
 	// 429 0 40 {"error":"rate limit exceeded","limit":"1/minute","retry_after":40}
 }
 
-// An adapter for another framework calls Check, lets the framework run or
+// An adapter for another framework calls Enforce, lets the framework run or
 // refuse the request in its own idiom, and uses Refuse (or Result's Status
 // and Body) for the response.
-func ExampleMiddleware_Check() {
+func ExampleMiddleware_Enforce() {
 	limiter := core.New(core.WithClock(stopped))
 	defer limiter.Close()
 	m := core.MustNewMiddleware("1/hour", core.WithLimiter(limiter))
@@ -61,7 +61,7 @@ func ExampleMiddleware_Check() {
 	for range 2 {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		w := httptest.NewRecorder()
-		switch res := m.Check(r, w.Header()); res.Verdict {
+		switch res := m.Enforce(r, w.Header()); res.Verdict {
 		case core.Serve:
 			fmt.Println("serve; remaining", w.Header().Get("X-RateLimit-Remaining"))
 		case core.Refuse:
@@ -77,8 +77,8 @@ func ExampleMiddleware_Check() {
 
 // An adapter whose users write key functions against the framework's own
 // context (here a stand-in, *frameworkCtx) wraps each in a NativeKeyFunc
-// that asserts the type, and passes its context to CheckWith.
-func ExampleMiddleware_CheckWith() {
+// that asserts the type, and passes its context to EnforceWith.
+func ExampleMiddleware_EnforceWith() {
 	type frameworkCtx struct{ user string }
 	typedKey := func(c *frameworkCtx) (string, error) { return c.user, nil } // the user's function
 	errWrongType := fmt.Errorf("myadapter: %w", core.ErrNativeType)
@@ -96,7 +96,7 @@ func ExampleMiddleware_CheckWith() {
 
 	for _, user := range []string{"ann", "bob", "ann"} {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		res := m.CheckWith(r, http.Header{}, &frameworkCtx{user: user})
+		res := m.EnforceWith(r, http.Header{}, &frameworkCtx{user: user})
 		fmt.Println(user, res.Verdict == core.Serve)
 	}
 	// Output:

@@ -205,7 +205,7 @@ func (l *Limiter) take(ctx context.Context, scope, identity, key string, rule Ru
 	}
 	if !probing && l.health.down.CompareAndSwap(false, true) {
 		l.health.nextProbe.Store(l.now().UnixNano() + int64(l.cfg.probe))
-		l.emit(Event{Kind: EventStoreDown, Scope: scope, Err: err, Action: l.policyAction()})
+		l.emit(Event{Kind: EventStoreDown, Scope: scope, Err: err, DecidedBy: l.policyAction()})
 		l.logger().Warn("limitkit: rate limit store failed; applying the failure policy until it answers again",
 			"policy", l.cfg.policy.String(), "probe_interval", l.cfg.probe, "err", err)
 	}
@@ -224,7 +224,7 @@ func (l *Limiter) answered(scope string, lat time.Duration) {
 
 // storeFailed reports one failed call of the store.
 func (l *Limiter) storeFailed(scope, identity string, o outcome, lat time.Duration) {
-	l.emit(Event{Kind: EventStoreError, Scope: scope, Identity: identity, Action: o.action, Latency: lat, Err: o.err})
+	l.emit(Event{Kind: EventStoreError, Scope: scope, Identity: identity, DecidedBy: o.action, Latency: lat, Err: o.err})
 	l.logger().Warn("limitkit: rate limit store error", "scope", scope, "action", o.action.String(), "err", o.err)
 }
 

@@ -114,8 +114,8 @@ func TestLimiter_failurePolicies(t *testing.T) {
 			if tt.policy == FailClosed && tt.fault != "" && first.Header().Get("Retry-After") != "1" {
 				t.Errorf("503 without Retry-After: 1 (the probe interval)")
 			}
-			if e := rec.last(); e.Kind != EventDecision || e.Action != tt.action {
-				t.Errorf("last event %v/%v; want a decision by %v", e.Kind, e.Action, tt.action)
+			if e := rec.last(); e.Kind != EventDecision || e.DecidedBy != tt.action {
+				t.Errorf("last event %v/%v; want a decision by %v", e.Kind, e.DecidedBy, tt.action)
 			}
 			if tt.fault != "" {
 				want := "[store-down store-error decision decision]"

@@ -329,7 +329,7 @@ func TestMiddleware_leakyBucketHoldEndsWhenTheClientGoes(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx)
 	r.RemoteAddr = client
 	done := make(chan Result)
-	go func() { done <- m.Check(r, http.Header{}) }()
+	go func() { done <- m.Enforce(r, http.Header{}) }()
 	cancel()
 	select {
 	case res := <-done:

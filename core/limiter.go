@@ -215,7 +215,7 @@ func (l *Limiter) Take(ctx context.Context, key string, rule Rule, cost int64) (
 		return Decision{}, o.err
 	}
 	if obs := l.cfg.observer; obs != nil {
-		obs.Observe(Event{Kind: EventDecision, Decision: o.d, Action: o.action, Latency: o.latency, Err: o.err})
+		obs.Observe(Event{Kind: EventDecision, Decision: o.d, DecidedBy: o.action, Latency: o.latency, Err: o.err})
 	}
 	switch {
 	case o.action == ActionFailOpen:

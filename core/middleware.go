@@ -16,7 +16,7 @@ import (
 // with NewMiddleware; it is safe for concurrent use.
 //
 // Handler wraps a net/http handler. The adapters for other frameworks call
-// CheckWith, which decides and writes the rate-limit headers, and then serve
+// EnforceWith, which decides and writes the rate-limit headers, and then serve
 // or refuse the request in their own idiom, with Refuse or with Result's
 // Status and Body.
 type Middleware struct {
@@ -214,25 +214,26 @@ func (m *Middleware) logger() *slog.Logger {
 // routes on purpose, name it: WithName("api").
 func (m *Middleware) Scope() string { return m.base.scope }
 
-// Check decides a request and writes the rate-limit headers to h (the
-// response's headers), holding the request first if the rule's algorithm
+// Enforce enforces the middleware's rule on a request: it decides it,
+// charges it if admitted, writes the rate-limit headers to h (the
+// response's headers), and holds the request first if the rule's algorithm
 // (LeakyBucket) schedules it for later; the hold ends early if the request's
-// context is done, and Check then returns Gone, or, if the context passed a
+// context is done, and Enforce then returns Gone, or, if the context passed a
 // deadline, a 503 refusal (see Gone). It never panics on a
 // request: a failing key function, cost function or store is handled by the
 // documented policies. A key or cost function that panics is handled as a
 // key function that failed, by the key error policy (WithKeyErrorPolicy),
-// and logged at Error level the first time. Check is CheckWith with no
+// and logged at Error level the first time. Enforce is EnforceWith with no
 // native value.
-func (m *Middleware) Check(r *http.Request, h http.Header) Result {
-	return m.CheckWith(r, h, nil)
+func (m *Middleware) Enforce(r *http.Request, h http.Header) Result {
+	return m.EnforceWith(r, h, nil)
 }
 
-// CheckWith is Check for adapters: native, typically the framework's own
+// EnforceWith is Enforce for adapters: native, typically the framework's own
 // request context, is handed as it is to the functions given by
 // WithNativeKey, WithNativePlans and WithNativeExempt, which the adapter
 // wrapped around its users' framework-typed ones.
-func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Result {
+func (m *Middleware) EnforceWith(r *http.Request, h http.Header, native any) Result {
 	lim := m.limiter
 	if lim == nil {
 		lim = Default()
@@ -254,7 +255,7 @@ func (m *Middleware) CheckWith(r *http.Request, h http.Header, native any) Resul
 		decided := o.action == ActionStore || o.action == ActionFallback
 		obs.Observe(Event{
 			Kind: EventDecision, Scope: rs.scope, Identity: id, Decision: o.d,
-			Shadow: m.shadow && decided && !o.d.Allowed, Action: o.action, Latency: o.latency, Err: o.err,
+			Shadow: m.shadow && decided && !o.d.Allowed, DecidedBy: o.action, Latency: o.latency, Err: o.err,
 		})
 	}
 	return m.respond(ctx, lim, rs, h, o)
@@ -319,7 +320,7 @@ func (m *Middleware) stopped(lim *Limiter, rs *ruleSet, o outcome) Result {
 // refused or served by the decision and the failure policy (or served
 // anyway in shadow mode), and held until its slot by a leaky bucket.
 func (m *Middleware) respond(ctx context.Context, lim *Limiter, rs *ruleSet, h http.Header, o outcome) Result {
-	res := Result{Verdict: Serve, Decision: o.d, Action: o.action, Err: o.err}
+	res := Result{Verdict: Serve, Decision: o.d, DecidedBy: o.action, Err: o.err}
 	switch {
 	case m.shadow || o.action == ActionFailOpen:
 		return res
@@ -360,7 +361,7 @@ func (m *Middleware) misconfigured(lim *Limiter, rs *ruleSet, err error) {
 var errEmptyIdentity = errors.New("limitkit: the key function returned an empty identity")
 
 // identify runs the key function. A panic in it is a bug in the app, but
-// Check never panics on a request: it becomes the key function's error, so
+// Enforce never panics on a request: it becomes the key function's error, so
 // the key error policy answers as it does for any key function that fails.
 func (m *Middleware) identify(lim *Limiter, r *http.Request, native any) (id string, err error) {
 	defer func() {
@@ -450,11 +451,11 @@ func (m *Middleware) hold(ctx context.Context, d time.Duration) error {
 }
 
 // Handler wraps next so that requests over the limit are refused (see
-// Check and Refuse); it is what chilimit returns. A request whose client
+// Enforce and Refuse); it is what chilimit returns. A request whose client
 // went away (Gone) is ended with StatusClientClosedRequest and no body.
 func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		res := m.Check(r, w.Header())
+		res := m.Enforce(r, w.Header())
 		switch res.Verdict {
 		case Serve:
 			next.ServeHTTP(w, r)

@@ -13,7 +13,7 @@ import (
 // framework's own context (Gin's *gin.Context, Echo's echo.Context), and an
 // adapter's options let users write key functions, plan functions, exemptions
 // and deny handlers against it. Core cannot name those types, so the adapter
-// passes its context to Middleware.CheckWith as "native", and these options
+// passes its context to Middleware.EnforceWith as "native", and these options
 // hand it, as it is, to functions wrapped around the user's typed ones.
 // NativeKey, NativePlans, NativeExempt and NativeDeny write those wrappers
 // for any context type C, so that an adapter's option is one line and every
@@ -30,7 +30,7 @@ import (
 var ErrNativeType = errors.New("limitkit: the framework context is missing or of another framework's type; a framework-typed option works only with its own adapter")
 
 // NativeKeyFunc is a KeyFunc that also gets the native value the adapter
-// passed to CheckWith (nil from Check).
+// passed to EnforceWith (nil from Enforce).
 type NativeKeyFunc func(r *http.Request, native any) (string, error)
 
 // WithNativeKey is WithKey for adapters: the key functions get the native
@@ -82,7 +82,7 @@ func WithNativeExempt(exempt func(r *http.Request, native any) bool) Option {
 
 // NativeDenyFunc writes the response to a request the limit refused (429,
 // or 413 for a cost that can never fit; see Result.OverLimit), in the
-// framework's idiom, given the native value and Check's result. Its error
+// framework's idiom, given the native value and Enforce's result. Its error
 // is the adapter's to interpret: Echo's handlers return it, Gin has no
 // place for it. An error wrapping ErrNativeType means the native value was
 // not the wrapper's type, and the adapter refuses as it would without one.

@@ -14,7 +14,7 @@ type frameworkCtx struct{ user string }
 
 // An adapter's Key option is one line over NativeKey: users write key
 // functions against the framework's context, which the adapter passes to
-// CheckWith.
+// EnforceWith.
 func ExampleNativeKey() {
 	key := func(keys ...func(*frameworkCtx) (string, error)) core.Option {
 		return core.NativeKey("myadapter.Key", keys...) // the adapter's Key
@@ -26,7 +26,7 @@ func ExampleNativeKey() {
 
 	for _, user := range []string{"ann", "bob", "ann"} {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		res := m.CheckWith(r, http.Header{}, &frameworkCtx{user: user})
+		res := m.EnforceWith(r, http.Header{}, &frameworkCtx{user: user})
 		fmt.Println(user, res.Verdict == core.Serve)
 	}
 	_, err := core.NewMiddleware("1/hour", key(nil))

@@ -15,13 +15,13 @@ type frameworkContext struct {
 	internal   bool
 }
 
-// checkWith runs CheckWith on a GET from client with native, and returns
+// checkWith runs EnforceWith on a GET from client with native, and returns
 // the status an adapter would answer with.
 func checkWith(m *Middleware, native any) (int, http.Header) {
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.RemoteAddr = client
 	h := http.Header{}
-	switch res := m.CheckWith(r, h, native); res.Verdict {
+	switch res := m.EnforceWith(r, h, native); res.Verdict {
 	case Serve:
 		return http.StatusOK, h
 	case Refuse:
@@ -111,7 +111,7 @@ func TestWithNativeKey_andWithKeyReplaceEachOther(t *testing.T) {
 			lim, _ := clockedLimiter(t, WithObserver(rec))
 			m := MustNewMiddleware("5/minute", append([]Option{WithLimiter(lim)}, tt.opts...)...)
 			r := request(client, "X-User", "bob")
-			m.CheckWith(r, nil, &frameworkContext{user: "alice"})
+			m.EnforceWith(r, nil, &frameworkContext{user: "alice"})
 			if got := rec.last().Identity; got != tt.want {
 				t.Errorf("identity %q; want %q", got, tt.want)
 			}
@@ -177,7 +177,7 @@ func TestCheckWith_nativeExemptAndWithExemptBothApply(t *testing.T) {
 			t.Fatalf("natively exempt request: status %d, headers %v; want 200 and none", code, h)
 		}
 		r := request(client, "X-Health", "1")
-		if res := m.CheckWith(r, nil, nil); res.Verdict != Serve || res.Decision.Limit.Count != 0 {
+		if res := m.EnforceWith(r, nil, nil); res.Verdict != Serve || res.Decision.Limit.Count != 0 {
 			t.Fatalf("request exempt by WithExempt: %+v; want served undecided", res)
 		}
 	}
@@ -225,10 +225,10 @@ func TestCheckWith_nativeKeyAddsNoAllocation(t *testing.T) {
 	r := request(client)
 	h := http.Header{}
 	count := func(m *Middleware) float64 {
-		m.CheckWith(r, h, native) // the key exists from here on
+		m.EnforceWith(r, h, native) // the key exists from here on
 		return testing.AllocsPerRun(200, func() {
 			clear(h)
-			m.CheckWith(r, h, native)
+			m.EnforceWith(r, h, native)
 		})
 	}
 	p := count(plain)
@@ -254,7 +254,7 @@ func TestNativeKey_countsByTheTypedContextAndFailsIntoTheKeyPolicyWithoutIt(t *t
 		t.Errorf("codes alice, bob, alice: %s; want 200 200 429", codes)
 	}
 	for _, native := range []any{nil, "another framework's", (*frameworkContext)(nil)} {
-		res := m.CheckWith(request(client), http.Header{}, native)
+		res := m.EnforceWith(request(client), http.Header{}, native)
 		if res.Status != http.StatusBadRequest || !errors.Is(res.Err, ErrNativeType) ||
 			!strings.Contains(res.Err.Error(), "fw.Key got no *core.frameworkContext") {
 			t.Errorf("native %#v: status %d, error %v; want 400 (KeyErrorRefuse) with an error naming the option and the type, wrapping ErrNativeType", native, res.Status, res.Err)

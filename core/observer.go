@@ -26,7 +26,7 @@ type EventKind uint8
 // The kinds of event.
 const (
 	// EventDecision: a check was decided, by the store or by the failure
-	// policy (see Event.Action).
+	// policy (see Event.DecidedBy).
 	EventDecision EventKind = iota
 	// EventStoreError: one call of the store failed, timed out or panicked,
 	// or found one key's state corrupt (Err wraps ErrCorruptState; the store
@@ -77,8 +77,8 @@ type Event struct {
 	// Shadow reports a request the decision denied but that was served
 	// because the middleware runs WithShadow.
 	Shadow bool
-	// Action says who decided: the store, or the failure policy.
-	Action Action
+	// DecidedBy says who decided: the store, or the failure policy.
+	DecidedBy Action
 	// Latency is how long the store took to answer, or to fail; zero when it
 	// was not asked (the store was down or the caller gave up first).
 	Latency time.Duration

@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// A key or cost function that panics is a bug in the app, but Check must
+// A key or cost function that panics is a bug in the app, but Enforce must
 // not pass the panic on: the request is answered by the key error policy,
 // as for a key function that returned an error, and the bug is logged once
 // per middleware, not once per request.
@@ -52,10 +52,10 @@ func TestCheck_panickingKeyOrCostFunctionFollowsTheKeyErrorPolicy(t *testing.T) 
 					func() {
 						defer func() {
 							if p := recover(); p != nil {
-								t.Fatalf("Check panicked: %v", p)
+								t.Fatalf("Enforce panicked: %v", p)
 							}
 						}()
-						last = m.CheckWith(r, http.Header{}, &frameworkContext{})
+						last = m.EnforceWith(r, http.Header{}, &frameworkContext{})
 					}()
 					verdicts = append(verdicts, last.Verdict)
 				}
@@ -77,7 +77,7 @@ func TestCheck_panickingKeyOrCostFunctionFollowsTheKeyErrorPolicy(t *testing.T) 
 	}
 }
 
-// Handler answers as Check decided, with the panic behind it.
+// Handler answers as Enforce decided, with the panic behind it.
 func TestHandler_panickingKeyFunctionIsRefusedNotPassedOn(t *testing.T) {
 	lim, _ := clockedLimiter(t, WithLogger(quiet))
 	h := MustNewMiddleware("1/minute", WithLimiter(lim), WithKeyErrorPolicy(KeyErrorRefuse),

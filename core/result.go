@@ -10,7 +10,7 @@ import (
 	"strconv"
 )
 
-// Verdict says what to do with a request after Check.
+// Verdict says what to do with a request after Enforce.
 type Verdict uint8
 
 // The verdicts.
@@ -34,7 +34,7 @@ const (
 // nothing reaches the client, but access logs can tell these requests apart.
 const StatusClientClosedRequest = 499
 
-// Result is the outcome of Check.
+// Result is the outcome of Enforce.
 type Result struct {
 	Verdict Verdict
 	// Status is the HTTP status of a refusal, or of a request that is Gone:
@@ -56,8 +56,8 @@ type Result struct {
 	// the fallback); zero for exempt requests and those the failure policy
 	// let through or refused undecided.
 	Decision Decision
-	// Action says whether the store or the failure policy decided.
-	Action Action
+	// DecidedBy says whether the store or the failure policy decided.
+	DecidedBy Action
 	// Err says why a check did not go as usual, even if the request is
 	// served: the store's error, the key function's, or the request
 	// context's.
@@ -82,7 +82,7 @@ func (r Result) Message() string {
 		return "rate limit exceeded"
 	case r.Status == http.StatusInternalServerError:
 		return "rate limit cannot be enforced"
-	case r.Status == http.StatusServiceUnavailable && r.Action != ActionFailClosed && errors.Is(r.Err, context.DeadlineExceeded):
+	case r.Status == http.StatusServiceUnavailable && r.DecidedBy != ActionFailClosed && errors.Is(r.Err, context.DeadlineExceeded):
 		return "request timed out in the rate limiter"
 	case r.Status == http.StatusServiceUnavailable:
 		return "rate limiter unavailable"
@@ -133,9 +133,9 @@ func DecisionFrom(ctx context.Context) (Decision, bool) {
 	return res.Decision, ok
 }
 
-// Refuse writes the response to a request Check refused: the deny handler
+// Refuse writes the response to a request Enforce refused: the deny handler
 // for a refusal by the limit (res.OverLimit) if WithDenyHandler gave one,
-// else res.Status with res.Body as JSON. The headers Check wrote are kept.
+// else res.Status with res.Body as JSON. The headers Enforce wrote are kept.
 func (m *Middleware) Refuse(w http.ResponseWriter, r *http.Request, res Result) {
 	if res.OverLimit() && m.deny != nil {
 		m.deny.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), resultKey{}, res)))

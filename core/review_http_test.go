@@ -8,7 +8,7 @@ import (
 
 // TestReview_panickingPlanOfEscapesCheck shows that, unlike the key and cost
 // functions, a panicking planOf (WithPlans) or exempt function (WithExempt)
-// escapes Check and Handler: under net/http the server then drops the
+// escapes Enforce and Handler: under net/http the server then drops the
 // connection with no status at all (claim: every request ends with a
 // status; panicking functions never escape). A planOf that reads a claim of
 // a token or a header the client sends can be made to panic by the client.
@@ -26,10 +26,10 @@ func TestReview_panickingPlanOfEscapesCheck(t *testing.T) {
 		func() {
 			defer func() {
 				if p := recover(); p != nil {
-					t.Errorf("%s: Check panicked: %v", name, p)
+					t.Errorf("%s: Enforce panicked: %v", name, p)
 				}
 			}()
-			m.Check(httptest.NewRequest("GET", "/", nil), http.Header{})
+			m.Enforce(httptest.NewRequest("GET", "/", nil), http.Header{})
 		}()
 	}
 }

@@ -48,7 +48,7 @@ func (e *Error) MarshalJSON() ([]byte, error) { return e.Result.Body(), nil }
 func middleware(m *core.Middleware) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			res := m.CheckWith(c.Request(), c.Response().Header(), c)
+			res := m.EnforceWith(c.Request(), c.Response().Header(), c)
 			switch res.Verdict {
 			case core.Serve:
 				return next(c)

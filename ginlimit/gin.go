@@ -30,7 +30,7 @@ func New(expr string, opts ...core.Option) (gin.HandlerFunc, error) {
 // Gin-typed options (Key, Plans, Exempt, OnDeny) to find.
 func handler(m *core.Middleware) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		res := m.CheckWith(c.Request, c.Writer.Header(), c)
+		res := m.EnforceWith(c.Request, c.Writer.Header(), c)
 		switch res.Verdict {
 		case core.Serve:
 			return // Gin runs the rest of the chain

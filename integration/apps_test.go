@@ -85,8 +85,8 @@ func (c *counters) Observe(e core.Event) {
 	switch e.Kind {
 	case core.EventDecision:
 		c.decisions.Add(1)
-		if int(e.Action) < len(c.byAction) {
-			c.byAction[e.Action].Add(1)
+		if int(e.DecidedBy) < len(c.byAction) {
+			c.byAction[e.DecidedBy].Add(1)
 		}
 	case core.EventStoreError:
 		c.storeErrors.Add(1)

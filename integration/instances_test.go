@@ -147,7 +147,7 @@ func runLeaky(t *testing.T, srv *redisenv.Standalone, client *http.Client, fw fr
 		okHandler(w, r)
 	}
 	hook := func(_ int, e core.Event) {
-		if e.Kind != core.EventDecision || e.Action != core.ActionStore || !e.Decision.Allowed {
+		if e.Kind != core.EventDecision || e.DecidedBy != core.ActionStore || !e.Decision.Allowed {
 			return
 		}
 		n := held.Add(1)

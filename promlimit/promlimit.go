@@ -59,7 +59,7 @@ const (
 
 var (
 	resultNames = [results]string{"allowed", "denied", "shadow_denied"}
-	// decidedByNames is indexed by core.Action: its String, with the
+	// decidedByNames is indexed by core.DecidedBy: its String, with the
 	// underscores Prometheus label values use by convention.
 	decidedByNames = func() (names [core.ActionFallback + 1]string) {
 		for a := range names {
@@ -159,11 +159,11 @@ func (c *Collector) Observe(e core.Event) {
 		switch {
 		case e.Shadow:
 			res = resultShadowDenied
-		case e.Action == core.ActionFailClosed,
-			(e.Action == core.ActionStore || e.Action == core.ActionFallback) && !e.Decision.Allowed:
+		case e.DecidedBy == core.ActionFailClosed,
+			(e.DecidedBy == core.ActionStore || e.DecidedBy == core.ActionFallback) && !e.Decision.Allowed:
 			res = resultDenied
 		}
-		c.scope(e.Scope).counter(c, res, e.Action).Inc()
+		c.scope(e.Scope).counter(c, res, e.DecidedBy).Inc()
 		if e.Latency > 0 {
 			c.latency.Observe(e.Latency.Seconds())
 		}

@@ -85,7 +85,7 @@ func randomOps(r *rand.Rand, n int, shared bool) []op {
 // runDifferential plays ops on the memory store and on the store under test,
 // both on clk, and fails at the first decision that differs as compare sees
 // it.
-func runDifferential(t *testing.T, clk *storetest.Clock, st core.Store, ops []op, compare func(want, got core.Decision) bool) {
+func runDifferential(t *testing.T, clk *storetest.ManualClock, st core.Store, ops []op, compare func(want, got core.Decision) bool) {
 	t.Helper()
 	mem := core.NewMemoryStore(core.MemoryClock(clk.Now), core.MemorySweepInterval(time.Hour))
 	t.Cleanup(func() { mem.Close() })

@@ -35,24 +35,25 @@ type Factory func(t *testing.T, clock core.Clock) core.Store
 // Unix epoch, so every window of a second, minute, hour or day starts there.
 var Epoch = time.Unix(19676*86400, 0)
 
-// Clock is a clock the suite drives by hand. It is safe for concurrent use.
-type Clock struct {
+// ManualClock is a clock the suite drives by hand (core.Clock is the
+// function a store reads time from: pass its Now). It is safe for concurrent use.
+type ManualClock struct {
 	mu  sync.Mutex
 	now time.Time
 }
 
 // NewClock returns a clock standing at Epoch.
-func NewClock() *Clock { return &Clock{now: Epoch} }
+func NewClock() *ManualClock { return &ManualClock{now: Epoch} }
 
 // Now reads the clock; pass it as a core.Clock.
-func (c *Clock) Now() time.Time {
+func (c *ManualClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
 // Set moves the clock to Epoch plus d.
-func (c *Clock) Set(d time.Duration) {
+func (c *ManualClock) Set(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = Epoch.Add(d)
@@ -279,7 +280,7 @@ func keyFor(t *testing.T, suffix string) string {
 	return "storetest:" + t.Name() + ":" + suffix + ":" + strconv.FormatInt(time.Now().UnixNano(), 36)
 }
 
-func newStore(t *testing.T, f Factory) (core.Store, *Clock) {
+func newStore(t *testing.T, f Factory) (core.Store, *ManualClock) {
 	t.Helper()
 	c := NewClock()
 	st := f(t, c.Now)
@@ -372,7 +373,7 @@ func runRetryProbes(t *testing.T, f Factory) {
 var algorithms = []core.Algorithm{core.FixedWindow, core.SlidingWindowLog, core.SlidingWindowCounter, core.TokenBucket, core.LeakyBucket}
 
 func runIdle(t *testing.T, f Factory) {
-	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, clock *Clock, key string) {
+	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, clock *ManualClock, key string) {
 		r := rule("5/minute", alg, 0)
 		for range 5 {
 			take(t, st, key, r, 1)
@@ -389,7 +390,7 @@ func runIdle(t *testing.T, f Factory) {
 }
 
 func runManyKeys(t *testing.T, f Factory) {
-	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, _ *Clock, _ string) {
+	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, _ *ManualClock, _ string) {
 		r := rule("2/hour", alg, 0)
 		base := keyFor(t, "")
 		for i := range 200 {
@@ -405,7 +406,7 @@ func runManyKeys(t *testing.T, f Factory) {
 }
 
 func runReset(t *testing.T, f Factory) {
-	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, _ *Clock, key string) {
+	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, _ *ManualClock, key string) {
 		r := rule("1/hour;2/day", alg, 0)
 		take(t, st, key, r, 1)
 		if d := take(t, st, key, r, 1); d.Allowed {
@@ -423,7 +424,7 @@ func runReset(t *testing.T, f Factory) {
 // runConcurrent sends 100 goroutines of 10 requests each at one key: exactly
 // the limit is admitted, never more.
 func runConcurrent(t *testing.T, f Factory) {
-	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, _ *Clock, key string) {
+	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, _ *ManualClock, key string) {
 		r := rule("50/hour;300/day", alg, 0)
 		var admitted, failed atomic.Int64
 		var wg sync.WaitGroup
@@ -548,7 +549,7 @@ func indexOf(alg core.Algorithm) int {
 // the key's budget is exactly what it was.
 func runHugeCostOnState(t *testing.T, f Factory) {
 	for _, expr := range []string{"5/minute", "5/minute;8/hour"} {
-		forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, clock *Clock, key string) {
+		forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, clock *ManualClock, key string) {
 			r := rule(expr, alg, 0)
 			take(t, st, key, r, 1)
 			for _, cost := range []int64{6, 1 << 40, 1<<53 + 1, 1<<62 + 1<<61, 1<<63 - 1} {
@@ -610,7 +611,7 @@ func runEverythingExpires(t *testing.T, f Factory) {
 // fails, with an error wrapping core.ErrCorruptState, while the next key is
 // decided as usual.
 func runCorrupt(t *testing.T, f Factory) {
-	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, _ *Clock, key string) {
+	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, _ *ManualClock, key string) {
 		c, ok := st.(Corrupter)
 		if !ok {
 			t.Skipf("%T cannot hold data it did not write", st)
@@ -663,7 +664,7 @@ func runClosed(t *testing.T, f Factory) {
 // runHugeCost checks costs far beyond any limit, where careless arithmetic
 // overflows into an admission.
 func runHugeCost(t *testing.T, f Factory) {
-	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, _ *Clock, key string) {
+	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, _ *ManualClock, key string) {
 		for _, cost := range []int64{1 << 40, 1<<62 + 1<<61, 1<<63 - 1} {
 			d, err := st.Take(context.Background(), key, rule("5/second", alg, 0), cost)
 			if err == nil && d.Allowed {
@@ -679,7 +680,7 @@ func runHugeCost(t *testing.T, f Factory) {
 // runCostZero checks that a request of cost 0 reports the state and charges
 // nothing, even when it is repeated.
 func runCostZero(t *testing.T, f Factory) {
-	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, clock *Clock, key string) {
+	forEachAlgorithm(t, f, func(t *testing.T, alg core.Algorithm, st core.Store, clock *ManualClock, key string) {
 		r := rule("2/minute", alg, 0)
 		take(t, st, key, r, 1)
 		for i := range 5 {
@@ -698,7 +699,7 @@ func runCostZero(t *testing.T, f Factory) {
 }
 
 // Advance moves the clock by d, which may be negative.
-func (c *Clock) Advance(d time.Duration) {
+func (c *ManualClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
@@ -706,7 +707,7 @@ func (c *Clock) Advance(d time.Duration) {
 
 // forEachAlgorithm runs check as a subtest for every algorithm, with a new
 // store, its clock, and a key of the subtest's own.
-func forEachAlgorithm(t *testing.T, f Factory, check func(t *testing.T, alg core.Algorithm, st core.Store, clock *Clock, key string)) {
+func forEachAlgorithm(t *testing.T, f Factory, check func(t *testing.T, alg core.Algorithm, st core.Store, clock *ManualClock, key string)) {
 	for _, alg := range algorithms {
 		t.Run(alg.String(), func(t *testing.T) {
 			st, clock := newStore(t, f)

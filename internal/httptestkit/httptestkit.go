@@ -25,10 +25,10 @@ import (
 const Client = "203.0.113.7:41000"
 
 // NewLimiter returns a limiter of its own on a memory store driven by a
-// storetest.Clock, so that tests share no state and control time. The clock
+// storetest.ManualClock, so that tests share no state and control time. The clock
 // stands at a day's start, so at a minute's too; the limiter closes with the
 // test.
-func NewLimiter(t testing.TB, opts ...core.Option) (*core.Limiter, *storetest.Clock) {
+func NewLimiter(t testing.TB, opts ...core.Option) (*core.Limiter, *storetest.ManualClock) {
 	t.Helper()
 	clk := storetest.NewClock()
 	l := core.New(append([]core.Option{core.WithClock(clk.Now)}, opts...)...)

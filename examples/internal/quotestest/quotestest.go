@@ -21,7 +21,7 @@ import (
 type server struct {
 	t   *testing.T
 	h   http.Handler
-	clk *storetest.Clock
+	clk *storetest.ManualClock
 }
 
 func newServer(t *testing.T, newRouter func(*quotes.App) http.Handler) *server {
