@@ -8,7 +8,9 @@ package integration_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
 	"testing"
@@ -61,6 +63,14 @@ func await(ctx context.Context, mu *sync.Mutex, s *signal, cond func() bool) err
 type transition struct {
 	up bool
 	at time.Time
+}
+
+// timedOut reports whether a store error is a deadline passing: the
+// context's, as the limiter or the store reports it, or the connection's,
+// which go-redis sets to the same instant (whichever timer fires first).
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // storeError is one failed call of the store.
@@ -130,15 +140,6 @@ func awaitTransitions(t *testing.T, insts []*instance, what string, cond func(tr
 	}
 }
 
-// downSince reports whether the store is down now, by a transition at or
-// after t, and when that transition was.
-func downSince(trans []transition, t time.Time) (time.Time, bool) {
-	if n := len(trans); n > 0 && !trans[n-1].up && !trans[n-1].at.Before(t) {
-		return trans[n-1].at, true
-	}
-	return time.Time{}, false
-}
-
 // upAfter returns the first store-up transition after t.
 func upAfter(trans []transition, t time.Time) (time.Time, bool) {
 	for _, tr := range trans {
@@ -192,13 +193,15 @@ type loadRecord struct {
 
 func (r loadRecord) end() time.Time { return r.start.Add(r.latency) }
 
+// byClient keys requests by their X-Client header as it is, so that an
+// event's Identity is the client's name, by which send finds its decisions.
+var byClient = core.WithKey(func(r *http.Request) (string, error) { return r.Header.Get("X-Client"), nil })
+
 // send sends GET /items to insts[i] as client, one request at a time per
 // client, and classifies it by what the instance's observer heard about the
-// client meanwhile. The instances must key by core.ByHeader("X-Client"),
-// whose identity is the header's core.HashIdentity.
+// client meanwhile. The instances must key by byClient.
 func send(ctx context.Context, c *http.Client, insts []*instance, i int, client string) loadRecord {
-	id := core.HashIdentity(client)
-	before := insts[i].obs.heardOf(id)
+	before := insts[i].obs.heardOf(client)
 	var ra bool
 	r := reply{inst: i, start: time.Now()}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, insts[i].srv.URL+"/items", nil)
@@ -213,7 +216,7 @@ func send(ctx context.Context, c *http.Client, insts []*instance, i int, client 
 		}
 	}
 	r.err, r.latency = err, time.Since(r.start)
-	after := insts[i].obs.heardOf(id)
+	after := insts[i].obs.heardOf(client)
 	return loadRecord{
 		reply: r, retryAfter: ra,
 		decided: after.decisions == before.decisions+1, action: after.action,

@@ -4,7 +4,6 @@ package integration_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -154,35 +153,31 @@ func sequential(t *testing.T, c *http.Client, insts []*instance, n int, client s
 // instance reported the store down during one outage.
 type outageWindows [][]window
 
-// awaitOutage waits until every instance of groups has reported its store
-// down at or after since, and returns when each did.
-func awaitOutage(t *testing.T, groups []*policyGroup, since time.Time) outageWindows {
+// awaitOutage waits until every instance of groups reports its store down,
+// after Redis was taken down, and returns when the last did. An instance
+// may have gone down a little earlier, on a deadline a loaded machine
+// missed: it stays down, as no probe can succeed until Redis is back.
+func awaitOutage(t *testing.T, groups []*policyGroup) time.Time {
 	t.Helper()
-	out := make(outageWindows, len(groups))
-	for gi, g := range groups {
+	for _, g := range groups {
 		awaitTransitions(t, g.insts, "the store down", func(trans []transition, _ []storeError) bool {
-			_, ok := downSince(trans, since)
-			return ok
+			return len(trans) > 0 && !trans[len(trans)-1].up
 		})
-		for _, in := range g.insts {
-			at, _ := downSince(in.obs.transitions(), since)
-			out[gi] = append(out[gi], window{from: at})
-		}
 	}
-	return out
+	return time.Now()
 }
 
 // awaitFailedProbe waits until the background load has, for every instance,
-// a request that reached it while it was down and whose own call of the
-// store failed: a probe, which left the limiter down.
-func (l *backgroundLoad) awaitFailedProbe(t *testing.T, w outageWindows) {
+// a request sent after since (when every instance reported its store down)
+// whose own call of the store failed: a probe, which left the limiter down.
+func (l *backgroundLoad) awaitFailedProbe(t *testing.T, groups []*policyGroup, since time.Time) {
 	t.Helper()
 	l.await(t, "a failed probe on every instance", func(rs []loadRecord) bool {
-		for gi := range w {
-			for i, win := range w[gi] {
+		for gi, g := range groups {
+			for i := range g.insts {
 				found := false
 				for _, r := range rs {
-					if r.group == gi && r.inst == i && r.storeFailed && r.decided && r.action != core.ActionStore && win.holds(r) {
+					if r.group == gi && r.inst == i && r.storeFailed && r.decided && r.action != core.ActionStore && !r.start.Before(since) {
 						found = true
 						break
 					}
@@ -196,25 +191,34 @@ func (l *backgroundLoad) awaitFailedProbe(t *testing.T, w outageWindows) {
 	})
 }
 
-// awaitUp waits until every instance has reported its store up after its
-// outage window began, completes the windows, and returns, per policy, the
-// longest time from back (when Redis could answer again) to an instance's
-// store-up event; zero if that came first.
-func awaitUp(t *testing.T, groups []*policyGroup, w outageWindows, back time.Time) map[core.FailurePolicy]time.Duration {
+// awaitUp waits until every instance has reported its store up after back
+// (when Redis was being brought back: no probe can succeed before), and
+// returns each instance's down window of the outage (from its last
+// store-down before back to that store-up) and, per policy, the longest
+// time from back to an instance's store-up event.
+func awaitUp(t *testing.T, groups []*policyGroup, back time.Time) (outageWindows, map[core.FailurePolicy]time.Duration) {
 	t.Helper()
+	w := make(outageWindows, len(groups))
 	rec := map[core.FailurePolicy]time.Duration{}
 	for gi, g := range groups {
-		for i, in := range g.insts {
-			from := w[gi][i].from
+		for _, in := range g.insts {
 			awaitTransitions(t, []*instance{in}, "the store up again", func(trans []transition, _ []storeError) bool {
-				_, ok := upAfter(trans, from)
+				_, ok := upAfter(trans, back)
 				return ok
 			})
-			w[gi][i].to, _ = upAfter(in.obs.transitions(), from)
-			rec[g.policy] = max(rec[g.policy], w[gi][i].to.Sub(back))
+			var win window
+			trans := in.obs.transitions()
+			for _, tr := range trans {
+				if !tr.up && tr.at.Before(back) {
+					win.from = tr.at
+				}
+			}
+			win.to, _ = upAfter(trans, back)
+			w[gi] = append(w[gi], win)
+			rec[g.policy] = max(rec[g.policy], win.to.Sub(back))
 		}
 	}
-	return rec
+	return w, rec
 }
 
 // in reports whether r, of group g, lies in its instance's window.
@@ -244,15 +248,28 @@ func TestOutage(t *testing.T) {
 		groups = append(groups, &policyGroup{policy: p, insts: startInstances(t, srv, instances, instanceConfig{
 			fw:     frameworks[1], // chi
 			expr:   fmt.Sprintf("%d/hour", outageLimit),
-			mwOpts: []core.Option{core.WithName(uniq("s4-" + p.String())), core.WithKey(core.ByHeader("X-Client"))},
+			mwOpts: []core.Option{core.WithName(uniq("s4-" + p.String())), byClient},
 			limOpts: []core.Option{
 				core.WithFailurePolicy(p), core.WithTimeout(outageTimeout), core.WithLogger(quietLogger()),
 			},
-			redisOpts: func(o *redis.Options) { o.PoolSize = 16 },
+			// No timeouts of the client's own: only the check's deadline
+			// can end a call of a frozen Redis, so that every instance
+			// reporting the store down while it is frozen shows the
+			// deadline held; without it they would wait for the unpause.
+			redisOpts: func(o *redis.Options) { o.PoolSize, o.ReadTimeout, o.WriteTimeout = 16, -1, -1 },
 		})})
 	}
 
 	load := startLoad(t, client, groups, 2, 40_000)
+	// restore brings Redis back if the scenario ends while it is down, so
+	// that the instances' servers, whose handlers may be waiting for it,
+	// can close (cleanups run in reverse, this one before theirs).
+	var restore func()
+	t.Cleanup(func() {
+		if restore != nil {
+			restore()
+		}
+	})
 	anyRecord := func(loadRecord) bool { return true }
 	load.awaitEach(t, len(groups), 30, "before the outage", anyRecord)
 
@@ -327,15 +344,17 @@ func TestOutage(t *testing.T) {
 		t.Helper()
 		var o outageTimes
 		o.downing = time.Now()
+		restore = up
 		down()
 		o.down = time.Now()
-		o.win = awaitOutage(t, groups, o.downing)
+		allDown := awaitOutage(t, groups)
 		checkDown(name)
-		load.awaitFailedProbe(t, o.win)
+		load.awaitFailedProbe(t, groups, allDown)
 		o.upping = time.Now()
+		restore = nil
 		up()
 		o.up = time.Now()
-		o.rec = awaitUp(t, groups, o.win, o.upping)
+		o.win, o.rec = awaitUp(t, groups, o.upping)
 		return o
 	}
 
@@ -460,13 +479,13 @@ func TestOutage(t *testing.T) {
 			t.Logf("  instance %d: store errors %d, down %d, up %d, decisions by policy %d of %d",
 				i, in.obs.storeErrors.Load(), in.obs.down.Load(), in.obs.up.Load(), in.obs.notStore(), in.obs.decisions.Load())
 			// While Redis was frozen every call of the store ended at the
-			// check's deadline (WithTimeout, and redisstore's own): none
-			// waited for the client's longer read timeout, or for Redis.
+			// check's deadline (WithTimeout, and redisstore's own), the
+			// only one the client has.
 			frozen := in.obs.storeErrorsBetween(pause.downing, pause.upping)
 			var longest time.Duration
 			for _, e := range frozen {
 				longest = max(longest, e.latency)
-				if !errors.Is(e.err, context.DeadlineExceeded) {
+				if !timedOut(e.err) {
 					t.Errorf("%v instance %d: a call of the frozen store did not end at the %v deadline: %v", g.policy, i, outageTimeout, e.err)
 					break
 				}
@@ -478,7 +497,7 @@ func TestOutage(t *testing.T) {
 			// Once every instance is back, failures, if any, are deadlines a
 			// loaded machine missed, never a connection the restart broke.
 			for _, e := range in.obs.storeErrorsBetween(recoveredStart, time.Now()) {
-				if !errors.Is(e.err, context.DeadlineExceeded) {
+				if !timedOut(e.err) {
 					t.Errorf("%v instance %d: a store error after it recovered from the restart: %v", g.policy, i, e.err)
 				}
 			}
@@ -515,7 +534,7 @@ func TestRestartWithoutPersistence(t *testing.T) {
 	g := &policyGroup{policy: core.FailClosed, insts: startInstances(t, srv, instances, instanceConfig{
 		fw:     frameworks[0],
 		expr:   fmt.Sprintf("%d/hour", outageLimit),
-		mwOpts: []core.Option{core.WithName(uniq("s5")), core.WithKey(core.ByHeader("X-Client"))},
+		mwOpts: []core.Option{core.WithName(uniq("s5")), byClient},
 		limOpts: []core.Option{
 			core.WithFailurePolicy(core.FailClosed), core.WithTimeout(outageTimeout), core.WithLogger(quietLogger()),
 		},
@@ -546,13 +565,20 @@ func TestRestartWithoutPersistence(t *testing.T) {
 	load.awaitEach(t, 1, 50, "before the restart", func(loadRecord) bool { return true })
 
 	stopping := time.Now()
+	stopped := true
+	t.Cleanup(func() { // before the instances close; see TestOutage
+		if stopped {
+			srv.Start()
+		}
+	})
 	srv.Stop()
-	win := awaitOutage(t, groups, stopping)
-	load.awaitFailedProbe(t, win)
+	allDown := awaitOutage(t, groups)
+	load.awaitFailedProbe(t, groups, allDown)
 	starting := time.Now()
+	stopped = false
 	srv.Start()
 	started := time.Now()
-	rec := awaitUp(t, groups, win, starting)
+	win, rec := awaitUp(t, groups, starting)
 	reconnected := time.Now()
 	// The same client, exhausted before, starts afresh: Redis lost it.
 	exhaust("after the restart")
@@ -602,7 +628,7 @@ func TestRestartWithoutPersistence(t *testing.T) {
 		t.Logf("instance %d: store down %d times, up %d times; pool now %d connections; store errors after Start: %v",
 			i, in.obs.down.Load(), in.obs.up.Load(), st.TotalConns, in.obs.errorsAfter(starting))
 		for _, e := range in.obs.storeErrorsBetween(reconnected, time.Now()) {
-			if !errors.Is(e.err, context.DeadlineExceeded) {
+			if !timedOut(e.err) {
 				t.Errorf("instance %d: after the reconnect, a store error that is not a missed deadline: %v", i, e.err)
 			}
 		}
