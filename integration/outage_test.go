@@ -228,9 +228,10 @@ func (w outageWindows) in(g int, r loadRecord) bool { return w[g][r.inst].holds(
 // through three instances for each failure policy (chi routes): while an
 // instance reports its store down, every request is decided by the policy
 // (no 5xx under Fallback and FailOpen, 503 under FailClosed); every request
-// at any time gets what its decision calls for; while Redis is frozen, no
-// call of the store outlives the limiter's deadline; shared state again once
-// the instances report the store up; no goroutine left.
+// at any time gets what its decision calls for; while Redis is frozen, the
+// check's deadline ends every call of the store (the clients have no
+// timeout of their own); shared state again once the instances report the
+// store up; no goroutine left.
 //
 // Nothing here is timed: the scenario waits for the instances' store-down
 // and store-up events, a failed probe and enough requests of the load, and
