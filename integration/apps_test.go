@@ -66,19 +66,22 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 // okHandler answers 200 "ok".
 func okHandler(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }
 
-// counters tallies what a limiter's observer heard.
+// counters tallies what a limiter's observer heard. Besides the totals it
+// keeps what the scenarios synchronise and classify on (see events_test.go):
+// the store's down and up transitions, the failed store calls, and, per
+// client, how its last request was decided.
 type counters struct {
 	decisions   atomic.Int64
 	storeErrors atomic.Int64
 	byAction    [4]atomic.Int64 // decisions by core.Action
 	down, up    atomic.Int64
-	lastUp      atomic.Int64 // UnixNano of the last store-up event
-	lastDown    atomic.Int64 // UnixNano of the last store-down event
 	hook        func(core.Event)
 
-	mu       sync.Mutex
-	errTimes []time.Time // of store errors, with errSeen
-	errSeen  []string
+	mu      sync.Mutex
+	errs    []storeError
+	trans   []transition
+	clients map[string]*heard // by identity
+	changed signal            // a transition or a store error was heard
 }
 
 func (c *counters) Observe(e core.Event) {
@@ -88,18 +91,29 @@ func (c *counters) Observe(e core.Event) {
 		if int(e.DecidedBy) < len(c.byAction) {
 			c.byAction[e.DecidedBy].Add(1)
 		}
+		c.mu.Lock()
+		h := c.client(e.Identity)
+		h.decisions++
+		h.action = e.Action
+		c.mu.Unlock()
 	case core.EventStoreError:
 		c.storeErrors.Add(1)
 		c.mu.Lock()
-		c.errTimes = append(c.errTimes, time.Now())
-		c.errSeen = append(c.errSeen, fmt.Sprint(e.Err))
+		c.errs = append(c.errs, storeError{at: time.Now(), err: e.Err, latency: e.Latency})
+		c.client(e.Identity).storeErrors++
+		c.changed.notify()
 		c.mu.Unlock()
-	case core.EventStoreDown:
-		c.down.Add(1)
-		c.lastDown.Store(time.Now().UnixNano())
-	case core.EventStoreUp:
-		c.up.Add(1)
-		c.lastUp.Store(time.Now().UnixNano())
+	case core.EventStoreDown, core.EventStoreUp:
+		up := e.Kind == core.EventStoreUp
+		if up {
+			c.up.Add(1)
+		} else {
+			c.down.Add(1)
+		}
+		c.mu.Lock()
+		c.trans = append(c.trans, transition{up: up, at: time.Now()})
+		c.changed.notify()
+		c.mu.Unlock()
 	}
 	if c.hook != nil {
 		c.hook(e)
@@ -111,9 +125,9 @@ func (c *counters) errorsAfter(t time.Time) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []string
-	for i, at := range c.errTimes {
-		if at.After(t) {
-			out = append(out, fmt.Sprintf("+%v %s", at.Sub(t).Round(time.Millisecond), c.errSeen[i]))
+	for _, e := range c.errs {
+		if e.at.After(t) {
+			out = append(out, fmt.Sprintf("+%v %v", e.at.Sub(t).Round(time.Millisecond), e.err))
 		}
 	}
 	return out

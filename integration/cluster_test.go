@@ -201,6 +201,12 @@ func runFailover(t *testing.T, cl *redisenv.Cluster, shard int, reload bool) {
 		}
 	}
 
+	// hotLeft counts the hot keys not yet denied; exhausted is closed when
+	// the last of them is.
+	hotLeft := atomic.Int64{}
+	hotLeft.Store(workers * keysPerWorker / 2)
+	exhausted := make(chan struct{})
+
 	var kill time.Time
 	var (
 		takes       atomic.Int64
@@ -220,6 +226,7 @@ func runFailover(t *testing.T, cl *redisenv.Cluster, shard int, reload bool) {
 		decisionLat = make([][]time.Duration, workers)
 	)
 	ctx := t.Context()
+	loadStart := time.Now()
 	for w := range workers {
 		wg.Go(func() {
 			tick := time.NewTicker(pace)
@@ -279,6 +286,9 @@ func runFailover(t *testing.T, cl *redisenv.Cluster, shard int, reload bool) {
 					if tr.admitted < tr.limit {
 						tr.wrongDeny++
 					}
+					if tr.denied == 0 && tr.limit == 3 && hotLeft.Add(-1) == 0 {
+						close(exhausted)
+					}
 					tr.denied++
 				}
 				if err == nil && tr.shard == shard && killedAt.Load() != 0 {
@@ -288,8 +298,25 @@ func runFailover(t *testing.T, cl *redisenv.Cluster, shard int, reload bool) {
 		})
 	}
 
-	// Let the hot keys run out, then kill the master.
-	time.Sleep(1500 * time.Millisecond)
+	// Once every hot key has run out (each has been denied) and the shard's
+	// replica holds every write made so far, kill the master: the exhausted
+	// keys must stay exhausted on the replica that takes over.
+	wctx, wcancel = context.WithTimeout(ctx, 30*time.Second)
+	select {
+	case <-exhausted:
+	case <-wctx.Done():
+		wcancel()
+		close(stop)
+		wg.Wait()
+		t.Fatalf("%d hot keys not yet denied after 30s of load", hotLeft.Load())
+	}
+	err = cl.WaitReplicated(wctx, shard)
+	wcancel()
+	if err != nil {
+		close(stop)
+		wg.Wait()
+		t.Fatalf("waiting for the replica of shard %d: %v", shard, err)
+	}
 	before := takes.Load()
 	kill = time.Now() // StopMaster returns once the engine reports the node dead
 	killedAt.Store(kill.UnixNano())
@@ -360,7 +387,7 @@ func runFailover(t *testing.T, cl *redisenv.Cluster, shard int, reload bool) {
 		"cluster failed over after %v; decisions on the shard resumed %v after the kill; errors %d (%d on the shard, %d elsewhere; %d of all were CLUSTERDOWN, %d refused by the limiter's down state without asking Redis) over a window of %v; "+
 		"admitted %d, denied %d, wrongly admitted %d, wrongly denied %d; store errors seen %d; decision latency %v",
 		shard, label, takes.Load(), workers*keysPerWorker, workers*keysPerWorker/2, workers*keysPerWorker/2,
-		end.Sub(kill.Add(-1500*time.Millisecond)).Round(time.Millisecond), failedOver.Round(time.Millisecond),
+		end.Sub(loadStart).Round(time.Millisecond), failedOver.Round(time.Millisecond),
 		resumed.Round(time.Millisecond), sum.errs, sum.shardErrs, sum.otherErrs, clusterDown, limiterDown, errWindow.Round(time.Millisecond),
 		sum.admitted, sum.denied, sum.wrongAdmit, sum.wrongDeny, reloads.Load(), summarize(all))
 	if errSample != nil {
@@ -397,8 +424,8 @@ func runFailover(t *testing.T, cl *redisenv.Cluster, shard int, reload bool) {
 		t.Errorf("errors on keys of the healthy shards other than CLUSTERDOWN; first: %v", otherSample)
 	}
 	// The replica had the state: the exhausted keys of the shard stay
-	// exhausted. Replication is asynchronous, so a write in the last moment
-	// before the kill could be lost; hot keys ran out a second before it.
+	// exhausted. (Replication is asynchronous; the kill waited for the
+	// replica to catch up with the writes that exhausted them.)
 	if sum.wrongAdmit > 0 {
 		t.Errorf("%d requests admitted beyond their limit after the failover", sum.wrongAdmit)
 	}

@@ -317,3 +317,76 @@ func (c *Cluster) liveNode() *clusterNode {
 	}
 	return live[0]
 }
+
+// WaitReplicated waits until the replica of shard i (0 ≤ i < Masters) has
+// applied every write its master had made when called, so that killing the
+// master then loses nothing written before. It asks the replica for its own
+// offset rather than the master for the replica's acknowledged one, which
+// the replica reports only once a second.
+func (c *Cluster) WaitReplicated(ctx context.Context, i int) error {
+	lo, _ := shardRange(i)
+	m, r, err := c.shardNodes(ctx, lo)
+	if err != nil {
+		return err
+	}
+	info, err := m.admin.Info(ctx, "replication").Result()
+	if err != nil {
+		return fmt.Errorf("INFO replication on %s: %w", m.addr, err)
+	}
+	v, err := infoField(info, "master_repl_offset")
+	if err != nil {
+		return fmt.Errorf("master %s: %w", m.addr, err)
+	}
+	want, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return fmt.Errorf("master %s: master_repl_offset %q: %w", m.addr, v, err)
+	}
+	return waitFor(ctx, fmt.Sprintf("replica %s to reach offset %d of %s", r.addr, want, m.addr), func(ctx context.Context) error {
+		info, err := r.admin.Info(ctx, "replication").Result()
+		if err != nil {
+			return fmt.Errorf("INFO replication on %s: %w", r.addr, err)
+		}
+		v, _ := infoField(info, "slave_repl_offset")
+		if got, err := strconv.ParseInt(v, 10, 64); err != nil || got < want {
+			return fmt.Errorf("replica %s at slave_repl_offset %q", r.addr, v)
+		}
+		return nil
+	})
+}
+
+// shardNodes returns the online master and an online replica of the shard
+// serving slot.
+func (c *Cluster) shardNodes(ctx context.Context, slot int) (master, replica *clusterNode, err error) {
+	shards, err := c.liveNode().admin.ClusterShards(ctx).Result()
+	if err != nil {
+		return nil, nil, fmt.Errorf("CLUSTER SHARDS: %w", err)
+	}
+	byID := map[string]*clusterNode{}
+	for _, n := range c.nodes {
+		byID[n.nodeID] = n
+	}
+	for _, sh := range shards {
+		in := false
+		for _, r := range sh.Slots {
+			in = in || (int64(slot) >= r.Start && int64(slot) <= r.End)
+		}
+		if !in {
+			continue
+		}
+		for _, n := range sh.Nodes {
+			if n.Health != "online" || byID[n.ID] == nil {
+				continue
+			}
+			switch n.Role {
+			case "master":
+				master = byID[n.ID]
+			case "replica":
+				replica = byID[n.ID]
+			}
+		}
+	}
+	if master == nil || replica == nil {
+		return nil, nil, fmt.Errorf("slot %d: no online master and replica (master %v, replica %v)", slot, master != nil, replica != nil)
+	}
+	return master, replica, nil
+}
