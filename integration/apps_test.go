@@ -94,7 +94,7 @@ func (c *counters) Observe(e core.Event) {
 		c.mu.Lock()
 		h := c.client(e.Identity)
 		h.decisions++
-		h.action = e.Action
+		h.action = e.DecidedBy
 		c.mu.Unlock()
 	case core.EventStoreError:
 		c.storeErrors.Add(1)
