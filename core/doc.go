@@ -56,24 +56,25 @@
 //
 // An adapter translates a framework's request, route and error idioms to
 // core and holds no algorithm or key logic of its own; ginlimit, echolimit
-// and chilimit are the models. It builds one Middleware per use, at start-up,
-// with NewMiddlewareSkip (so that the scope is named after its user's
-// function, not the adapter's), and on each request calls
+// and chilimit are the models. Its constructors are one line each over
+// Adapt and MustAdapt, which build the Middleware at start-up (naming its
+// scope after the adapter's user, not the adapter) and wrap every error
+// with the call the user made. On each request the adapter calls
 //
 //	res := m.EnforceWith(r, w.Header(), native)
 //
 // with the request as net/http sees it, the response's headers, and native,
 // the framework's own request context (a *gin.Context, an echo.Context).
 // EnforceWith decides, charges, writes the rate-limit headers and holds a
-// leaky-bucket request until its slot; it never panics. The adapter then acts
-// on res.Verdict: Serve runs the next handler; Refuse answers res.Status
-// with res.Body, or in the framework's idiom (an error for Echo's error
+// leaky-bucket request until its slot; it never panics. The adapter then
+// acts on res.Verdict: Serve runs the next handler; Refuse answers
+// res.Status with res.Body (after DenyNatively has given the user's deny
+// handler its turn), or in the framework's idiom (an error for Echo's error
 // handler); Gone ends a request whose client left, with res.Status.
 //
-// Framework-typed hooks reach core through the native options:
-// WithNativeKey, WithNativePlans, WithNativeExempt and WithNativeDeny take
-// functions of (r, native), which the adapter writes as one-line wrappers
-// that type-assert native to its context and call its user's function with
-// it. Everything else (the limiter, the name, costs, plans by request,
-// headers) is core's options, given as they are.
+// Framework-typed hooks are one line each too: NativeKey, NativePlans,
+// NativeExempt and NativeDeny take the user's function of the framework's
+// context type, assert native to it once, and fail alike everywhere when it
+// is missing. Everything else (the limiter, the name, costs, plans by
+// request, headers) is core's options, given as they are.
 package core
