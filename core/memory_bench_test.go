@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // The memory store's hot path: one key, and many keys, each serial and
@@ -15,7 +16,9 @@ func BenchmarkMemoryStore(b *testing.B) {
 		keys[i] = "k" + strconv.Itoa(i)
 	}
 	for _, alg := range []Algorithm{FixedWindow, SlidingWindowLog, SlidingWindowCounter, TokenBucket, LeakyBucket} {
-		rule := Rule{Limits: []Limit{{Count: 1 << 30, Period: 1 << 50}}, Algorithm: alg}
+		// 2^30 per 2^30 ms: every call admitted, and a whole number of
+		// microseconds per token, as the buckets require.
+		rule := Rule{Limits: []Limit{{Count: 1 << 30, Period: (1 << 30) * time.Millisecond}}, Algorithm: alg}
 		if alg == SlidingWindowLog {
 			rule.Limits[0].Count = MaxLogCount
 		}
