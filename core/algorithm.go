@@ -77,6 +77,9 @@ func (a Algorithm) String() string {
 
 // ParseAlgorithm reads an algorithm name as String writes it; underscores
 // and case are ignored, so "TOKEN_BUCKET" works from configuration files.
+// It also reads the strategy names of Python's limits package (slowapi,
+// Flask-Limiter): "fixed-window", "sliding-window-counter", and
+// "moving-window", which is the SlidingWindowLog.
 func ParseAlgorithm(name string) (Algorithm, error) {
 	n := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(name)), "_", "-")
 	for a, s := range algorithmNames {
@@ -84,7 +87,10 @@ func ParseAlgorithm(name string) (Algorithm, error) {
 			return Algorithm(a), nil
 		}
 	}
-	return 0, fmt.Errorf("limitkit: unknown algorithm %q; expected fixed-window, sliding-window-log, sliding-window-counter, token-bucket or leaky-bucket", name)
+	if n == "moving-window" {
+		return SlidingWindowLog, nil
+	}
+	return 0, fmt.Errorf("limitkit: unknown algorithm %q; expected fixed-window, sliding-window-log (limits' moving-window), sliding-window-counter, token-bucket or leaky-bucket", name)
 }
 
 func (a Algorithm) valid() bool { return a >= FixedWindow && a <= LeakyBucket }

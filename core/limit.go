@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Limit is a count of requests allowed per period: 5/minute is
@@ -21,8 +23,9 @@ func Per(count int64, period time.Duration) Limit {
 	return Limit{Count: count, Period: period}
 }
 
-// units maps every accepted unit spelling to its length. Months are 30 days
-// and years 365 days, as in Python's limits package.
+// units maps every accepted unit spelling to its length. Months are 30 days,
+// as in Python's limits package; years are 365 days, where limits counts 12
+// months of 30 (360 days): the README's migration table says so.
 var units = map[string]time.Duration{
 	"s": time.Second, "sec": time.Second, "second": time.Second, "seconds": time.Second,
 	"m": time.Minute, "min": time.Minute, "minute": time.Minute, "minutes": time.Minute,
@@ -120,9 +123,20 @@ func (p *parser) fail(msg string) error {
 	return &SyntaxError{Expr: p.expr, Offset: p.pos, Msg: msg}
 }
 
+// space skips what Python's \s matches in the limits grammar's regular
+// expression: Unicode's white space (as unicode.IsSpace), and the four
+// information separators U+001C to U+001F, which Python's str counts too.
+// So "5/minute;\n10/hour" from a multi-line configuration value parses.
 func (p *parser) space() {
-	for p.pos < len(p.expr) && (p.expr[p.pos] == ' ' || p.expr[p.pos] == '\t') {
-		p.pos++
+	for p.pos < len(p.expr) {
+		r, n := rune(p.expr[p.pos]), 1
+		if r >= utf8.RuneSelf {
+			r, n = utf8.DecodeRuneInString(p.expr[p.pos:])
+		}
+		if !unicode.IsSpace(r) && (r < 0x1c || r > 0x1f) {
+			return
+		}
+		p.pos += n
 	}
 }
 
