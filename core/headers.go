@@ -47,6 +47,15 @@ func WithHeaderNames(limit, remaining, reset string) Option {
 	}
 }
 
+// WithResetEpoch sends X-RateLimit-Reset as the Unix time, in whole
+// seconds, at which the deciding limit is fully replenished, as GitHub's API
+// and slowapi send it, instead of the seconds from now (the default). The
+// IETF fields' t stays relative, as the draft defines it. The time is the
+// limiter's clock (WithClock), so that tests can drive it.
+func WithResetEpoch() Option {
+	return func(c *config) { c.mw.resetEpoch = true }
+}
+
 // WithIETFHeaders adds the structured fields of the IETF draft
 // (draft-ietf-httpapi-ratelimit-headers-10) to every limited response:
 //
@@ -101,7 +110,10 @@ func ceilSeconds(d time.Duration) int64 {
 // among them). Each slice is
 // capped at one element so that a later Add copies rather than overwrites
 // its neighbour.
-func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, d Decision) {
+//
+// now, when the middleware sends X-RateLimit-Reset as a time
+// (WithResetEpoch), is the time in Unix nanoseconds; else zero.
+func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, d Decision, now int64) {
 	if h == nil {
 		return
 	}
@@ -126,7 +138,12 @@ func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, d Decision) {
 	b := buf[:0]
 	b = strconv.AppendInt(b, d.Remaining, 10)
 	remEnd := len(b)
-	b = strconv.AppendInt(b, reset, 10)
+	if now != 0 {
+		// The moment of full replenishment, rounded up: never too early.
+		b = strconv.AppendInt(b, ceilSeconds(time.Duration(now)+d.ResetAfter), 10)
+	} else {
+		b = strconv.AppendInt(b, reset, 10)
+	}
 	resetEnd := len(b)
 	retryEnd := resetEnd
 	if !d.Allowed && !d.Never {

@@ -331,7 +331,11 @@ func (m *Middleware) respond(ctx context.Context, lim *Limiter, rs *ruleSet, h h
 		res.Verdict, res.Status = Refuse, http.StatusServiceUnavailable
 		return res
 	}
-	m.writeHeaders(h, rs, o.d)
+	var now int64
+	if m.resetEpoch {
+		now = lim.now().UnixNano()
+	}
+	m.writeHeaders(h, rs, o.d, now)
 	if !o.d.Allowed {
 		res.Verdict, res.Status = Refuse, http.StatusTooManyRequests
 		if o.d.Never {

@@ -28,6 +28,7 @@ type middlewareConfig struct {
 	names        headerNames
 	namesSet     bool
 	ietf         bool
+	resetEpoch   bool
 	wait         func(context.Context, time.Duration) error
 	problems     []error
 }
