@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -92,4 +93,43 @@ func BenchmarkMemoryStore_heapPerKey(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkMemoryStore_floodOfExhaustedKeys is the worst case of eviction:
+// a store full at its default bound of keys that one request exhausted
+// (1/minute, under a clock that stands still), where every new key must
+// evict one. It reports the cost of such an insert: about 430µs when the
+// widened search read the whole shard, about 10µs with it bounded.
+func BenchmarkMemoryStore_floodOfExhaustedKeys(b *testing.B) {
+	rule := MustRule("1/minute", FixedWindow)
+	ctx := context.Background()
+	at := time.Unix(1_700_000_010, 0)
+	s := exhaustedStore.get(func() *MemoryStore {
+		s := NewMemoryStore(MemoryClock(func() time.Time { return at }), MemorySweepInterval(time.Hour))
+		for i := range DefaultMaxKeys {
+			s.Take(ctx, "fill"+strconv.Itoa(i), rule, 1)
+		}
+		return s
+	})
+	keys := make([]string, b.N)
+	for i := range keys {
+		keys[i] = "flood" + strconv.Itoa(b.N) + ":" + strconv.Itoa(i)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		s.Take(ctx, keys[i], rule, 1)
+	}
+}
+
+// exhaustedStore is built once per process: filling it takes seconds.
+var exhaustedStore lazyStore
+
+type lazyStore struct {
+	once sync.Once
+	s    *MemoryStore
+}
+
+func (l *lazyStore) get(make func() *MemoryStore) *MemoryStore {
+	l.once.Do(func() { l.s = make() })
+	return l.s
 }
