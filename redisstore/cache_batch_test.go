@@ -89,9 +89,9 @@ func TestDenyCache_isBounded(t *testing.T) {
 	c := newDenyCache(8)
 	d := core.Decision{RetryAfter: time.Hour}
 	for i := range 100 {
-		c.record(fmt.Sprint("k", i), "sig", 1, 0, d)
+		c.record(fmt.Sprint("k", i), 1000, 1, 0, d)
 		for j := range 10 {
-			c.record(fmt.Sprint("k", i), fmt.Sprint("sig", j), int64(j), 0, d)
+			c.record(fmt.Sprint("k", i), uint64(j), int64(j), 0, d)
 		}
 		if n := c.len(); n > 8 {
 			t.Fatalf("after %d keys the cache holds %d, bound 8", i+1, n)

@@ -1,7 +1,6 @@
 package redisstore
 
 import (
-	"strconv"
 	"sync"
 	"time"
 
@@ -21,7 +20,7 @@ type denyCache struct {
 
 // denial is one remembered denial, in the store's cache clock (µs).
 type denial struct {
-	sig   string // which rule
+	shape uint64 // which rule: core.Rule.Shape, which also names its state
 	cost  int64
 	at    int64 // when the denied request was sent
 	until int64 // at + retry-after: Redis admits no earlier
@@ -40,34 +39,16 @@ func newDenyCache(max int) *denyCache {
 	return &denyCache{max: max, entries: make(map[string][]denial)}
 }
 
-// signature identifies a rule in the cache: its algorithm, burst and limits.
-// It is built on every Take while the cache is on, so it is formatted on the
-// stack and copied once: one allocation while it fits 128 bytes, which
-// rules of a few limits do.
-func signature(alg core.Algorithm, r *core.Rule) string {
-	var buf [128]byte
-	b := append(buf[:0], alg.String()...)
-	b = append(b, '/')
-	b = strconv.AppendInt(b, r.Burst, 10)
-	for _, l := range r.Limits {
-		b = append(b, '/')
-		b = strconv.AppendInt(b, l.Count, 10)
-		b = append(b, ':')
-		b = strconv.AppendInt(b, int64(l.Period), 10)
-	}
-	return string(b)
-}
-
 // lookup answers a request from a remembered denial, if one still holds.
 // The answer's RetryAfter counts down from Redis's and its ResetAfter with
 // it; Remaining is as Redis last said, though it may have grown since.
-func (c *denyCache) lookup(key, sig string, cost, now int64) (core.Decision, bool) {
+func (c *denyCache) lookup(key string, shape uint64, cost, now int64) (core.Decision, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, x := range c.entries[key] {
 		// Only the cost that was denied: a larger one is denied too, but
 		// for longer, which only Redis can say.
-		if x.sig != sig || cost != x.cost || now < x.at || now >= x.until {
+		if x.shape != shape || cost != x.cost || now < x.at || now >= x.until {
 			continue
 		}
 		d := x.d
@@ -83,7 +64,7 @@ func (c *denyCache) lookup(key, sig string, cost, now int64) (core.Decision, boo
 // that a retry would change is remembered, and an admission drops the
 // denials it proves stale (something, such as a Reset elsewhere, freed
 // room).
-func (c *denyCache) record(key, sig string, cost, now int64, d core.Decision) {
+func (c *denyCache) record(key string, shape uint64, cost, now int64, d core.Decision) {
 	if d.Allowed {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -93,7 +74,7 @@ func (c *denyCache) record(key, sig string, cost, now int64, d core.Decision) {
 		}
 		kept := xs[:0]
 		for _, x := range xs {
-			if x.sig != sig || x.cost > cost {
+			if x.shape != shape || x.cost > cost {
 				kept = append(kept, x)
 			}
 		}
@@ -107,7 +88,7 @@ func (c *denyCache) record(key, sig string, cost, now int64, d core.Decision) {
 	if d.Never || d.RetryAfter <= 0 {
 		return
 	}
-	x := denial{sig: sig, cost: cost, at: now, until: now + int64(d.RetryAfter/time.Microsecond), d: d}
+	x := denial{shape: shape, cost: cost, at: now, until: now + int64(d.RetryAfter/time.Microsecond), d: d}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	xs, ok := c.entries[key]
@@ -115,7 +96,7 @@ func (c *denyCache) record(key, sig string, cost, now int64, d core.Decision) {
 		c.evictLocked(now)
 	}
 	for i := range xs {
-		if xs[i].sig == sig && xs[i].cost == cost {
+		if xs[i].shape == shape && xs[i].cost == cost {
 			xs[i] = x
 			return
 		}

@@ -144,15 +144,14 @@ func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64
 		r.setLimit(i, l.Count, int64(l.Period/time.Microsecond), capacity)
 	}
 
-	var sig string
+	shape := rule.Shape()
 	if s.deny != nil && !futile {
-		sig = signature(alg, &rule)
-		if d, ok := s.deny.lookup(key, sig, cost, sent); ok {
+		if d, ok := s.deny.lookup(key, shape, cost, sent); ok {
 			return d, nil
 		}
 	}
 
-	r.keys = s.keys(r.keys, key, rule.Shape(), n)
+	r.keys = s.keys(r.keys, key, shape, n)
 	v, err := s.run(ctx, r)
 	if err != nil {
 		s.noteFailure(err)
@@ -163,7 +162,7 @@ func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64
 		return core.Decision{}, fmt.Errorf("redisstore: take %q under %v %s: %w", key, alg, rule.String(), err)
 	}
 	if s.deny != nil && !futile {
-		s.deny.record(key, sig, cost, sent, d)
+		s.deny.record(key, shape, cost, sent, d)
 	}
 	return d, nil
 }
