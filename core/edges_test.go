@@ -102,8 +102,6 @@ func TestMemoryStore_collidedEntriesAreKeptApart(t *testing.T) {
 //     call on that shard deadlocks;
 //   - loss above 2.0 for every entry: no victim, nothing evicted, and Len
 //     exceeds MemoryMaxKeys.
-//
-// Fix: `if victim == nil || l < best || ...` in consider (and clamp loss).
 func TestMemoryStore_evictsWhenTheClockGoesBack(t *testing.T) {
 	ctx := context.Background()
 	rule := MustRule("1/second", TokenBucket)
@@ -155,9 +153,6 @@ func TestMemoryStore_evictsWhenTheClockGoesBack(t *testing.T) {
 // with no status at all (claim: every request ends with a status; panicking
 // functions never escape). A planOf that reads a claim of a token or a header
 // the client sends can be made to panic by the client.
-//
-// Fix: recover around planOf and exempt as identify does, and hand the
-// request to the key error policy.
 func TestEnforce_panickingPlanOrExemptIsRecovered(t *testing.T) {
 	lim := New()
 	defer lim.Close()
@@ -185,10 +180,6 @@ func TestEnforce_panickingPlanOrExemptIsRecovered(t *testing.T) {
 // client that sends X-Forwarded-For picks its identity and a fresh budget per
 // request. The doc tells such users to use ByClientIPHeader, but nothing
 // warns a user who does not read it.
-//
-// Fix (design): when X-Real-IP is present as well, and X-Forwarded-For's
-// rightmost hop disagrees with it, trust neither and key by the peer or
-// X-Real-IP; or make the header an explicit argument.
 func TestByClientIP_forgedHeaderBehindAnXRealIPProxyChoosesNothing(t *testing.T) {
 	key := MustByClientIP("10.0.0.1")
 	ids := map[string]bool{}

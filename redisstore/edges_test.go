@@ -34,10 +34,6 @@ import (
 // request is a 2·10^7-step loop: ~1 s of Redis's single thread per request.
 // With count 2^52 and a 2^50 µs window the walk is ~2^49 steps: Redis and
 // the memory store's shard hang for good.
-//
-// Fix: find the first fitting elapsed by a binary search over [0, window]
-// (fits is monotone in e in doubles too), in core.counterWait and the Lua
-// wait alike.
 func TestCounterWait_isBoundedWhateverTheWindow(t *testing.T) {
 	c := redistest.Server(t)
 	ctx := context.Background()
@@ -73,8 +69,6 @@ func TestCounterWait_isBoundedWhateverTheWindow(t *testing.T) {
 // RetryAfter of a smaller cost's denial: the client is told to come back
 // before Redis would admit it (and, on a multi-limit rule, may be told the
 // wrong Limit). Found by TestStores_agreeAtTheEdges.
-//
-// Fix: answer from the cache only at the same cost (or correct the doc).
 func TestDenyCache_answersOnlyTheDeniedCost(t *testing.T) {
 	c := redistest.Server(t)
 	ctx := context.Background()
