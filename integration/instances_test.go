@@ -67,14 +67,19 @@ func runExact(t *testing.T, srv *redisenv.Standalone, client *http.Client, fw fr
 		t.Errorf("admitted %d, denied %d, failed %d; want exactly %d admitted, %d denied, none failed (%s)",
 			tl.admitted, tl.denied, tl.errs+tl.other+tl.unavailable, limit, fanRequests-limit, firstErrors(replies))
 	}
-	spread := 0
-	for _, n := range tl.perInstance {
-		if n > 0 {
-			spread++
-		}
+	// The budget is shared when instances that each saw requests admitted
+	// only the limit between them: on budgets of their own, every instance
+	// given 100 requests would admit 100. Which instances did the admitting
+	// is up to the scheduler (a loaded machine may let one win them all),
+	// so it is not asserted.
+	served := make([]int, instances)
+	for _, r := range replies {
+		served[r.inst]++
 	}
-	if spread < 2 {
-		t.Errorf("admissions per instance %v: the budget was not shared across instances", tl.perInstance)
+	for i, n := range served {
+		if n < limit {
+			t.Fatalf("instance %d got %d of %d requests; each must get at least %d for the exact count to prove a shared budget", i, n, fanRequests, limit)
+		}
 	}
 	for i, in := range insts {
 		if n := in.obs.notStore(); n != 0 || in.obs.storeErrors.Load() != 0 {
