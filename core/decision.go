@@ -29,4 +29,9 @@ type Decision struct {
 	// ever admit (its count, or its burst for the buckets): retrying is futile.
 	// The middleware refuses such a request with 413 and no Retry-After.
 	Never bool
+	// Concurrency reports a decision of a concurrency limit (Limiter.Acquire,
+	// ConcurrencyMiddleware): Limit.Count is how many requests may be in
+	// flight (Limit.Period is zero), Remaining how many slots are free;
+	// the unit is concurrent requests, not requests per period.
+	Concurrency bool
 }

@@ -44,6 +44,7 @@ type MemoryStore struct {
 	stop       chan struct{}
 	done       chan struct{}
 	closing    sync.Once
+	leases     leaseState // concurrency limits: concurrency_memory.go
 }
 
 const maxShards = 256
@@ -421,6 +422,7 @@ func (s *MemoryStore) Sweep() {
 		}
 		sh.mu.Unlock()
 	}
+	s.sweepLeases()
 }
 
 // Len reports how many keys the store holds.

@@ -44,9 +44,13 @@ const (
 	// the store: the middleware refuses the rule's requests with 500 and
 	// reports this once per rule and limiter, with no EventDecision.
 	EventConfigError
+	// EventLeaseLost: a concurrency lease expired in its store before it
+	// could be renewed (the store was down for its whole TTL), so its
+	// request goes on beyond the limit. Err wraps ErrLeaseNotHeld.
+	EventLeaseLost
 )
 
-var eventKindNames = [...]string{"decision", "store-error", "store-down", "store-up", "config-error"}
+var eventKindNames = [...]string{"decision", "store-error", "store-down", "store-up", "config-error", "lease-lost"}
 
 // String returns the kind's name, such as "store-down".
 func (k EventKind) String() string {
