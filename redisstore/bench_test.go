@@ -85,3 +85,20 @@ func BenchmarkTake(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConcurrency is a concurrency limit's two round trips per
+// request, beside Take: acquire a lease and release it.
+func BenchmarkConcurrency(b *testing.B) {
+	c := benchClient(b, true)
+	st := New(c, WithTimeout(time.Second))
+	defer st.Close()
+	lim := core.Concurrency{Limit: 1000, TTL: 10 * time.Second}
+	var n atomic.Int64
+	runParallel(b, func(ctx context.Context, key string) error {
+		id := strconv.FormatInt(n.Add(1), 16)
+		if _, err := st.Acquire(ctx, key, id, lim); err != nil {
+			return err
+		}
+		return st.Release(ctx, key, id)
+	})
+}

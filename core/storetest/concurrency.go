@@ -27,6 +27,7 @@ func RunConcurrency(t *testing.T, newStore Factory) {
 	t.Run("ConcurrentAcquiresAdmitExactlyN", func(t *testing.T) { runLeaseConcurrent(t, newStore) })
 	t.Run("KeysAreIndependentOfRateLimits", func(t *testing.T) { runLeaseKeys(t, newStore) })
 	t.Run("InvalidInputIsAnError", func(t *testing.T) { runLeaseInvalid(t, newStore) })
+	t.Run("EverythingExpires", func(t *testing.T) { runLeaseExpires(t, newStore) })
 	t.Run("ClosedStoreSaysSo", func(t *testing.T) { runLeaseClosed(t, newStore) })
 }
 
@@ -291,5 +292,40 @@ func runLeaseClosed(t *testing.T, f Factory) {
 	}
 	if err := st.Release(ctx, key, leaseID(0)); !errors.Is(err, core.ErrClosed) {
 		t.Errorf("Release after Close: %v, want an error wrapping core.ErrClosed", err)
+	}
+}
+
+// runLeaseExpires checks, for a store that can list what it holds without
+// an expiry (Expirer), that acquiring, renewing, refusing and releasing
+// leave nothing that never expires.
+func runLeaseExpires(t *testing.T, f Factory) {
+	st, clock := mustConcurrencyStore(t, f)
+	x, ok := st.(Expirer)
+	if !ok {
+		t.Skipf("%T cannot list what it holds without an expiry", st)
+	}
+	key := keyFor(t, "k")
+	ctx := context.Background()
+	c := conc(2, 5*s)
+	acquire(t, st, key, leaseID(0), c)
+	acquire(t, st, key, leaseID(1), c)
+	acquire(t, st, key, leaseID(2), c) // refused
+	clock.Set(s)
+	if err := st.Renew(ctx, key, leaseID(0), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Release(ctx, key, leaseID(1)); err != nil {
+		t.Fatal(err)
+	}
+	acquire(t, st, key+":2", leaseID(3), c)
+	if err := st.Release(ctx, key+":2", leaseID(3)); err != nil {
+		t.Fatal(err)
+	}
+	names, err := x.Unexpiring(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) > 0 {
+		t.Fatalf("the store holds %d names that never expire, such as %q", len(names), names[0])
 	}
 }
