@@ -161,7 +161,7 @@ func (ls *Lease) Release(ctx context.Context) error {
 	err := ls.l.leaseCall(context.WithoutCancel(ctx), ls.store, func(ctx context.Context) error {
 		return ls.store.Release(ctx, ls.key, ls.id)
 	})
-	if err != nil && !errors.Is(err, ErrLeaseNotHeld) {
+	if err != nil && !errors.Is(err, ErrLeaseNotHeld) && !errors.Is(err, ErrClosed) {
 		ls.l.leaseFailed(ls.scope, "release", err)
 	}
 	return err
@@ -196,6 +196,9 @@ func (ls *Lease) renew() {
 	err := ls.l.leaseCall(context.Background(), ls.store, func(ctx context.Context) error {
 		return ls.store.Renew(ctx, ls.key, ls.id, ls.ttl)
 	})
+	if errors.Is(err, ErrClosed) {
+		return // the store went with its limiter: nothing left to renew in
+	}
 	if errors.Is(err, ErrLeaseNotHeld) {
 		ls.mu.Lock()
 		released := ls.released

@@ -110,6 +110,9 @@ func newMiddleware(skip int, expr string, opts []Option) (*Middleware, error) {
 	if err := errors.Join(append(c.problems, mc.problems...)...); err != nil {
 		return nil, err
 	}
+	if err := mc.conc.forRateLimit(); err != nil {
+		return nil, err
+	}
 	// ruleOf parses an expression into the middleware's rule or a plan's,
 	// checked with the defaults of the limiter that will enforce it.
 	ruleOf := func(expr string) (Rule, error) {

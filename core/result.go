@@ -100,7 +100,11 @@ func (r Result) Body() []byte {
 	b = strconv.AppendQuote(b, r.Message())
 	if r.OverLimit() {
 		b = append(b, `,"limit":`...)
-		b = strconv.AppendQuote(b, r.Decision.Limit.String())
+		if r.Decision.Concurrency {
+			b = strconv.AppendQuote(b, strconv.FormatInt(r.Decision.Limit.Count, 10)+" concurrent")
+		} else {
+			b = strconv.AppendQuote(b, r.Decision.Limit.String())
+		}
 		if !r.Decision.Never {
 			b = append(b, `,"retry_after":`...)
 			b = strconv.AppendInt(b, max(ceilSeconds(r.Decision.RetryAfter), 1), 10)
