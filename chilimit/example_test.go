@@ -92,3 +92,26 @@ func ExampleNew() {
 	// chilimit.New("100 per fortnight"): limitkit: invalid limit "100 per fortnight" at offset 8: unknown unit "fortnight"; expected second, minute, hour, day, month or year
 	// offset 8 of 100 per fortnight
 }
+
+// At most one upload per client in flight: a second one while the first
+// runs is refused with 429 and Retry-After: 1.
+func ExampleConcurrency() {
+	limiter := core.New()
+	defer limiter.Close()
+	r := chi.NewRouter()
+	var again func()
+	r.With(chilimit.Concurrency(1, core.WithLimiter(limiter))).Post("/uploads", func(w http.ResponseWriter, _ *http.Request) {
+		if again != nil {
+			f := again
+			again = nil
+			f() // the same client uploads again while this one runs
+		}
+		fmt.Fprintln(w, "stored")
+	})
+	again = func() { call(r, "POST", "/uploads") }
+	call(r, "POST", "/uploads")
+	// Output:
+	// POST /uploads 429 remaining 0
+	//   retry after 1 s: {"error":"rate limit exceeded","limit":"1 concurrent","retry_after":1}
+	// POST /uploads 200 remaining 0
+}

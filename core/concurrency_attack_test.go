@@ -23,8 +23,8 @@ func TestConcurrencyMiddleware_panicReleasesTheSlot(t *testing.T) {
 			}()
 			getFrom(h, "192.0.2.1")
 		}()
-		if n := st.LeaseKeys(); n != 0 {
-			t.Fatalf("after panic %d, %d keys hold leases, want 0", i, n)
+		if n := st.Leases(); n != 0 {
+			t.Fatalf("after panic %d, %d leases are live, want 0", i, n)
 		}
 	}
 }
@@ -88,8 +88,8 @@ func TestConcurrencyMiddleware_clientsThatLeaveCannotLeakOrGainSlots(t *testing.
 	for range n + 17 {
 		<-returned
 	}
-	if k := st.LeaseKeys(); k != 0 {
-		t.Fatalf("after the client left, %d keys hold leases, want 0", k)
+	if k := st.Leases(); k != 0 {
+		t.Fatalf("after the client left, %d leases are live, want 0", k)
 	}
 
 	// Round 2: handlers that ignore their context keep their slots after
@@ -117,8 +117,8 @@ func TestConcurrencyMiddleware_clientsThatLeaveCannotLeakOrGainSlots(t *testing.
 	for range n + 5 {
 		<-returned
 	}
-	if k := st.LeaseKeys(); k != 0 {
-		t.Fatalf("after the stubborn handlers returned, %d keys hold leases, want 0", k)
+	if k := st.Leases(); k != 0 {
+		t.Fatalf("after the stubborn handlers returned, %d leases are live, want 0", k)
 	}
 }
 
@@ -220,8 +220,8 @@ func TestConcurrencyMiddleware_clientThatLeavesDuringTheWaitTakesNoSlot(t *testi
 		t.Fatalf("a client gone before its slot: %+v, %v; want Gone with no lease", res, lease)
 	}
 	cm.Release(req, held)
-	if k := st.LeaseKeys(); k != 0 {
-		t.Fatalf("%d keys hold leases, want 0", k)
+	if k := st.Leases(); k != 0 {
+		t.Fatalf("%d leases are live, want 0", k)
 	}
 }
 

@@ -22,6 +22,7 @@ const leaseShards = 64
 type leaseState struct {
 	shards [leaseShards]leaseShard
 	keys   atomic.Int64 // keys held over all shards, for the bound
+	max    atomic.Int64 // the bound, once computed
 }
 
 type leaseShard struct {
@@ -64,22 +65,28 @@ func (s *MemoryStore) leaseShard(key string) *leaseShard {
 	return &s.leases.shards[maphash.String(s.seed, key)%leaseShards]
 }
 
-// maxKeys is the store's bound, shared by its rate-limit keys and, apart,
-// its concurrency keys.
+// maxKeys is the store's bound, which holds for its rate-limit keys and,
+// apart, for its concurrency keys.
 func (s *MemoryStore) maxKeys() int64 {
+	if n := s.leases.max.Load(); n > 0 {
+		return n
+	}
 	n := int64(0)
 	for i := range s.mask + 1 {
 		n += int64(s.shards[i].max)
 	}
+	s.leases.max.Store(n)
 	return n
 }
 
 // Acquire implements ConcurrencyStore. Concurrency keys are bounded apart
-// from rate-limit keys, by the same MemoryMaxKeys: a key holds state only
-// while it has live leases, each a request in flight, so the bound is
-// reached only by that many concurrent requests, and a new key is then
-// refused (not admitted: evicting another key would free its slots) until
-// leases end; its NextExpiry is then zero.
+// from rate-limit keys, by the same MemoryMaxKeys: a key holds state while
+// it has live leases, each a request in flight, and, while the store is
+// under half its bound, after its last release until the next sweep (so
+// that its next request finds it made). The bound is reached only by that
+// many requests in flight at once; a new key is then refused, with a
+// NextExpiry of zero, until leases end (released, or expired and swept),
+// never admitted by evicting a key, which would free that key's slots.
 func (s *MemoryStore) Acquire(ctx context.Context, key, lease string, c Concurrency) (ConcurrencyDecision, error) {
 	if s.closed.Load() {
 		return ConcurrencyDecision{}, ErrClosed
@@ -94,7 +101,10 @@ func (s *MemoryStore) Acquire(ctx context.Context, key, lease string, c Concurre
 	set := sh.keys[key]
 	if set == nil {
 		if s.leases.keys.Load() >= s.maxKeys() {
-			return ConcurrencyDecision{}, nil
+			s.sweepShardLocked(sh, now)
+			if s.leases.keys.Load() >= s.maxKeys() {
+				return ConcurrencyDecision{}, nil
+			}
 		}
 		if sh.keys == nil {
 			sh.keys = make(map[string]*leaseSet)
@@ -138,7 +148,6 @@ func (s *MemoryStore) Renew(ctx context.Context, key, lease string, ttl time.Dur
 			set.expires[i] = now + int64(ttl/time.Microsecond)
 			return nil
 		}
-		s.dropIfEmptyLocked(sh, key, set)
 	}
 	return fmt.Errorf("limitkit: renew of lease %s of %q: %w", lease, key, ErrLeaseNotHeld)
 }
@@ -153,16 +162,16 @@ func (s *MemoryStore) Release(ctx context.Context, key, lease string) error {
 	defer sh.mu.Unlock()
 	if set := sh.keys[key]; set != nil {
 		set.dropExpired(s.now())
-		found := false
 		if i := set.index(lease); i >= 0 {
 			last := len(set.ids) - 1
 			set.ids[i], set.expires[i] = set.ids[last], set.expires[last]
 			set.ids[last] = ""
 			set.ids, set.expires = set.ids[:last], set.expires[:last]
-			found = true
-		}
-		s.dropIfEmptyLocked(sh, key, set)
-		if found {
+			if 2*s.leases.keys.Load() > s.maxKeys() {
+				// Nearing the bound: make room now rather than at the
+				// next sweep.
+				s.dropIfEmptyLocked(sh, key, set)
+			}
 			return nil
 		}
 	}
@@ -176,22 +185,43 @@ func (s *MemoryStore) dropIfEmptyLocked(sh *leaseShard, key string, set *leaseSe
 	}
 }
 
-// sweepLeases drops expired leases, and keys left with none.
+// sweepLeases drops expired leases, and keys left with none. A key whose
+// last lease is released stays until then, so that a client's next
+// request, which usually comes soon, finds its state made.
 func (s *MemoryStore) sweepLeases() {
 	for i := range s.leases.shards {
 		sh := &s.leases.shards[i]
 		sh.mu.Lock()
-		now := s.now()
-		for key, set := range sh.keys {
-			set.dropExpired(now)
-			s.dropIfEmptyLocked(sh, key, set)
-		}
+		s.sweepShardLocked(sh, s.now())
 		sh.mu.Unlock()
 	}
 }
 
-// LeaseKeys reports how many keys hold concurrency leases that may be
-// live (expired ones go at the next sweep or touch of their key).
-func (s *MemoryStore) LeaseKeys() int { return int(s.leases.keys.Load()) }
+func (s *MemoryStore) sweepShardLocked(sh *leaseShard, now int64) {
+	for key, set := range sh.keys {
+		set.dropExpired(now)
+		s.dropIfEmptyLocked(sh, key, set)
+	}
+}
+
+// Leases reports how many concurrency leases are live in the store, over
+// all keys.
+func (s *MemoryStore) Leases() int {
+	n := 0
+	for i := range s.leases.shards {
+		sh := &s.leases.shards[i]
+		sh.mu.Lock()
+		now := s.now()
+		for _, set := range sh.keys {
+			for _, e := range set.expires {
+				if e > now {
+					n++
+				}
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return n
+}
 
 var _ ConcurrencyStore = (*MemoryStore)(nil)

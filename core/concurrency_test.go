@@ -177,8 +177,8 @@ func TestLimiterAcquire_admitsNReleasesAndRefusesDoubleRelease(t *testing.T) {
 		t.Fatalf("the double release freed a second slot: %+v", d)
 	}
 	_ = b.Release(context.Background())
-	if n := st.LeaseKeys(); n != 2 {
-		t.Fatalf("LeaseKeys = %d, want 2 (k with one lease, other with one)", n)
+	if n := st.Leases(); n != 2 {
+		t.Fatalf("Leases = %d, want 2 (k with one lease, other with one)", n)
 	}
 }
 
@@ -320,7 +320,43 @@ func TestConcurrencyMiddleware_refusesWhenFullAndFreesOnReturn(t *testing.T) {
 			t.Errorf("request %d: %d, remaining %q", i, r.Code, r.Header().Get("X-RateLimit-Remaining"))
 		}
 	}
-	if n := st.LeaseKeys(); n != 0 {
-		t.Fatalf("after every handler returned, %d keys hold leases, want 0", n)
+	if n := st.Leases(); n != 0 {
+		t.Fatalf("after every handler returned, %d leases are live, want 0", n)
+	}
+}
+
+// TestMemoryStore_leasesAreBounded: at the store's bound of keys, a new
+// key's acquire is refused, never admitted by evicting another key's
+// leases; keys whose leases all ended make room again.
+func TestMemoryStore_leasesAreBounded(t *testing.T) {
+	clk := newStepClock()
+	s := NewMemoryStore(MemoryClock(clk.Now), MemoryMaxKeys(4))
+	defer s.Close()
+	ctx := context.Background()
+	c := Concurrency{Limit: 1, TTL: time.Second}
+	for i := range 4 {
+		if d, err := s.Acquire(ctx, "k"+string(rune('0'+i)), "id", c); err != nil || !d.Allowed {
+			t.Fatalf("key %d: %+v, %v", i, d, err)
+		}
+	}
+	if d, err := s.Acquire(ctx, "new", "id", c); err != nil || d.Allowed {
+		t.Fatalf("a fifth key at a bound of 4: %+v, %v; want refused", d, err)
+	}
+	if d, _ := s.Acquire(ctx, "k0", "id2", c); d.Allowed {
+		t.Fatalf("k0's slot after the refused flood: %+v, want still held", d)
+	}
+	if err := s.Release(ctx, "k1", "id"); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.Acquire(ctx, "new", "id", c); err != nil || !d.Allowed {
+		t.Fatalf("after a key's last lease ended: %+v, %v; want room for a new key", d, err)
+	}
+	clk.Add(time.Second)
+	s.Sweep()
+	if n := s.Leases(); n != 0 {
+		t.Fatalf("after every TTL and a sweep: %d leases, want 0", n)
+	}
+	if n := s.leases.keys.Load(); n != 0 {
+		t.Fatalf("after every TTL and a sweep: %d keys, want 0", n)
 	}
 }

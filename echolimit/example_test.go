@@ -112,3 +112,18 @@ func ExampleError() {
 	// 200 0 results
 	// 429 0 {"code":"SLOW_DOWN","limit":"1/minute"}
 }
+
+// At most two report builds per client at once; a third request while two
+// run gets a 429 error with Retry-After: 1.
+func ExampleConcurrency() {
+	e := echo.New()
+	e.GET("/reports", func(c echo.Context) error {
+		return c.String(http.StatusOK, "report")
+	}, echolimit.Concurrency(2))
+
+	send(e, "/reports") // each returns before the next: slots come back
+	send(e, "/reports")
+	// Output:
+	// 200 1 report
+	// 200 1 report
+}

@@ -101,3 +101,19 @@ func ExampleOnDeny() {
 	// 200 0 results
 	// 429 0 {"code":"SLOW_DOWN","limit":"1/minute"}
 }
+
+// At most two report builds per client at once; a third request while two
+// run is refused with 429 and Retry-After: 1.
+func ExampleConcurrency() {
+	gin.SetMode(gin.TestMode)
+	r := gin.New()
+	r.GET("/reports", ginlimit.Concurrency(2), func(c *gin.Context) {
+		c.String(http.StatusOK, "report")
+	})
+
+	send(r, "/reports") // each returns before the next: slots come back
+	send(r, "/reports")
+	// Output:
+	// 200 1 report
+	// 200 1 report
+}

@@ -42,8 +42,8 @@ func ConcurrencyLimit(t *testing.T, serve func(lim *core.Limiter) http.Handler, 
 		if w := Do(h, "GET", "/panic", Client); w.Code != http.StatusInternalServerError {
 			t.Fatalf("GET /panic: %d, want the framework's 500", w.Code)
 		}
-		if n := store.LeaseKeys(); n != 0 {
-			t.Fatalf("after a panicking handler, %d keys hold leases, want 0", n)
+		if n := store.Leases(); n != 0 {
+			t.Fatalf("after a panicking handler, %d leases are live, want 0", n)
 		}
 	}
 	var wg sync.WaitGroup
@@ -60,8 +60,8 @@ func ConcurrencyLimit(t *testing.T, serve func(lim *core.Limiter) http.Handler, 
 	if codes[0] != http.StatusOK || codes[1] != http.StatusOK {
 		t.Fatalf("the two in flight: %v, want 200s", codes)
 	}
-	if n := store.LeaseKeys(); n != 0 {
-		t.Fatalf("after every handler returned, %d keys hold leases, want 0", n)
+	if n := store.Leases(); n != 0 {
+		t.Fatalf("after every handler returned, %d leases are live, want 0", n)
 	}
 	if w := Do(h, "GET", "/slow", Client); w.Code != http.StatusOK || w.Header().Get("X-Ratelimit-Remaining") != "1" {
 		t.Fatalf("after the slots came back: %d, remaining %q; want 200 and 1", w.Code, w.Header().Get("X-Ratelimit-Remaining"))
