@@ -23,6 +23,9 @@ func newRouter(app *quotes.App) http.Handler {
 	lim := core.WithLimiter(app.Limiter)
 	e := echo.New()
 	e.HideBanner = true
+	// Refusals get core's body, with the limit and retry_after, as in the
+	// Gin and Chi examples; Echo's default is {"message":"rate limit exceeded"}.
+	e.HTTPErrorHandler = echolimit.ErrorHandler(e.DefaultHTTPErrorHandler)
 
 	e.POST("/login", login, echolimit.Limit(quotes.LoginLimit, lim, core.WithName(quotes.LoginScope)))
 
