@@ -28,8 +28,9 @@
 // other error, with the headers, Retry-After included, already set. The
 // error's Message is the reason, a string, so Echo's default handler writes
 // {"message":"rate limit exceeded"}; its Internal is an *Error, which a
-// custom handler finds with errors.As to read the decision (or to write
-// core's JSON body, with the limit and retry_after). The scope of a middleware (which budget it counts against) is
-// derived from the function that calls Limit or New, as
-// core.Middleware.Scope describes; core.WithName pins it.
+// custom handler finds with errors.As to read the decision. ErrorHandler
+// answers refusals with core's JSON body instead, with the limit and
+// retry_after, as ginlimit and chilimit do. The scope of a middleware
+// (which budget it counts against) is derived from the function that calls
+// Limit or New, as core.Middleware.Scope describes; core.WithName pins it.
 package echolimit
