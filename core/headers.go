@@ -39,12 +39,12 @@ type headerNames struct {
 // X-RateLimit-Reset); an empty name leaves that header out, so
 // WithHeaderNames("", "", "") sends none of them. Retry-After, a standard
 // header, is always sent with a 429.
-func WithHeaderNames(limit, remaining, reset string) Option {
-	return func(c *config) {
+func WithHeaderNames(limit, remaining, reset string) MiddlewareOption {
+	return middlewareOption(func(c *middlewareConfig) {
 		// CanonicalHeaderKey keeps "" as it is.
-		c.mw.names = headerNames{http.CanonicalHeaderKey(limit), http.CanonicalHeaderKey(remaining), http.CanonicalHeaderKey(reset)}
-		c.mw.namesSet = true
-	}
+		c.names = headerNames{http.CanonicalHeaderKey(limit), http.CanonicalHeaderKey(remaining), http.CanonicalHeaderKey(reset)}
+		c.namesSet = true
+	})
 }
 
 // WithResetEpoch sends X-RateLimit-Reset as the Unix time, in whole
@@ -52,8 +52,8 @@ func WithHeaderNames(limit, remaining, reset string) Option {
 // and slowapi send it, instead of the seconds from now (the default). The
 // IETF fields' t stays relative, as the draft defines it. The time is the
 // limiter's clock (WithClock), so that tests can drive it.
-func WithResetEpoch() Option {
-	return func(c *config) { c.mw.resetEpoch = true }
+func WithResetEpoch() MiddlewareOption {
+	return middlewareOption(func(c *middlewareConfig) { c.resetEpoch = true })
 }
 
 // WithIETFHeaders adds the structured fields of the IETF draft
@@ -66,8 +66,8 @@ func WithResetEpoch() Option {
 // rule of several limits lists them all in RateLimit-Policy, with "-1",
 // "-2", ... after the name, and RateLimit reports the one that decided.
 // Windows are in whole seconds, rounded up.
-func WithIETFHeaders() Option {
-	return func(c *config) { c.mw.ietf = true }
+func WithIETFHeaders() MiddlewareOption {
+	return middlewareOption(func(c *middlewareConfig) { c.ietf = true })
 }
 
 // limitText is one limit of a rule with its header values, made once at
