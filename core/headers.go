@@ -52,12 +52,12 @@ type headerNames struct {
 // X-RateLimit-Reset); an empty name leaves that header out, so
 // WithHeaderNames("", "", "") sends none of them. Retry-After, a standard
 // header, is always sent with a 429.
-func WithHeaderNames(limit, remaining, reset string) Option {
-	return func(c *config) {
+func WithHeaderNames(limit, remaining, reset string) MiddlewareOption {
+	return middlewareOption(func(c *middlewareConfig) {
 		// CanonicalHeaderKey keeps "" as it is.
-		c.mw.names = headerNames{http.CanonicalHeaderKey(limit), http.CanonicalHeaderKey(remaining), http.CanonicalHeaderKey(reset)}
-		c.mw.namesSet = true
-	}
+		c.names = headerNames{http.CanonicalHeaderKey(limit), http.CanonicalHeaderKey(remaining), http.CanonicalHeaderKey(reset)}
+		c.namesSet = true
+	})
 }
 
 // WithResetEpoch sends X-RateLimit-Reset as the Unix time, in whole
@@ -65,8 +65,8 @@ func WithHeaderNames(limit, remaining, reset string) Option {
 // and slowapi send it, instead of the seconds from now (the default). The
 // IETF fields' t stays relative, as the draft defines it. The time is the
 // limiter's clock (WithClock), so that tests can drive it.
-func WithResetEpoch() Option {
-	return func(c *config) { c.mw.resetEpoch = true }
+func WithResetEpoch() MiddlewareOption {
+	return middlewareOption(func(c *middlewareConfig) { c.resetEpoch = true })
 }
 
 // WithIETFHeaders adds the structured fields of the IETF draft
@@ -100,8 +100,8 @@ func WithResetEpoch() Option {
 // draft's section 8.5 warns against. With WithPartitionKey, RateLimit also
 // carries pk, a keyed hash of the budget. Integers larger than a structured
 // field carries (15 digits) are sent as 999999999999999.
-func WithIETFHeaders() Option {
-	return func(c *config) { c.mw.ietf = true }
+func WithIETFHeaders() MiddlewareOption {
+	return middlewareOption(func(c *middlewareConfig) { c.ietf = true })
 }
 
 // WithQuotaUnit names what the middleware's counts count, for the qu
@@ -114,16 +114,16 @@ func WithIETFHeaders() Option {
 // consumes to the server. Other units, such as an LLM's tokens, have no
 // registered name yet and are refused, rather than sent in a field that
 // clients must then ignore as malformed.
-func WithQuotaUnit(unit string) Option {
-	return func(c *config) {
+func WithQuotaUnit(unit string) MiddlewareOption {
+	return middlewareOption(func(c *middlewareConfig) {
 		switch unit {
 		case QuotaUnitRequests, QuotaUnitContentBytes, QuotaUnitConcurrentRequests:
-			c.mw.quotaUnit = unit
+			c.quotaUnit = unit
 		default:
-			c.mw.problem("limitkit: WithQuotaUnit(%q): not a unit of the RateLimit quota unit registry; use %q, %q or %q",
+			c.problem("limitkit: WithQuotaUnit(%q): not a unit of the RateLimit quota unit registry; use %q, %q or %q",
 				unit, QuotaUnitRequests, QuotaUnitContentBytes, QuotaUnitConcurrentRequests)
 		}
-	}
+	})
 }
 
 // WithPartitionKey adds pk, the partition key of draft-11, to the IETF
@@ -149,13 +149,13 @@ func WithQuotaUnit(unit string) Option {
 // Use a secret of its own (NewIdentityHasher) rather than the one that
 // hashes identities, so that either can be rotated alone. A nil h is an
 // error.
-func WithPartitionKey(h *IdentityHasher) Option {
-	return func(c *config) {
+func WithPartitionKey(h *IdentityHasher) MiddlewareOption {
+	return middlewareOption(func(c *middlewareConfig) {
 		if h == nil {
-			c.mw.problem("limitkit: WithPartitionKey(nil): give an IdentityHasher from NewIdentityHasher")
+			c.problem("limitkit: WithPartitionKey(nil): give an IdentityHasher from NewIdentityHasher")
 		}
-		c.mw.partitionKey = h
-	}
+		c.partitionKey = h
+	})
 }
 
 // pkLabel begins every value a partition key is the hash of, so that no

@@ -200,9 +200,9 @@ func intParam(t *testing.T, it sfItem, key string) int64 {
 
 // noHold admits a leaky bucket's held requests at once: the tests read
 // headers, not the hold.
-func noHold(c *config) {
-	c.mw.wait = func(context.Context, time.Duration) error { return nil }
-}
+var noHold = middlewareOption(func(c *middlewareConfig) {
+	c.wait = func(context.Context, time.Duration) error { return nil }
+})
 
 // The parser above refuses what a client must refuse, so that the tests
 // below, which pass the middleware's fields through it, can fail.
@@ -315,7 +315,7 @@ func TestIETF_neverFitsSendsNoRetryAfter(t *testing.T) {
 // its name; a rule of several limits numbers them.
 func TestIETF_everyMiddlewareNamesItsOwnPolicy(t *testing.T) {
 	lim, _ := clockedLimiter(t)
-	opts := []Option{WithLimiter(lim), WithIETFHeaders()}
+	opts := []MiddlewareOption{WithLimiter(lim), WithIETFHeaders()}
 	a := MustNewMiddleware("5/minute", opts...)
 	b := MustNewMiddleware("5/minute", opts...)
 	multi := MustNewMiddleware("10/second;1000/hour", opts...)
@@ -356,7 +356,7 @@ func TestIETF_everyMiddlewareNamesItsOwnPolicy(t *testing.T) {
 // refusal the refusing policy alone, whose t is Retry-After.
 func TestIETF_stackedMiddlewaresListEveryPolicy(t *testing.T) {
 	lim, _ := clockedLimiter(t)
-	opts := []Option{WithLimiter(lim), WithIETFHeaders(), WithAlgorithm(FixedWindow)}
+	opts := []MiddlewareOption{WithLimiter(lim), WithIETFHeaders(), WithAlgorithm(FixedWindow)}
 	tight := MustNewMiddleware("2/minute", append(opts, WithName("tight"))...)
 	loose := MustNewMiddleware("100/hour", append(opts, WithName("loose"))...)
 	for i, tt := range []struct {
@@ -526,8 +526,8 @@ func TestIETF_allocatesNoMoreThanTheDefaultHeaders(t *testing.T) {
 	}
 	lim, _ := clockedLimiter(t)
 	hasher := MustNewIdentityHasher([]byte("0123456789abcdef0123456789abcdef"))
-	for _, opts := range [][]Option{nil, {WithIETFHeaders(), WithPartitionKey(hasher), WithQuotaUnit(QuotaUnitContentBytes)}} {
-		h := MustNewMiddleware("1000000000/hour", append([]Option{WithLimiter(lim), WithName("allocs")}, opts...)...).Handler(okHandler)
+	for _, opts := range [][]MiddlewareOption{nil, {WithIETFHeaders(), WithPartitionKey(hasher), WithQuotaUnit(QuotaUnitContentBytes)}} {
+		h := MustNewMiddleware("1000000000/hour", append([]MiddlewareOption{WithLimiter(lim), WithName("allocs")}, opts...)...).Handler(okHandler)
 		r := ietfRequest(client)
 		w := &reusedWriter{h: http.Header{}}
 		h.ServeHTTP(w, r)

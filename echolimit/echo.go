@@ -20,15 +20,15 @@ const StatusClientClosedRequest = core.StatusClientClosedRequest
 // and quotes the expression, such as `echolimit.Limit("5/minit"): ...`: that
 // is a mistake in set-up code, best found at start-up. Use New to get the
 // error instead.
-func Limit(expr string, opts ...core.Option) echo.MiddlewareFunc {
-	return core.MustAdapt("echolimit.Limit", 1, expr, opts, middleware)
+func Limit(expr string, opts ...Option) echo.MiddlewareFunc {
+	return core.MustAdapt[echo.Context]("echolimit.Limit", 1, expr, opts, middleware)
 }
 
 // New is Limit returning an error, rather than panicking, for an invalid
 // expression or option. The error wraps core's: errors.As finds a
 // *core.SyntaxError for a bad expression.
-func New(expr string, opts ...core.Option) (echo.MiddlewareFunc, error) {
-	return core.Adapt("echolimit.New", 1, expr, opts, middleware)
+func New(expr string, opts ...Option) (echo.MiddlewareFunc, error) {
+	return core.Adapt[echo.Context]("echolimit.New", 1, expr, opts, middleware)
 }
 
 // Error is the Internal error of a refused request's *echo.HTTPError: the
