@@ -16,13 +16,13 @@ import (
 // `chilimit.Concurrency(0): ...`.
 //
 //	r.With(chilimit.Concurrency(2)).Post("/reports", buildReport)
-func Concurrency(n int64, opts ...core.Option) func(http.Handler) http.Handler {
-	return core.MustAdaptConcurrency("chilimit.Concurrency", 1, n, opts, concurrencyHandler)
+func Concurrency(n int64, opts ...Option) func(http.Handler) http.Handler {
+	return core.MustAdaptConcurrency[any]("chilimit.Concurrency", 1, n, opts, concurrencyHandler)
 }
 
 // NewConcurrency is Concurrency returning the error instead of panicking.
-func NewConcurrency(n int64, opts ...core.Option) (func(http.Handler) http.Handler, error) {
-	return core.AdaptConcurrency("chilimit.NewConcurrency", 1, n, opts, concurrencyHandler)
+func NewConcurrency(n int64, opts ...Option) (func(http.Handler) http.Handler, error) {
+	return core.AdaptConcurrency[any]("chilimit.NewConcurrency", 1, n, opts, concurrencyHandler)
 }
 
 func concurrencyHandler(cm *core.ConcurrencyMiddleware) func(http.Handler) http.Handler {

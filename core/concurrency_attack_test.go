@@ -151,8 +151,8 @@ func TestConcurrencyMiddleware_waitsForASlotWithABound(t *testing.T) {
 	l, _, clk := newLeaseLimiter(t)
 	var held *Lease
 	var holds []time.Duration
-	release := func(c *config) {
-		c.mw.wait = func(ctx context.Context, d time.Duration) error {
+	release := middlewareOption(func(c *middlewareConfig) {
+		c.wait = func(ctx context.Context, d time.Duration) error {
 			holds = append(holds, d)
 			if len(holds) == 3 && held != nil {
 				_ = held.Release(ctx) // a request in flight ends during the wait
@@ -160,7 +160,7 @@ func TestConcurrencyMiddleware_waitsForASlotWithABound(t *testing.T) {
 			clk.Add(d)
 			return nil
 		}
-	}
+	})
 	cm := MustNewConcurrencyMiddleware(1, WithLimiter(l), WithKey(Global), WithConcurrencyWait(time.Second), release)
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	_, held = mustAcquireVia(t, cm, req)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strconv"
 	"time"
 )
@@ -26,13 +27,13 @@ type concurrencyOptions struct {
 // dies come back within it, and a request that runs longer renews its
 // lease every third of it. It must be between 1ms and a year. It applies to
 // concurrency middlewares only; a rate-limit middleware given it fails.
-func WithLeaseTTL(d time.Duration) Option {
-	return func(c *config) {
+func WithLeaseTTL(d time.Duration) MiddlewareOption {
+	return middlewareOption(func(c *middlewareConfig) {
 		if err := (Concurrency{Limit: 1, TTL: d}).Validate(); err != nil {
-			c.mw.problem("limitkit: WithLeaseTTL(%v): %v", d, err)
+			c.problem("limitkit: WithLeaseTTL(%v): %v", d, err)
 		}
-		c.mw.conc.ttl, c.mw.conc.ttlSet = d, true
-	}
+		c.conc.ttl, c.conc.ttlSet = d, true
+	})
 }
 
 // WithConcurrencyWait makes a concurrency middleware hold a request that
@@ -41,13 +42,13 @@ func WithLeaseTTL(d time.Duration) Option {
 // if the client goes (Gone). Zero, the default, refuses at once, as
 // Stripe's concurrency limiter does. It applies to concurrency middlewares
 // only; a rate-limit middleware given it fails.
-func WithConcurrencyWait(max time.Duration) Option {
-	return func(c *config) {
+func WithConcurrencyWait(max time.Duration) MiddlewareOption {
+	return middlewareOption(func(c *middlewareConfig) {
 		if max < 0 {
-			c.mw.problem("limitkit: WithConcurrencyWait(%v): the wait must not be negative", max)
+			c.problem("limitkit: WithConcurrencyWait(%v): the wait must not be negative", max)
 		}
-		c.mw.conc.wait, c.mw.conc.waitSet = max, true
-	}
+		c.conc.wait, c.conc.waitSet = max, true
+	})
 }
 
 // forRateLimit is the error of a rate-limit middleware given the options
@@ -108,14 +109,14 @@ type ConcurrencyMiddleware struct {
 // requests per client be in flight at once. The error quotes n when it is
 // not positive, and names a bad option. Its limiter's store must implement
 // ConcurrencyStore (the memory and Redis stores do).
-func NewConcurrencyMiddleware(n int64, opts ...Option) (*ConcurrencyMiddleware, error) {
-	return newConcurrencyMiddleware(1, n, opts)
+func NewConcurrencyMiddleware(n int64, opts ...MiddlewareOption) (*ConcurrencyMiddleware, error) {
+	return newConcurrencyMiddleware(1, n, opts, nil)
 }
 
 // MustNewConcurrencyMiddleware is NewConcurrencyMiddleware for set-up
 // code: it panics with the error.
-func MustNewConcurrencyMiddleware(n int64, opts ...Option) *ConcurrencyMiddleware {
-	cm, err := newConcurrencyMiddleware(1, n, opts)
+func MustNewConcurrencyMiddleware(n int64, opts ...MiddlewareOption) *ConcurrencyMiddleware {
+	cm, err := newConcurrencyMiddleware(1, n, opts, nil)
 	if err != nil {
 		panic(err)
 	}
@@ -125,16 +126,18 @@ func MustNewConcurrencyMiddleware(n int64, opts ...Option) *ConcurrencyMiddlewar
 // NewConcurrencyMiddlewareSkip is NewConcurrencyMiddleware for adapters,
 // as NewMiddlewareSkip is NewMiddleware: skip counts the functions between
 // the user's function and this call.
-func NewConcurrencyMiddlewareSkip(skip int, n int64, opts ...Option) (*ConcurrencyMiddleware, error) {
-	return newConcurrencyMiddleware(skip+1, n, opts)
+func NewConcurrencyMiddlewareSkip(skip int, n int64, opts ...MiddlewareOption) (*ConcurrencyMiddleware, error) {
+	return newConcurrencyMiddleware(skip+1, n, opts, nil)
 }
 
 // AdaptConcurrency is Adapt for concurrency limits: an adapter's
 // constructor that returns an error (such as ginlimit.NewConcurrency)
 // builds its middleware with it, and its errors name the call and n, such
-// as `ginlimit.NewConcurrency(0): ...`.
-func AdaptConcurrency[H any](constructor string, skip int, n int64, opts []Option, wrap func(*ConcurrencyMiddleware) H) (H, error) {
-	cm, err := newConcurrencyMiddleware(skip+1, n, opts)
+// as `ginlimit.NewConcurrency(0): ...`. C, H and O are as for Adapt: the
+// framework context passed to EnforceWith (any for none), the handler
+// type, and the adapter's option type.
+func AdaptConcurrency[C any, H any, O AdapterOption](constructor string, skip int, n int64, opts []O, wrap func(*ConcurrencyMiddleware) H) (H, error) {
+	cm, err := newConcurrencyMiddleware(skip+1, n, opts, nativeType[C]())
 	if err != nil {
 		var none H
 		return none, fmt.Errorf("%s(%d): %w", constructor, n, err)
@@ -144,36 +147,47 @@ func AdaptConcurrency[H any](constructor string, skip int, n int64, opts []Optio
 
 // MustAdaptConcurrency is AdaptConcurrency for an adapter's constructor
 // that panics (such as ginlimit.Concurrency).
-func MustAdaptConcurrency[H any](constructor string, skip int, n int64, opts []Option, wrap func(*ConcurrencyMiddleware) H) H {
-	cm, err := newConcurrencyMiddleware(skip+1, n, opts)
+func MustAdaptConcurrency[C any, H any, O AdapterOption](constructor string, skip int, n int64, opts []O, wrap func(*ConcurrencyMiddleware) H) H {
+	cm, err := newConcurrencyMiddleware(skip+1, n, opts, nativeType[C]())
 	if err != nil {
 		panic(fmt.Errorf("%s(%d): %w", constructor, n, err))
 	}
 	return wrap(cm)
 }
 
-// newConcurrencyMiddleware's skip counts frames above its caller, as
-// newMiddleware's does.
-func newConcurrencyMiddleware(skip int, n int64, opts []Option) (*ConcurrencyMiddleware, error) {
-	var c config
+// newConcurrencyMiddleware's skip counts frames above its caller, and
+// native is the adapter's framework context, as for newMiddleware.
+func newConcurrencyMiddleware[O AdapterOption](skip int, n int64, opts []O, native reflect.Type) (*ConcurrencyMiddleware, error) {
+	var c middlewareConfig
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		if any(o) != nil {
+			o.applyMiddleware(&c)
 		}
 	}
-	mc := &c.mw
-	if len(c.limiterOnly) > 0 {
-		n := c.limiterOnly[0]
-		return nil, fmt.Errorf("limitkit: core.%s configures a Limiter, not a middleware; pass core.WithLimiter(core.New(core.%s(...)))", n, n)
+	mc := &c
+	for _, nt := range mc.natives {
+		if nt.native != native {
+			passes := "no framework context"
+			if native != nil {
+				passes = native.String()
+			}
+			mc.problem("limitkit: %s reads a %s, and this middleware is given %s: give it to its own framework's adapter", nt.name, nt.native, passes)
+		}
 	}
-	if err := errors.Join(append(c.problems, mc.problems...)...); err != nil {
+	mc.natives = nil
+	if err := errors.Join(mc.problems...); err != nil {
 		return nil, err
 	}
 	var meaningless []error
-	for name, given := range map[string]bool{
-		"WithAlgorithm": c.algorithm != 0, "WithBurst": c.burst != 0, "WithCost": mc.cost != nil,
-		"WithPlans": mc.planOf != nil || mc.plans != nil, "WithResetEpoch": mc.resetEpoch,
+	for _, o := range []struct {
+		name  string
+		given bool
+	}{
+		{"WithAlgorithm", mc.algorithm != 0}, {"WithBurst", mc.burst != 0}, {"WithCost", mc.cost != nil},
+		{"WithPlans", mc.planOf != nil || mc.plans != nil}, {"WithResetEpoch", mc.resetEpoch},
+		{"WithQuotaUnit", mc.quotaUnit != "" && mc.quotaUnit != QuotaUnitConcurrentRequests},
 	} {
+		name, given := o.name, o.given
 		if given {
 			meaningless = append(meaningless, fmt.Errorf("limitkit: %s means nothing for a concurrency limit; leave it out", name))
 		}
@@ -198,13 +212,13 @@ func newConcurrencyMiddleware(skip int, n int64, opts []Option) (*ConcurrencyMid
 	}
 	mc.problems = nil
 	m := &Middleware{middlewareConfig: *mc}
-	scope, policy := mc.name, mc.name
+	scope := mc.name
 	if scope == "" {
 		scope = deriveScope(skip, conc.String(), m.logger())
-		policy = "concurrency"
 	}
-	m.base = newRuleSet(Rule{Limits: []Limit{{Count: n, Period: conc.TTL}}}, scope, policy)
-	m.base.policy = `"` + policy + `";q=` + strconv.FormatInt(n, 10) + `;qu="concurrent-requests"`
+	// A limit without a period: its IETF policy has no w, its RateLimit
+	// no t, and its unit is concurrent requests (see headers.go).
+	m.base = newRuleSet(Rule{Limits: []Limit{{Count: n}}}, scope, QuotaUnitConcurrentRequests)
 	return &ConcurrencyMiddleware{m: m, conc: conc, wait: mc.conc.wait}, nil
 }
 
@@ -274,13 +288,13 @@ func (cm *ConcurrencyMiddleware) EnforceWith(r *http.Request, h http.Header, nat
 				Shadow: m.shadow && decided && !o.d.Allowed, DecidedBy: o.action, Latency: o.latency, Err: o.err,
 			})
 		}
-		return cm.respond(lim, h, o), lease
+		return cm.respond(lim, h, key, o), lease
 	}
 }
 
 // respond turns an acquire into its result, as Middleware.respond does a
 // check.
-func (cm *ConcurrencyMiddleware) respond(lim *Limiter, h http.Header, o outcome) Result {
+func (cm *ConcurrencyMiddleware) respond(lim *Limiter, h http.Header, key string, o outcome) Result {
 	res := Result{Verdict: Serve, Decision: o.d, DecidedBy: o.action, Err: o.err}
 	switch {
 	case cm.m.shadow || o.action == ActionFailOpen:
@@ -292,46 +306,30 @@ func (cm *ConcurrencyMiddleware) respond(lim *Limiter, h http.Header, o outcome)
 		res.Verdict, res.Status = Refuse, http.StatusServiceUnavailable
 		return res
 	}
-	cm.writeHeaders(h, o.d)
+	cm.writeHeaders(h, key, o.d)
 	if !o.d.Allowed {
 		res.Verdict, res.Status = Refuse, http.StatusTooManyRequests
 	}
 	return res
 }
 
-// writeHeaders sets the headers of a concurrency decision: the limit, the
-// free slots, Retry-After on a refusal, and the IETF fields if asked for.
-// As for rate limits, of two middlewares stacked on a route the one with
-// fewer left speaks.
-func (cm *ConcurrencyMiddleware) writeHeaders(h http.Header, d Decision) {
+// writeHeaders sets the headers of a concurrency decision as the rate
+// middleware's writeHeaders does (of two middlewares stacked on a route,
+// the one with fewer left speaks; the IETF fields name the unit), less
+// X-RateLimit-Reset: no one can tell when a slot comes back.
+func (cm *ConcurrencyMiddleware) writeHeaders(h http.Header, key string, d Decision) {
 	if h == nil {
 		return
 	}
-	if d.Allowed {
-		if cur := h[tightestKey]; len(cur) == 1 {
-			if r, err := strconv.ParseInt(cur[0], 10, 64); err == nil && r < d.Remaining {
-				return
-			}
-		}
+	m := cm.m
+	tighter := false
+	if cur := h[tightestKey]; d.Allowed && len(cur) == 1 {
+		r, err := strconv.ParseInt(cur[0], 10, 64)
+		tighter = err == nil && r < d.Remaining
 	}
-	m, rs := cm.m, &cm.m.base
-	rem := strconv.FormatInt(d.Remaining, 10)
-	h[tightestKey] = []string{rem}
-	if n := m.names.limit; n != "" {
-		h[n] = []string{rs.limits[0].count}
-	}
-	if n := m.names.remaining; n != "" {
-		h[n] = []string{rem}
-	}
-	if n := m.names.reset; n != "" {
-		delete(h, n) // a rate limit stacked before this one may have set it
-	}
-	if !d.Allowed {
-		h[HeaderRetryAfter] = []string{strconv.FormatInt(max(ceilSeconds(d.RetryAfter), 1), 10)}
-	}
-	if m.ietf {
-		h[HeaderPolicy] = []string{rs.policy}
-		h[HeaderRateLimit] = []string{rs.limits[0].item + rem}
+	m.writeHeaders(h, &m.base, key, d, 0)
+	if n := m.names.reset; n != "" && !tighter {
+		delete(h, n)
 	}
 }
 

@@ -109,21 +109,19 @@ func TestConcurrency_badLimitsAreRefusedQuotingThem(t *testing.T) {
 }
 
 func TestConcurrency_optionsThatMeanNothingAreRefused(t *testing.T) {
-	ms := NewMemoryStore()
-	defer ms.Close()
-	for name, o := range map[string]Option{
+	for name, o := range map[string]MiddlewareOption{
 		"WithCost":       WithCost(func(*http.Request) int64 { return 2 }),
 		"WithAlgorithm":  WithAlgorithm(TokenBucket),
 		"WithBurst":      WithBurst(5),
 		"WithPlans":      WithPlans(map[string]string{"pro": "5/second"}, func(*http.Request) string { return "" }),
 		"WithResetEpoch": WithResetEpoch(),
-		"WithStore":      WithStore(ms),
+		"WithQuotaUnit":  WithQuotaUnit(QuotaUnitContentBytes),
 	} {
 		if _, err := NewConcurrencyMiddleware(2, o); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("NewConcurrencyMiddleware(2, %s): %v, want an error naming it", name, err)
 		}
 	}
-	for name, o := range map[string]Option{"WithLeaseTTL": WithLeaseTTL(time.Second), "WithConcurrencyWait": WithConcurrencyWait(time.Second)} {
+	for name, o := range map[string]MiddlewareOption{"WithLeaseTTL": WithLeaseTTL(time.Second), "WithConcurrencyWait": WithConcurrencyWait(time.Second)} {
 		if _, err := NewMiddleware("5/second", o); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("NewMiddleware(5/second, %s): %v, want an error naming it", name, err)
 		}

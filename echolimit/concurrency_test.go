@@ -15,6 +15,7 @@ func TestConcurrency_limitsRequestsInFlight(t *testing.T) {
 	held := httptestkit.NewHeld()
 	httptestkit.ConcurrencyLimit(t, func(lim *core.Limiter) http.Handler {
 		e := echo.New()
+		e.HTTPErrorHandler = echolimit.ErrorHandler(e.DefaultHTTPErrorHandler) // core's body, as the test checks
 		e.Use(recoverer)
 		g := e.Group("", echolimit.Concurrency(2, core.WithLimiter(lim)))
 		g.GET("/slow", func(c echo.Context) error { held.Slow(); return c.NoContent(http.StatusOK) })

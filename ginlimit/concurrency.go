@@ -15,14 +15,14 @@ import (
 // `ginlimit.Concurrency(0): ...`.
 //
 //	r.POST("/reports", ginlimit.Concurrency(2), buildReport)
-func Concurrency(n int64, opts ...core.Option) gin.HandlerFunc {
-	return core.MustAdaptConcurrency("ginlimit.Concurrency", 1, n, opts, concurrencyHandler)
+func Concurrency(n int64, opts ...Option) gin.HandlerFunc {
+	return core.MustAdaptConcurrency[*gin.Context]("ginlimit.Concurrency", 1, n, opts, concurrencyHandler)
 }
 
 // NewConcurrency is Concurrency returning an error, rather than panicking,
 // for a bad n or option.
-func NewConcurrency(n int64, opts ...core.Option) (gin.HandlerFunc, error) {
-	return core.AdaptConcurrency("ginlimit.NewConcurrency", 1, n, opts, concurrencyHandler)
+func NewConcurrency(n int64, opts ...Option) (gin.HandlerFunc, error) {
+	return core.AdaptConcurrency[*gin.Context]("ginlimit.NewConcurrency", 1, n, opts, concurrencyHandler)
 }
 
 func concurrencyHandler(cm *core.ConcurrencyMiddleware) gin.HandlerFunc {

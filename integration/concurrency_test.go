@@ -34,28 +34,28 @@ import (
 // concFramework mounts a concurrency limit of n on GET /work.
 type concFramework struct {
 	name  string
-	build func(n int64, h http.HandlerFunc, opts ...core.Option) http.Handler
+	build func(n int64, h http.HandlerFunc, opts ...core.MiddlewareOption) http.Handler
 }
 
 var concFrameworks = []concFramework{
-	{"net-http", func(n int64, h http.HandlerFunc, opts ...core.Option) http.Handler {
+	{"net-http", func(n int64, h http.HandlerFunc, opts ...core.MiddlewareOption) http.Handler {
 		mux := http.NewServeMux()
 		mux.Handle("GET /work", core.MustNewConcurrencyMiddleware(n, opts...).Handler(h))
 		return mux
 	}},
-	{"chi", func(n int64, h http.HandlerFunc, opts ...core.Option) http.Handler {
+	{"chi", func(n int64, h http.HandlerFunc, opts ...core.MiddlewareOption) http.Handler {
 		r := chi.NewRouter()
-		r.With(chilimit.Concurrency(n, opts...)).Get("/work", h)
+		r.With(chilimit.Concurrency(n, as[chilimit.Option](opts)...)).Get("/work", h)
 		return r
 	}},
-	{"gin", func(n int64, h http.HandlerFunc, opts ...core.Option) http.Handler {
+	{"gin", func(n int64, h http.HandlerFunc, opts ...core.MiddlewareOption) http.Handler {
 		r := gin.New()
-		r.GET("/work", ginlimit.Concurrency(n, opts...), gin.WrapF(h))
+		r.GET("/work", ginlimit.Concurrency(n, as[ginlimit.Option](opts)...), gin.WrapF(h))
 		return r
 	}},
-	{"echo", func(n int64, h http.HandlerFunc, opts ...core.Option) http.Handler {
+	{"echo", func(n int64, h http.HandlerFunc, opts ...core.MiddlewareOption) http.Handler {
 		e := echo.New()
-		e.GET("/work", echo.WrapHandler(h), echolimit.Concurrency(n, opts...))
+		e.GET("/work", echo.WrapHandler(h), echolimit.Concurrency(n, as[echolimit.Option](opts)...))
 		return e
 	}},
 }
