@@ -60,6 +60,15 @@
 // searches over the running totals: a decision reads a few dozen entries
 // however long the log is and whatever the cost.
 //
+// A key's concurrency leases (core.ConcurrencyStore: Acquire, Renew,
+// Release, one round trip each, scripts lua/concurrency-*.lua run as they
+// are) live in one sorted set, prefix{tag}:concurrency, of lease ids scored
+// by expiry in µs of Redis's TIME. Each script first drops the leases whose
+// expiry has come, so the slots of an instance that died come back within
+// the lease TTL with no one to release them; Renew never brings back a
+// lease that has expired, and Release of a lease the set does not hold
+// changes nothing. The set's TTL covers its latest lease.
+//
 // # TTLs
 //
 // Every write sets a TTL that ends when the state would be no different from
