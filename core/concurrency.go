@@ -301,11 +301,14 @@ func (l *Limiter) acquire(ctx context.Context, scope, identity, key string, c Co
 		}
 		return l.admitted(outcome{d: c.decision(cd), latency: lat}, cs, scope, key, id, c)
 	}
-	if ctx.Err() != nil {
-		return outcome{err: ctx.Err(), gone: true}, nil
-	}
 	if errors.Is(err, ErrClosed) {
 		return outcome{err: err, closed: true}, nil
+	}
+	if !errors.Is(err, ErrCorruptState) {
+		l.orphan(cs, scope, key, id, c.TTL)
+	}
+	if ctx.Err() != nil {
+		return outcome{err: ctx.Err(), gone: true}, nil
 	}
 	if errors.Is(err, ErrCorruptState) {
 		if probing {
@@ -405,4 +408,51 @@ func (l *Limiter) leaseCall(ctx context.Context, cs ConcurrencyStore, op func(co
 func (l *Limiter) leaseFailed(scope, op string, err error) {
 	l.emit(Event{Kind: EventStoreError, Scope: scope, Err: err})
 	l.logger().Warn("limitkit: rate limit store error on a lease "+op+"; the lease expires by its TTL if the store stays down", "scope", scope, "err", err)
+}
+
+// maxOrphans bounds the leases a limiter gives back in the background at
+// once (see orphan); past it, such a lease is left to expire by its TTL.
+const maxOrphans = 1024
+
+// orphan gives back, in the background, the lease of an Acquire that
+// failed or was abandoned (its client left): the store may have taken it
+// all the same, its reply lost to a timeout or its call cancelled after it
+// was sent, and that slot would then stay taken, unrenewed, for a whole
+// TTL, which a client cancelling requests mid-call could repeat at will.
+// It waits until the store is up, releases the lease, and if the store
+// does not hold it, looks again a few times (the acquire may still be
+// queued behind a stalled connection); it stops at the lease's TTL, by
+// which any such slot has expired, or when the limiter closes. The memory
+// store never needs it: its calls never fail half way.
+func (l *Limiter) orphan(cs ConcurrencyStore, scope, key, id string, ttl time.Duration) {
+	if _, direct := cs.(*MemoryStore); direct {
+		return
+	}
+	if l.orphans.Add(1) > maxOrphans {
+		l.orphans.Add(-1)
+		return
+	}
+	go func() {
+		defer l.orphans.Add(-1)
+		deadline := time.Now().Add(ttl)
+		wait, misses := 10*time.Millisecond, 0
+		for time.Now().Before(deadline) && !l.closed.Load() {
+			if !l.health.down.Load() {
+				err := l.leaseCall(context.Background(), cs, func(ctx context.Context) error { return cs.Release(ctx, key, id) })
+				switch {
+				case err == nil:
+					l.logger().Debug("limitkit: gave back the slot of an acquire that failed", "scope", scope)
+					return
+				case errors.Is(err, ErrClosed):
+					return
+				case errors.Is(err, ErrLeaseNotHeld):
+					if misses++; misses >= 3 {
+						return // never taken
+					}
+				}
+			}
+			time.Sleep(wait) // a background retry: nothing to wait on
+			wait = min(2*wait, time.Second)
+		}
+	}()
 }

@@ -19,13 +19,19 @@ type leaseStore struct {
 	*MemoryStore
 	fail     atomic.Bool // every call fails, as a store that is down
 	lost     atomic.Bool // Renew answers ErrLeaseNotHeld
+	lose     atomic.Bool // Acquire takes the lease but fails, as a reply lost to a timeout
 	renewals chan string // gets each renewed lease id, if not nil
+	releases chan error  // gets each release's answer, if not nil
 }
 
 var errDown = errors.New("store down")
 
 func (s *leaseStore) Acquire(ctx context.Context, key, lease string, c Concurrency) (ConcurrencyDecision, error) {
 	if s.fail.Load() {
+		return ConcurrencyDecision{}, errDown
+	}
+	if s.lose.Load() {
+		_, _ = s.MemoryStore.Acquire(ctx, key, lease, c)
 		return ConcurrencyDecision{}, errDown
 	}
 	return s.MemoryStore.Acquire(ctx, key, lease, c)
@@ -51,7 +57,11 @@ func (s *leaseStore) Release(ctx context.Context, key, lease string) error {
 	if s.fail.Load() {
 		return errDown
 	}
-	return s.MemoryStore.Release(ctx, key, lease)
+	err := s.MemoryStore.Release(ctx, key, lease)
+	if s.releases != nil {
+		s.releases <- err
+	}
+	return err
 }
 
 func newLeaseLimiter(t *testing.T, opts ...Option) (*Limiter, *leaseStore, *stepClock) {
@@ -357,4 +367,34 @@ func TestMemoryStore_leasesAreBounded(t *testing.T) {
 	if n := s.leases.keys.Load(); n != 0 {
 		t.Fatalf("after every TTL and a sweep: %d keys, want 0", n)
 	}
+}
+
+// TestLimiterAcquire_givesBackTheSlotOfAFailedAcquire: a store that took a
+// lease but whose answer was lost (a timeout) would keep that slot, never
+// renewed, for a whole TTL; the limiter gives it back once the store is up.
+func TestLimiterAcquire_givesBackTheSlotOfAFailedAcquire(t *testing.T) {
+	l, st, _ := newLeaseLimiter(t, WithFailurePolicy(FailClosed), WithProbeInterval(0))
+	st.releases = make(chan error, 8)
+	c := Concurrency{Limit: 1, TTL: time.Hour}
+	st.lose.Store(true)
+	if _, _, err := l.Acquire(context.Background(), "k", c); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("acquire whose answer is lost: %v, want ErrUnavailable", err)
+	}
+	if n := st.Leases(); n != 1 {
+		t.Fatalf("the store holds %d leases, want the 1 it took", n)
+	}
+	st.lose.Store(false)
+	_, other := mustAcquire(t, l, "other", c) // the store answers: it is up again
+	select {
+	case err := <-st.releases:
+		if err != nil {
+			t.Fatalf("giving back the lost lease: %v, want it released", err)
+		}
+	case <-time.After(time.Minute): // a bound for a failure, not a synchronisation
+		t.Fatal("the lost lease was not given back within a minute")
+	}
+	if d, _ := mustAcquire(t, l, "k", c); !d.Allowed {
+		t.Fatalf("after the lost lease was given back: %+v, want its slot free, long before its TTL", d)
+	}
+	_ = other
 }

@@ -37,6 +37,7 @@ type Limiter struct {
 	fallbackMu sync.Mutex
 	fallback   atomic.Pointer[MemoryStore]
 	closed     atomic.Bool
+	orphans    atomic.Int64 // leases being given back: concurrency.go
 }
 
 type config struct {

@@ -298,3 +298,108 @@ func TestConcurrencyIsExactAcrossInstances(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrencyWhileRedisHangs pauses Redis (connections open, no
+// answers) under an instance whose limiter waits 200ms: each request is
+// answered by the failure policy within a bounded time, never hangs, and
+// under Fallback the instance limits on its own memory store; once Redis
+// answers again, decisions are Redis's.
+func TestConcurrencyWhileRedisHangs(t *testing.T) {
+	srv := redisenv.StartStandalone(t)
+	client := newHTTPClient(t)
+	for _, tc := range []struct {
+		policy core.FailurePolicy
+		want   int // the status of a request while Redis hangs
+	}{
+		{core.Fallback, http.StatusOK},
+		{core.FailClosed, http.StatusServiceUnavailable},
+		{core.FailOpen, http.StatusOK},
+	} {
+		t.Run(tc.policy.String(), func(t *testing.T) {
+			rdb := srv.NewClient(func(o *redis.Options) { o.ContextTimeoutEnabled = true; o.MaxRetries = -1 })
+			defer rdb.Close()
+			obs := &counters{}
+			lim := core.New(core.WithStore(redisstore.New(rdb)), core.WithObserver(obs), core.WithLogger(quietLogger()),
+				core.WithTimeout(200*time.Millisecond), core.WithFailurePolicy(tc.policy), core.WithProbeInterval(50*time.Millisecond))
+			defer lim.Close()
+			release := make(chan struct{})
+			entered := make(chan struct{}, 4)
+			hs := httptest.NewServer(core.MustNewConcurrencyMiddleware(1, core.WithLimiter(lim), core.WithName(uniq("conc-hang")), core.WithKey(core.Global)).
+				Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.URL.Query().Has("hold") {
+						entered <- struct{}{}
+						<-release
+					}
+				})))
+			defer hs.Close()
+			get := func(q string) (int, time.Duration) {
+				start := time.Now()
+				resp, err := client.Get(hs.URL + "/" + q)
+				if err != nil {
+					t.Fatalf("GET: %v", err)
+				}
+				resp.Body.Close()
+				return resp.StatusCode, time.Since(start)
+			}
+			if code, _ := get(""); code != http.StatusOK {
+				t.Fatalf("before the pause: %d, want 200", code)
+			}
+			srv.Pause()
+			paused := true
+			defer func() {
+				if paused {
+					srv.Unpause()
+				}
+			}()
+			var wg sync.WaitGroup
+			wg.Add(1)
+			heldCode := 0
+			go func() { defer wg.Done(); heldCode, _ = get("?hold") }()
+			code, took := get("")
+			if tc.policy == core.FailClosed {
+				// The held request was refused too: nothing to wait for.
+				if code != tc.want {
+					t.Fatalf("while Redis hangs: %d, want %d", code, tc.want)
+				}
+			} else {
+				<-entered // the held request got a slot from the policy
+				code, took = get("")
+				want := tc.want
+				if tc.policy == core.Fallback {
+					want = http.StatusTooManyRequests // the fallback's one slot is held
+				}
+				if code != want {
+					t.Fatalf("while Redis hangs, with one request held: %d, want %d", code, want)
+				}
+			}
+			if took > 5*time.Second {
+				t.Fatalf("a request while Redis hangs took %v; the limiter's timeout is 200ms", took)
+			}
+			close(release)
+			wg.Wait()
+			if tc.policy != core.FailClosed && heldCode != http.StatusOK {
+				t.Fatalf("the held request: %d, want 200", heldCode)
+			}
+			unpause := time.Now()
+			srv.Unpause()
+			paused = false
+			// Back on Redis: a probe brings the store up, then Redis decides,
+			// and admits: the acquire that timed out during the pause may
+			// have taken a slot in Redis when Redis resumed, which the
+			// limiter gives back (well before that lease's TTL of 10s).
+			deadline := time.Now().Add(core.DefaultLeaseTTL / 2)
+			for {
+				before := obs.byAction[core.ActionStore].Load()
+				code, _ := get("")
+				if code == http.StatusOK && obs.byAction[core.ActionStore].Load() > before {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%v after Redis answers again, requests are still not admitted by Redis (last %d): a slot taken by an acquire that timed out was not given back", core.DefaultLeaseTTL/2, code)
+				}
+				time.Sleep(50 * time.Millisecond) // waiting for the probe interval
+			}
+			t.Logf("%v: while Redis hung, a request was answered in %v; admitted by Redis again %v after the unpause", tc.policy, took.Round(time.Millisecond), time.Since(unpause).Round(time.Millisecond))
+		})
+	}
+}
