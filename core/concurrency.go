@@ -246,7 +246,12 @@ func (l *Limiter) concurrencyStore() (ConcurrencyStore, error) {
 // returns an error wrapping ErrUnavailable; Fallback acquires in the
 // limiter's fallback memory store, which counts this instance's requests
 // alone, so N instances admit up to N times the limit until the store is
-// back (a lease remembers its store, and is released there). A bad c, a
+// back (a lease remembers its store, and is released there). A call that
+// failed after it reached the store (a timeout, or a client that left
+// mid-call) may have taken a slot there all the same: the limiter gives it
+// back in the background once the store answers again, so it does not
+// stay taken for a whole TTL (best effort, for up to 1024 such leases at
+// once; the others expire by their TTL). A bad c, a
 // store that cannot limit concurrency, a closed limiter or a ctx already
 // done is an error without a lease.
 func (l *Limiter) Acquire(ctx context.Context, key string, c Concurrency) (Decision, *Lease, error) {
