@@ -39,8 +39,10 @@ func WithLeaseTTL(d time.Duration) MiddlewareOption {
 // WithConcurrencyWait makes a concurrency middleware hold a request that
 // finds no free slot for up to max, trying again with a backoff from 5ms
 // to 200ms, before it refuses it; the wait ends early, with no slot taken,
-// if the client goes (Gone). Zero, the default, refuses at once, as
-// Stripe's concurrency limiter does. It applies to concurrency middlewares
+// if the client goes (Gone). Each waiting request asks the store again at
+// most every 200ms, so a client that keeps many requests waiting costs the
+// store that many calls per 200ms, for at most max each. Zero, the
+// default, refuses at once, as Stripe's concurrency limiter does. It applies to concurrency middlewares
 // only; a rate-limit middleware given it fails.
 func WithConcurrencyWait(max time.Duration) MiddlewareOption {
 	return middlewareOption(func(c *middlewareConfig) {
