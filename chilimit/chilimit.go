@@ -1,6 +1,7 @@
 package chilimit
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/limitkit/limitkit/core"
@@ -25,3 +26,55 @@ func New(expr string, opts ...Option) (func(http.Handler) http.Handler, error) {
 // handler is the middleware's own net/http one, which passes no native
 // value: chi's handlers have none beyond the request (hence Adapt[any]).
 func handler(m *core.Middleware) func(http.Handler) http.Handler { return m.Handler }
+
+// Routes returns a chi middleware that limits every route by set, a
+// core.LimitSet (limits declared in a core.Config): a route that set's
+// Routes names by its method and pattern ("POST /login") or its pattern
+// alone ("/items/{id}") gets that limit or exemption only, and every other
+// route its own budget under set's default. Requests that match no route
+// (a 404, a 405) share one budget per client. r.Use runs before chi
+// routes, so the pattern is the one chi will match (see Route); outside
+// chi every request counts as matching none.
+//
+//	r.Use(chilimit.Routes(set))
+func Routes(set *core.LimitSet) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			pattern, _ := routePattern(r)
+			m, native := set.ForRoute(r.Method, pattern)
+			if m == nil {
+				next.ServeHTTP(w, r)
+				return
+			}
+			serve(w, r, next, m, m.EnforceWith(r, w.Header(), native))
+		})
+	}
+}
+
+// Named returns a chi middleware enforcing the limit called name in set's
+// Config.Limits, as set has it now: a Reload changes it under the mounted
+// middleware. It panics, naming the limit, if set has none of that name.
+func Named(set *core.LimitSet, name string) func(http.Handler) http.Handler {
+	current, err := set.Mount(name)
+	if err != nil {
+		panic(fmt.Errorf("chilimit.Named(%q): %w", name, err))
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			m := current()
+			serve(w, r, next, m, m.Enforce(r, w.Header()))
+		})
+	}
+}
+
+// serve serves or refuses the request by m's result, as m.Handler does.
+func serve(w http.ResponseWriter, r *http.Request, next http.Handler, m *core.Middleware, res core.Result) {
+	switch res.Verdict {
+	case core.Serve:
+		next.ServeHTTP(w, r)
+	case core.Refuse:
+		m.Refuse(w, r, res)
+	default: // core.Gone
+		w.WriteHeader(res.Status)
+	}
+}

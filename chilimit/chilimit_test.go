@@ -177,3 +177,26 @@ func TestRoute_clientChosenMethodsAndPathsMakeNoBudgets(t *testing.T) {
 	r.Get("/items/{id}", ok)
 	httptestkit.ClientChosenRouteKeys(t, r)
 }
+
+// byRoute answers with the route's first segment, such as "items".
+func byRoute(w http.ResponseWriter, r *http.Request) {
+	fmt.Fprint(w, strings.Split(chi.RouteContext(r.Context()).RoutePattern(), "/")[1])
+}
+
+func routesApp(set *core.LimitSet) chi.Router {
+	r := chi.NewRouter()
+	r.Use(chilimit.Routes(set))
+	r.Get("/items/{id}", byRoute)
+	r.Get("/users/{id}", byRoute)
+	r.Get("/healthz", byRoute)
+	r.Post("/login", byRoute)
+	return r
+}
+
+func TestRoutes_defaultGivesEachRouteItsBudgetAndNoPathEscapesIt(t *testing.T) {
+	httptestkit.RoutesBudgets(t, routesApp(httptestkit.RoutesSet(t, "/items/{id}", false)))
+}
+
+func TestRoutes_aRoutesOwnLimitReplacesTheDefault(t *testing.T) {
+	httptestkit.RoutesOverride(t, routesApp(httptestkit.RoutesSet(t, "/items/{id}", true)))
+}

@@ -1,6 +1,8 @@
 package echolimit
 
 import (
+	"fmt"
+
 	"github.com/labstack/echo/v4"
 	"github.com/limitkit/limitkit/core"
 )
@@ -48,19 +50,62 @@ func (e *Error) MarshalJSON() ([]byte, error) { return e.Result.Body(), nil }
 func middleware(m *core.Middleware) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			res := m.EnforceWith(c.Request(), c.Response().Header(), c)
-			switch res.Verdict {
-			case core.Serve:
+			return respond(c, next, m, m.EnforceWith(c.Request(), c.Response().Header(), c))
+		}
+	}
+}
+
+// respond serves or refuses the request by m's result.
+func respond(c echo.Context, next echo.HandlerFunc, m *core.Middleware, res core.Result) error {
+	switch res.Verdict {
+	case core.Serve:
+		return next(c)
+	case core.Refuse:
+		if answered, err := m.DenyNatively(c, res); answered {
+			return err
+		}
+		e := &Error{Result: res}
+		return &echo.HTTPError{Code: res.Status, Message: e, Internal: e}
+	default: // core.Gone
+		return &echo.HTTPError{Code: res.Status, Message: "client closed request", Internal: res.Err}
+	}
+}
+
+// Routes returns an Echo middleware that limits every route by set, a
+// core.LimitSet (limits declared in a core.Config): a route that set's
+// Routes names by its method and c.Path() ("POST /login") or its pattern
+// alone ("/login") gets that limit or exemption only, and every other
+// route its own budget under set's default. Requests that matched no route
+// (a 404, a 405) share one budget per client. Mount it with e.Use or a
+// group's Use, which run after routing; under e.Pre no route is known yet,
+// and every request would count as matching none.
+//
+//	e.Use(echolimit.Routes(set))
+func Routes(set *core.LimitSet) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			m, native := set.ForRoute(c.Request().Method, routePath(c))
+			if m == nil {
 				return next(c)
-			case core.Refuse:
-				if answered, err := m.DenyNatively(c, res); answered {
-					return err
-				}
-				e := &Error{Result: res}
-				return &echo.HTTPError{Code: res.Status, Message: e, Internal: e}
-			default: // core.Gone
-				return &echo.HTTPError{Code: res.Status, Message: "client closed request", Internal: res.Err}
 			}
+			return respond(c, next, m, m.EnforceWith(c.Request(), c.Response().Header(), native))
+		}
+	}
+}
+
+// Named returns an Echo middleware enforcing the limit called name in
+// set's Config.Limits, as set has it now: a Reload changes it under the
+// mounted middleware. It panics, naming the limit, if set has none of that
+// name.
+func Named(set *core.LimitSet, name string) echo.MiddlewareFunc {
+	current, err := set.Mount(name)
+	if err != nil {
+		panic(fmt.Errorf("echolimit.Named(%q): %w", name, err))
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			m := current()
+			return respond(c, next, m, m.EnforceWith(c.Request(), c.Response().Header(), c))
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -366,4 +367,27 @@ func TestRoute_clientChosenMethodsAndPathsMakeNoBudgets(t *testing.T) {
 	e.Use(echolimit.Limit("2/minute", core.WithLimiter(lim), echolimit.Key(echolimit.HTTPKey(core.ByIP), echolimit.Route)))
 	e.GET("/items/:id", ok)
 	httptestkit.ClientChosenRouteKeys(t, e)
+}
+
+// byRoute answers with the route's first segment, such as "items".
+func byRoute(c echo.Context) error {
+	return c.String(http.StatusOK, strings.Split(c.Path(), "/")[1])
+}
+
+func routesApp(set *core.LimitSet) *echo.Echo {
+	e := echo.New()
+	e.Use(echolimit.Routes(set))
+	e.GET("/items/:id", byRoute)
+	e.GET("/users/:id", byRoute)
+	e.GET("/healthz", byRoute)
+	e.POST("/login", byRoute)
+	return e
+}
+
+func TestRoutes_defaultGivesEachRouteItsBudgetAndNoPathEscapesIt(t *testing.T) {
+	httptestkit.RoutesBudgets(t, routesApp(httptestkit.RoutesSet(t, "/items/:id", false)))
+}
+
+func TestRoutes_aRoutesOwnLimitReplacesTheDefault(t *testing.T) {
+	httptestkit.RoutesOverride(t, routesApp(httptestkit.RoutesSet(t, "/items/:id", true)))
 }

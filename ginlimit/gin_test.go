@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -320,4 +321,27 @@ func TestRoute_clientChosenMethodsAndPathsMakeNoBudgets(t *testing.T) {
 			httptestkit.ClientChosenRouteKeys(t, r)
 		})
 	}
+}
+
+// byRoute answers with the route's first segment, such as "items".
+func byRoute(c *gin.Context) {
+	c.String(http.StatusOK, strings.Split(c.FullPath(), "/")[1])
+}
+
+func routesApp(set *core.LimitSet) *gin.Engine {
+	r := gin.New()
+	r.Use(ginlimit.Routes(set))
+	r.GET("/items/:id", byRoute)
+	r.GET("/users/:id", byRoute)
+	r.GET("/healthz", byRoute)
+	r.POST("/login", byRoute)
+	return r
+}
+
+func TestRoutes_defaultGivesEachRouteItsBudgetAndNoPathEscapesIt(t *testing.T) {
+	httptestkit.RoutesBudgets(t, routesApp(httptestkit.RoutesSet(t, "/items/:id", false)))
+}
+
+func TestRoutes_aRoutesOwnLimitReplacesTheDefault(t *testing.T) {
+	httptestkit.RoutesOverride(t, routesApp(httptestkit.RoutesSet(t, "/items/:id", true)))
 }

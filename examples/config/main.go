@@ -1,0 +1,115 @@
+// Command config serves a small API whose limits are declared in a file,
+// read at start-up and again on SIGHUP, without losing the state of the
+// limits that did not change:
+//
+//	go run ./examples/config -limits examples/config/limits.json
+//	kill -HUP <pid>                # after editing the file
+//
+// The file (limits.json beside this program) gives every route 100
+// requests a minute per client and route, POST /login 5 a minute in place
+// of that, exempts GET /healthz, and names a limit "export", 10 an hour
+// per API key, that GET /export mounts.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/limitkit/limitkit/chilimit"
+	"github.com/limitkit/limitkit/core"
+)
+
+func main() {
+	path := flag.String("limits", "examples/config/limits.json", "the limits file (JSON)")
+	addr := flag.String("addr", "127.0.0.1:8080", "the address to listen on")
+	flag.Parse()
+
+	cfg, err := load(*path)
+	if err != nil {
+		slog.Error("cannot load the limits", "err", err)
+		os.Exit(1)
+	}
+	set, err := newSet(cfg)
+	if err != nil {
+		slog.Error("bad limits", "file", *path, "err", err)
+		os.Exit(1)
+	}
+	defer set.Close()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			if err := reload(set, *path); err != nil {
+				slog.Error("limits not reloaded; the old ones stay", "file", *path, "err", err)
+				continue
+			}
+			slog.Info("limits reloaded", "file", *path)
+		}
+	}()
+
+	slog.Info("listening", "addr", *addr, "limits", *path)
+	if err := http.ListenAndServe(*addr, newRouter(set)); err != nil {
+		slog.Error("server stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+// load reads the limits file. Any decoder that fills core.Config will do:
+// its fields carry json, yaml and toml tags.
+func load(path string) (core.Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return core.Config{}, err
+	}
+	defer f.Close()
+	var cfg core.Config
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields() // a misspelt field is a mistake, not a default
+	if err := dec.Decode(&cfg); err != nil {
+		return core.Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// newSet builds the limits of cfg, with what the file cannot say: the key
+// "api-key" it names. opts are added (a store; tests give a clock).
+func newSet(cfg core.Config, opts ...core.LimitSetOption) (*core.LimitSet, error) {
+	opts = append([]core.LimitSetOption{
+		core.ConfigKeys(map[string]core.KeyFunc{"api-key": core.ByHeader("X-API-Key")}),
+		core.ConfigMiddleware(core.WithIETFHeaders()),
+	}, opts...)
+	return core.NewLimitSet(cfg, opts...)
+}
+
+// reload reads the file again and replaces the set's limits with it.
+func reload(set *core.LimitSet, path string) error {
+	cfg, err := load(path)
+	if err != nil {
+		return err
+	}
+	return set.Reload(cfg)
+}
+
+func newRouter(set *core.LimitSet) http.Handler {
+	r := chi.NewRouter()
+	r.Use(chilimit.Routes(set)) // the default, the routes' own limits, the exemptions
+	r.Get("/items/{id}", answer("item "))
+	r.Post("/login", answer("signed in "))
+	r.Get("/healthz", answer("ok "))
+	r.With(chilimit.Named(set, "export")).Get("/export", answer("export "))
+	return r
+}
+
+func answer(text string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, text+chi.URLParam(r, "id"))
+	}
+}
