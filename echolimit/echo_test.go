@@ -391,3 +391,17 @@ func TestRoutes_defaultGivesEachRouteItsBudgetAndNoPathEscapesIt(t *testing.T) {
 func TestRoutes_aRoutesOwnLimitReplacesTheDefault(t *testing.T) {
 	httptestkit.RoutesOverride(t, routesApp(httptestkit.RoutesSet(t, "/items/:id", true)))
 }
+
+func TestByRoute_givesEachRouteItsOwnBudgetUnderOneMiddleware(t *testing.T) {
+	lim, _ := httptestkit.NewLimiter(t)
+	e := echo.New()
+	e.Use(echolimit.Limit("1/minute", core.WithLimiter(lim), echolimit.ByRoute()))
+	e.GET("/items/:id", ok)
+	e.GET("/users/:id", ok)
+	httptestkit.RouteBudgets(t, e)
+}
+
+func TestByRoute_refusesANilKeyNamingIt(t *testing.T) {
+	httptestkit.NewErrors(t, "echolimit.New", echolimit.New,
+		httptestkit.Misuse[echolimit.Option]{Name: "a nil client key", Opt: echolimit.ByRoute(nil), Want: "echolimit.ByRoute: key function 1 of 1 is nil"})
+}

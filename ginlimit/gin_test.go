@@ -345,3 +345,17 @@ func TestRoutes_defaultGivesEachRouteItsBudgetAndNoPathEscapesIt(t *testing.T) {
 func TestRoutes_aRoutesOwnLimitReplacesTheDefault(t *testing.T) {
 	httptestkit.RoutesOverride(t, routesApp(httptestkit.RoutesSet(t, "/items/:id", true)))
 }
+
+func TestByRoute_givesEachRouteItsOwnBudgetUnderOneGroupMiddleware(t *testing.T) {
+	lim, _ := httptestkit.NewLimiter(t)
+	r := gin.New()
+	r.Use(ginlimit.Limit("1/minute", core.WithLimiter(lim), ginlimit.ByRoute()))
+	r.GET("/items/:id", ok)
+	r.GET("/users/:id", ok)
+	httptestkit.RouteBudgets(t, r)
+}
+
+func TestByRoute_refusesANilKeyNamingIt(t *testing.T) {
+	httptestkit.NewErrors(t, "ginlimit.New", ginlimit.New,
+		httptestkit.Misuse[ginlimit.Option]{Name: "a nil client key", Opt: ginlimit.ByRoute(nil), Want: "ginlimit.ByRoute: key function 1 of 1 is nil"})
+}
