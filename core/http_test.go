@@ -421,8 +421,8 @@ func TestMiddleware_headerOptions(t *testing.T) {
 		opts []MiddlewareOption
 		want map[string]string
 	}{
-		{"IETF fields", "10/minute", []MiddlewareOption{WithIETFHeaders(), WithAlgorithm(TokenBucket)}, map[string]string{
-			"RateLimit-Policy": `"default";q=10;w=60`, "RateLimit": `"default";r=9;t=6`, "X-RateLimit-Limit": "10",
+		{"IETF fields", "10/minute", []MiddlewareOption{WithIETFHeaders(), WithAlgorithm(TokenBucket), WithName("quotes")}, map[string]string{
+			"RateLimit-Policy": `"quotes";q=10;w=60`, "RateLimit": `"quotes";r=9;t=6`, "X-RateLimit-Limit": "10",
 		}},
 		{"IETF fields by name, every limit in the policy", "10/second;100/hour", []MiddlewareOption{WithIETFHeaders(), WithName("api")}, map[string]string{
 			"RateLimit-Policy": `"api-1";q=10;w=1, "api-2";q=100;w=3600`, "RateLimit": `"api-1";r=9;t=2`,

@@ -141,11 +141,11 @@ func newMiddleware[O AdapterOption](skip int, expr string, opts []O, native refl
 	}
 	mc.problems = nil
 	m := &Middleware{middlewareConfig: *mc}
-	scope, policy := mc.name, mc.name
+	scope := mc.name
 	if scope == "" {
-		scope, policy = deriveScope(skip, expr, m.logger()), "default"
+		scope = deriveScope(skip, expr, m.logger())
 	}
-	m.base = newRuleSet(rule, scope, policy)
+	m.base = newRuleSet(rule, scope, mc.quotaUnit)
 	if len(mc.plans) > 0 {
 		m.planSets = make(map[string]*ruleSet, len(mc.plans))
 		for name, pexpr := range mc.plans {
@@ -156,7 +156,7 @@ func newMiddleware[O AdapterOption](skip int, expr string, opts []O, native refl
 			if err != nil {
 				return nil, fmt.Errorf("limitkit: plan %q: %w", name, err)
 			}
-			rs := newRuleSet(pr, scope+"/"+name, name)
+			rs := newRuleSet(pr, scope+"/"+name, mc.quotaUnit)
 			m.planSets[name] = &rs
 		}
 	}
@@ -178,8 +178,9 @@ func validateFor(rule Rule, l *Limiter) error {
 	return rule.Validate()
 }
 
-func newRuleSet(rule Rule, scope, policy string) ruleSet {
-	limits, pol := newLimitTexts(rule.Limits, policy)
+// newRuleSet's IETF policy is named after its scope, in unit.
+func newRuleSet(rule Rule, scope, unit string) ruleSet {
+	limits, pol := newLimitTexts(rule.Limits, scope, unit)
 	return ruleSet{rule: rule, scope: scope, keyPrefix: scope + ":", limits: limits, policy: pol,
 		misreported: new(atomic.Pointer[Limiter]), prepared: new(atomic.Pointer[preparedRule])}
 }
@@ -267,7 +268,7 @@ func (m *Middleware) EnforceWith(r *http.Request, h http.Header, native any) Res
 			Shadow: m.shadow && decided && !o.d.Allowed, DecidedBy: o.action, Latency: o.latency, Err: o.err,
 		})
 	}
-	return m.respond(ctx, lim, rs, h, o)
+	return m.respond(ctx, lim, rs, h, key, o)
 }
 
 // ruleSetOf is the rule a request is checked against: its plan's, if it
@@ -328,7 +329,7 @@ func (m *Middleware) stopped(lim *Limiter, rs *ruleSet, o outcome) Result {
 // respond turns a decided check into its result: the headers written,
 // refused or served by the decision and the failure policy (or served
 // anyway in shadow mode), and held until its slot by a leaky bucket.
-func (m *Middleware) respond(ctx context.Context, lim *Limiter, rs *ruleSet, h http.Header, o outcome) Result {
+func (m *Middleware) respond(ctx context.Context, lim *Limiter, rs *ruleSet, h http.Header, key string, o outcome) Result {
 	res := Result{Verdict: Serve, Decision: o.d, DecidedBy: o.action, Err: o.err}
 	switch {
 	case m.shadow || o.action == ActionFailOpen:
@@ -344,7 +345,7 @@ func (m *Middleware) respond(ctx context.Context, lim *Limiter, rs *ruleSet, h h
 	if m.resetEpoch {
 		now = lim.now().UnixNano()
 	}
-	m.writeHeaders(h, rs, o.d, now)
+	m.writeHeaders(h, rs, key, o.d, now)
 	if !o.d.Allowed {
 		res.Verdict, res.Status = Refuse, http.StatusTooManyRequests
 		if o.d.Never {

@@ -126,6 +126,8 @@ type middlewareConfig struct {
 	names        headerNames
 	namesSet     bool
 	ietf         bool
+	quotaUnit    string          // the IETF policy's qu; see WithQuotaUnit
+	partitionKey *IdentityHasher // the IETF pk; see WithPartitionKey
 	resetEpoch   bool
 	wait         func(context.Context, time.Duration) error
 	problems     []error

@@ -33,9 +33,10 @@ func TestLimit_refusesWithAnHTTPErrorRenderedAs429RetryAfterAndJSON(t *testing.T
 	lim, clk := httptestkit.NewLimiter(t)
 	e := echo.New()
 	var handled []error
+	coreBody := echolimit.ErrorHandler(e.DefaultHTTPErrorHandler)
 	e.HTTPErrorHandler = func(err error, c echo.Context) {
 		handled = append(handled, err)
-		e.DefaultHTTPErrorHandler(err, c)
+		coreBody(err, c)
 	}
 	ran := 0
 	e.GET("/items", func(c echo.Context) error { ran++; return ok(c) }, echolimit.Limit("2/minute", core.WithLimiter(lim), core.WithAlgorithm(core.FixedWindow)))
@@ -302,6 +303,7 @@ func TestLimit_leakyBucketHoldEndsWhenTheClientGoes(t *testing.T) {
 func TestLimit_failurePolicies(t *testing.T) {
 	httptestkit.FailurePolicies(t, func(lim *core.Limiter) http.Handler {
 		e := echo.New()
+		e.HTTPErrorHandler = echolimit.ErrorHandler(e.DefaultHTTPErrorHandler) // core's body, which the shared cases read
 		e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim)))
 		return e
 	})
