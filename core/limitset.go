@@ -169,13 +169,18 @@ func ConfigMiddleware(opts ...MiddlewareOption) LimitSetOption {
 // the route's own, and cannot see them in every framework, so to replace the
 // default for a route, name the route in Routes.
 //
-// Budgets: each limit's scope is its place in the Config (routes["POST
-// /login"], limits["search"], default) with a hash of what decides its
-// state: its limit, algorithm, burst, key and plans. So every process built
-// from one Config shares budgets through a shared store, and Reload keeps the
-// state of every limit whose settings did not change, while a limit that
-// changed starts afresh (its old state expires in the store). A failure
-// policy changes nothing of the state and can change freely.
+// Budgets: each limit's scope is named after its place in the Config:
+// "config.default", "config.route.POST+/login" (a space reads "+", and
+// bytes a name cannot hold %XX, such as the colon of "/items/%3Aid"),
+// "config.limit.search". So every process built from one Config shares
+// budgets through a shared store, and the names show in metrics and the
+// IETF headers. Stores keep a key's state per rule shape (see Rule.Shape),
+// so Reload keeps the state of every limit whose limit, algorithm and burst
+// did not change, and a limit whose did starts afresh (its old state
+// expires in the store, and a change back before then finds it again); a
+// changed key counts other identities, and a changed plan is a budget of
+// its own. A failure policy changes nothing of the state and can change
+// freely.
 type LimitSet struct {
 	opts limitSetConfig
 
@@ -353,7 +358,7 @@ func (s *LimitSet) buildLocked(cfg Config) (*limitState, error) {
 	}
 	st := &limitState{routes: map[string]routeLimit{}, named: map[string]*Middleware{}, resolved: map[routeKey]resolution{}}
 	if cfg.Default != nil {
-		m, err := s.limit("default", "default", *cfg.Default, setFailure, true)
+		m, err := s.limit("default", "config.default", *cfg.Default, setFailure, true)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -373,7 +378,7 @@ func (s *LimitSet) buildLocked(cfg Config) (*limitState, error) {
 			st.routes[route] = routeLimit{}
 			continue
 		}
-		m, err := s.limit(path, "route."+route, lc, setFailure, false)
+		m, err := s.limit(path, "config.route."+route, lc, setFailure, false)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -391,7 +396,7 @@ func (s *LimitSet) buildLocked(cfg Config) (*limitState, error) {
 			fail(path+".exempt", errors.New("only a route can be exempt"))
 			continue
 		}
-		m, err := s.limit(path, "limit."+name, lc, setFailure, false)
+		m, err := s.limit(path, "config.limit."+name, lc, setFailure, false)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -448,8 +453,7 @@ func (s *LimitSet) limit(path, id string, lc LimitConfig, setFailure FailurePoli
 		}
 		alg = a
 	}
-	rule, err := NewRule(lc.Limit, alg)
-	if err != nil && lc.Limit != "" {
+	if _, err := NewRule(lc.Limit, alg); err != nil && lc.Limit != "" {
 		fail("limit", err)
 	}
 	if lc.Burst < 0 {
@@ -459,16 +463,11 @@ func (s *LimitSet) limit(path, id string, lc LimitConfig, setFailure FailurePoli
 	if err != nil {
 		fail("key", err)
 	}
-	plans := map[string]string{}
 	for _, name := range slices.Sorted(maps.Keys(lc.Plans)) {
-		pr, err := NewRule(lc.Plans[name], alg)
-		switch {
-		case checkName("plan", name) != nil:
-			fail("plans["+strconv.Quote(name)+"]", checkName("plan", name))
-		case err != nil:
+		if err := checkName("plan", name); err != nil {
 			fail("plans["+strconv.Quote(name)+"]", err)
-		default:
-			plans[name] = pr.String()
+		} else if _, err := NewRule(lc.Plans[name], alg); err != nil {
+			fail("plans["+strconv.Quote(name)+"]", err)
 		}
 	}
 	if len(lc.Plans) > 0 && s.opts.planOf == nil {
@@ -492,19 +491,14 @@ func (s *LimitSet) limit(path, id string, lc LimitConfig, setFailure FailurePoli
 	if lim := s.limiterFor(policy); lim != nil {
 		opts = append(opts, WithLimiter(lim))
 	}
-	keyName := lc.Key
-	if keyName == "" {
-		keyName = "ip"
-	}
-	def := strings.Join([]string{rule.String(), alg.String(), strconv.FormatInt(lc.Burst, 10), keyName, planText(plans)}, "\x00")
-	opts = append(opts, WithName(scopeName(id, def)), WithKey(key))
+	opts = append(opts, WithName(scopeName(id)), WithKey(key))
 	if alg != 0 {
 		opts = append(opts, WithAlgorithm(alg))
 	}
 	if lc.Burst != 0 {
 		opts = append(opts, WithBurst(lc.Burst))
 	}
-	if len(plans) > 0 {
+	if len(lc.Plans) > 0 {
 		opts = append(opts, WithPlans(lc.Plans, s.opts.planOf))
 	}
 	if byRoute {
@@ -536,30 +530,28 @@ func keyedByRoute(client KeyFunc) MiddlewareOption {
 	})
 }
 
-func planText(plans map[string]string) string {
+// scopeName is the budget's name of the limit id: id escaped to a valid
+// name (a space reads "+"; "+", "%" and every other byte a name cannot hold
+// read %XX), so that two ids never share one; one too long is cut, with 8
+// hex digits of a hash of id after it.
+func scopeName(id string) string {
 	var b strings.Builder
-	for _, name := range slices.Sorted(maps.Keys(plans)) {
-		b.WriteString(name + "=" + plans[name] + ";")
-	}
-	return b.String()
-}
-
-// scopeName is the budget's name of the limit id whose settings are def: id
-// made a valid name (other bytes read "_"), cut to fit, and 8 hex digits
-// of a hash of both, so that two ids made alike, or two settings, never
-// share a name.
-func scopeName(id, def string) string {
-	sum := sha256.Sum256([]byte(id + "\x00" + def))
-	b := []byte(id)
-	for i, c := range b {
-		if c <= ' ' || c > '~' || c == '"' || c == '\\' || c == ':' {
-			b[i] = '_'
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case c == ' ':
+			b.WriteByte('+')
+		case c <= ' ' || c > '~' || c == '"' || c == '\\' || c == ':' || c == '+' || c == '%':
+			fmt.Fprintf(&b, "%%%02X", c)
+		default:
+			b.WriteByte(c)
 		}
 	}
-	if len(b) > 55 {
-		b = b[:55]
+	name := b.String()
+	if len(name) > 64 {
+		sum := sha256.Sum256([]byte(id))
+		name = name[:55] + "~" + hex.EncodeToString(sum[:4])
 	}
-	return string(b) + "~" + hex.EncodeToString(sum[:4])
+	return name
 }
 
 // keyOf resolves a LimitConfig's Key.

@@ -269,10 +269,21 @@ func TestLimitSet_scopesAreDerivedFromTheConfig(t *testing.T) {
 	if d1.Scope() != d2.Scope() || l1.Scope() != l2.Scope() || d1.Scope() == l1.Scope() {
 		t.Errorf("scopes %s %s, then %s %s; want the same per limit, different between them", d1.Scope(), l1.Scope(), d2.Scope(), l2.Scope())
 	}
-	if !strings.HasPrefix(l1.Scope(), "route.POST_/login~") {
-		t.Errorf("scope %s; want it to begin with the route it limits", l1.Scope())
+	if l1.Scope() != "config.route.POST+/login" || d1.Scope() != "config.default" {
+		t.Errorf("scopes %s and %s; want config.route.POST+/login and config.default, named after their place", l1.Scope(), d1.Scope())
 	}
-	if err := checkName("scope", scopeName(strings.Repeat("x:", 100), "")); err != nil {
-		t.Errorf("a long id with colons: %v", err)
+	// Names are valid, and two ids never share one.
+	ids := []string{"route./a b", "route./a+b", "route./a%20b", "route./a_b", "route./a:b", "route./a%3Ab", "route.GET /a", "route.GET+/a",
+		strings.Repeat("x:", 100), strings.Repeat("x:", 100) + "y"}
+	seen := map[string]string{}
+	for _, id := range ids {
+		n := scopeName(id)
+		if err := checkName("scope", n); err != nil {
+			t.Errorf("scopeName(%q) = %q: %v", id, n, err)
+		}
+		if other, ok := seen[n]; ok {
+			t.Errorf("scopeName(%q) = scopeName(%q) = %q", id, other, n)
+		}
+		seen[n] = id
 	}
 }
