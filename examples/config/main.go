@@ -5,6 +5,9 @@
 //	go run ./examples/config -limits examples/config/limits.json
 //	kill -HUP <pid>                # after editing the file
 //
+// It listens on 127.0.0.1:8080 unless ADDR (or PORT) says otherwise, as
+// the other examples do.
+//
 // The file (limits.json beside this program) gives every route 100
 // requests a minute per client and route, POST /login 5 a minute in place
 // of that, exempts GET /healthz, and names a limit "export", 10 an hour
@@ -16,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -24,11 +28,11 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/limitkit/limitkit/chilimit"
 	"github.com/limitkit/limitkit/core"
+	"github.com/limitkit/limitkit/examples/internal/quotes"
 )
 
 func main() {
 	path := flag.String("limits", "examples/config/limits.json", "the limits file (JSON)")
-	addr := flag.String("addr", "127.0.0.1:8080", "the address to listen on")
 	flag.Parse()
 
 	cfg, err := load(*path)
@@ -55,8 +59,13 @@ func main() {
 		}
 	}()
 
-	slog.Info("listening", "addr", *addr, "limits", *path)
-	if err := http.ListenAndServe(*addr, newRouter(set)); err != nil {
+	ln, err := net.Listen("tcp", quotes.Addr(os.Getenv))
+	if err != nil {
+		slog.Error("cannot listen", "err", err)
+		os.Exit(1)
+	}
+	slog.Info("the config example listens on http://"+ln.Addr().String(), "limits", *path)
+	if err := http.Serve(ln, newRouter(set)); err != nil {
 		slog.Error("server stopped", "err", err)
 		os.Exit(1)
 	}
