@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/limitkit/limitkit/core"
 )
 
@@ -77,4 +78,20 @@ func serve(w http.ResponseWriter, r *http.Request, next http.Handler, m *core.Mi
 	default: // core.Gone
 		w.WriteHeader(res.Status)
 	}
+}
+
+// CheckRoutes reports, naming them, the entries of set's Config.Routes
+// that match none of r's routes (subrouters included), so that a misspelt
+// route is found at start-up rather than limited by the default; call it
+// once the routes are registered. See core.LimitSet.CheckRoutes.
+func CheckRoutes(set *core.LimitSet, r chi.Routes) error {
+	var routes []string
+	err := chi.Walk(r, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		routes = append(routes, method+" "+route)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return set.CheckRoutes(routes)
 }

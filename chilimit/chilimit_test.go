@@ -200,3 +200,7 @@ func TestRoutes_defaultGivesEachRouteItsBudgetAndNoPathEscapesIt(t *testing.T) {
 func TestRoutes_aRoutesOwnLimitReplacesTheDefault(t *testing.T) {
 	httptestkit.RoutesOverride(t, routesApp(httptestkit.RoutesSet(t, "/items/{id}", true)))
 }
+
+func TestCheckRoutes_namesTableEntriesThatMatchNoRoute(t *testing.T) {
+	httptestkit.CheckedRoutes(t, "/items/{id}", func(set *core.LimitSet) error { return chilimit.CheckRoutes(set, routesApp(set)) })
+}

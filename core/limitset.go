@@ -187,6 +187,7 @@ type LimitSet struct {
 	mu       sync.Mutex                 // orders Reload, Mount and Close
 	limiters map[FailurePolicy]*Limiter // made by ConfigLimiter; 0 is without a policy of its own
 	mounted  map[string]bool            // names mounted by an adapter's Named
+	known    []string                   // the router's routes, once CheckRoutes has been given them
 	closed   bool
 	cur      atomic.Pointer[limitState]
 }
@@ -323,6 +324,38 @@ func (st *limitState) resolve(k routeKey) resolution {
 	return resolution{m: st.def, native: RouteIdentity(k.method, k.pattern)}
 }
 
+// CheckRoutes reports, naming them, the entries of the Config's Routes that
+// match none of routes, the router's own as "METHOD pattern" (such as
+// "GET /items/:id"): a misspelt route would otherwise be limited by the
+// default without a word. The adapters' CheckRoutes pass their router's
+// routes; call it once the routes are registered. From then on Reload
+// refuses a Config with such an entry too.
+func (s *LimitSet) CheckRoutes(routes []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.known = slices.Clone(routes)
+	return unmatched(s.cur.Load(), s.known)
+}
+
+// unmatched reports the route entries of st that match none of known.
+func unmatched(st *limitState, known []string) error {
+	full, patterns := map[string]bool{}, map[string]bool{}
+	for _, r := range known {
+		if method, pattern, ok := strings.Cut(r, " "); ok {
+			full[method+" "+pattern], patterns[pattern] = true, true
+		}
+	}
+	var errs []error
+	for _, route := range slices.Sorted(maps.Keys(st.routes)) {
+		_, _, hasMethod := strings.Cut(route, " ")
+		if hasMethod && !full[route] || !hasMethod && !patterns[route] {
+			errs = append(errs, &ConfigError{Path: "routes[" + strconv.Quote(route) + "]",
+				Err: errors.New("matches no route of the router; check the method and the pattern as the router writes it")})
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Mount returns a function that gives the current middleware of the
 // named limit (Config.Limits), for an adapter's Named to call per request.
 // It fails, naming the limit and the names there are, if cfg has no such
@@ -409,6 +442,11 @@ func (s *LimitSet) buildLocked(cfg Config) (*limitState, error) {
 	for _, name := range slices.Sorted(maps.Keys(s.mounted)) {
 		if _, ok := st.named[name]; !ok {
 			fail("limits["+strconv.Quote(name)+"]", errors.New("missing, but an adapter's Named mounts it; keep it, or remove the route that uses it"))
+		}
+	}
+	if len(errs) == 0 && s.known != nil {
+		if err := unmatched(st, s.known); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if len(errs) > 0 {

@@ -148,3 +148,15 @@ func Named(set *core.LimitSet, name string) echo.MiddlewareFunc {
 		}
 	}
 }
+
+// CheckRoutes reports, naming them, the entries of set's Config.Routes
+// that match none of e's routes, so that a misspelt route is found at
+// start-up rather than limited by the default; call it once the routes are
+// registered. See core.LimitSet.CheckRoutes.
+func CheckRoutes(set *core.LimitSet, e *echo.Echo) error {
+	var routes []string
+	for _, rt := range e.Routes() {
+		routes = append(routes, rt.Method+" "+rt.Path)
+	}
+	return set.CheckRoutes(routes)
+}

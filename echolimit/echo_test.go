@@ -407,3 +407,7 @@ func TestByRoute_refusesANilKeyNamingIt(t *testing.T) {
 	httptestkit.NewErrors(t, "echolimit.New", echolimit.New,
 		httptestkit.Misuse[echolimit.Option]{Name: "a nil client key", Opt: echolimit.ByRoute(nil), Want: "echolimit.ByRoute: key function 1 of 1 is nil"})
 }
+
+func TestCheckRoutes_namesTableEntriesThatMatchNoRoute(t *testing.T) {
+	httptestkit.CheckedRoutes(t, "/items/:id", func(set *core.LimitSet) error { return echolimit.CheckRoutes(set, routesApp(set)) })
+}

@@ -82,3 +82,15 @@ func Named(set *core.LimitSet, name string) gin.HandlerFunc {
 		respond(c, m, m.EnforceWith(c.Request, c.Writer.Header(), c))
 	}
 }
+
+// CheckRoutes reports, naming them, the entries of set's Config.Routes
+// that match none of r's routes, so that a misspelt route is found at
+// start-up rather than limited by the default; call it once the routes are
+// registered. See core.LimitSet.CheckRoutes.
+func CheckRoutes(set *core.LimitSet, r *gin.Engine) error {
+	var routes []string
+	for _, ri := range r.Routes() {
+		routes = append(routes, ri.Method+" "+ri.Path)
+	}
+	return set.CheckRoutes(routes)
+}

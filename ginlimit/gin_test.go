@@ -359,3 +359,7 @@ func TestByRoute_refusesANilKeyNamingIt(t *testing.T) {
 	httptestkit.NewErrors(t, "ginlimit.New", ginlimit.New,
 		httptestkit.Misuse[ginlimit.Option]{Name: "a nil client key", Opt: ginlimit.ByRoute(nil), Want: "ginlimit.ByRoute: key function 1 of 1 is nil"})
 }
+
+func TestCheckRoutes_namesTableEntriesThatMatchNoRoute(t *testing.T) {
+	httptestkit.CheckedRoutes(t, "/items/:id", func(set *core.LimitSet) error { return ginlimit.CheckRoutes(set, routesApp(set)) })
+}

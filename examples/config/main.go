@@ -59,13 +59,21 @@ func main() {
 		}
 	}()
 
+	router := newRouter(set)
+	// A route in the file that the router does not have would be limited
+	// by the default without a word; and from now on a reload with one is
+	// refused.
+	if err := chilimit.CheckRoutes(set, router); err != nil {
+		slog.Error("the limits name routes the app does not have", "file", *path, "err", err)
+		os.Exit(1)
+	}
 	ln, err := net.Listen("tcp", quotes.Addr(os.Getenv))
 	if err != nil {
 		slog.Error("cannot listen", "err", err)
 		os.Exit(1)
 	}
 	slog.Info("the config example listens on http://"+ln.Addr().String(), "limits", *path)
-	if err := http.Serve(ln, newRouter(set)); err != nil {
+	if err := http.Serve(ln, router); err != nil {
 		slog.Error("server stopped", "err", err)
 		os.Exit(1)
 	}
@@ -107,7 +115,7 @@ func reload(set *core.LimitSet, path string) error {
 	return set.Reload(cfg)
 }
 
-func newRouter(set *core.LimitSet) http.Handler {
+func newRouter(set *core.LimitSet) chi.Router {
 	r := chi.NewRouter()
 	r.Use(chilimit.Routes(set)) // the default, the routes' own limits, the exemptions
 	r.Get("/items/{id}", answer("item "))

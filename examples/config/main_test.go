@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/limitkit/limitkit/chilimit"
 	"github.com/limitkit/limitkit/core"
 	"github.com/limitkit/limitkit/core/storetest"
 )
@@ -26,7 +27,11 @@ func app(t *testing.T, file string) (*core.LimitSet, http.Handler) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { set.Close() })
-	return set, newRouter(set)
+	r := newRouter(set)
+	if err := chilimit.CheckRoutes(set, r); err != nil {
+		t.Fatalf("the file names routes the app does not have: %v", err)
+	}
+	return set, r
 }
 
 func codes(h http.Handler, method, path string, n int, header ...string) string {

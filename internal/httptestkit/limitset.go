@@ -109,3 +109,42 @@ func RoutesOverride(t *testing.T, h http.Handler) {
 		t.Errorf("GET /items/<id> under its own 3/minute: %v; want [200 200 200 429]", got)
 	}
 }
+
+// CheckedRoutes checks an adapter's CheckRoutes, which check calls on the
+// app of RoutesBudgets built over set: with every entry of the route table
+// registered it reports nothing; with misspelt entries, it names each of
+// them and none of the others; and from then on Reload refuses a Config
+// with one.
+func CheckedRoutes(t *testing.T, itemsPattern string, check func(set *core.LimitSet) error) {
+	t.Helper()
+	if err := check(RoutesSet(t, itemsPattern, true)); err != nil {
+		t.Errorf("every entry registered: %v; want no error", err)
+	}
+	cfg := core.Config{Default: &core.LimitConfig{Limit: "2/minute"}, Routes: map[string]core.LimitConfig{
+		"POST /login": {Limit: "1/minute"},
+		"POST /logn":  {Limit: "1/minute"},
+		"GET /login":  {Limit: "1/minute"}, // the path exists, for another method
+		"/nope":       {Exempt: true},
+		"/healthz":    {Exempt: true}, // every method: GET is registered
+	}}
+	set := core.MustLimitSet(cfg)
+	err := check(set)
+	for _, want := range []string{`routes["POST /logn"]: matches no route`, `routes["GET /login"]: matches no route`, `routes["/nope"]: matches no route`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("misspelt entries: %v; want it to contain %q", err, want)
+		}
+	}
+	if err != nil && (strings.Contains(err.Error(), `"POST /login"`) || strings.Contains(err.Error(), `"/healthz"`)) {
+		t.Errorf("error %v names a registered route", err)
+	}
+	delete(cfg.Routes, "POST /logn")
+	delete(cfg.Routes, "GET /login")
+	delete(cfg.Routes, "/nope")
+	if err := set.Reload(cfg); err != nil {
+		t.Errorf("Reload without the misspelt entries: %v", err)
+	}
+	cfg.Routes["DELETE /items"] = core.LimitConfig{Limit: "1/minute"}
+	if err := set.Reload(cfg); err == nil || !strings.Contains(err.Error(), `routes["DELETE /items"]: matches no route`) {
+		t.Errorf("Reload with an unknown route after CheckRoutes: %v; want it refused, naming it", err)
+	}
+}
