@@ -264,8 +264,10 @@ func (s *LimitSet) Reload(cfg Config) error {
 	return nil
 }
 
-// Close closes the limiters ConfigLimiter made, and so their store. From
+// Close closes the limiters ConfigLimiter made, and so their store: from
 // then on the set's requests are refused with 503 (see Limiter.Close).
+// A set without ConfigLimiter decides with Default(), which Close leaves
+// alone. Reload after Close fails.
 func (s *LimitSet) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
