@@ -30,6 +30,7 @@ type middlewareConfig struct {
 	ietf         bool
 	resetEpoch   bool
 	wait         func(context.Context, time.Duration) error
+	chargeWhen   func(native any, resp Response) bool
 	problems     []error
 }
 
