@@ -20,8 +20,8 @@ type outcomeKey struct{}
 
 // outcomeScript is what LoginOutcome does for one request.
 type outcomeScript struct {
-	status  int           // the status to answer with; 0 for none
-	panics  bool          // panic instead
+	status  int             // the status to answer with; 0 for none
+	panics  bool            // panic instead
 	arrived chan<- struct{} // if set, told on arrival, and then release is awaited
 	release <-chan struct{}
 	leave   context.CancelFunc // if set, the client hangs up (after the status, if any)
