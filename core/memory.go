@@ -298,32 +298,37 @@ func (s *MemoryStore) Peek(ctx context.Context, key string, rule Rule, cost int6
 		return d, ErrClosed
 	}
 	alg := rule.Algorithm.orDefault()
+	h := s.hashOf(key, &rule, alg)
+	sh := &s.shards[h&s.mask]
+	now := s.now()
+	var one [1]cell
+	// The cells are copied: a peek writes nothing (a log's expired entries
+	// are dropped from the shared log, which changes no decision).
+	sh.mu.Lock()
+	if e := sh.lookup(h, key, alg, &rule); e != nil {
+		if e.many == nil {
+			one[0] = e.one
+			d = decide(&rule, alg, []shape{e.shape}, one[:], now, cost, false)
+		} else {
+			cells := append([]cell(nil), e.many.cells...)
+			d = decide(&rule, alg, e.many.shapes, cells, now, cost, false)
+		}
+		sh.mu.Unlock()
+		return d, nil
+	}
+	sh.mu.Unlock()
+	// A key the store does not hold: fresh cells, which need no lock; the
+	// rule is validated here, as Take validates it for a new key.
 	var buf [maxInlineLimits]shape
 	shapes, err := rule.shapes(alg, &buf)
 	if err != nil {
 		return d, err
 	}
-	h := s.hashOf(key, &rule, alg)
-	sh := &s.shards[h&s.mask]
-	now := s.now()
-	var one [1]cell
 	cells := one[:]
 	if len(shapes) > 1 {
 		cells = make([]cell, len(shapes))
 	}
-	sh.mu.Lock()
-	// The cells are copied: a peek writes nothing (a log's expired entries
-	// are dropped from the shared log, which changes no decision).
-	if e := sh.lookup(h, key, alg, &rule); e != nil {
-		if e.many == nil {
-			cells[0] = e.one
-		} else {
-			copy(cells, e.many.cells)
-		}
-	}
-	d = decide(&rule, alg, shapes, cells, now, cost, false)
-	sh.mu.Unlock()
-	return d, nil
+	return decide(&rule, alg, shapes, cells, now, cost, false), nil
 }
 
 // Refund implements QuotaStore: it gives back amount of charge c, as far as
