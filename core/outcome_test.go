@@ -237,3 +237,82 @@ func TestMiddleware_peekSeesTheRoutesBudgetWithoutCharging(t *testing.T) {
 		t.Fatalf("usage of an unidentified client: %+v; want the peer IP's fresh budget", u)
 	}
 }
+
+// downQuotaStore is a QuotaStore that always fails.
+type downQuotaStore struct{}
+
+var errDown = errors.New("down")
+
+func (downQuotaStore) Take(context.Context, string, Rule, int64) (Decision, error) {
+	return Decision{}, errDown
+}
+func (downQuotaStore) Reset(context.Context, string, Rule) error { return errDown }
+func (downQuotaStore) Close() error                              { return nil }
+func (downQuotaStore) Peek(context.Context, string, Rule, int64) (Decision, error) {
+	return Decision{}, errDown
+}
+func (downQuotaStore) Reserve(context.Context, string, Rule, int64) (Decision, Charge, error) {
+	return Decision{}, Charge{}, errDown
+}
+func (downQuotaStore) Refund(context.Context, string, Rule, Charge, int64) error { return errDown }
+
+func TestReserve_followsTheFailurePolicy(t *testing.T) {
+	ctx := context.Background()
+	rule := MustRule("5/minute", FixedWindow)
+	t.Run("fallback reserves and settles in the fallback store", func(t *testing.T) {
+		lim, _ := clockedLimiter(t, WithStore(downQuotaStore{}))
+		res, err := lim.Reserve(ctx, "k", rule, 4)
+		if err != nil || !res.OK() || res.Decision.Remaining != 1 {
+			t.Fatalf("Reserve: %+v, %v; want the fallback's admission", res, err)
+		}
+		if err := res.Cancel(ctx); err != nil {
+			t.Fatalf("Cancel: %v; want the fallback store to give back", err)
+		}
+		if d, _ := lim.fallbackIfMade().Peek(ctx, "k", rule, 0); d.Remaining != 5 {
+			t.Fatalf("fallback after Cancel: %+v; want 5 remaining", d)
+		}
+	})
+	t.Run("fail open admits and gives back nothing", func(t *testing.T) {
+		lim, _ := clockedLimiter(t, WithStore(downQuotaStore{}), WithFailurePolicy(FailOpen))
+		res, err := lim.Reserve(ctx, "k", rule, 4)
+		if err != nil || !res.OK() || res.Settle(ctx, 1) != nil {
+			t.Fatalf("Reserve: %+v, %v; want admitted, settled without a store", res, err)
+		}
+		if d, err := lim.Peek(ctx, "k", rule, 1); err != nil || !d.Allowed {
+			t.Fatalf("Peek: %+v, %v; want allowed", d, err)
+		}
+	})
+	t.Run("fail closed refuses", func(t *testing.T) {
+		lim, _ := clockedLimiter(t, WithStore(downQuotaStore{}), WithFailurePolicy(FailClosed))
+		if _, err := lim.Reserve(ctx, "k", rule, 4); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Reserve: %v; want ErrUnavailable", err)
+		}
+		if _, err := lim.Peek(ctx, "k", rule, 1); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Peek: %v; want ErrUnavailable", err)
+		}
+	})
+}
+
+func TestPeek_isNoDecisionForTheObserver(t *testing.T) {
+	var kinds []EventKind
+	lim, _ := clockedLimiter(t, WithObserver(ObserverFunc(func(e Event) { kinds = append(kinds, e.Kind) })))
+	rule := MustRule("5/minute", 0)
+	for range 3 {
+		if _, err := lim.Peek(context.Background(), "k", rule, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := MustNewMiddleware("5/minute", WithLimiter(lim))
+	if _, err := m.Peek(httptest.NewRequest(http.MethodGet, "/", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if len(kinds) != 0 {
+		t.Fatalf("peeks reported %v; want no events", kinds)
+	}
+	if _, err := lim.Reserve(context.Background(), "k", rule, 1); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(kinds) != "[decision]" {
+		t.Fatalf("a reservation reported %v; want one decision", kinds)
+	}
+}
