@@ -13,8 +13,8 @@ import (
 )
 
 // Response is what an adapter saw of the response to a request whose
-// middleware charges by outcome (see WithChargeWhen), for
-// Middleware.Finish.
+// middleware charges by outcome (see WithChargeWhen and NativeChargeWhen),
+// for Middleware.Finish.
 type Response struct {
 	// Status is the response's status: the one written, or the one the
 	// framework will write (200 if the handler wrote none; for Echo, the
@@ -48,41 +48,30 @@ type Response struct {
 // The limiter's store must implement QuotaStore (both of this module's
 // stores do); NewMiddleware fails if WithLimiter's does not, and a default
 // limiter whose store does not refuses the requests with 500.
-func WithChargeWhen(match func(status int) bool) Option {
-	return func(c *config) {
+func WithChargeWhen(match func(status int) bool) MiddlewareOption {
+	return middlewareOption(func(c *middlewareConfig) {
 		if match == nil {
-			c.mw.problem("limitkit: WithChargeWhen(nil): give a function of the status")
+			c.problem("limitkit: WithChargeWhen(nil): give a function of the status")
 			return
 		}
-		c.mw.chargeWhen = func(_ any, resp Response) bool { return match(resp.Status) }
-	}
-}
-
-// WithNativeChargeWhen is WithChargeWhen for adapters: match gets the
-// native value the adapter passed to EnforceWith and Finish, and the
-// response. An adapter's ChargeWhen option is usually NativeChargeWhen.
-func WithNativeChargeWhen(match func(native any, resp Response) bool) Option {
-	return func(c *config) {
-		if match == nil {
-			c.mw.problem("limitkit: WithNativeChargeWhen(nil): give a function of the response")
-			return
-		}
-		c.mw.chargeWhen = match
-	}
+		c.chargeWhen = func(_ any, resp Response) bool { return match(resp.Status) }
+	})
 }
 
 // NativeChargeWhen is the ChargeWhen option of an adapter whose framework
-// context is C: WithNativeChargeWhen with match reading the context after
-// the handler ran. option names it in the errors, such as
-// "ginlimit.ChargeWhen". Where the native value is not a C, every request
-// is charged.
-func NativeChargeWhen[C comparable](option string, match func(c C, resp Response) bool) Option {
+// context is C: WithChargeWhen with match reading the context, and the
+// response, after the handler ran. option names it in the errors, such as
+// "ginlimit.ChargeWhen"; the adapter hands the context to Finish. Where
+// the native value is not a C, every request is charged.
+func NativeChargeWhen[C comparable](option string, match func(c C, resp Response) bool) AdapterOption {
 	if match == nil {
 		return invalid("%s(nil): give a function of the response", option)
 	}
-	return WithNativeChargeWhen(func(native any, resp Response) bool {
-		c, ok := nativeOf[C](native)
-		return !ok || match(c, resp)
+	return native[C](option, func(c *middlewareConfig) {
+		c.chargeWhen = func(native any, resp Response) bool {
+			n, ok := nativeOf[C](native)
+			return !ok || match(n, resp)
+		}
 	})
 }
 

@@ -170,8 +170,8 @@ func TestMiddleware_leakyBucketGivesTheSlotBackWhenTheClientGoes(t *testing.T) {
 	var mu sync.Mutex
 	var held []time.Duration
 	var leave context.CancelFunc // the client of the request being held hangs up
-	wait := func(c *config) {
-		c.mw.wait = func(ctx context.Context, d time.Duration) error {
+	wait := middlewareOption(func(c *middlewareConfig) {
+		c.wait = func(ctx context.Context, d time.Duration) error {
 			mu.Lock()
 			held = append(held, d)
 			if leave != nil {
@@ -181,7 +181,7 @@ func TestMiddleware_leakyBucketGivesTheSlotBackWhenTheClientGoes(t *testing.T) {
 			mu.Unlock()
 			return ctx.Err()
 		}
-	}
+	})
 	m := MustNewMiddleware("2/second", WithLimiter(lim), WithAlgorithm(LeakyBucket), WithBurst(3), wait)
 	h := m.Handler(okHandler)
 	get(h, "/", client) // served at once

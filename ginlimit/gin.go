@@ -15,15 +15,15 @@ const StatusClientClosedRequest = core.StatusClientClosedRequest
 // an option is invalid, with an error that names the call and quotes the
 // expression, such as `ginlimit.Limit("5/minit"): ...`: that is a mistake in
 // set-up code, best found at start-up. Use New to get the error instead.
-func Limit(expr string, opts ...core.Option) gin.HandlerFunc {
-	return core.MustAdapt("ginlimit.Limit", 1, expr, opts, handler)
+func Limit(expr string, opts ...Option) gin.HandlerFunc {
+	return core.MustAdapt[*gin.Context]("ginlimit.Limit", 1, expr, opts, handler)
 }
 
 // New is Limit returning an error, rather than panicking, for an invalid
 // expression or option. The error wraps core's: errors.As finds a
 // *core.SyntaxError for a bad expression.
-func New(expr string, opts ...core.Option) (gin.HandlerFunc, error) {
-	return core.Adapt("ginlimit.New", 1, expr, opts, handler)
+func New(expr string, opts ...Option) (gin.HandlerFunc, error) {
+	return core.Adapt[*gin.Context]("ginlimit.New", 1, expr, opts, handler)
 }
 
 // Middleware is a Gin rate limit that can also tell a client what its
@@ -42,14 +42,14 @@ type Middleware struct {
 //	quotes := ginlimit.MustNewMiddleware("100/minute", core.WithName("quotes"))
 //	r.GET("/quotes/:symbol", quotes.Handle, getQuote)
 //	r.GET("/usage", func(c *gin.Context) { u, err := quotes.Peek(c); ... })
-func NewMiddleware(expr string, opts ...core.Option) (*Middleware, error) {
-	return core.Adapt("ginlimit.NewMiddleware", 1, expr, opts, newMiddleware)
+func NewMiddleware(expr string, opts ...Option) (*Middleware, error) {
+	return core.Adapt[*gin.Context]("ginlimit.NewMiddleware", 1, expr, opts, newMiddleware)
 }
 
 // MustNewMiddleware is NewMiddleware for set-up code: it panics with the
 // error, which names the call and quotes the expression.
-func MustNewMiddleware(expr string, opts ...core.Option) *Middleware {
-	return core.MustAdapt("ginlimit.MustNewMiddleware", 1, expr, opts, newMiddleware)
+func MustNewMiddleware(expr string, opts ...Option) *Middleware {
+	return core.MustAdapt[*gin.Context]("ginlimit.MustNewMiddleware", 1, expr, opts, newMiddleware)
 }
 
 func newMiddleware(m *core.Middleware) *Middleware {
