@@ -60,6 +60,6 @@ local LEAKY = ALGORITHM == 'leaky-bucket'
       local step = floor((window + count - 1) / count)
       if step * count < window then step = step + 1 end
       if (step - 1) * count >= window then step = step - 1 end
-      redis.call('SET', KEYS[i], fmt(D1, mmax(a - amount * step, now)), 'KEEPTTL')
+      keep(KEYS[i], fmt(D1, mmax(a - amount * step, now)))
     end
   end

@@ -50,7 +50,7 @@
     else
       local ws = at - fmod(at, window)
       if a == ws and now < ws + window and b > 0 then
-        redis.call('SET', KEYS[i], fmt(D2, a, b - math.min(amount, b)), 'KEEPTTL')
+        keep(KEYS[i], fmt(D2, a, b - math.min(amount, b)))
       end
     end
   end

@@ -87,9 +87,9 @@ end
     else
       local ws = at - fmod(at, window)
       if a == ws and b > 0 then
-        redis.call('SET', KEYS[i], fmt(D3, a, b - math.min(amount, b), c), 'KEEPTTL')
+        keep(KEYS[i], fmt(D3, a, b - math.min(amount, b), c))
       elseif a == ws + window and c > 0 then
-        redis.call('SET', KEYS[i], fmt(D3, a, b, c - math.min(amount, c)), 'KEEPTTL')
+        keep(KEYS[i], fmt(D3, a, b, c - math.min(amount, c)))
       end
     end
   end

@@ -10,9 +10,9 @@
 -- Reply: {1, 0}, or {-1, index of the first key whose state is corrupt}:
 --        such a key is left alone, the others are refunded.
 --
--- A refund only lowers a state, so each key keeps its TTL (SET ... KEEPTTL,
--- and list edits, which keep it): the state still expires no later than it
--- would have.
+-- A refund only lowers a state, so each key keeps its TTL (keep, and list
+-- edits, which keep it): the state still expires no later than it would
+-- have. keep reads the TTL rather than SET's KEEPTTL, which Redis 5 lacks.
 --
 -- For example, give back 2 of a charge made at 1700000000000000 µs against
 -- 5 per minute with a burst of 5, at Redis's time:
@@ -42,6 +42,10 @@ else
   now = tonumber(now)
 end
 local at, amount = tonumber(ARGV[2]), tonumber(ARGV[3])
+local function keep(k, v)
+  local ttl = redis.call('PTTL', k)
+  if ttl > 0 then redis.call('SET', k, v, 'PX', ttl) else redis.call('SET', k, v) end
+end
 local bad = false
 for i = 1, (#ARGV - 3) / 3 do
   local o = (i - 1) * 3
