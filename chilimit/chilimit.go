@@ -28,6 +28,27 @@ func New(expr string, opts ...Option) (func(http.Handler) http.Handler, error) {
 // value: chi's handlers have none beyond the request (hence Adapt[any]).
 func handler(m *core.Middleware) func(http.Handler) http.Handler { return m.Handler }
 
+// NewMiddleware is New returning the *core.Middleware itself, whose Handler
+// is the chi middleware and whose Peek looks at the budget Handler would
+// charge a request to (its plan, its key) without charging it, for a route
+// such as GET /usage. For a plain limit, Limit is all you need.
+//
+//	quotes := chilimit.MustNewMiddleware("100/minute", core.WithName("quotes"))
+//	r.With(quotes.Handler).Get("/quotes/{symbol}", getQuote)
+//	r.Get("/usage", func(w http.ResponseWriter, r *http.Request) { u, err := quotes.Peek(r); ... })
+//
+// Charging by outcome (core.WithChargeWhen) reads the status through a
+// wrapped http.ResponseWriter, which passes Flush, Hijack and Unwrap on.
+func NewMiddleware(expr string, opts ...Option) (*core.Middleware, error) {
+	return core.Adapt[any]("chilimit.NewMiddleware", 1, expr, opts, func(m *core.Middleware) *core.Middleware { return m })
+}
+
+// MustNewMiddleware is NewMiddleware for set-up code: it panics with the
+// error, which names the call and quotes the expression.
+func MustNewMiddleware(expr string, opts ...Option) *core.Middleware {
+	return core.MustAdapt[any]("chilimit.MustNewMiddleware", 1, expr, opts, func(m *core.Middleware) *core.Middleware { return m })
+}
+
 // Routes returns a chi middleware that limits every route by set, a
 // core.LimitSet (limits declared in a core.Config): a route that set's
 // Routes names by its method and pattern ("POST /login") or its pattern
@@ -47,7 +68,7 @@ func Routes(set *core.LimitSet) func(http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
-			serve(w, r, next, m, m.EnforceWith(r, w.Header(), native))
+			m.Respond(w, r, next, m.EnforceWith(r, w.Header(), native))
 		})
 	}
 }
@@ -63,20 +84,8 @@ func Named(set *core.LimitSet, name string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			m := current()
-			serve(w, r, next, m, m.Enforce(r, w.Header()))
+			m.Respond(w, r, next, m.Enforce(r, w.Header()))
 		})
-	}
-}
-
-// serve serves or refuses the request by m's result, as m.Handler does.
-func serve(w http.ResponseWriter, r *http.Request, next http.Handler, m *core.Middleware, res core.Result) {
-	switch res.Verdict {
-	case core.Serve:
-		next.ServeHTTP(w, r)
-	case core.Refuse:
-		m.Refuse(w, r, res)
-	default: // core.Gone
-		w.WriteHeader(res.Status)
 	}
 }
 
