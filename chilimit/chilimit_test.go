@@ -252,3 +252,16 @@ func TestNewMiddleware_peekSeesTheBudgetWithoutCharging(t *testing.T) {
 		t.Fatalf("quotes after the peeks: %s; want 2 more served", got)
 	}
 }
+
+func TestRoutes_settlesAChargeByOutcome(t *testing.T) {
+	httptestkit.RoutesChargeByOutcome(t, func(set *core.LimitSet) http.Handler {
+		r := chi.NewRouter()
+		r.Use(chilimit.Routes(set))
+		r.Post("/login", func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("X-Fail") != "" {
+				w.WriteHeader(http.StatusUnauthorized)
+			}
+		})
+		return r
+	})
+}

@@ -463,3 +463,17 @@ func TestMiddleware_peekSeesTheBudgetWithoutCharging(t *testing.T) {
 		t.Fatalf("quotes after the peeks: %s; want 2 more served", codes)
 	}
 }
+
+func TestRoutes_settlesAChargeByOutcome(t *testing.T) {
+	httptestkit.RoutesChargeByOutcome(t, func(set *core.LimitSet) http.Handler {
+		e := echo.New()
+		e.Use(echolimit.Routes(set))
+		e.POST("/login", func(c echo.Context) error {
+			if c.Request().Header.Get("X-Fail") != "" {
+				return c.NoContent(http.StatusUnauthorized)
+			}
+			return c.NoContent(http.StatusOK)
+		})
+		return e
+	})
+}

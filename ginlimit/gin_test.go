@@ -404,3 +404,16 @@ func TestMiddleware_peekSeesTheBudgetWithoutCharging(t *testing.T) {
 		t.Fatalf("quotes after the peeks: %s; want 2 more served", codes)
 	}
 }
+
+func TestRoutes_settlesAChargeByOutcome(t *testing.T) {
+	httptestkit.RoutesChargeByOutcome(t, func(set *core.LimitSet) http.Handler {
+		r := gin.New()
+		r.Use(ginlimit.Routes(set))
+		r.POST("/login", func(c *gin.Context) {
+			if c.GetHeader("X-Fail") != "" {
+				c.Status(http.StatusUnauthorized)
+			}
+		})
+		return r
+	})
+}

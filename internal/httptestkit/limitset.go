@@ -148,3 +148,27 @@ func CheckedRoutes(t *testing.T, itemsPattern string, check func(set *core.Limit
 		t.Errorf("Reload with an unknown route after CheckRoutes: %v; want it refused, naming it", err)
 	}
 }
+
+// RoutesChargeByOutcome checks that a LimitSet whose limits charge by
+// outcome (core.WithChargeWhen, through core.ConfigMiddleware) is settled
+// by the adapter's Routes: newApp mounts the set and serves POST /login,
+// answering 401 when the request has X-Fail and 200 otherwise; under its
+// own 1/minute, successes spend nothing and one failure spends the budget.
+func RoutesChargeByOutcome(t *testing.T, newApp func(set *core.LimitSet) http.Handler) {
+	t.Helper()
+	lim, _ := NewLimiter(t)
+	set := core.MustLimitSet(core.Config{Routes: map[string]core.LimitConfig{"POST /login": {Limit: "1/minute"}}},
+		core.ConfigMiddleware(core.WithLimiter(lim), core.WithChargeWhen(func(status int) bool { return status != http.StatusOK })))
+	h := newApp(set)
+	var got []string
+	for _, fail := range []bool{false, false, false, true, false} {
+		var header []string
+		if fail {
+			header = []string{"X-Fail", "1"}
+		}
+		got = append(got, fmt.Sprint(Do(h, "POST", "/login", Client, header...).Code))
+	}
+	if strings.Join(got, " ") != "200 200 200 401 429" {
+		t.Errorf("logins: %s; want 200 200 200 401 429: only the failure is charged", strings.Join(got, " "))
+	}
+}
