@@ -112,12 +112,14 @@ func newMiddleware(skip int, expr string, opts []Option) (*Middleware, error) {
 	}
 	// ruleOf parses an expression into the middleware's rule or a plan's,
 	// checked with the defaults of the limiter that will enforce it.
+	calendar := false // some rule has a calendar limit, for WithTimeZone
 	ruleOf := func(expr string) (Rule, error) {
 		r, err := NewRule(expr, c.algorithm)
 		if err != nil {
 			return Rule{}, err
 		}
 		r.Burst = c.burst
+		calendar = r.inZone(mc.zone) || calendar
 		return r, validateFor(r, mc.limiter)
 	}
 	rule, err := ruleOf(expr)
@@ -150,6 +152,9 @@ func newMiddleware(skip int, expr string, opts []Option) (*Middleware, error) {
 			rs := newRuleSet(pr, scope+"/"+name, name)
 			m.planSets[name] = &rs
 		}
+	}
+	if mc.zone != nil && !calendar {
+		return nil, fmt.Errorf("limitkit: WithTimeZone(%s): %q has no calendar limit for it to apply to; write \"per calendar month\" (or day, week, year)", mc.zone, expr)
 	}
 	return m, nil
 }

@@ -30,6 +30,7 @@ type middlewareConfig struct {
 	ietf         bool
 	resetEpoch   bool
 	wait         func(context.Context, time.Duration) error
+	zone         *time.Location // WithTimeZone
 	problems     []error
 }
 
