@@ -176,17 +176,17 @@ func localDate(sec int64, zone *time.Location) int {
 func dateKey(y int, m time.Month, d int) int { return y*512 + int(m)*32 + d }
 
 // checkCalendar is checkFixed for a calendar limit, whose cell holds the
-// end of its window in a, not the start, and its count in b: window ends,
-// unlike starts, need no calendar arithmetic to give the reset. A reading
-// past the stored window rolls the cell over to the window that holds it,
-// which decides as the expired state would, so that commit need not compute
-// the window again; one before it (a clock that went back) stays in the
-// stored window, as checkFixed does.
+// end of its window in a, not the start, and its count in b: ends, unlike
+// starts, give the reset with no calendar arithmetic, which is needed only
+// when a window rolls over. A reading before the stored window (a clock
+// that went back) stays in it, as checkFixed does. Like every check, it
+// leaves the cell as it is: a denied request must not move a window, which
+// a clock that goes back would see.
 func (c *cell) checkCalendar(s shape, now, cost int64) limitCheck {
-	if now >= c.a {
-		c.a, c.b = s.calendarEnd(now), 0
-	}
 	end, n := c.a, c.b
+	if now >= end {
+		end, n = s.calendarEnd(now), 0
+	}
 	v := limitCheck{resetAfter: end - now}
 	if cost <= s.count && n <= s.count-cost {
 		v.ok, v.remaining = true, s.count-n-cost

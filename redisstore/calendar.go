@@ -1,0 +1,77 @@
+package redisstore
+
+// Calendar limits (core.PerCalendar, "1000 per calendar month") reset at
+// local midnight in a time zone, which Lua cannot compute: Redis has no zone
+// database. So the instance computes, with core's arithmetic, the window
+// that holds its own time and the windows before and after it, and sends
+// their four boundaries after the limits' arguments; the fixed-window script
+// picks the window that holds Redis's TIME among them. Redis's clock, not
+// the instance's, still decides: instances whose clocks disagree by less
+// than a window (23 hours at the least, a calendar day when the clocks
+// spring forward) send overlapping boundaries and decide alike, exactly as
+// the memory store would at Redis's time. An instance whose clock is a
+// window or more from Redis's gets an error (errClockSkew), which its
+// failure policy answers, rather than a decision in the wrong window.
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/limitkit/limitkit/core"
+)
+
+// errClockSkew is the error of a decision whose calendar boundaries, from
+// the instance's clock, do not hold Redis's time.
+var errClockSkew = errors.New("Redis's clock (TIME) is a calendar window or more from this instance's; calendar limits need them within a window of each other (23 hours)")
+
+// setCalendar points each calendar limit of rule at the boundaries of the
+// windows around the instance's time, which it appends to r's arguments:
+// after the limits, so that the scripts of every other rule see what they
+// always saw. It does nothing for a rule without a calendar limit.
+func (s *Store) setCalendar(r *request, rule *core.Rule) {
+	var now time.Time
+	for i, l := range rule.Limits {
+		if l.Calendar == 0 {
+			continue
+		}
+		if now.IsZero() {
+			now = s.calendarNow()
+		}
+		start, end := l.Window(now)
+		prev, _ := l.Window(start.Add(-time.Second)) // boundaries are whole seconds
+		_, next := l.Window(end)
+		p := int64(len(r.nums))
+		r.nums = append(r.nums, prev.UnixMicro(), start.UnixMicro(), end.UnixMicro(), next.UnixMicro())
+		r.nums[argLimits+limitArgs*i+1] = -p // the window: see lua/fixed-window.lua
+	}
+}
+
+// calendarNow is the instance's time, from which it computes calendar
+// boundaries: the driven clock under WithClock (which the script then uses
+// as its time too), else the system's.
+func (s *Store) calendarNow() time.Time {
+	if s.calendarClock != nil {
+		return s.calendarClock()
+	}
+	if s.clock != nil {
+		return s.clock()
+	}
+	return time.Now()
+}
+
+// calendarArgs reports whether r carries calendar boundaries after its
+// limits, which the batched script does not read: such a request is sent
+// as a script call of its own.
+func (r *request) calendarArgs() bool {
+	return len(r.nums) > argLimits+limitArgs*len(r.keys)
+}
+
+// clockSkew is the error of the script's reply {-2, i, ...}: Redis's time
+// lies outside the boundaries sent for limit i.
+func clockSkew(rule *core.Rule, i int64) error {
+	if i < 0 || i >= int64(len(rule.Limits)) {
+		return fmt.Errorf("unexpected script reply for limit %d", i)
+	}
+	return fmt.Errorf("limit %q: %w", rule.Limits[i].String(), errClockSkew)
+}
