@@ -117,21 +117,37 @@ func (l Limit) Window(t time.Time) (start, end time.Time) {
 	return time.UnixMicro(ws), time.UnixMicro(ws + w)
 }
 
-// calendarWindow is the window of unit in zone that holds t.
+// calendarWindow is the window of unit in zone that holds t. Windows run
+// from the first instant of a unit's first day (dayStart) to the first
+// instant of the next unit's, so they tile time even where the local date
+// goes back (America/Goose_Bay in 1987 set its clocks back from 00:01 to
+// 23:01, so the 24th came again after the 25th had begun): t then belongs
+// to the later window, which has begun.
 func calendarWindow(unit CalendarUnit, zone *time.Location, t time.Time) (start, end time.Time) {
 	local := t.In(zone)
 	y, m, d := local.Date()
+	// The unit's first day and the next unit's, as time.Date normalises them.
+	var next func(y int, m time.Month, d int) (int, time.Month, int)
 	switch unit {
 	case CalendarDay:
-		return dayStart(y, m, d, zone), dayStart(y, m, d+1, zone)
+		next = func(y int, m time.Month, d int) (int, time.Month, int) { return y, m, d + 1 }
 	case CalendarWeek:
-		back := (int(local.Weekday()) + 6) % 7 // days since Monday
-		return dayStart(y, m, d-back, zone), dayStart(y, m, d-back+7, zone)
+		d -= (int(local.Weekday()) + 6) % 7 // back to Monday
+		next = func(y int, m time.Month, d int) (int, time.Month, int) { return y, m, d + 7 }
 	case CalendarMonth:
-		return dayStart(y, m, 1, zone), dayStart(y, m+1, 1, zone)
+		d = 1
+		next = func(y int, m time.Month, d int) (int, time.Month, int) { return y, m + 1, 1 }
 	default:
-		return dayStart(y, 1, 1, zone), dayStart(y+1, 1, 1, zone)
+		m, d = time.January, 1
+		next = func(y int, m time.Month, d int) (int, time.Month, int) { return y + 1, time.January, 1 }
 	}
+	ny, nm, nd := next(y, m, d)
+	start, end = dayStart(y, m, d, zone), dayStart(ny, nm, nd, zone)
+	for !t.Before(end) {
+		ny, nm, nd = next(ny, nm, nd)
+		start, end = end, dayStart(ny, nm, nd, zone)
+	}
+	return start, end
 }
 
 // calendarEnd is the end, in µs, of the window of the prepared calendar
@@ -142,38 +158,30 @@ func (s *shape) calendarEnd(now int64) int64 {
 }
 
 // dayStart is the first instant of the local date y-m-d (normalised as
-// time.Date does) in zone. That is local midnight on most days; where the
-// clocks jump over midnight (America/Havana, formerly America/Sao_Paulo)
-// or repeat it, time.Date may land on the wrong side of the jump, so the
-// answer is checked, and otherwise searched for, as the first second whose
-// local date is y-m-d: offsets, and so boundaries, are whole seconds.
+// time.Date does) in zone: local midnight on most days. Where the clocks
+// jump over midnight (America/Havana, formerly America/Sao_Paulo) the day
+// begins at the jump; where they go back across it (Antarctica/Casey in
+// 2010, from 02:00 to 23:00 the day before) it began at the first
+// midnight, not the second. time.Date may answer either, so the zone's
+// periods of one offset are walked instead, from two days before: in each,
+// the local time is the instant plus its offset, so the first instant whose
+// local time reaches y-m-d 00:00 is found exactly. Offsets, and so
+// boundaries, are whole seconds.
 func dayStart(y int, m time.Month, d int, zone *time.Location) time.Time {
-	want := dateKey(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Date())
-	t := time.Date(y, m, d, 0, 0, 0, 0, zone)
-	if localDate(t.Unix(), zone) >= want && localDate(t.Unix()-1, zone) < want {
-		return t
-	}
-	// No zone is more than a day from UTC, nor moves its clocks by more
-	// than a day at once: the day begins within two days of t.
-	lo, hi := t.Unix()-2*86400, t.Unix()+2*86400
-	for hi-lo > 1 {
-		mid := lo + (hi-lo)/2
-		if localDate(mid, zone) >= want {
-			hi = mid
-		} else {
-			lo = mid
+	midnight := time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() // y-m-d 00:00 in local seconds
+	// No zone is two days from UTC: before x the local date is earlier.
+	x := midnight - 2*86400
+	for {
+		t := time.Unix(x, 0).In(zone)
+		_, offset := t.Zone()
+		at := max(midnight-int64(offset), x) // where this period's clocks read y-m-d 00:00
+		_, end := t.ZoneBounds()
+		if end.IsZero() || at < end.Unix() {
+			return time.Unix(at, 0).In(zone)
 		}
+		x = end.Unix()
 	}
-	return time.Unix(hi, 0).In(zone)
 }
-
-// localDate is the local date in zone at the Unix second sec, as a number
-// that orders as dates do.
-func localDate(sec int64, zone *time.Location) int {
-	return dateKey(time.Unix(sec, 0).In(zone).Date())
-}
-
-func dateKey(y int, m time.Month, d int) int { return y*512 + int(m)*32 + d }
 
 // checkCalendar is checkFixed for a calendar limit, whose cell holds the
 // end of its window in a, not the start, and its count in b: ends, unlike

@@ -150,7 +150,7 @@ func TestParseAlgorithm_readsWhatStringWrites(t *testing.T) {
 }
 
 func FuzzParseLimits(f *testing.F) {
-	for _, s := range []string{"5/minute", "5 per minute", "10/hour;100/day", "2/3 seconds", "100/day, 500/7 days", "1000 per 1 hour", "1/s|2/d", "", "5/", "-1/day"} {
+	for _, s := range []string{"5/minute", "5 per minute", "10/hour;100/day", "2/3 seconds", "100/day, 500/7 days", "1000 per 1 hour", "1/s|2/d", "", "5/", "-1/day", "1000 per calendar month", "5/calendar day in Europe/Paris;1/hour", "3/calendar weeks in America/Argentina/Buenos_Aires", "1/calendar year in Etc/GMT+5"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, expr string) {
