@@ -16,6 +16,8 @@ package redisstore
 import (
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/limitkit/limitkit/core"
@@ -38,13 +40,56 @@ func (s *Store) setCalendar(r *request, rule *core.Rule) {
 		if now.IsZero() {
 			now = s.calendarNow()
 		}
-		start, end := l.Window(now)
-		prev, _ := l.Window(start.Add(-time.Second)) // boundaries are whole seconds
-		_, next := l.Window(end)
+		b := s.calendars.around(l, now)
 		p := int64(len(r.nums))
-		r.nums = append(r.nums, prev.UnixMicro(), start.UnixMicro(), end.UnixMicro(), next.UnixMicro())
+		r.nums = append(r.nums, b[0], b[1], b[2], b[3])
 		r.nums[argLimits+limitArgs*i+1] = -p // the window: see lua/fixed-window.lua
 	}
+}
+
+// boundaries are the starts of three consecutive windows of a calendar
+// limit and the end of the last, in µs.
+type boundaries [4]int64
+
+// calendarCache keeps, per calendar unit and zone, the boundaries around
+// the window the instance's clock was last in, which serve every decision
+// until that window ends: finding them costs about 1.5µs (six local
+// midnights), and a window lasts a day or more. It holds at most
+// maxCalendars calendars; beyond, boundaries are computed every time.
+type calendarCache struct {
+	m sync.Map // calendarKey -> *boundaries, never changed once stored
+	n atomic.Int32
+}
+
+const maxCalendars = 1024
+
+// calendarKey names a calendar: zones are known by name (core.Limit).
+type calendarKey struct {
+	unit core.CalendarUnit
+	zone string
+}
+
+// around returns the boundaries of the window of l that holds now and of
+// the windows on either side of it.
+func (c *calendarCache) around(l core.Limit, now time.Time) *boundaries {
+	k := calendarKey{unit: l.Calendar, zone: "UTC"}
+	if l.TimeZone != nil {
+		k.zone = l.TimeZone.String()
+	}
+	us := now.UnixMicro()
+	if v, ok := c.m.Load(k); ok {
+		if b := v.(*boundaries); us >= b[1] && us < b[2] {
+			return b
+		}
+	}
+	start, end := l.Window(now)
+	prev, _ := l.Window(start.Add(-time.Second)) // boundaries are whole seconds
+	_, next := l.Window(end)
+	b := &boundaries{prev.UnixMicro(), start.UnixMicro(), end.UnixMicro(), next.UnixMicro()}
+	if _, ok := c.m.Load(k); ok || c.n.Add(1) <= maxCalendars {
+		c.m.Store(k, b)
+	}
+	return b
 }
 
 // calendarNow is the instance's time, from which it computes calendar

@@ -189,3 +189,25 @@ func TestTake_calendarUnderBatching(t *testing.T) {
 		}
 	}
 }
+
+// The cache of boundaries holds a bounded number of calendars and answers
+// as computing them afresh does, beyond its bound too.
+func TestCalendarCache_isBoundedAndExact(t *testing.T) {
+	var c calendarCache
+	now := time.Date(2024, 3, 31, 0, 30, 0, 0, time.UTC)
+	for i := range maxCalendars + 50 {
+		l := core.PerCalendar(1, core.CalendarDay, time.FixedZone(fmt.Sprintf("Z%d", i), (i%48-24)*1800))
+		for _, at := range []time.Time{now, now.Add(13 * time.Hour), now.Add(-40 * time.Hour)} {
+			b := c.around(l, at)
+			start, end := l.Window(at)
+			if b[1] != start.UnixMicro() || b[2] != end.UnixMicro() || b[0] >= b[1] || b[3] <= b[2] {
+				t.Fatalf("zone %d at %v: %v, want [%v, %v) in the middle", i, at, *b, start, end)
+			}
+		}
+	}
+	n := 0
+	c.m.Range(func(any, any) bool { n++; return true })
+	if n > maxCalendars {
+		t.Fatalf("the cache holds %d calendars, more than its bound %d", n, maxCalendars)
+	}
+}

@@ -33,6 +33,7 @@ type Store struct {
 	// calendarClock, set only by tests, is the time calendar boundaries
 	// are computed from in place of the clock (see calendar.go).
 	calendarClock core.Clock
+	calendars     calendarCache
 }
 
 // ErrClosed is returned by calls on a Store after Close. It is core.ErrClosed,
