@@ -9,10 +9,20 @@ package core
 // the Redis store computes here the boundaries it sends to its script.
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 )
+
+// ErrClockSkew is wrapped by the error a Store returns when this instance's
+// clock is too far from the store's to decide a calendar limit: the Redis
+// store decides by Redis's time among calendar boundaries the instance
+// computes from its own, so the two must be within a window of each other.
+// It concerns this instance's calendar limits, not the store: a Limiter
+// answers the request by its failure policy, reports it, and does not mark
+// the store down, as for ErrCorruptState.
+var ErrClockSkew = errors.New("limitkit: this instance's clock is too far from the store's to decide a calendar limit")
 
 // CalendarUnit is the length of a calendar limit's windows: a day, a week
 // (Monday to Monday, as in ISO 8601), a month or a year, each from local
@@ -274,7 +284,7 @@ func hasCalendar(limits []Limit) bool {
 // name, as the Redis store's keys know them.
 func (s *shape) sameCalendar(l Limit) bool {
 	if s.zone == nil {
-		return l.Calendar == 0
+		return l.Calendar == 0 && l.TimeZone == nil // else Validate refuses l
 	}
 	return l.Calendar != 0 && calendarUnitOf(s.window) == l.Calendar &&
 		(s.zone == l.zone() || s.zone.String() == l.zone().String())

@@ -305,3 +305,31 @@ func TestWithTimeZone_setsTheZoneOfCalendarLimitsThatNameNone(t *testing.T) {
 		t.Errorf("a calendar limit on a token-bucket limiter: %v", err)
 	}
 }
+
+// The memory store validates a rule when a key first meets it: a rule that
+// differs from a valid one only by what no store accepts (a time zone on a
+// limit that is not a calendar limit) is refused on a key the valid one
+// made, not decided as that one.
+func TestMemoryStore_refusesAZoneOnAnOrdinaryLimitOnAKnownKey(t *testing.T) {
+	s := core.NewMemoryStore()
+	defer s.Close()
+	ctx := t.Context()
+	good := core.MustRule("5/hour", core.FixedWindow)
+	if _, err := s.Take(ctx, "k", good, 1); err != nil {
+		t.Fatal(err)
+	}
+	bad := core.MustRule("5/hour", core.FixedWindow)
+	bad.Limits[0].TimeZone = zone(t, "Europe/Paris")
+	if d, err := s.Take(ctx, "k", bad, 1); err == nil {
+		t.Fatalf("a time zone on 5/hour was decided: %+v", d)
+	}
+	month := core.MustRule("5/calendar month", 0)
+	if _, err := s.Take(ctx, "m", month, 1); err != nil {
+		t.Fatal(err)
+	}
+	wrong := core.MustRule("5/calendar month", 0)
+	wrong.Limits[0].Period = 31 * 24 * time.Hour
+	if d, err := s.Take(ctx, "m", wrong, 1); err == nil {
+		t.Fatalf("a calendar month of 31 nominal days was decided: %+v", d)
+	}
+}

@@ -14,7 +14,6 @@ package redisstore
 // failure policy answers, rather than a decision in the wrong window.
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -25,7 +24,9 @@ import (
 
 // errClockSkew is the error of a decision whose calendar boundaries, from
 // the instance's clock, do not hold Redis's time.
-var errClockSkew = errors.New("Redis's clock (TIME) is a calendar window or more from this instance's; calendar limits need them within a window of each other (23 hours)")
+// It wraps core.ErrClockSkew, so that a Limiter does not take it for an
+// outage of Redis.
+var errClockSkew = fmt.Errorf("%w: Redis's clock (TIME) is a calendar window or more from this instance's; they must be within a window of each other (23 hours for days)", core.ErrClockSkew)
 
 // setCalendar points each calendar limit of rule at the boundaries of the
 // windows around the instance's time, which it appends to r's arguments:

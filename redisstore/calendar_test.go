@@ -100,8 +100,8 @@ func TestTake_calendarRefusesAClockAWindowAway(t *testing.T) {
 		st := New(c, WithClock(clk.Now), WithTimeout(testTimeout))
 		st.calendarClock = func() time.Time { return clk.Now().Add(skew) }
 		d, err := st.Take(context.Background(), "skewed", rule, 1)
-		if !errors.Is(err, errClockSkew) {
-			t.Fatalf("skew %v: %+v, %v; want an error wrapping errClockSkew", skew, d, err)
+		if !errors.Is(err, errClockSkew) || !errors.Is(err, core.ErrClockSkew) {
+			t.Fatalf("skew %v: %+v, %v; want an error wrapping core.ErrClockSkew", skew, d, err)
 		}
 		if !strings.Contains(err.Error(), `"5/calendar day"`) {
 			t.Errorf("skew %v: error %q does not name the limit", skew, err)
