@@ -327,15 +327,15 @@ func loadZone(name string) (*time.Location, error) {
 // reports an error if none of its limits, nor of its plans', is a calendar
 // limit, or if zone is nil or time.Local, which differs from machine to
 // machine.
-func WithTimeZone(zone *time.Location) Option {
-	return func(c *config) {
+func WithTimeZone(zone *time.Location) MiddlewareOption {
+	return middlewareOption(func(c *middlewareConfig) {
 		if zone == nil {
-			c.mw.problem("limitkit: WithTimeZone(nil): give a zone, such as time.LoadLocation(\"Europe/Paris\"), or leave the option out for UTC")
+			c.problem("limitkit: WithTimeZone(nil): give a zone, such as time.LoadLocation(\"Europe/Paris\"), or leave the option out for UTC")
 		} else if err := checkZone(zone); err != nil {
-			c.mw.problem("limitkit: WithTimeZone(%s): %v", zone, err)
+			c.problem("limitkit: WithTimeZone(%s): %v", zone, err)
 		}
-		c.mw.zone = zone
-	}
+		c.zone = zone
+	})
 }
 
 // inZone gives the rule's calendar limits that name no zone the zone, and

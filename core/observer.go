@@ -91,8 +91,7 @@ type Event struct {
 // WithObserver makes the limiter report to o. Given several times, every
 // observer hears every event, in order.
 func WithObserver(o Observer) Option {
-	return func(c *config) {
-		c.limiterOption("WithObserver")
+	return limiterOption(func(c *config) {
 		if o == nil {
 			return
 		}
@@ -104,7 +103,7 @@ func WithObserver(o Observer) Option {
 		default:
 			c.observer = observers{prev, o}
 		}
-	}
+	})
 }
 
 type observers []Observer
@@ -118,7 +117,7 @@ func (os observers) Observe(e Event) {
 // WithLogger sets where the limiter logs store failures and recoveries
 // (default: slog.Default() at the time of logging).
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) { c.logger = l; c.limiterOption("WithLogger") }
+	return limiterOption(func(c *config) { c.logger = l })
 }
 
 func (l *Limiter) emit(e Event) {

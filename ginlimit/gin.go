@@ -15,15 +15,15 @@ const StatusClientClosedRequest = core.StatusClientClosedRequest
 // an option is invalid, with an error that names the call and quotes the
 // expression, such as `ginlimit.Limit("5/minit"): ...`: that is a mistake in
 // set-up code, best found at start-up. Use New to get the error instead.
-func Limit(expr string, opts ...core.Option) gin.HandlerFunc {
-	return core.MustAdapt("ginlimit.Limit", 1, expr, opts, handler)
+func Limit(expr string, opts ...Option) gin.HandlerFunc {
+	return core.MustAdapt[*gin.Context]("ginlimit.Limit", 1, expr, opts, handler)
 }
 
 // New is Limit returning an error, rather than panicking, for an invalid
 // expression or option. The error wraps core's: errors.As finds a
 // *core.SyntaxError for a bad expression.
-func New(expr string, opts ...core.Option) (gin.HandlerFunc, error) {
-	return core.Adapt("ginlimit.New", 1, expr, opts, handler)
+func New(expr string, opts ...Option) (gin.HandlerFunc, error) {
+	return core.Adapt[*gin.Context]("ginlimit.New", 1, expr, opts, handler)
 }
 
 // handler passes the *gin.Context to core as the native value, for the
