@@ -224,6 +224,9 @@ func TestLimit_WindowOfDaysTheClocksChange(t *testing.T) {
 		{"1/calendar day in America/New_York", time.Date(2024, 3, 10, 12, 0, 0, 0, time.UTC), 23 * time.Hour},
 		{"1/calendar day in America/New_York", time.Date(2024, 11, 3, 12, 0, 0, 0, time.UTC), 25 * time.Hour},
 		{"1/calendar day in Europe/Paris", time.Date(2024, 3, 31, 12, 0, 0, 0, time.UTC), 23 * time.Hour},
+		// Troll station moves its clocks by two hours: days of 22 and 26
+		{"1/calendar day in Antarctica/Troll", time.Date(2024, 3, 31, 12, 0, 0, 0, time.UTC), 22 * time.Hour},
+		{"1/calendar day in Antarctica/Troll", time.Date(2024, 10, 27, 12, 0, 0, 0, time.UTC), 26 * time.Hour},
 		{"1/calendar day in Australia/Lord_Howe", time.Date(2024, 4, 7, 12, 0, 0, 0, time.UTC), 24*time.Hour + 30*time.Minute},
 		// São Paulo's clocks jumped from 00:00 to 01:00 on 2018-11-04: that day began at 01:00
 		{"1/calendar day in America/Sao_Paulo", time.Date(2018, 11, 4, 12, 0, 0, 0, time.UTC), 23 * time.Hour},

@@ -6,10 +6,10 @@ package redisstore
 // that holds its own time and the windows before and after it, and sends
 // their four boundaries after the limits' arguments; the fixed-window script
 // picks the window that holds Redis's TIME among them. Redis's clock, not
-// the instance's, still decides: instances whose clocks disagree by less
-// than a window (23 hours at the least, a calendar day when the clocks
-// spring forward) send overlapping boundaries and decide alike, exactly as
-// the memory store would at Redis's time. An instance whose clock is a
+// the instance's, still decides: instances whose clocks are less than a
+// window from Redis's (a calendar day is 23 hours where the clocks spring
+// forward, 22 in Antarctica/Troll) send boundaries that hold Redis's time
+// and decide exactly as the memory store would at Redis's time. An instance whose clock is a
 // window or more from Redis's gets an error (errClockSkew), which its
 // failure policy answers, rather than a decision in the wrong window.
 
@@ -26,7 +26,7 @@ import (
 // the instance's clock, do not hold Redis's time.
 // It wraps core.ErrClockSkew, so that a Limiter does not take it for an
 // outage of Redis.
-var errClockSkew = fmt.Errorf("%w: Redis's clock (TIME) is a calendar window or more from this instance's; they must be within a window of each other (23 hours for days)", core.ErrClockSkew)
+var errClockSkew = fmt.Errorf("%w: Redis's clock (TIME) is a calendar window or more from this instance's; they must be less than a window apart (22 hours for days at the least)", core.ErrClockSkew)
 
 // setCalendar points each calendar limit of rule at the boundaries of the
 // windows around the instance's time, which it appends to r's arguments:
