@@ -183,6 +183,33 @@ func runCalendar(t *testing.T, f Factory) {
 	t.Run("ConcurrentCallersNeverOverAdmit", func(t *testing.T) { runCalendarConcurrent(t, f) })
 	t.Run("InvalidRulesAreAnError", func(t *testing.T) { runCalendarInvalid(t, f) })
 	t.Run("EverythingExpires", func(t *testing.T) { runCalendarExpires(t, f) })
+	t.Run("HugeCostsAreNeverAdmitted", func(t *testing.T) { runCalendarHugeCost(t, f) })
+}
+
+// runCalendarHugeCost sends costs far beyond the count to a key with state
+// under calendar rules: each is refused as Never, and the budget is what
+// it was.
+func runCalendarHugeCost(t *testing.T, f Factory) {
+	for _, expr := range []string{"5/calendar month", "5/calendar day in Europe/Paris;8/hour"} {
+		st, clock := newStore(t, f)
+		clock.SetTime(time.Date(2024, 10, 27, 1, 30, 0, 0, time.UTC))
+		key := keyFor(t, "k")
+		r := core.MustRule(expr, 0)
+		take(t, st, key, r, 1)
+		for _, cost := range []int64{6, 1 << 40, 1<<53 + 1, 1<<62 + 1<<61, 1<<63 - 1} {
+			if d := take(t, st, key, r, cost); d.Allowed || !d.Never {
+				t.Fatalf("%s: cost %d: %+v, want refused as Never", expr, cost, d)
+			}
+		}
+		for i := range 4 {
+			if d := take(t, st, key, r, 1); !d.Allowed || d.Remaining != int64(3-i) {
+				t.Fatalf("%s: request %d after the huge costs: %+v, want admitted with %d remaining", expr, i+2, d, 3-i)
+			}
+		}
+		if d := take(t, st, key, r, 1); d.Allowed {
+			t.Fatalf("%s: sixth request admitted: %+v", expr, d)
+		}
+	}
 }
 
 // runCalendarRetryProbes replays every retryable denial of the calendar
