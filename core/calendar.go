@@ -254,11 +254,18 @@ func (l Limit) checkCalendar(r *Rule, alg Algorithm) error {
 	if err := checkZone(l.TimeZone); err != nil {
 		return fmt.Errorf("limitkit: limit %q: %w", l.String(), err)
 	}
+	if len(l.zone().String()) > maxZoneName {
+		return fmt.Errorf("limitkit: limit %q: a zone's name is at most %d bytes", l.String(), maxZoneName)
+	}
 	if alg != FixedWindow {
 		return fmt.Errorf("limitkit: rule %q: a calendar limit resets at calendar boundaries, so its rule is counted with fixed windows: use FixedWindow (NewRule chooses it when given no algorithm), not %v", r.String(), alg)
 	}
 	return nil
 }
+
+// maxZoneName bounds a zone's name, which Rule.Shape digests with its
+// length: IANA names are under 40 bytes.
+const maxZoneName = 255
 
 // checkZone refuses the one zone that would let instances disagree:
 // time.Local is whatever each machine is set to.

@@ -7,6 +7,7 @@ package storetest
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -336,6 +337,7 @@ func runCalendarInvalid(t *testing.T, f Factory) {
 		"zoneNotACalendar":  {Limits: []core.Limit{zoned}, Algorithm: core.FixedWindow},
 		"unknownUnit":       {Limits: []core.Limit{{Count: 1, Period: day, Calendar: 9}}, Algorithm: core.FixedWindow},
 		"zoneOnABucketRate": {Limits: []core.Limit{zoned}, Algorithm: core.TokenBucket},
+		"zoneNameTooLong":   {Limits: []core.Limit{core.PerCalendar(1, core.CalendarDay, time.FixedZone(strings.Repeat("z", 256), 0))}, Algorithm: core.FixedWindow},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if d, err := st.Take(context.Background(), key, r, 1); err == nil {
