@@ -227,6 +227,14 @@ func (c *cell) commitCalendar(s shape, now, cost int64) {
 	c.b += cost
 }
 
+// refundCalendar is refund for a calendar limit: only while the charge's
+// window, which the cell names by its end, is the current one.
+func (c *cell) refundCalendar(s shape, now, at, amount int64) {
+	if end := s.calendarEnd(at); c.a == end && now < end {
+		c.b -= min(amount, c.b)
+	}
+}
+
 // calendarLoss is loss for a calendar limit.
 func (c *cell) calendarLoss(s shape, now int64) float64 {
 	if now >= c.a {

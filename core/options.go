@@ -130,6 +130,7 @@ type middlewareConfig struct {
 	partitionKey *IdentityHasher // the IETF pk; see WithPartitionKey
 	resetEpoch   bool
 	wait         func(context.Context, time.Duration) error
+	chargeWhen   func(native any, resp Response) bool
 	zone         *time.Location // WithTimeZone
 	problems     []error
 	// natives are the native options applied, for the constructor to

@@ -106,6 +106,18 @@ func (s *Store) calendarNow() time.Time {
 	return time.Now()
 }
 
+// refundWindow is the window argument of limit l in a refund of a charge
+// made at Redis's time at: its period in µs, or, for a calendar limit, the
+// end of at's window, negated (lua/fixed-window.lua's refund). The charge's
+// time came from Redis, so no clock of the instance's is involved.
+func refundWindow(l core.Limit, at time.Time) int64 {
+	if l.Calendar == 0 {
+		return int64(l.Period / time.Microsecond)
+	}
+	_, end := l.Window(at)
+	return -end.UnixMicro()
+}
+
 // calendarArgs reports whether r carries calendar boundaries after its
 // limits, which the batched script does not read: such a request is sent
 // as a script call of its own.

@@ -6,6 +6,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -165,6 +166,62 @@ var calendarScenarios = []scenario{
 	},
 }
 
+// Refunds of calendar limits run with the quota suite's (runRefunds): a
+// charge is given back only while its window, from local midnight to local
+// midnight, is the current one.
+func init() {
+	quotaScenarios = append(quotaScenarios, quotaScenario{
+		name: "Calendar/givesBackOnlyWhileTheChargesDayIsCurrent",
+		rule: core.MustRule("5/calendar day in America/New_York", 0),
+		steps: []quotaStep{
+			// 2024-03-10 has 23 hours in New York; 23:00 EDT is an hour before its end
+			{at: wall(newYork, 2024, 3, 10, 23, 0, 0), op: "reserve", cost: 3, want: step{allowed: true, remaining: 2, reset: hour}},
+			{at: wall(newYork, 2024, 3, 10, 23, 30, 0), op: "refund", cost: 2, res: 0, reason: "settle 3 to 1"},
+			{at: wall(newYork, 2024, 3, 10, 23, 30, 0), op: "peek", cost: 1, want: step{allowed: true, remaining: 3, reset: 30 * time.Minute}},
+			{at: wall(newYork, 2024, 3, 11, 0, 0, 0) - us, op: "reserve", cost: 2, want: step{allowed: true, remaining: 2, reset: us}},
+			{at: wall(newYork, 2024, 3, 11, 0, 0, 0), op: "take", cost: 1, want: step{allowed: true, remaining: 4, reset: 24 * hour}},
+			{at: wall(newYork, 2024, 3, 11, 0, 0, 0), op: "refund", cost: 2, res: 1, reason: "its day is over: nothing"},
+			{at: wall(newYork, 2024, 3, 11, 0, 0, 0), op: "peek", cost: 1, want: step{allowed: true, remaining: 3}},
+		},
+	}, quotaScenario{
+		name: "Calendar/givesBackBesideAnOrdinaryLimit",
+		rule: core.MustRule("4/hour;6/calendar month in Europe/Paris", 0),
+		steps: []quotaStep{
+			// June ends at 22:00 UTC on the 30th in Paris
+			{at: utc(2024, 6, 30, 21, 0, 0), op: "reserve", cost: 4, want: step{allowed: true, remaining: 0, limit: "4/hour"}},
+			{at: utc(2024, 6, 30, 21, 10, 0), op: "refund", cost: 3, res: 0, reason: "settle 4 to 1: both limits"},
+			{at: utc(2024, 6, 30, 21, 10, 0), op: "peek", cost: 1, want: step{allowed: true, remaining: 2, limit: "4/hour"}},
+			{at: utc(2024, 6, 30, 21, 20, 0), op: "take", cost: 3, want: step{allowed: true, remaining: 0, limit: "4/hour"}},
+			{at: utc(2024, 6, 30, 21, 30, 0), op: "peek", cost: 1, want: step{retry: 30 * time.Minute, limit: "4/hour"}},
+			{at: utc(2024, 6, 30, 22, 0, 0), op: "peek", cost: 3, want: step{allowed: true, remaining: 1, limit: "4/hour"}},
+		},
+	})
+}
+
+// runCalendarPeek keeps two keys in step across a day the clocks change
+// and a month's end, and checks that a peek at one is the decision a take
+// gets at the other, and charged nothing.
+func runCalendarPeek(t *testing.T, f Factory) {
+	st, clock := newStore(t, f)
+	q := quotaStore(t, st)
+	ctx := context.Background()
+	r := core.MustRule("4/calendar day in Europe/Paris;9/calendar month in Europe/Paris", 0)
+	a, b := keyFor(t, "a"), keyFor(t, "b")
+	at := time.Date(2024, 3, 30, 20, 0, 0, 0, time.UTC)
+	for i := range 40 {
+		clock.SetTime(at.Add(time.Duration(i) * 97 * time.Minute))
+		for _, cost := range []int64{1, 3, 10, 0} {
+			where := fmt.Sprintf("step %d cost %d", i, cost)
+			peeked, err := q.Peek(ctx, a, r, cost)
+			if err != nil {
+				t.Fatalf("%s: Peek: %v", where, err)
+			}
+			sameDecision(t, where+": peek against take", peeked, take(t, st, b, r, cost))
+			sameDecision(t, where+": take after peek", take(t, st, a, r, cost), peeked)
+		}
+	}
+}
+
 // runCalendar is the calendar part of the suite.
 func runCalendar(t *testing.T, f Factory) {
 	t.Run("Scenarios", func(t *testing.T) {
@@ -185,6 +242,7 @@ func runCalendar(t *testing.T, f Factory) {
 	t.Run("InvalidRulesAreAnError", func(t *testing.T) { runCalendarInvalid(t, f) })
 	t.Run("EverythingExpires", func(t *testing.T) { runCalendarExpires(t, f) })
 	t.Run("HugeCostsAreNeverAdmitted", func(t *testing.T) { runCalendarHugeCost(t, f) })
+	t.Run("PeekIsTakeWithoutTheCharge", func(t *testing.T) { runCalendarPeek(t, f) })
 }
 
 // runCalendarHugeCost sends costs far beyond the count to a key with state

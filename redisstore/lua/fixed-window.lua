@@ -8,10 +8,10 @@
   local a, b = 0, 0
   local v = redis.pcall('GET', KEYS[kb + i])
   if v then
-    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0} end
+    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
     local x, y = string.match(v, '^(%-?%d+),(%-?%d+)$')
     a, b = tonumber(x), tonumber(y)
-    if not b then return {-1, i - 1, 0, 0, 0, 0, 0} end
+    if not b then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
   end
   if i == 1 then A1, B1 = a, b
   else
@@ -28,7 +28,7 @@
     local b0, b3 = tonumber(ARGV[p + 1]), tonumber(ARGV[p + 4])
     -- Beyond the three windows Redis's clock is a window or more from the
     -- instance's: refuse rather than guess ({-2, i - 1, ...}).
-    if now < b0 or now >= b3 then return {-2, i - 1, 0, 0, 0, 0, 0} end
+    if now < b0 or now >= b3 then return {-2, i - 1, 0, 0, 0, 0, 0, 0} end
     we = tonumber(ARGV[p + 2])
     if now >= we then
       we = tonumber(ARGV[p + 3])
@@ -66,5 +66,29 @@
       redis.call('SET', KEYS[kb + i], fmt(D2, a, b), 'PX', ttlMs)
     else
       redis.call('DEL', KEYS[kb + i])
+    end
+  end
+--{{define refund}}
+  -- Only while the charge's window is the current one. A calendar limit's
+  -- window comes as the end of the charge's window, negated, which its
+  -- state holds in a.
+  local v = redis.pcall('GET', KEYS[i])
+  if v then
+    local x, y = string.match(type(v) == 'string' and v or '', '^(%-?%d+),(%-?%d+)$')
+    local a, b = tonumber(x), tonumber(y)
+    if not b then
+      bad = bad or i
+    else
+      -- a names the state's window: its start, or a calendar limit's end.
+      local mine, we = false, -window
+      if window > 0 then
+        local ws = at - fmod(at, window)
+        mine, we = a == ws, ws + window
+      else
+        mine = a == we
+      end
+      if mine and now < we and b > 0 then
+        keep(KEYS[i], fmt(D2, a, b - math.min(amount, b)))
+      end
     end
   end
