@@ -69,11 +69,15 @@ func RealIP(c echo.Context) (string, error) {
 //
 //	e.Use(echolimit.Limit("10/second", echolimit.Key(echolimit.HTTPKey(core.ByIP), echolimit.Route)))
 func Route(c echo.Context) (string, error) {
-	p := c.Path()
+	return core.RouteIdentity(c.Request().Method, routePath(c)), nil
+}
+
+// routePath is the pattern of the route the request matched, "" for none.
+func routePath(c echo.Context) string {
 	if c.Get(echo.ContextKeyHeaderAllow) != nil {
-		p = "" // Echo's router found the path but no route for the method: a 405
+		return "" // Echo's router found the path but no route for the method: a 405
 	}
-	return core.RouteIdentity(c.Request().Method, p), nil
+	return c.Path()
 }
 
 // ByRoute keys requests by client and by Echo route, so that one
