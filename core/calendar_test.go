@@ -336,3 +336,24 @@ func TestMemoryStore_refusesAZoneOnAnOrdinaryLimitOnAKnownKey(t *testing.T) {
 		t.Fatalf("a calendar month of 31 nominal days was decided: %+v", d)
 	}
 }
+
+// A configuration file names calendar quotas, zone and all, in the limit
+// expression: a LimitSet builds them, and refuses one under another
+// algorithm at construction, quoting the rule.
+func TestLimitSet_buildsCalendarLimitsFromConfig(t *testing.T) {
+	lim := core.New()
+	defer lim.Close()
+	cfg := core.Config{Limits: map[string]core.LimitConfig{
+		"billing": {Limit: "1000 per calendar month in Europe/Paris;10/second"},
+		"daily":   {Limit: "100/calendar day", Key: "global"},
+	}}
+	set, err := core.NewLimitSet(cfg, core.ConfigMiddleware(core.WithLimiter(lim)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	cfg.Limits["bad"] = core.LimitConfig{Limit: "5/calendar day", Algorithm: "token-bucket"}
+	if _, err := core.NewLimitSet(cfg); err == nil || !strings.Contains(err.Error(), `"5/calendar day"`) || !strings.Contains(err.Error(), "FixedWindow") {
+		t.Fatalf("a calendar limit under token-bucket in a Config: %v; want an error quoting it and naming FixedWindow", err)
+	}
+}
