@@ -93,8 +93,9 @@ const (
 // WithDenyHandler, WithHeaderNames, WithIETFHeaders and WithLimiter apply
 // alike. The scope rules of Middleware.Scope hold, with the limit's
 // String, such as "10 concurrent", in place of the expression. WithCost,
-// WithPlans, WithAlgorithm, WithBurst and WithResetEpoch mean nothing for
-// concurrency, and the constructor fails if given them.
+// WithPlans, WithAlgorithm, WithBurst, WithResetEpoch, WithChargeWhen and
+// WithTimeZone mean nothing for concurrency, and the constructor fails if
+// given them.
 //
 // The headers: X-RateLimit-Limit is N and X-RateLimit-Remaining the slots
 // free after this request took one; X-RateLimit-Reset is not sent, since a
@@ -188,6 +189,7 @@ func newConcurrencyMiddleware[O AdapterOption](skip int, n int64, opts []O, nati
 		{"WithAlgorithm", mc.algorithm != 0}, {"WithBurst", mc.burst != 0}, {"WithCost", mc.cost != nil},
 		{"WithPlans", mc.planOf != nil || mc.plans != nil}, {"WithResetEpoch", mc.resetEpoch},
 		{"WithQuotaUnit", mc.quotaUnit != "" && mc.quotaUnit != QuotaUnitConcurrentRequests},
+		{"WithChargeWhen", mc.chargeWhen != nil}, {"WithTimeZone", mc.zone != nil},
 	} {
 		name, given := o.name, o.given
 		if given {

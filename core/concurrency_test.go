@@ -24,15 +24,15 @@ type leaseStore struct {
 	releases chan error  // gets each release's answer, if not nil
 }
 
-var errDown = errors.New("store down")
+var errLeaseStoreDown = errors.New("store down")
 
 func (s *leaseStore) Acquire(ctx context.Context, key, lease string, c Concurrency) (ConcurrencyDecision, error) {
 	if s.fail.Load() {
-		return ConcurrencyDecision{}, errDown
+		return ConcurrencyDecision{}, errLeaseStoreDown
 	}
 	if s.lose.Load() {
 		_, _ = s.MemoryStore.Acquire(ctx, key, lease, c)
-		return ConcurrencyDecision{}, errDown
+		return ConcurrencyDecision{}, errLeaseStoreDown
 	}
 	return s.MemoryStore.Acquire(ctx, key, lease, c)
 }
@@ -41,7 +41,7 @@ func (s *leaseStore) Renew(ctx context.Context, key, lease string, ttl time.Dura
 	var err error
 	switch {
 	case s.fail.Load():
-		err = errDown
+		err = errLeaseStoreDown
 	case s.lost.Load():
 		err = ErrLeaseNotHeld
 	default:
@@ -55,7 +55,7 @@ func (s *leaseStore) Renew(ctx context.Context, key, lease string, ttl time.Dura
 
 func (s *leaseStore) Release(ctx context.Context, key, lease string) error {
 	if s.fail.Load() {
-		return errDown
+		return errLeaseStoreDown
 	}
 	err := s.MemoryStore.Release(ctx, key, lease)
 	if s.releases != nil {
@@ -125,6 +125,8 @@ func TestConcurrency_optionsThatMeanNothingAreRefused(t *testing.T) {
 		"WithBurst":      WithBurst(5),
 		"WithPlans":      WithPlans(map[string]string{"pro": "5/second"}, func(*http.Request) string { return "" }),
 		"WithResetEpoch": WithResetEpoch(),
+		"WithChargeWhen": WithChargeWhen(func(status int) bool { return status >= 400 }),
+		"WithTimeZone":   WithTimeZone(time.UTC),
 		"WithQuotaUnit":  WithQuotaUnit(QuotaUnitContentBytes),
 	} {
 		if _, err := NewConcurrencyMiddleware(2, o); err == nil || !strings.Contains(err.Error(), name) {

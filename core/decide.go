@@ -18,6 +18,9 @@ type shape struct {
 	step   int64 // T = W/L, µs: the emission interval of the buckets
 	depth  int64 // τ = burst·T, µs: how far the buckets may run ahead
 	burst  int64
+	// zone is a calendar limit's time zone (see calendar.go), nil for any
+	// other limit; its unit is the one whose nominal period is window.
+	zone *time.Location
 }
 
 // shapeOf prepares l. The buckets' step is W/L rounded up to a whole
@@ -26,7 +29,7 @@ type shape struct {
 // request per window or more.
 func shapeOf(l Limit, burst int64) shape {
 	w := int64(l.Period / time.Microsecond)
-	s := shape{count: l.Count, window: w, burst: burst}
+	s := shape{count: l.Count, window: w, burst: burst, zone: l.calendarZone()}
 	s.step = (w + l.Count - 1) / l.Count
 	s.depth = burst * s.step
 	return s
@@ -35,6 +38,7 @@ func shapeOf(l Limit, burst int64) shape {
 // cell is the state of one limit of one key.
 //
 //	FixedWindow:          a = window start, b = count
+//	  (a calendar limit:  a = window end, b = count; see checkCalendar)
 //	SlidingWindowCounter: a = window start, b = current count, c = previous count
 //	TokenBucket, LeakyBucket: a = theoretical arrival time (TAT) of the next request
 //	SlidingWindowLog:     log
@@ -56,6 +60,9 @@ type limitCheck struct {
 func (c *cell) check(alg Algorithm, s shape, now, cost int64) limitCheck {
 	switch alg {
 	case FixedWindow:
+		if s.zone != nil {
+			return c.checkCalendar(s, now, cost)
+		}
 		return c.checkFixed(s, now, cost)
 	case SlidingWindowLog:
 		return c.checkLog(s, now, cost)
@@ -74,6 +81,10 @@ func (c *cell) check(alg Algorithm, s shape, now, cost int64) limitCheck {
 func (c *cell) commit(alg Algorithm, s shape, now, cost int64) {
 	switch alg {
 	case FixedWindow:
+		if s.zone != nil {
+			c.commitCalendar(s, now, cost)
+			return
+		}
 		if ws := windowStart(now, s.window); ws > c.a {
 			c.a, c.b = ws, 0
 		}
@@ -100,6 +111,9 @@ func (c *cell) commit(alg Algorithm, s shape, now, cost int64) {
 func (c *cell) expires(alg Algorithm, s shape) int64 {
 	switch alg {
 	case FixedWindow:
+		if s.zone != nil {
+			return c.a
+		}
 		return c.a + s.window
 	case SlidingWindowLog:
 		return c.log.newest() + s.window
@@ -114,6 +128,9 @@ func (c *cell) expires(alg Algorithm, s shape) int64 {
 func (c *cell) loss(alg Algorithm, s shape, now int64) float64 {
 	switch alg {
 	case FixedWindow:
+		if s.zone != nil {
+			return c.calendarLoss(s, now)
+		}
 		if now >= c.a+s.window {
 			return 0
 		}
@@ -370,8 +387,9 @@ func (l *eventLog) add(now, cost int64) {
 }
 
 // decide runs a rule over the cells of one key, all or nothing: shapes and
-// cells have one entry per limit of the rule.
-func decide(rule *Rule, alg Algorithm, shapes []shape, cells []cell, now, cost int64) Decision {
+// cells have one entry per limit of the rule. With charge false it is a
+// peek: the decision a charge would get, and the cells are left as they are.
+func decide(rule *Rule, alg Algorithm, shapes []shape, cells []cell, now, cost int64, charge bool) Decision {
 	var (
 		best    limitCheck
 		bestIdx int
@@ -397,6 +415,9 @@ func decide(rule *Rule, alg Algorithm, shapes []shape, cells []cell, now, cost i
 	}
 	if allOK {
 		d.Delay = time.Duration(delay) * time.Microsecond
+		if !charge {
+			return d
+		}
 		for i, s := range shapes {
 			cells[i].commit(alg, s, now, cost)
 		}
@@ -417,5 +438,72 @@ func (v limitCheck) outranks(b limitCheck) bool {
 		return v.never
 	default:
 		return v.retryAfter > b.retryAfter
+	}
+}
+
+// refund gives back up to amount of a charge the cell took at the store's
+// time at, at now, as far as the charge still counts; what that means is
+// the algorithm's (see Reservation). It never gives back more than the
+// cell holds, so a refund can leave a cell as fresh as a new one, never
+// fresher, whatever happened to it since (a Reset, an eviction, other
+// clients' charges).
+//
+//	FixedWindow:          the count, only while at's window is the current one
+//	SlidingWindowCounter: the count of at's window, current or previous
+//	SlidingWindowLog:     the charge's own entry, while at is in the window
+//	TokenBucket, LeakyBucket: the TAT moves back by amount·step, never before now
+func (c *cell) refund(alg Algorithm, s shape, now, at, amount int64) {
+	switch alg {
+	case FixedWindow:
+		if s.zone != nil {
+			c.refundCalendar(s, now, at, amount)
+		} else if ws := windowStart(at, s.window); c.a == ws && now < ws+s.window {
+			c.b -= min(amount, c.b)
+		}
+	case SlidingWindowLog:
+		if c.log != nil && at > now-s.window {
+			c.log.refund(at, amount)
+		}
+	case TokenBucket, LeakyBucket:
+		if c.a > now {
+			// amount is at most the reservation's cost, at most the burst,
+			// so amount·step is at most the depth: no overflow.
+			c.a = max(c.a-amount*s.step, now)
+		}
+	default:
+		switch ws := windowStart(at, s.window); {
+		case c.a == ws:
+			c.b -= min(amount, c.b)
+		case c.a == ws+s.window:
+			c.c -= min(amount, c.c)
+		}
+	}
+}
+
+// refund reduces the first entry logged at or after at, the one a charge at
+// at was logged in, by up to amount and by no more than its own cost, and
+// the running totals after it with it; an entry that comes to cost nothing
+// leaves the log, which so still holds no more entries than its count.
+func (l *eventLog) refund(at, amount int64) {
+	n := len(l.at)
+	i := l.head + sort.Search(n-l.head, func(j int) bool { return l.at[l.head+j] >= at })
+	if i == n {
+		return
+	}
+	prev := l.base
+	if i > l.head {
+		prev = l.cum[i-1]
+	}
+	r := min(amount, l.cum[i]-prev)
+	for j := i; j < n; j++ {
+		l.cum[j] -= r
+	}
+	if l.cum[i] == prev { // the entry costs nothing now
+		copy(l.at[i:], l.at[i+1:])
+		copy(l.cum[i:], l.cum[i+1:])
+		l.at, l.cum = l.at[:n-1], l.cum[:n-1]
+		if l.head == len(l.at) {
+			l.at, l.cum, l.head, l.base = l.at[:0], l.cum[:0], 0, 0
+		}
 	}
 }

@@ -131,6 +131,8 @@ type middlewareConfig struct {
 	resetEpoch   bool
 	wait         func(context.Context, time.Duration) error
 	conc         concurrencyOptions // concurrency_middleware.go
+	chargeWhen   func(native any, resp Response) bool
+	zone         *time.Location // WithTimeZone
 	problems     []error
 	// natives are the native options applied, for the constructor to
 	// check their context against the adapter's.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -368,4 +369,111 @@ func TestRoute_clientChosenMethodsAndPathsMakeNoBudgets(t *testing.T) {
 	e.Use(echolimit.Limit("2/minute", core.WithLimiter(lim), echolimit.Key(echolimit.HTTPKey(core.ByIP), echolimit.Route)))
 	e.GET("/items/:id", ok)
 	httptestkit.ClientChosenRouteKeys(t, e)
+}
+
+// byRoute answers with the route's first segment, such as "items".
+func byRoute(c echo.Context) error {
+	return c.String(http.StatusOK, strings.Split(c.Path(), "/")[1])
+}
+
+func routesApp(set *core.LimitSet) *echo.Echo {
+	e := echo.New()
+	e.Use(echolimit.Routes(set))
+	e.GET("/items/:id", byRoute)
+	e.GET("/users/:id", byRoute)
+	e.GET("/healthz", byRoute)
+	e.POST("/login", byRoute)
+	return e
+}
+
+func TestRoutes_defaultGivesEachRouteItsBudgetAndNoPathEscapesIt(t *testing.T) {
+	httptestkit.RoutesBudgets(t, routesApp(httptestkit.RoutesSet(t, "/items/:id", false)))
+}
+
+func TestRoutes_aRoutesOwnLimitReplacesTheDefault(t *testing.T) {
+	httptestkit.RoutesOverride(t, routesApp(httptestkit.RoutesSet(t, "/items/:id", true)))
+}
+
+func TestByRoute_givesEachRouteItsOwnBudgetUnderOneMiddleware(t *testing.T) {
+	lim, _ := httptestkit.NewLimiter(t)
+	e := echo.New()
+	e.Use(echolimit.Limit("1/minute", core.WithLimiter(lim), echolimit.ByRoute()))
+	e.GET("/items/:id", ok)
+	e.GET("/users/:id", ok)
+	httptestkit.RouteBudgets(t, e)
+}
+
+func TestByRoute_refusesANilKeyNamingIt(t *testing.T) {
+	httptestkit.NewErrors(t, "echolimit.New", echolimit.New,
+		httptestkit.Misuse[echolimit.Option]{Name: "a nil client key", Opt: echolimit.ByRoute(nil), Want: "echolimit.ByRoute: key function 1 of 1 is nil"})
+}
+
+func TestCheckRoutes_namesTableEntriesThatMatchNoRoute(t *testing.T) {
+	httptestkit.CheckedRoutes(t, "/items/:id", func(set *core.LimitSet) error { return echolimit.CheckRoutes(set, routesApp(set)) })
+}
+
+func TestChargeWhen_countsOnlyFailedLogins(t *testing.T) {
+	httptestkit.ChargeByOutcome(t, func(lim *core.Limiter) http.Handler {
+		e := echo.New()
+		e.Use(func(next echo.HandlerFunc) echo.HandlerFunc { // Echo's Recover, without its log
+			return func(c echo.Context) (err error) {
+				defer func() {
+					if recover() != nil {
+						err = echo.NewHTTPError(http.StatusInternalServerError)
+					}
+				}()
+				return next(c)
+			}
+		})
+		e.POST("/login", func(c echo.Context) error {
+			switch code := httptestkit.LoginOutcome(c.Request()); code {
+			case 0:
+				return nil
+			case http.StatusOK:
+				return c.NoContent(code)
+			default:
+				return echo.NewHTTPError(code, "wrong password") // written by Echo after the middleware
+			}
+		}, echolimit.Limit("5/minute", core.WithLimiter(lim), echolimit.ChargeWhen(func(c echo.Context, err error) bool {
+			return echolimit.Status(c, err) != http.StatusOK
+		})))
+		return e
+	})
+}
+
+func TestMiddleware_peekSeesTheBudgetWithoutCharging(t *testing.T) {
+	lim, _ := httptestkit.NewLimiter(t)
+	quotes := echolimit.MustNewMiddleware("3/minute", core.WithLimiter(lim))
+	e := echo.New()
+	e.GET("/quotes", ok, quotes.Handler)
+	e.GET("/usage", func(c echo.Context) error {
+		u, err := quotes.Peek(c)
+		if err != nil {
+			return err
+		}
+		return c.String(http.StatusOK, fmt.Sprint(u.Remaining()))
+	})
+	httptestkit.Do(e, "GET", "/quotes", httptestkit.Client)
+	for range 3 {
+		if w := httptestkit.Do(e, "GET", "/usage", httptestkit.Client); w.Body.String() != "2" {
+			t.Fatalf("usage: %d %q; want 2 left", w.Code, w.Body)
+		}
+	}
+	if codes := fmt.Sprint(httptestkit.Codes(e, httptestkit.Client, "/quotes", "/quotes", "/quotes")); codes != "[200 200 429]" {
+		t.Fatalf("quotes after the peeks: %s; want 2 more served", codes)
+	}
+}
+
+func TestRoutes_settlesAChargeByOutcome(t *testing.T) {
+	httptestkit.RoutesChargeByOutcome(t, func(set *core.LimitSet) http.Handler {
+		e := echo.New()
+		e.Use(echolimit.Routes(set))
+		e.POST("/login", func(c echo.Context) error {
+			if c.Request().Header.Get("X-Fail") != "" {
+				return c.NoContent(http.StatusUnauthorized)
+			}
+			return c.NoContent(http.StatusOK)
+		})
+		return e
+	})
 }

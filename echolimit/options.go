@@ -69,11 +69,15 @@ func RealIP(c echo.Context) (string, error) {
 //
 //	e.Use(echolimit.Limit("10/second", echolimit.Key(echolimit.HTTPKey(core.ByIP), echolimit.Route)))
 func Route(c echo.Context) (string, error) {
-	p := c.Path()
+	return core.RouteIdentity(c.Request().Method, routePath(c)), nil
+}
+
+// routePath is the pattern of the route the request matched, "" for none.
+func routePath(c echo.Context) string {
 	if c.Get(echo.ContextKeyHeaderAllow) != nil {
-		p = "" // Echo's router found the path but no route for the method: a 405
+		return "" // Echo's router found the path but no route for the method: a 405
 	}
-	return core.RouteIdentity(c.Request().Method, p), nil
+	return c.Path()
 }
 
 // ByRoute keys requests by client and by Echo route, so that one
@@ -128,4 +132,23 @@ func Skipper(skip func(echo.Context) bool) Option {
 // *echo.HTTPError.
 func OnDeny(deny func(c echo.Context, res core.Result) error) Option {
 	return option{core.NativeDeny[echo.Context]("echolimit.OnDeny", deny)}
+}
+
+// ChargeWhen counts only the requests for which charge returns true, given
+// the context and the error the handler returned, after it ran: Status(c,
+// err) says what the response's status is or will be. It is
+// core.WithChargeWhen with Echo's context, and works as that does: each
+// request is reserved before its handler runs, so concurrent requests
+// cannot slip past the limit, and given back after it unless it matches;
+// a panicking handler, or a client gone before any response was
+// committed, is charged. For failed logins:
+//
+//	e.POST("/login", login, echolimit.Limit("5/minute", echolimit.ChargeWhen(func(c echo.Context, err error) bool {
+//		return echolimit.Status(c, err) != http.StatusOK
+//	})))
+func ChargeWhen(charge func(c echo.Context, err error) bool) Option {
+	if charge == nil {
+		return option{core.NativeChargeWhen[echo.Context]("echolimit.ChargeWhen", nil)}
+	}
+	return option{core.NativeChargeWhen("echolimit.ChargeWhen", func(c echo.Context, r core.Response) bool { return charge(c, r.Err) })}
 }

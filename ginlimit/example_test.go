@@ -117,3 +117,86 @@ func ExampleConcurrency() {
 	// 200 1 report
 	// 200 1 report
 }
+
+// Default limits for the whole app, as slowapi's default_limits: every
+// route gets a budget of its own under the default, POST /login a limit of
+// its own in place of it, and GET /healthz none. The same core.Config can
+// be decoded from a file; see core.NewLimitSet.
+func ExampleRoutes() {
+	gin.SetMode(gin.TestMode)
+	set := core.MustLimitSet(core.Config{
+		Default: &core.LimitConfig{Limit: "2/minute"},
+		Routes: map[string]core.LimitConfig{
+			"POST /login":  {Limit: "5/minute"},
+			"GET /healthz": {Exempt: true},
+		},
+	}, core.ConfigLimiter())
+	defer set.Close()
+	r := gin.New()
+	r.Use(ginlimit.Routes(set)) // before the routes it limits
+	r.GET("/items/:id", func(c *gin.Context) { c.String(http.StatusOK, "item") })
+	r.GET("/users/:id", func(c *gin.Context) { c.String(http.StatusOK, "user") })
+	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
+
+	send(r, "/items/1")
+	send(r, "/items/2") // the same route: the same budget
+	send(r, "/items/3")
+	send(r, "/users/1") // another route: a budget of its own
+	send(r, "/healthz")
+	// Output:
+	// 200 1 item
+	// 200 0 item
+	// 429 0 {"error":"rate limit exceeded","limit":"2/minute","retry_after":"Retry-After"}
+	// 200 1 user
+	// 200  ok
+}
+
+// Only failed logins count: successes never spend the budget.
+func ExampleChargeWhen() {
+	gin.SetMode(gin.TestMode)
+	r := gin.New()
+	r.GET("/login", ginlimit.Limit("2/minute", core.WithName("example-login"), ginlimit.ChargeWhen(func(c *gin.Context) bool {
+		return c.Writer.Status() != http.StatusOK
+	})), func(c *gin.Context) {
+		if c.Query("password") != "secret" {
+			c.String(http.StatusUnauthorized, "wrong")
+			return
+		}
+		c.String(http.StatusOK, "welcome")
+	})
+	send(r, "/login?password=secret")
+	send(r, "/login?password=secret")
+	send(r, "/login?password=guess")
+	send(r, "/login?password=guess")
+	send(r, "/login?password=secret")
+	// Output:
+	// 200 1 welcome
+	// 200 1 welcome
+	// 401 1 wrong
+	// 401 0 wrong
+	// 429 0 {"error":"rate limit exceeded","limit":"2/minute","retry_after":"Retry-After"}
+}
+
+// NewMiddleware's Peek answers GET /usage for the quotes budget without
+// spending it.
+func ExampleNewMiddleware() {
+	gin.SetMode(gin.TestMode)
+	quotes := ginlimit.MustNewMiddleware("100/minute", core.WithName("example-quotes"))
+	r := gin.New()
+	r.GET("/quotes/:symbol", quotes.Handle, func(c *gin.Context) { c.String(http.StatusOK, "quote") })
+	r.GET("/usage", func(c *gin.Context) {
+		u, err := quotes.Peek(c)
+		if err != nil {
+			c.String(http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"limit": u.Decision.Limit.String(), "remaining": u.Remaining()})
+	})
+	send(r, "/quotes/ACME")
+	send(r, "/usage")
+	send(r, "/usage")
+	// Output:
+	// 200 99 quote
+	// 200  {"limit":"100/minute","remaining":99}
+	// 200  {"limit":"100/minute","remaining":99}
+}

@@ -29,6 +29,11 @@ type Store struct {
 	closed   atomic.Bool
 	closing  sync.Once
 	cluster  *redis.ClusterClient // the client, if it is one: see noteFailure
+
+	// calendarClock, set only by tests, is the time calendar boundaries
+	// are computed from in place of the clock (see calendar.go).
+	calendarClock core.Clock
+	calendars     calendarCache
 }
 
 // ErrClosed is returned by calls on a Store after Close. It is core.ErrClosed,
@@ -108,20 +113,51 @@ func (s *Store) now() int64 {
 	return int64(time.Since(s.epoch) / time.Microsecond)
 }
 
+// The modes of a decision (ARGV's mode, see lua/one.lua).
+const (
+	modeCharge = 0 // decide and charge: Take and Reserve
+	modePeek   = 1 // decide, charge nothing
+)
+
 // Take implements core.Store: one script, one round trip.
 func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64) (core.Decision, error) {
+	d, _, err := s.decide(ctx, "take", key, rule, cost, modeCharge)
+	return d, err
+}
+
+// Peek implements core.QuotaStore: the decision Take would return, by the
+// same script in its peek mode, which charges nothing; one round trip.
+func (s *Store) Peek(ctx context.Context, key string, rule core.Rule, cost int64) (core.Decision, error) {
+	d, _, err := s.decide(ctx, "peek", key, rule, cost, modePeek)
+	return d, err
+}
+
+// Reserve implements core.QuotaStore: Take, with Redis's time of the
+// charge, which the script returns; one round trip.
+func (s *Store) Reserve(ctx context.Context, key string, rule core.Rule, cost int64) (core.Decision, core.Charge, error) {
+	d, at, err := s.decide(ctx, "reserve", key, rule, cost, modeCharge)
+	if err != nil || !d.Allowed {
+		return d, core.Charge{}, err
+	}
+	return d, core.Charge{At: time.UnixMicro(at), Cost: cost}, nil
+}
+
+// decide runs a decision in mode: the decision and the time, by Redis or
+// the driven clock, that it was made at. A peek neither reads nor feeds
+// the deny cache: it must see what Redis holds, and it decides no request.
+func (s *Store) decide(ctx context.Context, opName, key string, rule core.Rule, cost int64, mode int64) (core.Decision, int64, error) {
 	if s.closed.Load() {
-		return core.Decision{}, ErrClosed
+		return core.Decision{}, 0, ErrClosed
 	}
 	if cost < 0 {
-		return core.Decision{}, fmt.Errorf("redisstore: cost %d must not be negative", cost)
+		return core.Decision{}, 0, fmt.Errorf("redisstore: cost %d must not be negative", cost)
 	}
 	alg := rule.Algorithm
 	if alg == 0 {
 		alg = core.DefaultAlgorithm
 	}
 	if err := rule.Validate(); err != nil {
-		return core.Decision{}, err
+		return core.Decision{}, 0, err
 	}
 
 	n := len(rule.Limits)
@@ -135,7 +171,7 @@ func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64
 	} else if s.deny != nil {
 		sent = s.now()
 	}
-	r.nums[argCost], r.nums[argSlack] = cost, s.slack
+	r.nums[argCost], r.nums[argSlack], r.nums[argMode] = cost, s.slack, mode
 	futile := false // some limit can never admit cost: Redis says Never
 	for i, l := range rule.Limits {
 		// The buckets' burst is the capacity; the windows ignore it.
@@ -143,11 +179,13 @@ func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64
 		futile = futile || cost > capacity
 		r.setLimit(i, l.Count, int64(l.Period/time.Microsecond), capacity)
 	}
+	s.setCalendar(r, &rule)
 
 	shape := rule.Shape()
-	if s.deny != nil && !futile {
+	cached := s.deny != nil && !futile && mode == modeCharge
+	if cached {
 		if d, ok := s.deny.lookup(key, shape, cost, sent); ok {
-			return d, nil
+			return d, 0, nil
 		}
 	}
 
@@ -155,16 +193,16 @@ func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64
 	v, err := s.run(ctx, r)
 	if err != nil {
 		s.noteFailure(err)
-		return core.Decision{}, fmt.Errorf("redisstore: take %q under %v %s: %w", key, alg, rule.String(), err)
+		return core.Decision{}, 0, fmt.Errorf("redisstore: %s %q under %v %s: %w", opName, key, alg, rule.String(), err)
 	}
 	d, err := decision(v, &rule, r.keys)
 	if err != nil {
-		return core.Decision{}, fmt.Errorf("redisstore: take %q under %v %s: %w", key, alg, rule.String(), err)
+		return core.Decision{}, 0, fmt.Errorf("redisstore: %s %q under %v %s: %w", opName, key, alg, rule.String(), err)
 	}
-	if s.deny != nil && !futile {
+	if cached {
 		s.deny.record(key, shape, cost, sent, d)
 	}
-	return d, nil
+	return d, v[7], nil
 }
 
 // KeepsDeadlines reports that Take returns by its context's deadline (or the
@@ -221,8 +259,8 @@ func (s *Store) run(ctx context.Context, r *request) ([]int64, error) {
 	}
 }
 
-// replyLen is the length of a script's reply; see scripts.go.
-const replyLen = 7
+// replyLen is the length of a script's reply; see lua/one.lua.
+const replyLen = 8
 
 // decision reads a script's reply to a decision on keys, refusing anything
 // that is not exactly what the scripts return.
@@ -233,6 +271,9 @@ func decision(r []int64, rule *core.Rule, keys []string) (core.Decision, error) 
 	allowed, idx, never := r[0], r[1], r[6]
 	if allowed == -1 && idx >= 0 && idx < int64(len(keys)) {
 		return core.Decision{}, fmt.Errorf("%w under %s", core.ErrCorruptState, keys[idx])
+	}
+	if allowed == -2 {
+		return core.Decision{}, clockSkew(rule, idx)
 	}
 	if allowed < 0 || allowed > 1 || never < 0 || never > 1 || idx < 0 || idx >= int64(len(rule.Limits)) {
 		return core.Decision{}, fmt.Errorf("unexpected script reply %v", r)
