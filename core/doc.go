@@ -20,6 +20,12 @@
 // days. Its rule is counted with FixedWindow; WithTimeZone names the zone of
 // a middleware's calendar limits (UTC by default). See PerCalendar.
 //
+// A concurrency limit counts requests in flight rather than requests per
+// period: at most N per key at once (ConcurrencyMiddleware, or
+// Limiter.Acquire outside HTTP). Each slot is a Lease that expires unless
+// renewed, and renews itself while its request runs, so the slots of an
+// instance that dies come back within the lease's TTL (WithLeaseTTL).
+//
 // # Choosing an algorithm
 //
 // SlidingWindowCounter is the default: "100/minute" then means about 100 in
