@@ -324,7 +324,7 @@ func (l *Limiter) ask(ctx context.Context, key string, rule Rule, cost int64) (d
 	if l.keeper {
 		d, err = l.storeTake(ctx, key, rule, cost)
 		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			err = l.timedOut()
+			err = l.timedOut(err)
 		}
 		return d, 0, err
 	}
@@ -341,7 +341,7 @@ func (l *Limiter) ask(ctx context.Context, key string, rule Rule, cost int64) (d
 		return a.d, 0, a.err
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return Decision{}, 0, l.timedOut()
+			return Decision{}, 0, l.timedOut(nil)
 		}
 		return Decision{}, 0, ctx.Err()
 	}
@@ -357,6 +357,16 @@ func (l *Limiter) storeTake(ctx context.Context, key string, rule Rule, cost int
 	return l.cfg.store.Take(ctx, key, rule, cost)
 }
 
-func (l *Limiter) timedOut() error {
-	return fmt.Errorf("limitkit: store did not answer within %v: %w", l.cfg.timeout, context.DeadlineExceeded)
+// timedOut is the error of a check the store did not answer in time.
+// cause, the store's own error if it returned one, is kept: it may say why
+// (redisstore names a refused connection). The result always wraps
+// context.DeadlineExceeded.
+func (l *Limiter) timedOut(cause error) error {
+	switch {
+	case cause == nil || cause == context.DeadlineExceeded:
+		return fmt.Errorf("limitkit: store did not answer within %v: %w", l.cfg.timeout, context.DeadlineExceeded)
+	case errors.Is(cause, context.DeadlineExceeded):
+		return fmt.Errorf("limitkit: store did not answer within %v: %w", l.cfg.timeout, cause)
+	}
+	return fmt.Errorf("limitkit: store did not answer within %v: %w: %w", l.cfg.timeout, context.DeadlineExceeded, cause)
 }

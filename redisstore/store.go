@@ -29,6 +29,7 @@ type Store struct {
 	closed   atomic.Bool
 	closing  sync.Once
 	cluster  *redis.ClusterClient // the client, if it is one: see noteFailure
+	cause    *dialCause           // names a failed connection in errors: see cause.go
 }
 
 // ErrClosed is returned by calls on a Store after Close. It is core.ErrClosed,
@@ -43,6 +44,12 @@ const clockSlack = time.Minute
 // New returns a store on client: a *redis.Client (also from
 // redis.NewFailoverClient for Sentinel), a *redis.ClusterClient or a
 // *redis.Ring. The store does not own the client: Close leaves it open.
+//
+// New adds a hook to the client (to each node it makes, for a Cluster
+// client or a Ring) that remembers the last failed connection attempt, so
+// that an error the store returns names it: go-redis reports a refused
+// connection only as the deadline that passed meanwhile. Build one Store
+// per client.
 //
 // New panics, naming the mistake, if an option cannot work, such as a prefix
 // with a brace in it: that is a programming error found at start-up.
@@ -66,6 +73,8 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 		epoch:    time.Now(),
 	}
 	s.cluster, _ = client.(*redis.ClusterClient)
+	s.cause = new(dialCause)
+	s.cause.watch(client)
 	if s.clock != nil {
 		s.slack = clockSlack.Milliseconds()
 	}
@@ -155,6 +164,7 @@ func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64
 	v, err := s.run(ctx, r)
 	if err != nil {
 		s.noteFailure(err)
+		err = s.cause.explain(err)
 		return core.Decision{}, fmt.Errorf("redisstore: take %q under %v %s: %w", key, alg, rule.String(), err)
 	}
 	d, err := decision(v, &rule, r.keys)
@@ -277,7 +287,7 @@ func (s *Store) Reset(ctx context.Context, key string, rule core.Rule) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("redisstore: reset %q: %w", key, err)
+		return fmt.Errorf("redisstore: reset %q: %w", key, s.cause.explain(err))
 	}
 	// A denial recorded while the DEL was in flight would outlive it.
 	if s.deny != nil {
