@@ -18,14 +18,14 @@ const StatusClientClosedRequest = core.StatusClientClosedRequest
 // is a mistake in set-up code, best found at start-up. Use New to get the
 // error instead.
 func Limit(expr string, opts ...core.Option) echo.MiddlewareFunc {
-	return core.MustAdapt("echolimit.Limit", 1, expr, opts, middleware)
+	return core.MustAdapt("echolimit.Limit", 1, expr, withRoute(opts), middleware)
 }
 
 // New is Limit returning an error, rather than panicking, for an invalid
 // expression or option. The error wraps core's: errors.As finds a
 // *core.SyntaxError for a bad expression.
 func New(expr string, opts ...core.Option) (echo.MiddlewareFunc, error) {
-	return core.Adapt("echolimit.New", 1, expr, opts, middleware)
+	return core.Adapt("echolimit.New", 1, expr, withRoute(opts), middleware)
 }
 
 // Error is what a refused request's *echo.HTTPError carries, as its Message
@@ -42,6 +42,23 @@ func (e *Error) Error() string { return "echolimit: " + e.Result.Message() }
 // MarshalJSON returns core's body for the refusal, such as
 // {"error":"rate limit exceeded","limit":"5/minute","retry_after":12}.
 func (e *Error) MarshalJSON() ([]byte, error) { return e.Result.Body(), nil }
+
+// withRoute tells core the route each request matched, for the events that
+// metrics label (core.Event.Route): see routePattern.
+func withRoute(opts []core.Option) []core.Option {
+	return append([]core.Option{routeOption}, opts...)
+}
+
+var routeOption = core.NativeRoute(routePattern)
+
+// routePattern is the route c matched: c.Path(), or "" for a 405, for which
+// Echo sets c.Path() to the path of the routes that take other methods.
+func routePattern(c echo.Context) string {
+	if c.Get(echo.ContextKeyHeaderAllow) != nil {
+		return ""
+	}
+	return c.Path()
+}
 
 // middleware passes the echo.Context to core as the native value, for the
 // Echo-typed options (Key, Plans, Skipper, OnDeny) to find.

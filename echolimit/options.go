@@ -50,11 +50,7 @@ func RealIP(c echo.Context) (string, error) {
 //
 //	e.Use(echolimit.Limit("10/second", echolimit.Key(echolimit.HTTPKey(core.ByIP), echolimit.Route)))
 func Route(c echo.Context) (string, error) {
-	p := c.Path()
-	if c.Get(echo.ContextKeyHeaderAllow) != nil {
-		p = "" // Echo's router found the path but no route for the method: a 405
-	}
-	return core.RouteIdentity(c.Request().Method, p), nil
+	return core.RouteIdentity(c.Request().Method, routePattern(c)), nil
 }
 
 // HTTPKey runs a core key function (core.ByIP, core.ByClientIP(...),
