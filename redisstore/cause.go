@@ -22,15 +22,22 @@ type dialCause struct {
 	last atomic.Pointer[error]
 }
 
-// watch installs c on client: on every node a Cluster client or Ring makes
-// from now on (they dial through their nodes' hooks, not their own), and on
-// the client itself otherwise.
+// watch installs c on client. A Cluster client or a Ring dials through its
+// nodes' hooks, not its own: c goes on every node a Cluster client makes
+// from now on (it makes them on first use, so a client that has not yet
+// run a command is watched whole), and on a Ring's shards, those it has
+// (it makes them at once) and those it makes later.
 func (c *dialCause) watch(client redis.UniversalClient) {
+	add := func(node *redis.Client) { node.AddHook(c) }
 	switch cl := client.(type) {
 	case *redis.ClusterClient:
-		cl.OnNewNode(func(node *redis.Client) { node.AddHook(c) })
+		cl.OnNewNode(add)
 	case *redis.Ring:
-		cl.OnNewNode(func(node *redis.Client) { node.AddHook(c) })
+		cl.OnNewNode(add)
+		_ = cl.ForEachShard(context.Background(), func(_ context.Context, node *redis.Client) error {
+			add(node)
+			return nil
+		})
 	default:
 		client.AddHook(c)
 	}

@@ -81,17 +81,27 @@ func namesRefusal(t *testing.T, what string, err error) {
 func TestStore_refusedConnectionIsNamed(t *testing.T) {
 	addr := refusedAddr(t)
 	cases := []struct {
-		name string
-		opts *redis.Options
-		st   []Option
+		name   string
+		client func() redis.UniversalClient
+		st     []Option
 	}{
-		{"plain client", &redis.Options{Addr: addr}, nil},
-		{"ContextTimeoutEnabled", &redis.Options{Addr: addr, ContextTimeoutEnabled: true}, nil},
-		{"batching", &redis.Options{Addr: addr, ContextTimeoutEnabled: true}, []Option{WithBatching(time.Millisecond, 0)}},
+		{"plain client", func() redis.UniversalClient { return redis.NewClient(&redis.Options{Addr: addr}) }, nil},
+		{"ContextTimeoutEnabled", func() redis.UniversalClient {
+			return redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+		}, nil},
+		{"batching", func() redis.UniversalClient {
+			return redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+		}, []Option{WithBatching(time.Millisecond, 0)}},
+		{"Cluster client", func() redis.UniversalClient {
+			return redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{addr}, ContextTimeoutEnabled: true})
+		}, nil},
+		{"Ring", func() redis.UniversalClient {
+			return redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": addr}, ContextTimeoutEnabled: true})
+		}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := redis.NewClient(tc.opts)
+			c := tc.client()
 			t.Cleanup(func() { c.Close() })
 			st := New(c, tc.st...)
 			t.Cleanup(func() { st.Close() })

@@ -45,11 +45,13 @@ const clockSlack = time.Minute
 // redis.NewFailoverClient for Sentinel), a *redis.ClusterClient or a
 // *redis.Ring. The store does not own the client: Close leaves it open.
 //
-// New adds a hook to the client (to each node it makes, for a Cluster
-// client or a Ring) that remembers the last failed connection attempt, so
-// that an error the store returns names it: go-redis reports a refused
-// connection only as the deadline that passed meanwhile. Build one Store
-// per client.
+// New adds a hook to the client (to its nodes, for a Cluster client or a
+// Ring) that remembers the last failed connection attempt, so that an
+// error the store returns names it, "context deadline exceeded (last
+// connection attempt: dial tcp ...: connect: connection refused)", where
+// go-redis gives only the deadline that passed meanwhile; errors.Is finds
+// both. Build one Store per client, and for a Cluster client before its
+// first command: the hook reaches the nodes it makes from then on.
 //
 // New panics, naming the mistake, if an option cannot work, such as a prefix
 // with a brace in it: that is a programming error found at start-up.
