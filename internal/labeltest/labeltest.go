@@ -30,22 +30,28 @@ type App struct {
 }
 
 // GroupName names the limit on the group of item routes; the limit on the
-// login route has no name, so its scope is a hash.
-const GroupName = "items"
+// login route has no name, so its scope is a hash. RootName names the limit
+// on the whole router, which every request meets, those that match no
+// route too.
+const (
+	GroupName = "items"
+	RootName  = "all"
+)
 
 // Names are the routers of Apps, in order.
 var Names = []string{"ServeMux", "chi", "Gin", "Echo"}
 
 // Apps returns the app on a ServeMux, chi, Gin and Echo, its limits decided
-// by lim: "1000/minute" named GroupName on the group /items (routes
-// /items/{id} and /items/{id}/price), and "1000/minute" unnamed on POST
-// /login.
+// by lim: "100000/minute" named RootName on the whole router,
+// "1000/minute" named GroupName on the group /items (routes /items/{id} and
+// /items/{id}/price), and "1000/minute" unnamed on POST /login.
 func Apps(t testing.TB, lim *core.Limiter) []App {
 	t.Helper()
 	gin.SetMode(gin.TestMode)
 	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 	group := []core.Option{core.WithLimiter(lim), core.WithName(GroupName)}
 	route := []core.Option{core.WithLimiter(lim)}
+	root := []core.Option{core.WithLimiter(lim), core.WithName(RootName)}
 
 	mux := http.NewServeMux()
 	items := core.MustNewMiddleware("1000/minute", group...)
@@ -54,6 +60,7 @@ func Apps(t testing.TB, lim *core.Limiter) []App {
 	mux.Handle("POST /login", core.MustNewMiddleware("1000/minute", route...).Handler(ok))
 
 	cr := chi.NewRouter()
+	cr.Use(chilimit.Limit("100000/minute", root...))
 	cr.Route("/items", func(r chi.Router) {
 		r.Use(chilimit.Limit("1000/minute", group...))
 		r.Get("/{id}", ok)
@@ -62,22 +69,26 @@ func Apps(t testing.TB, lim *core.Limiter) []App {
 	cr.With(chilimit.Limit("1000/minute", route...)).Post("/login", ok)
 
 	ge := gin.New()
+	ge.Use(ginlimit.Limit("100000/minute", root...))
 	gg := ge.Group("/items", ginlimit.Limit("1000/minute", group...))
 	gg.GET("/:id", func(*gin.Context) {})
 	gg.GET("/:id/price", func(*gin.Context) {})
 	ge.POST("/login", ginlimit.Limit("1000/minute", route...), func(*gin.Context) {})
 
 	ee := echo.New()
+	ee.Use(echolimit.Limit("100000/minute", root...))
 	eg := ee.Group("/items", echolimit.Limit("1000/minute", group...))
 	eg.GET("/:id", func(echo.Context) error { return nil })
 	eg.GET("/:id/price", func(echo.Context) error { return nil })
 	ee.POST("/login", func(echo.Context) error { return nil }, echolimit.Limit("1000/minute", route...))
 
 	return []App{
-		{"ServeMux", mux, []string{"GET /items/{id}", "GET /items/{id}/price", "POST /login"}},
+		// The root limit wraps the mux, before it routes: no pattern.
+		{"ServeMux", core.MustNewMiddleware("100000/minute", root...).Handler(mux), []string{"GET /items/{id}", "GET /items/{id}/price", "POST /login", ""}},
 		// chi tells a subrouter's middleware the pattern routed so far.
-		{"chi", cr, []string{"/items/*", "/login"}},
-		{"Gin", ge, []string{"/items/:id", "/items/:id/price", "/login"}},
+		// and chi's root middleware runs before routing.
+		{"chi", cr, []string{"/items/*", "/login", ""}},
+		{"Gin", ge, []string{"/items/:id", "/items/:id/price", "/login", ""}},
 		// Echo's Group adds a not-found route, /items/*, that its
 		// middlewares run on.
 		{"Echo", ee, []string{"/items/:id", "/items/:id/price", "/login", "/items/*", ""}},
