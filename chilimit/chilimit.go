@@ -1,10 +1,8 @@
 package chilimit
 
 import (
-	"fmt"
 	"net/http"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/limitkit/limitkit/core"
 )
 
@@ -13,57 +11,17 @@ import (
 // option is invalid, with an error that names the call and quotes expr,
 // such as `chilimit.Limit("5/minit"): ...`: call it while building the
 // router, so that a mistake stops the program at start-up.
-func Limit(expr string, opts ...core.Option) func(http.Handler) http.Handler {
-	return core.MustAdapt("chilimit.Limit", 1, expr, opts, handler)
+func Limit(expr string, opts ...Option) func(http.Handler) http.Handler {
+	return core.MustAdapt[any]("chilimit.Limit", 1, expr, opts, handler)
 }
 
 // New is Limit returning the error instead of panicking, for limits read
 // from configuration. The error wraps core's: errors.As finds a
 // *core.SyntaxError for a bad expression.
-func New(expr string, opts ...core.Option) (func(http.Handler) http.Handler, error) {
-	return core.Adapt("chilimit.New", 1, expr, opts, handler)
+func New(expr string, opts ...Option) (func(http.Handler) http.Handler, error) {
+	return core.Adapt[any]("chilimit.New", 1, expr, opts, handler)
 }
 
-// handler is the middleware's own net/http one.
+// handler is the middleware's own net/http one, which passes no native
+// value: chi's handlers have none beyond the request (hence Adapt[any]).
 func handler(m *core.Middleware) func(http.Handler) http.Handler { return m.Handler }
-
-// ByRoute keys requests by client and by chi route, so that one middleware
-// on a router or group gives each route a budget of its own: the client is
-// given by keys, combined (default core.ByIP), and the route by RouteKey.
-//
-//	r.Use(chilimit.Limit("60/minute", chilimit.ByRoute()))
-func ByRoute(keys ...core.KeyFunc) core.Option {
-	for i, k := range keys {
-		if k == nil {
-			return core.InvalidOption(fmt.Errorf("chilimit.ByRoute: key function %d of %d is nil; give none to key clients by IP", i+1, len(keys)))
-		}
-	}
-	if len(keys) == 0 {
-		keys = []core.KeyFunc{core.ByIP}
-	}
-	return core.WithKey(core.Combine(append(keys[:len(keys):len(keys)], RouteKey)...))
-}
-
-// RouteKey identifies a request by its method and chi route pattern, such
-// as "GET /items/{id}", so that every item shares one budget. It works
-// wherever the middleware is mounted: in r.Use, chi has not yet routed the
-// request, so RouteKey asks the router which pattern the request will
-// match. Outside chi it falls back to core.ByRoute.
-//
-// The key is core.RouteIdentity's, so no client makes a budget by
-// inventing a method or a path: every request that matches no route for
-// its method (a 404, a 405, a method chi does not know) shares the identity
-// "(no route)", and methods outside the standard set read "OTHER". A route
-// registered for every method (r.Handle, r.HandleFunc) has a budget per
-// standard method.
-func RouteKey(r *http.Request) (string, error) {
-	rctx := chi.RouteContext(r.Context())
-	if rctx == nil || rctx.Routes == nil {
-		return core.ByRoute(r)
-	}
-	path := r.URL.RawPath
-	if path == "" {
-		path = r.URL.Path
-	}
-	return core.RouteIdentity(r.Method, rctx.Routes.Find(chi.NewRouteContext(), r.Method, path)), nil
-}

@@ -17,7 +17,7 @@ import (
 
 // testLimiter is a limiter on a memory store with a driven clock, as an
 // option for Limit.
-func testLimiter(t *testing.T) (core.Option, *storetest.ManualClock) {
+func testLimiter(t *testing.T) (chilimit.Option, *storetest.ManualClock) {
 	l, clk := httptestkit.NewLimiter(t)
 	clk.Set(20 * time.Second) // 20s into a minute: the resets below count on it
 	return core.WithLimiter(l), clk
@@ -33,24 +33,24 @@ func codes(h http.Handler, paths ...string) string {
 func TestLimit_mountsEveryWayChiDoes(t *testing.T) {
 	tests := []struct {
 		name  string
-		build func(r chi.Router, lim core.Option)
+		build func(r chi.Router, lim chilimit.Option)
 		paths []string
 		want  string
 	}{
-		{"r.With on one route", func(r chi.Router, lim core.Option) {
+		{"r.With on one route", func(r chi.Router, lim chilimit.Option) {
 			r.With(chilimit.Limit("2/minute", lim)).Get("/a", ok)
 			r.Get("/free", ok)
 		}, []string{"/a", "/a", "/a", "/free"}, "[200 200 429 200]"},
-		{"two routes do not share", func(r chi.Router, lim core.Option) {
+		{"two routes do not share", func(r chi.Router, lim chilimit.Option) {
 			r.With(chilimit.Limit("1/minute", lim)).Get("/a", ok)
 			r.With(chilimit.Limit("1/minute", lim)).Get("/b", ok)
 		}, []string{"/a", "/b", "/a", "/b"}, "[200 200 429 429]"},
-		{"r.Use on the router is one budget", func(r chi.Router, lim core.Option) {
+		{"r.Use on the router is one budget", func(r chi.Router, lim chilimit.Option) {
 			r.Use(chilimit.Limit("2/minute", lim))
 			r.Get("/a", ok)
 			r.Get("/b", ok)
 		}, []string{"/a", "/b", "/a"}, "[200 200 429]"},
-		{"r.Group is one budget, outside it is free", func(r chi.Router, lim core.Option) {
+		{"r.Group is one budget, outside it is free", func(r chi.Router, lim chilimit.Option) {
 			r.Group(func(r chi.Router) {
 				r.Use(chilimit.Limit("2/minute", lim))
 				r.Get("/a", ok)
@@ -58,26 +58,26 @@ func TestLimit_mountsEveryWayChiDoes(t *testing.T) {
 			})
 			r.Get("/free", ok)
 		}, []string{"/a", "/b", "/a", "/free"}, "[200 200 429 200]"},
-		{"r.Route subrouter is one budget", func(r chi.Router, lim core.Option) {
+		{"r.Route subrouter is one budget", func(r chi.Router, lim chilimit.Option) {
 			r.Route("/api", func(r chi.Router) {
 				r.Use(chilimit.Limit("2/minute", lim))
 				r.Get("/a", ok)
 				r.Get("/b/{id}", ok)
 			})
 		}, []string{"/api/a", "/api/b/1", "/api/b/2"}, "[200 200 429]"},
-		{"a name shares one budget across routes", func(r chi.Router, lim core.Option) {
+		{"a name shares one budget across routes", func(r chi.Router, lim chilimit.Option) {
 			r.With(chilimit.Limit("2/minute", lim, core.WithName("writes"))).Get("/a", ok)
 			r.With(chilimit.Limit("2/minute", lim, core.WithName("writes"))).Get("/b", ok)
 		}, []string{"/a", "/b", "/a"}, "[200 200 429]"},
-		{"stacked limits both apply", func(r chi.Router, lim core.Option) {
+		{"stacked limits both apply", func(r chi.Router, lim chilimit.Option) {
 			r.With(chilimit.Limit("3/minute", lim), chilimit.Limit("1/minute", lim)).Get("/a", ok)
 		}, []string{"/a", "/a"}, "[200 429]"},
-		{"built in a loop are distinct", func(r chi.Router, lim core.Option) {
+		{"built in a loop are distinct", func(r chi.Router, lim chilimit.Option) {
 			for _, p := range []string{"/a", "/b"} {
 				r.With(chilimit.Limit("1/minute", lim)).Get(p, ok)
 			}
 		}, []string{"/a", "/b", "/b"}, "[200 200 429]"},
-		{"ByRoute gives each route of a group a budget", func(r chi.Router, lim core.Option) {
+		{"ByRoute gives each route of a group a budget", func(r chi.Router, lim chilimit.Option) {
 			r.Route("/api", func(r chi.Router) {
 				r.Use(chilimit.Limit("1/minute", lim, chilimit.ByRoute()))
 				r.Get("/a", ok)
@@ -118,12 +118,12 @@ func TestLimit_headersAndRefusal(t *testing.T) {
 	}
 }
 
-func TestRouteKey(t *testing.T) {
+func TestRoute(t *testing.T) {
 	var got []string
 	record := func(w http.ResponseWriter, r *http.Request) {}
 	keyer := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			k, _ := chilimit.RouteKey(r)
+			k, _ := chilimit.Route(r)
 			got = append(got, k)
 			next.ServeHTTP(w, r)
 		})
@@ -164,13 +164,13 @@ func TestLimit_badExpressionPanicsNamingTheCallAndWrappingCoresError(t *testing.
 
 func TestNew_errorsNameTheCallAndTheMisusedOptionAndWrapCores(t *testing.T) {
 	httptestkit.NewErrors(t, "chilimit.New", chilimit.New,
-		httptestkit.Misuse{Name: "a nil route client key", Opt: chilimit.ByRoute(nil), Want: "chilimit.ByRoute: key function 1 of 1 is nil"},
-		httptestkit.Misuse{Name: "a nil route client key among others", Opt: chilimit.ByRoute(core.ByIP, nil), Want: "chilimit.ByRoute: key function 2 of 2 is nil"},
-		httptestkit.Misuse{Name: "a nil core key", Opt: core.WithKey(nil), Want: "limitkit: WithKey(nil): give a key function"},
+		httptestkit.Misuse[chilimit.Option]{Name: "a nil route client key", Opt: chilimit.ByRoute(nil), Want: "chilimit.ByRoute: key function 1 of 1 is nil"},
+		httptestkit.Misuse[chilimit.Option]{Name: "a nil route client key among others", Opt: chilimit.ByRoute(core.ByIP, nil), Want: "chilimit.ByRoute: key function 2 of 2 is nil"},
+		httptestkit.Misuse[chilimit.Option]{Name: "a nil core key", Opt: core.WithKey(nil), Want: "limitkit: WithKey(nil): give a key function"},
 	)
 }
 
-func TestRouteKey_clientChosenMethodsAndPathsMakeNoBudgets(t *testing.T) {
+func TestRoute_clientChosenMethodsAndPathsMakeNoBudgets(t *testing.T) {
 	lim, _ := testLimiter(t)
 	r := chi.NewRouter()
 	r.Use(chilimit.Limit("2/minute", lim, chilimit.ByRoute()))

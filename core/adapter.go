@@ -1,6 +1,9 @@
 package core
 
-import "fmt"
+import (
+	"fmt"
+	"reflect"
+)
 
 // Adapt is how an adapter's constructor that returns an error (such as
 // ginlimit.New) builds its middleware: it builds the Middleware for expr
@@ -12,14 +15,23 @@ import "fmt"
 // write it; skip counts the functions between the user's function and the
 // call of Adapt, as NewMiddlewareSkip's does: 1 when the constructor calls
 // Adapt itself.
-func Adapt[H any](constructor string, skip int, expr string, opts []Option, wrap func(*Middleware) H) (H, error) {
-	return adapt(constructor, skip+1, expr, opts, wrap)
+//
+// C is the framework context wrap's middleware passes to EnforceWith as the
+// native value, given explicitly: Adapt[*gin.Context](...). An option built
+// by NativeKey, NativePlans, NativeExempt or NativeDeny for another context
+// fails the constructor, naming the option; an adapter whose middleware
+// passes none (a net/http one, such as chilimit's) gives any, and then every
+// native option fails. O is the adapter's own option type, an AdapterOption
+// with the adapter's mark (see MiddlewareOption), so that the compiler
+// already refuses other adapters' options.
+func Adapt[C any, H any, O AdapterOption](constructor string, skip int, expr string, opts []O, wrap func(*Middleware) H) (H, error) {
+	return adapt[C](constructor, skip+1, expr, opts, wrap)
 }
 
 // MustAdapt is Adapt for an adapter's constructor that panics (such as
 // ginlimit.Limit): it panics with Adapt's error.
-func MustAdapt[H any](constructor string, skip int, expr string, opts []Option, wrap func(*Middleware) H) H {
-	h, err := adapt(constructor, skip+1, expr, opts, wrap)
+func MustAdapt[C any, H any, O AdapterOption](constructor string, skip int, expr string, opts []O, wrap func(*Middleware) H) H {
+	h, err := adapt[C](constructor, skip+1, expr, opts, wrap)
 	if err != nil {
 		panic(err)
 	}
@@ -28,11 +40,21 @@ func MustAdapt[H any](constructor string, skip int, expr string, opts []Option, 
 
 // adapt's skip counts the functions between the user's function and the
 // call of adapt, Adapt or MustAdapt among them.
-func adapt[H any](constructor string, skip int, expr string, opts []Option, wrap func(*Middleware) H) (H, error) {
-	m, err := NewMiddlewareSkip(skip+1, expr, opts...)
+func adapt[C any, H any, O AdapterOption](constructor string, skip int, expr string, opts []O, wrap func(*Middleware) H) (H, error) {
+	m, err := newMiddleware(skip+1, expr, opts, nativeType[C]())
 	if err != nil {
 		var none H
 		return none, fmt.Errorf("%s(%q): %w", constructor, expr, err)
 	}
 	return wrap(m), nil
+}
+
+// nativeType is the type of the native value C stands for: nil for any,
+// which stands for none.
+func nativeType[C any]() reflect.Type {
+	t := reflect.TypeFor[C]()
+	if t == reflect.TypeFor[any]() {
+		return nil
+	}
+	return t
 }

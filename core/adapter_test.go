@@ -7,12 +7,12 @@ import (
 )
 
 // adapterNew and adapterLimit stand for an adapter's constructors.
-func adapterNew(expr string, opts ...Option) (*Middleware, error) {
-	return Adapt("fw.New", 1, expr, opts, func(m *Middleware) *Middleware { return m })
+func adapterNew(expr string, opts ...AdapterOption) (*Middleware, error) {
+	return Adapt[any]("fw.New", 1, expr, opts, func(m *Middleware) *Middleware { return m })
 }
 
-func adapterLimit(expr string, opts ...Option) *Middleware {
-	return MustAdapt("fw.Limit", 1, expr, opts, func(m *Middleware) *Middleware { return m })
+func adapterLimit(expr string, opts ...AdapterOption) *Middleware {
+	return MustAdapt[any]("fw.Limit", 1, expr, opts, func(m *Middleware) *Middleware { return m })
 }
 
 func TestAdapt_errorNamesTheCallAndWrapsCores(t *testing.T) {

@@ -77,4 +77,17 @@
 // context type, assert native to it once, and fail alike everywhere when it
 // is missing. Everything else (the limiter, the name, costs, plans by
 // request, headers) is core's options, given as they are.
+//
+// # Options
+//
+// Each kind of option is its own type, so that handing one to the wrong
+// constructor does not compile: Option for New (the limiter),
+// MiddlewareOption for NewMiddleware and every adapter, MemoryOption for
+// NewMemoryStore, redisstore.Option for the Redis store, and each adapter's
+// own Option (ginlimit.Option, echolimit.Option, chilimit.Option), which
+// takes core's MiddlewareOptions and the adapter's framework-typed options
+// but not another adapter's. WithAlgorithm and WithBurst fit both a limiter
+// and a middleware (RuleOption). An adapter outside this module takes
+// AdapterOption, and Adapt refuses, naming it, a native option built for
+// another framework's context.
 package core

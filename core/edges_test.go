@@ -156,7 +156,7 @@ func TestMemoryStore_evictsWhenTheClockGoesBack(t *testing.T) {
 func TestEnforce_panickingPlanOrExemptIsRecovered(t *testing.T) {
 	lim := New()
 	defer lim.Close()
-	for name, opt := range map[string]Option{
+	for name, opt := range map[string]MiddlewareOption{
 		"plans":  WithPlans(map[string]string{"pro": "5/minute"}, func(r *http.Request) string { panic("no claims") }),
 		"exempt": WithExempt(func(r *http.Request) bool { panic("nil map") }),
 	} {

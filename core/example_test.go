@@ -76,23 +76,16 @@ func ExampleMiddleware_Enforce() {
 }
 
 // An adapter whose users write key functions against the framework's own
-// context (here a stand-in, *frameworkCtx) wraps each in a NativeKeyFunc
-// that asserts the type, and passes its context to EnforceWith.
+// context (here a stand-in, *frameworkCtx) wraps each with NativeKey,
+// builds the middleware with Adapt, and passes its context to EnforceWith.
 func ExampleMiddleware_EnforceWith() {
-	type frameworkCtx struct{ user string }
 	typedKey := func(c *frameworkCtx) (string, error) { return c.user, nil } // the user's function
-	errWrongType := fmt.Errorf("myadapter: %w", core.ErrNativeType)
 
 	limiter := core.New(core.WithClock(stopped))
 	defer limiter.Close()
-	m := core.MustNewMiddleware("1/hour", core.WithLimiter(limiter), core.WithNativeKey(
-		func(_ *http.Request, native any) (string, error) {
-			c, ok := native.(*frameworkCtx)
-			if !ok {
-				return "", errWrongType // never a panic: the key error policy applies
-			}
-			return typedKey(c)
-		}))
+	m := core.MustAdapt[*frameworkCtx]("myadapter.Limit", 1, "1/hour",
+		[]core.AdapterOption{core.WithLimiter(limiter), core.NativeKey("myadapter.Key", typedKey)},
+		func(m *core.Middleware) *core.Middleware { return m })
 
 	for _, user := range []string{"ann", "bob", "ann"} {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)

@@ -65,14 +65,13 @@ func (p FailurePolicy) String() string {
 // WithFailurePolicy sets what the limiter does when its store fails (default
 // Fallback; see FailurePolicy).
 func WithFailurePolicy(p FailurePolicy) Option {
-	return func(c *config) {
-		c.limiterOption("WithFailurePolicy")
+	return limiterOption(func(c *config) {
 		if p > Fallback {
 			c.problems = append(c.problems, fmt.Errorf("limitkit: WithFailurePolicy(%d): unknown policy; use FailOpen, FailClosed or Fallback", uint8(p)))
 			return
 		}
 		c.policy = p
-	}
+	})
 }
 
 // DefaultProbeInterval is how often, at most, a limiter tries a store that
@@ -83,14 +82,13 @@ const DefaultProbeInterval = time.Second
 // again while the store is down (default DefaultProbeInterval). Zero makes
 // every check try it, which suits a store whose errors are rare and brief.
 func WithProbeInterval(d time.Duration) Option {
-	return func(c *config) {
-		c.limiterOption("WithProbeInterval")
+	return limiterOption(func(c *config) {
 		if d < 0 {
 			c.problems = append(c.problems, fmt.Errorf("limitkit: WithProbeInterval(%v): the interval must not be negative", d))
 			return
 		}
 		c.probe, c.probeSet = d, true
-	}
+	})
 }
 
 // Action says how a check was decided, in the light of the failure policy.

@@ -1,9 +1,9 @@
 package core
 
 import (
+	"encoding/base64"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -15,10 +15,19 @@ const (
 	HeaderRemaining  = "X-Ratelimit-Remaining" // requests left under it
 	HeaderReset      = "X-Ratelimit-Reset"     // whole seconds until it is fully replenished, rounded up
 	HeaderRetryAfter = "Retry-After"           // on refusals: whole seconds to wait, rounded up, at least 1
-	// The IETF structured fields of draft-ietf-httpapi-ratelimit-headers-10,
+	// The IETF structured fields of draft-ietf-httpapi-ratelimit-headers-11,
 	// sent with WithIETFHeaders.
 	HeaderPolicy    = "Ratelimit-Policy"
 	HeaderRateLimit = "Ratelimit"
+)
+
+// The quota units of the draft's registry ("RateLimit Quota Units"), for
+// WithQuotaUnit: what a limit's count counts. A policy in requests, the
+// draft's default, is sent without a unit.
+const (
+	QuotaUnitRequests           = "requests"
+	QuotaUnitContentBytes       = "content-bytes"
+	QuotaUnitConcurrentRequests = "concurrent-requests"
 )
 
 // tightestKey is the entry of a response's header map in which the
@@ -30,6 +39,10 @@ const (
 // would cost two per request.
 const tightestKey = "Limitkit\x00tightest"
 
+// sfMaxInt is the largest Integer a structured field can carry (RFC 9651,
+// section 3.3.1: at most 15 digits). Larger counts are sent as this.
+const sfMaxInt = 999_999_999_999_999
+
 type headerNames struct {
 	limit, remaining, reset string
 }
@@ -39,12 +52,12 @@ type headerNames struct {
 // X-RateLimit-Reset); an empty name leaves that header out, so
 // WithHeaderNames("", "", "") sends none of them. Retry-After, a standard
 // header, is always sent with a 429.
-func WithHeaderNames(limit, remaining, reset string) Option {
-	return func(c *config) {
+func WithHeaderNames(limit, remaining, reset string) MiddlewareOption {
+	return middlewareOption(func(c *middlewareConfig) {
 		// CanonicalHeaderKey keeps "" as it is.
-		c.mw.names = headerNames{http.CanonicalHeaderKey(limit), http.CanonicalHeaderKey(remaining), http.CanonicalHeaderKey(reset)}
-		c.mw.namesSet = true
-	}
+		c.names = headerNames{http.CanonicalHeaderKey(limit), http.CanonicalHeaderKey(remaining), http.CanonicalHeaderKey(reset)}
+		c.namesSet = true
+	})
 }
 
 // WithResetEpoch sends X-RateLimit-Reset as the Unix time, in whole
@@ -52,47 +65,180 @@ func WithHeaderNames(limit, remaining, reset string) Option {
 // and slowapi send it, instead of the seconds from now (the default). The
 // IETF fields' t stays relative, as the draft defines it. The time is the
 // limiter's clock (WithClock), so that tests can drive it.
-func WithResetEpoch() Option {
-	return func(c *config) { c.mw.resetEpoch = true }
+func WithResetEpoch() MiddlewareOption {
+	return middlewareOption(func(c *middlewareConfig) { c.resetEpoch = true })
 }
 
 // WithIETFHeaders adds the structured fields of the IETF draft
-// (draft-ietf-httpapi-ratelimit-headers-10) to every limited response:
+// draft-ietf-httpapi-ratelimit-headers-11 (May 2026) to every limited
+// response:
 //
-//	RateLimit-Policy: "default";q=100;w=60
-//	RateLimit: "default";r=50;t=30
+//	RateLimit-Policy: "quotes";q=100;w=60
+//	RateLimit: "quotes";r=50;t=30
 //
-// The policy is named after WithName's name, or the plan, or "default"; a
-// rule of several limits lists them all in RateLimit-Policy, with "-1",
-// "-2", ... after the name, and RateLimit reports the one that decided.
-// Windows are in whole seconds, rounded up.
-func WithIETFHeaders() Option {
-	return func(c *config) { c.mw.ietf = true }
+// RateLimit-Policy lists the rule's limits: q is the count, w the period in
+// whole seconds (rounded up), and qu the unit when it is not requests (see
+// WithQuotaUnit). It is the same on every response of a middleware. Each
+// middleware's policy has a name of its own: WithName's name, or else its
+// scope (see Middleware.Scope), with "/" and the plan's name after it for
+// a plan of WithPlans, and with "-1", "-2", ... after it for each limit of
+// a rule of several. Middlewares stacked on one route each add their
+// policy to the field.
+//
+// RateLimit reports the limit that decided (of stacked middlewares, the
+// tightest, as X-RateLimit-* do): r is the available quota, the requests
+// (or units) it admits now; t is the effective window, the seconds within
+// which the client should use no more than r. On a refusal, t is when the
+// refused request would be admitted, the same value as Retry-After, so that
+// Retry-After is never earlier than the end of the effective window, as
+// the draft requires. On an admitted request, t is the time until the
+// limit is fully replenished if no other traffic comes: for a fixed window
+// the window's end; for the sliding counter, the sliding log and the
+// buckets, whose quota comes back gradually, the time by which all of it
+// is back. A shorter t (until the next unit comes back) would let a client
+// that divides r by t infer a rate many times the limit's, which the
+// draft's section 8.5 warns against. With WithPartitionKey, RateLimit also
+// carries pk, a keyed hash of the budget. Integers larger than a structured
+// field carries (15 digits) are sent as 999999999999999.
+func WithIETFHeaders() MiddlewareOption {
+	return middlewareOption(func(c *middlewareConfig) { c.ietf = true })
+}
+
+// WithQuotaUnit names what the middleware's counts count, for the qu
+// parameter of the IETF RateLimit-Policy field (see WithIETFHeaders). The
+// unit must be one the draft's registry lists: QuotaUnitRequests (the
+// default, sent without qu), QuotaUnitContentBytes (a WithCost function
+// that charges the bytes of a body) or QuotaUnitConcurrentRequests (a
+// concurrency limit). A WithCost that weighs requests (a bulk call counts
+// as ten) keeps the default: the draft leaves how many units a request
+// consumes to the server. Other units, such as an LLM's tokens, have no
+// registered name yet and are refused, rather than sent in a field that
+// clients must then ignore as malformed.
+func WithQuotaUnit(unit string) MiddlewareOption {
+	return middlewareOption(func(c *middlewareConfig) {
+		switch unit {
+		case QuotaUnitRequests, QuotaUnitContentBytes, QuotaUnitConcurrentRequests:
+			c.quotaUnit = unit
+		default:
+			c.problem("limitkit: WithQuotaUnit(%q): not a unit of the RateLimit quota unit registry; use %q, %q or %q",
+				unit, QuotaUnitRequests, QuotaUnitContentBytes, QuotaUnitConcurrentRequests)
+		}
+	})
+}
+
+// WithPartitionKey adds pk, the partition key of draft-11, to the IETF
+// RateLimit field (see WithIETFHeaders): a Byte Sequence that names the
+// budget the request was counted against, so that a client acting for
+// several users, API keys or plans can tell which responses share a quota.
+//
+// The key is the first 12 bytes of the HMAC-SHA-256, keyed by h's secret,
+// of a fixed label and the request's store key (the middleware's scope and
+// the client's identity, as Middleware.Scope describes). What it reveals:
+// two responses carry the same pk exactly when they were counted against
+// the same budget, and nothing else. Without h's secret no one, neither the
+// client nor a proxy or log that sees the response, can compute a pk, test
+// a guessed identity (an IP address, a short API key) against it, or tell
+// it from the identities the store keeps, even when h also hashes those
+// (the label keeps the two apart). A client cannot predict the pk of a
+// request it has not sent; it compares the ones it receives. pk is the same
+// in every process that shares h's secret, and changes with it. Since it is
+// stable per client, anyone who sees several of a client's responses can
+// link them, as an API key in a header could; leave it out where that
+// matters more than what clients gain.
+//
+// Use a secret of its own (NewIdentityHasher) rather than the one that
+// hashes identities, so that either can be rotated alone. A nil h is an
+// error.
+func WithPartitionKey(h *IdentityHasher) MiddlewareOption {
+	return middlewareOption(func(c *middlewareConfig) {
+		if h == nil {
+			c.problem("limitkit: WithPartitionKey(nil): give an IdentityHasher from NewIdentityHasher")
+		}
+		c.partitionKey = h
+	})
+}
+
+// pkLabel begins every value a partition key is the hash of, so that no
+// partition key equals the hash of an identity under the same secret.
+const pkLabel = "limitkit partition key\x00"
+
+// appendPartitionKey appends the base64 of the partition key of the store
+// key to dst (see WithPartitionKey).
+func (h *IdentityHasher) appendPartitionKey(dst []byte, key string) []byte {
+	k := h.pool.Get().(*keyedHash)
+	k.mac.Reset()
+	k.buf = append(append(k.buf[:0], pkLabel...), key...)
+	k.mac.Write(k.buf)
+	clear(k.buf)
+	k.sum = k.mac.Sum(k.sum[:0])
+	dst = base64.StdEncoding.AppendEncode(dst, k.sum[:12])
+	if cap(k.buf) > 1<<12 {
+		k.buf = nil
+	}
+	h.pool.Put(k)
+	return dst
 }
 
 // limitText is one limit of a rule with its header values, made once at
 // construction so that requests only format the numbers that change.
 type limitText struct {
-	count string // the X-RateLimit-Limit value
-	item  string // `"name";r=`: the RateLimit item up to the remaining count
+	count  string // the X-RateLimit-Limit value
+	item   string // `"name";r=`: the RateLimit item up to the available quota
+	window bool   // the limit has a period, so RateLimit carries t
 }
 
-func newLimitTexts(limits []Limit, policy string) ([]limitText, string) {
+// newLimitTexts returns the texts of limits and the RateLimit-Policy value
+// of a rule whose policy is named name, in unit (requests if "").
+func newLimitTexts(limits []Limit, name, unit string) ([]limitText, string) {
 	out := make([]limitText, len(limits))
-	var pol strings.Builder
+	var pol []byte
 	for i, l := range limits {
-		name := policy
+		n := name
 		if len(limits) > 1 {
-			name += "-" + strconv.Itoa(i+1)
+			n += "-" + strconv.Itoa(i+1)
 		}
-		out[i] = limitText{count: strconv.FormatInt(l.Count, 10), item: `"` + name + `";r=`}
+		item := appendSFString(nil, n)
+		out[i] = limitText{count: strconv.FormatInt(l.Count, 10), item: string(item) + ";r=", window: l.Period > 0}
 		if i > 0 {
-			pol.WriteString(", ")
+			pol = append(pol, ", "...)
 		}
-		pol.WriteString(`"` + name + `";q=` + strconv.FormatInt(l.Count, 10) + ";w=" + strconv.FormatInt(ceilSeconds(l.Period), 10))
+		pol = append(pol, item...)
+		pol = append(pol, ";q="...)
+		pol = strconv.AppendInt(pol, sfInt(l.Count), 10)
+		if unit != "" && unit != QuotaUnitRequests {
+			pol = append(pol, ";qu="...)
+			pol = appendSFString(pol, unit)
+		}
+		if l.Period > 0 {
+			pol = append(pol, ";w="...)
+			pol = strconv.AppendInt(pol, sfInt(max(ceilSeconds(l.Period), 1)), 10)
+		}
 	}
-	return out, pol.String()
+	return out, string(pol)
 }
+
+// appendSFString appends s as a structured field String (RFC 9651,
+// section 3.3.3): quoted, with quotes and backslashes escaped. A String
+// holds printable ASCII only; any other byte becomes '?'. Policy names
+// never have such bytes (WithName and plan names are checked, scopes are
+// hex), so that is a guard, not a rule anyone meets.
+func appendSFString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < ' ' || c > '~':
+			b = append(b, '?')
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}
+
+// sfInt is n as a structured field Integer can carry it: 0 to sfMaxInt.
+func sfInt(n int64) int64 { return min(max(n, 0), sfMaxInt) }
 
 // ceilSeconds is d in whole seconds, rounded up; zero or less is 0.
 func ceilSeconds(d time.Duration) int64 {
@@ -103,17 +249,18 @@ func ceilSeconds(d time.Duration) int64 {
 }
 
 // writeHeaders sets the rate-limit headers of decision d on h, and
-// Retry-After if d refuses the request.
+// Retry-After if d refuses the request. key is the request's store key,
+// for the partition key.
 //
 // It costs two allocations whatever it writes: one string holding every
 // number, and one array backing every header's value slice (tightestKey's
-// among them). Each slice is
-// capped at one element so that a later Add copies rather than overwrites
-// its neighbour.
+// among them). Each slice is capped at one element so that a later Add
+// copies rather than overwrites its neighbour. A middleware stacked on
+// another with the IETF fields on costs one more, to list its policy.
 //
 // now, when the middleware sends X-RateLimit-Reset as a time
 // (WithResetEpoch), is the time in Unix nanoseconds; else zero.
-func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, d Decision, now int64) {
+func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, key string, d Decision, now int64) {
 	if h == nil {
 		return
 	}
@@ -129,12 +276,15 @@ func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, d Decision, now in
 	if d.Allowed {
 		if cur := h[tightestKey]; len(cur) == 1 {
 			if r, err := strconv.ParseInt(cur[0], 10, 64); err == nil && r < d.Remaining {
+				if m.ietf {
+					addPolicy(h, rs.policy, nil)
+				}
 				return
 			}
 		}
 	}
 	reset := ceilSeconds(d.ResetAfter)
-	var buf [128]byte
+	var buf [192]byte
 	b := buf[:0]
 	b = strconv.AppendInt(b, d.Remaining, 10)
 	remEnd := len(b)
@@ -146,16 +296,31 @@ func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, d Decision, now in
 	}
 	resetEnd := len(b)
 	retryEnd := resetEnd
+	var retry int64
 	if !d.Allowed && !d.Never {
-		b = strconv.AppendInt(b, max(ceilSeconds(d.RetryAfter), 1), 10)
+		retry = max(ceilSeconds(d.RetryAfter), 1)
+		b = strconv.AppendInt(b, retry, 10)
 		retryEnd = len(b)
 	}
 	ietfStart := len(b)
 	if m.ietf {
 		b = append(b, lt.item...)
-		b = strconv.AppendInt(b, d.Remaining, 10)
-		b = append(b, ";t="...)
-		b = strconv.AppendInt(b, reset, 10)
+		b = strconv.AppendInt(b, sfInt(d.Remaining), 10)
+		if lt.window {
+			// The effective window: on a refusal Retry-After itself, which
+			// the draft forbids to be earlier than the window's end.
+			t := reset
+			if retry > 0 {
+				t = retry
+			}
+			b = append(b, ";t="...)
+			b = strconv.AppendInt(b, sfInt(t), 10)
+		}
+		if m.partitionKey != nil {
+			b = append(b, ";pk=:"...)
+			b = m.partitionKey.appendPartitionKey(b, key)
+			b = append(b, ':')
+		}
 	}
 	s := string(b)
 	vals := new([7]string)
@@ -173,7 +338,25 @@ func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, d Decision, now in
 		set(3, HeaderRetryAfter, s[resetEnd:retryEnd])
 	}
 	if m.ietf {
-		set(4, HeaderPolicy, rs.policy)
+		addPolicy(h, rs.policy, vals[4:5:5])
 		set(5, HeaderRateLimit, s[ietfStart:])
 	}
+}
+
+// addPolicy adds the RateLimit-Policy value pol to h, unless a middleware
+// of the same policy wrote it already, in slot (one element) if it is the
+// first policy and slot is given.
+func addPolicy(h http.Header, pol string, slot []string) {
+	cur := h[HeaderPolicy]
+	for _, v := range cur {
+		if v == pol {
+			return
+		}
+	}
+	if len(cur) == 0 && slot != nil {
+		slot[0] = pol
+		h[HeaderPolicy] = slot
+		return
+	}
+	h[HeaderPolicy] = append(cur[:len(cur):len(cur)], pol)
 }

@@ -136,8 +136,8 @@ func TestMiddleware_costThatCanNeverFitIs413WithoutRetryAfter(t *testing.T) {
 
 func TestMiddleware_budgets(t *testing.T) {
 	lim, _ := clockedLimiter(t)
-	one := func(opts ...Option) *Middleware {
-		return MustNewMiddleware("1/minute", append([]Option{WithLimiter(lim)}, opts...)...)
+	one := func(opts ...MiddlewareOption) *Middleware {
+		return MustNewMiddleware("1/minute", append([]MiddlewareOption{WithLimiter(lim)}, opts...)...)
 	}
 	// Built in a loop: one line, one function, one expression.
 	var looped []*Middleware
@@ -305,9 +305,9 @@ func TestMiddleware_shadowDecidesAndReportsButNeverRefuses(t *testing.T) {
 func TestMiddleware_leakyBucketHoldsUntilTheSlot(t *testing.T) {
 	lim, _ := clockedLimiter(t)
 	var held []time.Duration
-	wait := func(c *config) {
-		c.mw.wait = func(ctx context.Context, d time.Duration) error { held = append(held, d); return nil }
-	}
+	wait := middlewareOption(func(c *middlewareConfig) {
+		c.wait = func(ctx context.Context, d time.Duration) error { held = append(held, d); return nil }
+	})
 	h := MustNewMiddleware("2/second", WithLimiter(lim), WithAlgorithm(LeakyBucket), WithBurst(3), wait).Handler(okHandler)
 	var codes []int
 	for range 4 {
@@ -349,7 +349,7 @@ func TestMiddleware_leakyBucketHoldEndsWhenTheClientGoes(t *testing.T) {
 func TestMiddleware_keyErrorPolicies(t *testing.T) {
 	tests := []struct {
 		name   string
-		policy Option
+		policy MiddlewareOption
 		codes  string
 	}{
 		{"peer IP by default", nil, "[200 429]"},
@@ -359,7 +359,7 @@ func TestMiddleware_keyErrorPolicies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			lim, _ := clockedLimiter(t)
-			opts := []Option{WithLimiter(lim), WithKey(ByHeader("X-API-Key"))}
+			opts := []MiddlewareOption{WithLimiter(lim), WithKey(ByHeader("X-API-Key"))}
 			if tt.policy != nil {
 				opts = append(opts, tt.policy)
 			}
@@ -418,26 +418,26 @@ func TestMiddleware_headerOptions(t *testing.T) {
 	tests := []struct {
 		name string
 		expr string
-		opts []Option
+		opts []MiddlewareOption
 		want map[string]string
 	}{
-		{"IETF fields", "10/minute", []Option{WithIETFHeaders(), WithAlgorithm(TokenBucket)}, map[string]string{
-			"RateLimit-Policy": `"default";q=10;w=60`, "RateLimit": `"default";r=9;t=6`, "X-RateLimit-Limit": "10",
+		{"IETF fields", "10/minute", []MiddlewareOption{WithIETFHeaders(), WithAlgorithm(TokenBucket), WithName("quotes")}, map[string]string{
+			"RateLimit-Policy": `"quotes";q=10;w=60`, "RateLimit": `"quotes";r=9;t=6`, "X-RateLimit-Limit": "10",
 		}},
-		{"IETF fields by name, every limit in the policy", "10/second;100/hour", []Option{WithIETFHeaders(), WithName("api")}, map[string]string{
+		{"IETF fields by name, every limit in the policy", "10/second;100/hour", []MiddlewareOption{WithIETFHeaders(), WithName("api")}, map[string]string{
 			"RateLimit-Policy": `"api-1";q=10;w=1, "api-2";q=100;w=3600`, "RateLimit": `"api-1";r=9;t=2`,
 		}},
-		{"renamed", "10/minute", []Option{WithHeaderNames("RateLimit-Limit", "RateLimit-Remaining", "")}, map[string]string{
+		{"renamed", "10/minute", []MiddlewareOption{WithHeaderNames("RateLimit-Limit", "RateLimit-Remaining", "")}, map[string]string{
 			"RateLimit-Limit": "10", "RateLimit-Remaining": "9", "X-RateLimit-Limit": "", "X-RateLimit-Reset": "",
 		}},
-		{"none", "10/minute", []Option{WithHeaderNames("", "", "")}, map[string]string{
+		{"none", "10/minute", []MiddlewareOption{WithHeaderNames("", "", "")}, map[string]string{
 			"X-RateLimit-Limit": "", "X-RateLimit-Remaining": "", "X-RateLimit-Reset": "",
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			lim, _ := clockedLimiter(t)
-			h := MustNewMiddleware(tt.expr, append([]Option{WithLimiter(lim)}, tt.opts...)...).Handler(okHandler)
+			h := MustNewMiddleware(tt.expr, append([]MiddlewareOption{WithLimiter(lim)}, tt.opts...)...).Handler(okHandler)
 			w := get(h, "/", client)
 			for k, v := range tt.want {
 				if got := w.Header().Get(k); got != v {
@@ -465,7 +465,7 @@ func TestMiddleware_stackedLimitsShowTheTighterHeaders(t *testing.T) {
 // between them in a private entry, not in a header they parse back.
 func TestMiddleware_stackedLimitsAgreeWithoutTheirHeaders(t *testing.T) {
 	lim, _ := clockedLimiter(t)
-	opts := []Option{WithLimiter(lim), WithHeaderNames("", "", ""), WithIETFHeaders()}
+	opts := []MiddlewareOption{WithLimiter(lim), WithHeaderNames("", "", ""), WithIETFHeaders()}
 	tight := MustNewMiddleware("2/minute", append(opts, WithName("tight"))...)
 	loose := MustNewMiddleware("100/minute", append(opts, WithName("loose"))...)
 	for i, h := range []http.Handler{tight.Handler(loose.Handler(okHandler)), loose.Handler(tight.Handler(okHandler))} {
@@ -538,16 +538,15 @@ func TestNewMiddleware_rejectsBadConfiguration(t *testing.T) {
 	tests := []struct {
 		name string
 		expr string
-		opts []Option
+		opts []MiddlewareOption
 		want string
 	}{
 		{"bad expression", "5 per fortnight", nil, `"5 per fortnight"`},
 		{"empty expression", "", nil, `invalid limit ""`},
-		{"limiter option", "5/minute", []Option{WithStore(store)}, "core.WithStore configures a Limiter"},
-		{"bad name", "5/minute", []Option{WithName("my api")}, `WithName "my api"`},
-		{"bad plan expression", "5/minute", []Option{WithPlans(map[string]string{"pro": "lots"}, func(*http.Request) string { return "" })}, `plan "pro": limitkit: invalid limit "lots"`},
-		{"log too large", "200000/minute", []Option{WithAlgorithm(SlidingWindowLog)}, "at most 100000"},
-		{"nil key", "5/minute", []Option{WithKey(nil)}, "WithKey(nil)"},
+		{"bad name", "5/minute", []MiddlewareOption{WithName("my api")}, `WithName "my api"`},
+		{"bad plan expression", "5/minute", []MiddlewareOption{WithPlans(map[string]string{"pro": "lots"}, func(*http.Request) string { return "" })}, `plan "pro": limitkit: invalid limit "lots"`},
+		{"log too large", "200000/minute", []MiddlewareOption{WithAlgorithm(SlidingWindowLog)}, "at most 100000"},
+		{"nil key", "5/minute", []MiddlewareOption{WithKey(nil)}, "WithKey(nil)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -623,15 +622,15 @@ func (w *reusedWriter) WriteHeader(int)             {}
 func TestMiddleware_allocatesAtMostThreeTimesPerRequest(t *testing.T) {
 	tests := []struct {
 		name string
-		opts []Option
+		opts []MiddlewareOption
 	}{
 		{"default headers", nil},
-		{"with IETF headers and an observer", []Option{WithIETFHeaders()}},
+		{"with IETF headers and an observer", []MiddlewareOption{WithIETFHeaders()}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			lim, _ := clockedLimiter(t, WithObserver(ObserverFunc(func(Event) {})))
-			h := MustNewMiddleware("1000000000/hour", append([]Option{WithLimiter(lim)}, tt.opts...)...).Handler(okHandler)
+			h := MustNewMiddleware("1000000000/hour", append([]MiddlewareOption{WithLimiter(lim)}, tt.opts...)...).Handler(okHandler)
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
 			r.RemoteAddr = client
 			w := &reusedWriter{h: http.Header{}}

@@ -234,7 +234,7 @@ const noRoute = "(no route)"
 
 // RouteIdentity returns the identity of a request with method method that
 // the router matched to route, such as "/items/{id}": "GET /items/{id}". It
-// is what ByRoute and the adapters' route keys (chilimit.RouteKey,
+// is what ByRoute and the adapters' route keys (chilimit.Route,
 // ginlimit.Route, echolimit.Route) give, for key functions of other
 // routers.
 //

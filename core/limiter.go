@@ -39,16 +39,6 @@ type Limiter struct {
 	closed     atomic.Bool
 }
 
-// Option configures a Limiter or, in the adapters, one middleware.
-//
-// WithStore, WithClock, WithTimeout, WithFailurePolicy, WithProbeInterval,
-// WithLogger and WithObserver configure a Limiter only: a middleware given
-// one of them reports an error that says to wrap it in WithLimiter(New(...)).
-// WithAlgorithm and WithBurst apply to both: on a Limiter they are the
-// default of every rule, on a middleware they set its rule. The middleware
-// options (WithName, WithKey, WithCost, ...) are ignored by New.
-type Option func(*config)
-
 type config struct {
 	store     Store
 	algorithm Algorithm
@@ -61,43 +51,35 @@ type config struct {
 	logger    *slog.Logger
 	observer  Observer
 
-	// limiterOnly names the limiter options applied, so that a middleware
-	// given one can say which.
-	limiterOnly []string
-	// problems collects bad option values, reported by New (a panic) or
-	// NewMiddleware (an error).
+	// problems collects bad option values, which New reports (a panic).
 	problems []error
-
-	mw middlewareConfig
 }
-
-func (c *config) limiterOption(name string) { c.limiterOnly = append(c.limiterOnly, name) }
 
 // WithStore makes the limiter keep its state in store (default: a memory
 // store of its own).
 func WithStore(store Store) Option {
-	return func(c *config) { c.store = store; c.limiterOption("WithStore") }
+	return limiterOption(func(c *config) { c.store = store })
 }
 
 // WithAlgorithm sets the algorithm of rules that do not name one (default
 // SlidingWindowCounter). Given to a middleware, it sets the algorithm of the
 // middleware's rule.
-func WithAlgorithm(alg Algorithm) Option {
-	return func(c *config) { c.algorithm = alg }
+func WithAlgorithm(alg Algorithm) RuleOption {
+	return ruleOption(func(a *Algorithm, _ *int64) { *a = alg })
 }
 
 // WithBurst sets the capacity of TokenBucket and LeakyBucket rules that do not
 // set one (default: each limit's count). Given to a middleware, it sets the
 // burst of the middleware's rule.
-func WithBurst(n int64) Option {
-	return func(c *config) { c.burst = n }
+func WithBurst(n int64) RuleOption {
+	return ruleOption(func(_ *Algorithm, b *int64) { *b = n })
 }
 
 // WithClock sets the clock of the memory store the limiter makes for itself
 // (and of its fallback store), and the clock that paces probes of a failed
 // store. Stores that keep their own time, such as Redis, ignore it.
 func WithClock(clock Clock) Option {
-	return func(c *config) { c.clock = clock; c.limiterOption("WithClock") }
+	return limiterOption(func(c *config) { c.clock = clock })
 }
 
 // DefaultTimeout is how long a check waits for the store by default: a
@@ -110,14 +92,13 @@ const DefaultTimeout = 100 * time.Millisecond
 // DefaultTimeout) before the failure policy takes over. The memory store
 // never waits on I/O and is not timed.
 func WithTimeout(d time.Duration) Option {
-	return func(c *config) {
-		c.limiterOption("WithTimeout")
+	return limiterOption(func(c *config) {
 		if d <= 0 {
 			c.problems = append(c.problems, fmt.Errorf("limitkit: WithTimeout(%v): the timeout must be positive", d))
 			return
 		}
 		c.timeout = d
-	}
+	})
 }
 
 // New returns a limiter. Without WithStore it keeps state in a new memory
@@ -127,12 +108,13 @@ func WithTimeout(d time.Duration) Option {
 func New(opts ...Option) *Limiter {
 	l := &Limiter{}
 	for _, o := range opts {
-		o(&l.cfg)
+		if o != nil {
+			o.applyLimiter(&l.cfg)
+		}
 	}
 	if len(l.cfg.problems) > 0 {
 		panic(l.cfg.problems[0])
 	}
-	l.cfg.mw = middlewareConfig{} // middleware options mean nothing here
 	if l.cfg.timeout == 0 {
 		l.cfg.timeout = DefaultTimeout
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"runtime/debug"
 	"strconv"
 	"sync/atomic"
@@ -70,14 +71,14 @@ func (rs *ruleSet) ruleFor(lim *Limiter) Rule {
 // ParseLimits) per client. The error quotes a bad expression or names a bad
 // option. Its scope is derived from the function that calls NewMiddleware;
 // see Middleware.Scope.
-func NewMiddleware(expr string, opts ...Option) (*Middleware, error) {
-	return newMiddleware(1, expr, opts)
+func NewMiddleware(expr string, opts ...MiddlewareOption) (*Middleware, error) {
+	return newMiddleware(1, expr, opts, nil)
 }
 
 // MustNewMiddleware is NewMiddleware for set-up code: it panics with the
 // error, which quotes a bad expression.
-func MustNewMiddleware(expr string, opts ...Option) *Middleware {
-	m, err := newMiddleware(1, expr, opts)
+func MustNewMiddleware(expr string, opts ...MiddlewareOption) *Middleware {
+	m, err := newMiddleware(1, expr, opts, nil)
 	if err != nil {
 		panic(err)
 	}
@@ -90,34 +91,42 @@ func MustNewMiddleware(expr string, opts ...Option) *Middleware {
 // that users call and that calls NewMiddlewareSkip directly passes 1; one
 // more wrapper in between makes it 2. The user's function then names the
 // middleware's scope.
-func NewMiddlewareSkip(skip int, expr string, opts ...Option) (*Middleware, error) {
-	return newMiddleware(skip+1, expr, opts)
+func NewMiddlewareSkip(skip int, expr string, opts ...MiddlewareOption) (*Middleware, error) {
+	return newMiddleware(skip+1, expr, opts, nil)
 }
 
 // newMiddleware's skip counts frames above its caller: 0 is the caller.
-func newMiddleware(skip int, expr string, opts []Option) (*Middleware, error) {
-	var c config
+// native is the type of the framework context the adapter passes to
+// EnforceWith, nil for none: native options of any other type fail.
+func newMiddleware[O AdapterOption](skip int, expr string, opts []O, native reflect.Type) (*Middleware, error) {
+	var c middlewareConfig
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		if any(o) != nil {
+			o.applyMiddleware(&c)
 		}
 	}
-	mc := &c.mw
-	if len(c.limiterOnly) > 0 {
-		n := c.limiterOnly[0]
-		return nil, fmt.Errorf("limitkit: core.%s configures a Limiter, not a middleware; pass core.WithLimiter(core.New(core.%s(...)))", n, n)
+	mc := &c
+	for _, n := range mc.natives {
+		if n.native != native {
+			passes := "no framework context"
+			if native != nil {
+				passes = native.String()
+			}
+			mc.problem("limitkit: %s reads a %s, and this middleware is given %s: give it to its own framework's adapter", n.name, n.native, passes)
+		}
 	}
-	if err := errors.Join(append(c.problems, mc.problems...)...); err != nil {
+	mc.natives = nil
+	if err := errors.Join(mc.problems...); err != nil {
 		return nil, err
 	}
 	// ruleOf parses an expression into the middleware's rule or a plan's,
 	// checked with the defaults of the limiter that will enforce it.
 	ruleOf := func(expr string) (Rule, error) {
-		r, err := NewRule(expr, c.algorithm)
+		r, err := NewRule(expr, mc.algorithm)
 		if err != nil {
 			return Rule{}, err
 		}
-		r.Burst = c.burst
+		r.Burst = mc.burst
 		return r, validateFor(r, mc.limiter)
 	}
 	rule, err := ruleOf(expr)
@@ -132,11 +141,11 @@ func newMiddleware(skip int, expr string, opts []Option) (*Middleware, error) {
 	}
 	mc.problems = nil
 	m := &Middleware{middlewareConfig: *mc}
-	scope, policy := mc.name, mc.name
+	scope := mc.name
 	if scope == "" {
-		scope, policy = deriveScope(skip, expr, m.logger()), "default"
+		scope = deriveScope(skip, expr, m.logger())
 	}
-	m.base = newRuleSet(rule, scope, policy)
+	m.base = newRuleSet(rule, scope, mc.quotaUnit)
 	if len(mc.plans) > 0 {
 		m.planSets = make(map[string]*ruleSet, len(mc.plans))
 		for name, pexpr := range mc.plans {
@@ -147,7 +156,7 @@ func newMiddleware(skip int, expr string, opts []Option) (*Middleware, error) {
 			if err != nil {
 				return nil, fmt.Errorf("limitkit: plan %q: %w", name, err)
 			}
-			rs := newRuleSet(pr, scope+"/"+name, name)
+			rs := newRuleSet(pr, scope+"/"+name, mc.quotaUnit)
 			m.planSets[name] = &rs
 		}
 	}
@@ -169,8 +178,9 @@ func validateFor(rule Rule, l *Limiter) error {
 	return rule.Validate()
 }
 
-func newRuleSet(rule Rule, scope, policy string) ruleSet {
-	limits, pol := newLimitTexts(rule.Limits, policy)
+// newRuleSet's IETF policy is named after its scope, in unit.
+func newRuleSet(rule Rule, scope, unit string) ruleSet {
+	limits, pol := newLimitTexts(rule.Limits, scope, unit)
 	return ruleSet{rule: rule, scope: scope, keyPrefix: scope + ":", limits: limits, policy: pol,
 		misreported: new(atomic.Pointer[Limiter]), prepared: new(atomic.Pointer[preparedRule])}
 }
@@ -231,7 +241,7 @@ func (m *Middleware) Enforce(r *http.Request, h http.Header) Result {
 
 // EnforceWith is Enforce for adapters: native, typically the framework's own
 // request context, is handed as it is to the functions given by
-// WithNativeKey, WithNativePlans and WithNativeExempt, which the adapter
+// NativeKey, NativePlans and NativeExempt, which the adapter
 // wrapped around its users' framework-typed ones.
 func (m *Middleware) EnforceWith(r *http.Request, h http.Header, native any) Result {
 	lim := m.limiter
@@ -258,7 +268,7 @@ func (m *Middleware) EnforceWith(r *http.Request, h http.Header, native any) Res
 			Shadow: m.shadow && decided && !o.d.Allowed, DecidedBy: o.action, Latency: o.latency, Err: o.err,
 		})
 	}
-	return m.respond(ctx, lim, rs, h, o)
+	return m.respond(ctx, lim, rs, h, key, o)
 }
 
 // ruleSetOf is the rule a request is checked against: its plan's, if it
@@ -319,7 +329,7 @@ func (m *Middleware) stopped(lim *Limiter, rs *ruleSet, o outcome) Result {
 // respond turns a decided check into its result: the headers written,
 // refused or served by the decision and the failure policy (or served
 // anyway in shadow mode), and held until its slot by a leaky bucket.
-func (m *Middleware) respond(ctx context.Context, lim *Limiter, rs *ruleSet, h http.Header, o outcome) Result {
+func (m *Middleware) respond(ctx context.Context, lim *Limiter, rs *ruleSet, h http.Header, key string, o outcome) Result {
 	res := Result{Verdict: Serve, Decision: o.d, DecidedBy: o.action, Err: o.err}
 	switch {
 	case m.shadow || o.action == ActionFailOpen:
@@ -335,7 +345,7 @@ func (m *Middleware) respond(ctx context.Context, lim *Limiter, rs *ruleSet, h h
 	if m.resetEpoch {
 		now = lim.now().UnixNano()
 	}
-	m.writeHeaders(h, rs, o.d, now)
+	m.writeHeaders(h, rs, key, o.d, now)
 	if !o.d.Allowed {
 		res.Verdict, res.Status = Refuse, http.StatusTooManyRequests
 		if o.d.Never {

@@ -22,9 +22,10 @@ import (
 // request's context, which would cost two allocations.
 
 // ErrNativeType is what the adapters' wrappers return (wrapped) when the
-// native value is missing or of another framework's type: a Gin-typed
-// option given to the Echo adapter, or to core.Middleware.Handler, which
-// passes none. A key function failing so is handled by the key error
+// native value is missing or of another framework's type. Adapt already
+// refuses a native option of another framework's context, and the option
+// types keep one from core's Handler, so this is the last line of defence,
+// for an adapter that passes the wrong value. A key function failing so is handled by the key error
 // policy, as any failing key function; a deny handler failing so leaves the
 // default refusal in place.
 var ErrNativeType = errors.New("limitkit: the framework context is missing or of another framework's type; a framework-typed option works only with its own adapter")
@@ -32,53 +33,6 @@ var ErrNativeType = errors.New("limitkit: the framework context is missing or of
 // NativeKeyFunc is a KeyFunc that also gets the native value the adapter
 // passed to EnforceWith (nil from Enforce).
 type NativeKeyFunc func(r *http.Request, native any) (string, error)
-
-// WithNativeKey is WithKey for adapters: the key functions get the native
-// value as well as the request. Several are combined as Combine combines. It
-// replaces WithKey, and WithKey replaces it: the last given counts. An
-// adapter's Key option is usually NativeKey, which writes such a function
-// around the user's typed ones.
-func WithNativeKey(keys ...NativeKeyFunc) Option {
-	keys = append([]NativeKeyFunc(nil), keys...)
-	return func(c *config) {
-		if len(keys) == 0 {
-			c.mw.problem("limitkit: WithNativeKey(): give at least one key function")
-			return
-		}
-		for i, k := range keys {
-			if k == nil {
-				c.mw.problem("limitkit: WithNativeKey: key function %d of %d is nil", i+1, len(keys))
-				return
-			}
-		}
-		c.mw.key = nil
-		if len(keys) == 1 {
-			c.mw.nativeKey = keys[0]
-			return
-		}
-		c.mw.nativeKey = func(r *http.Request, native any) (string, error) {
-			return combine(len(keys), func(i int) (string, error) { return keys[i](r, native) })
-		}
-	}
-}
-
-// WithNativePlans is WithPlans for adapters: planOf gets the native value
-// as well as the request.
-func WithNativePlans(plans map[string]string, planOf func(r *http.Request, native any) string) Option {
-	return func(c *config) {
-		if planOf == nil {
-			c.mw.problem("limitkit: WithNativePlans: the planOf function is nil")
-		}
-		c.mw.plans, c.mw.planOf = plans, planOf
-	}
-}
-
-// WithNativeExempt is WithExempt for adapters: exempt gets the native value
-// as well as the request. It is checked beside WithExempt's function, so a
-// middleware may have both.
-func WithNativeExempt(exempt func(r *http.Request, native any) bool) Option {
-	return func(c *config) { c.mw.nativeExempt = exempt }
-}
 
 // NativeDenyFunc writes the response to a request the limit refused (429,
 // or 413 for a cost that can never fit; see Result.OverLimit), in the
@@ -88,15 +42,22 @@ func WithNativeExempt(exempt func(r *http.Request, native any) bool) Option {
 // not the wrapper's type, and the adapter refuses as it would without one.
 type NativeDenyFunc func(native any, res Result) error
 
-// WithNativeDeny stores an adapter's deny handler with the middleware, for
-// the adapter to fetch with Middleware.NativeDeny when it builds its
-// handler. Core itself never calls it: Refuse and Handler use
-// WithDenyHandler's handler.
-func WithNativeDeny(deny NativeDenyFunc) Option {
-	return func(c *config) { c.mw.nativeDeny = deny }
+// The native options' settings, which NativeKey, NativePlans, NativeExempt
+// and NativeDeny wrap: a native key replaces WithKey, and WithKey replaces
+// it, the last given counts; a native exemption is checked beside
+// WithExempt's; the deny function is stored for the adapter to fetch with
+// Middleware.NativeDeny, core itself never calls it.
+func (c *middlewareConfig) setNativeKey(k NativeKeyFunc) { c.key, c.nativeKey = nil, k }
+func (c *middlewareConfig) setNativePlans(plans map[string]string, planOf func(*http.Request, any) string) {
+	c.plans, c.planOf = plans, planOf
 }
 
-// NativeDeny returns the function WithNativeDeny gave, or nil.
+// native returns the option named name of an adapter whose context is C.
+func native[C any](name string, apply func(*middlewareConfig)) AdapterOption {
+	return nativeOption{name: name, native: reflect.TypeFor[C](), apply: apply}
+}
+
+// NativeDeny returns the function a NativeDeny option gave, or nil.
 func (m *Middleware) NativeDeny() NativeDenyFunc { return m.nativeDeny }
 
 // nativeOf returns the native value as a C, or false if it is missing, nil
@@ -122,7 +83,7 @@ func nativeTypeError[C any](option string) error {
 // nil one, the constructor fails naming it; where the native value is not
 // a C (core's own Handler, another framework's adapter), the key fails with
 // an error wrapping ErrNativeType, and the key error policy applies.
-func NativeKey[C comparable, F ~func(C) (string, error)](option string, keys ...F) Option {
+func NativeKey[C comparable, F ~func(C) (string, error)](option string, keys ...F) AdapterOption {
 	keys = slices.Clone(keys)
 	for i, k := range keys {
 		if k != nil {
@@ -134,27 +95,30 @@ func NativeKey[C comparable, F ~func(C) (string, error)](option string, keys ...
 		return invalid("%s: key function %d of %d is nil", option, i+1, len(keys))
 	}
 	errType := nativeTypeError[C](option)
+	var k NativeKeyFunc
 	switch len(keys) {
 	case 0:
 		return invalid("%s(): give at least one key function, or leave the option out to key by IP", option)
 	case 1:
 		key := keys[0]
-		return WithNativeKey(func(_ *http.Request, native any) (string, error) {
+		k = func(_ *http.Request, native any) (string, error) {
 			c, ok := nativeOf[C](native)
 			if !ok {
 				return "", errType
 			}
 			return key(c)
-		})
-	}
-	// The type is asserted once for all the keys.
-	return WithNativeKey(func(_ *http.Request, native any) (string, error) {
-		c, ok := nativeOf[C](native)
-		if !ok {
-			return "", errType
 		}
-		return combine(len(keys), func(i int) (string, error) { return keys[i](c) })
-	})
+	default:
+		// The type is asserted once for all the keys.
+		k = func(_ *http.Request, native any) (string, error) {
+			c, ok := nativeOf[C](native)
+			if !ok {
+				return "", errType
+			}
+			return combine(len(keys), func(i int) (string, error) { return keys[i](c) })
+		}
+	}
+	return native[C](option, func(c *middlewareConfig) { c.setNativeKey(k) })
 }
 
 // NativePlans is the Plans option of an adapter whose framework context is
@@ -163,7 +127,7 @@ func NativeKey[C comparable, F ~func(C) (string, error)](option string, keys ...
 // would refuse or a plan's limit expression that does not parse fails the
 // constructor naming the option and the plan. Where the native value is
 // not a C, every request gets the middleware's own expression.
-func NativePlans[C comparable, F ~func(C) string](option string, plans map[string]string, planOf F) Option {
+func NativePlans[C comparable, F ~func(C) string](option string, plans map[string]string, planOf F) AdapterOption {
 	if planOf == nil {
 		return invalid("%s: the planOf function is nil", option)
 	}
@@ -178,36 +142,42 @@ func NativePlans[C comparable, F ~func(C) string](option string, plans map[strin
 	if len(problems) > 0 {
 		return InvalidOption(errors.Join(problems...))
 	}
-	return WithNativePlans(plans, func(_ *http.Request, native any) string {
+	plans = maps.Clone(plans)
+	of := func(_ *http.Request, native any) string {
 		if c, ok := nativeOf[C](native); ok {
 			return planOf(c)
 		}
 		return ""
-	})
+	}
+	return native[C](option, func(c *middlewareConfig) { c.setNativePlans(plans, of) })
 }
 
 // NativeExempt is the exemption option of an adapter whose framework
-// context is C (Gin's Exempt, Echo's Skipper): WithNativeExempt with exempt
-// reading the context. A nil exempt exempts nothing, as WithExempt(nil)
-// does; where the native value is not a C, nothing is exempt.
-func NativeExempt[C comparable, F ~func(C) bool](exempt F) Option {
-	if exempt == nil {
-		return WithNativeExempt(nil)
+// context is C (Gin's Exempt, Echo's Skipper): like WithExempt, with
+// exempt reading the context, and checked beside WithExempt's function, so
+// a middleware may have both. option names it, such as "ginlimit.Exempt".
+// A nil exempt exempts nothing, as WithExempt(nil) does; where the native
+// value is not a C, nothing is exempt.
+func NativeExempt[C comparable, F ~func(C) bool](option string, exempt F) AdapterOption {
+	var f func(*http.Request, any) bool
+	if exempt != nil {
+		f = func(_ *http.Request, native any) bool {
+			c, ok := nativeOf[C](native)
+			return ok && exempt(c)
+		}
 	}
-	return WithNativeExempt(func(_ *http.Request, native any) bool {
-		c, ok := nativeOf[C](native)
-		return ok && exempt(c)
-	})
+	return native[C](option, func(c *middlewareConfig) { c.nativeExempt = f })
 }
 
 // NativeDeny is the OnDeny option of an adapter whose framework context is
-// C: WithNativeDeny with deny answering in the framework's idiom, with an
-// error for frameworks whose handlers return one (Echo) or without (Gin).
+// C: deny answers a refusal in the framework's idiom, with an error for
+// frameworks whose handlers return one (Echo) or without (Gin); the
+// adapter fetches it with Middleware.NativeDeny or calls DenyNatively.
 // C cannot be inferred from the two shapes, so it is given:
 // NativeDeny[*gin.Context]("ginlimit.OnDeny", deny). A nil deny keeps the
 // default refusal; where the native value is not a C, deny is not called
 // and Middleware.DenyNatively reports the refusal unanswered.
-func NativeDeny[C comparable, D func(C, Result) error | func(C, Result)](option string, deny D) Option {
+func NativeDeny[C comparable, D func(C, Result) error | func(C, Result)](option string, deny D) AdapterOption {
 	var typed func(C, Result) error
 	switch d := any(deny).(type) {
 	case func(C, Result) error:
@@ -217,21 +187,22 @@ func NativeDeny[C comparable, D func(C, Result) error | func(C, Result)](option 
 			typed = func(c C, res Result) error { d(c, res); return nil }
 		}
 	}
-	if typed == nil {
-		return WithNativeDeny(nil)
-	}
-	errType := nativeTypeError[C](option)
-	return WithNativeDeny(func(native any, res Result) error {
-		c, ok := nativeOf[C](native)
-		if !ok {
-			return errType
+	var f NativeDenyFunc
+	if typed != nil {
+		errType := nativeTypeError[C](option)
+		f = func(native any, res Result) error {
+			c, ok := nativeOf[C](native)
+			if !ok {
+				return errType
+			}
+			return typed(c, res)
 		}
-		return typed(c, res)
-	})
+	}
+	return native[C](option, func(c *middlewareConfig) { c.nativeDeny = f })
 }
 
 // DenyNatively answers a refusal by the limit (see Result.OverLimit) with
-// the function WithNativeDeny gave, and reports whether it did: not when
+// the function a NativeDeny option gave, and reports whether it did: not when
 // there is none, the refusal is of another kind (a 503, a 400) or the
 // native value was not the function's type (its error wraps ErrNativeType).
 // err is the function's error, for an adapter whose framework has a place
@@ -247,13 +218,14 @@ func (m *Middleware) DenyNatively(native any, res Result) (answered bool, err er
 	return true, err
 }
 
-// InvalidOption returns an Option that makes the constructor it is given
-// to fail with err: for an adapter's option that finds its own arguments
-// wrong, so that the error names the option the user called.
-func InvalidOption(err error) Option {
-	return func(c *config) { c.mw.problems = append(c.mw.problems, err) }
+// InvalidOption returns an option that makes the middleware constructor it
+// is given to fail with err: for an adapter's option that finds its own
+// arguments wrong, so that the error names the option the user called. It
+// fits every middleware.
+func InvalidOption(err error) MiddlewareOption {
+	return middlewareOption(func(c *middlewareConfig) { c.problems = append(c.problems, err) })
 }
 
-func invalid(format string, args ...any) Option {
+func invalid(format string, args ...any) MiddlewareOption {
 	return InvalidOption(fmt.Errorf(format, args...))
 }

@@ -9,6 +9,9 @@ import (
 	"testing"
 )
 
+// otherContext stands for another framework's context.
+type otherContext struct{}
+
 // frameworkContext stands for an adapter's framework context.
 type frameworkContext struct {
 	user, plan string
@@ -42,7 +45,7 @@ func userOf(_ *http.Request, native any) (string, error) {
 
 func TestCheckWith_nativeKeyCountsEachIdentityApart(t *testing.T) {
 	lim, _ := clockedLimiter(t)
-	m := MustNewMiddleware("1/minute", WithLimiter(lim), WithNativeKey(userOf))
+	m := fw("1/minute", WithLimiter(lim), NativeKey("fw.Key", userKey))
 	alice, bob := &frameworkContext{user: "alice"}, &frameworkContext{user: "bob"}
 	codes := fmt.Sprint(first(checkWith(m, alice)), first(checkWith(m, bob)), first(checkWith(m, alice)))
 	if codes != "200 200 429" {
@@ -51,6 +54,12 @@ func TestCheckWith_nativeKeyCountsEachIdentityApart(t *testing.T) {
 }
 
 func first(code int, _ http.Header) int { return code }
+
+// fw builds a middleware as an adapter whose context is *frameworkContext
+// does, with MustAdapt.
+func fw(expr string, opts ...AdapterOption) *Middleware {
+	return MustAdapt[*frameworkContext]("fw.Limit", 1, expr, opts, func(m *Middleware) *Middleware { return m })
+}
 
 func TestCheckWith_nativeValueOfAnotherTypeFollowsTheKeyErrorPolicy(t *testing.T) {
 	tests := []struct {
@@ -66,7 +75,7 @@ func TestCheckWith_nativeValueOfAnotherTypeFollowsTheKeyErrorPolicy(t *testing.T
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			lim, _ := clockedLimiter(t)
-			m := MustNewMiddleware("5/minute", WithLimiter(lim), WithNativeKey(userOf), WithKeyErrorPolicy(tt.policy))
+			m := fw("5/minute", WithLimiter(lim), NativeKey("fw.Key", userKey), WithKeyErrorPolicy(tt.policy))
 			if got, _ := checkWith(m, tt.native); got != tt.want {
 				t.Errorf("status %d; want %d", got, tt.want)
 			}
@@ -77,39 +86,38 @@ func TestCheckWith_nativeValueOfAnotherTypeFollowsTheKeyErrorPolicy(t *testing.T
 func TestNativeKeys_combineAsCombineDoes(t *testing.T) {
 	rec := &recorder{}
 	lim, _ := clockedLimiter(t, WithObserver(rec))
-	combined := MustNewMiddleware("5/minute", WithLimiter(lim), WithKey(Combine(
+	combined := fw("5/minute", WithLimiter(lim), WithKey(Combine(
 		func(*http.Request) (string, error) { return "a|b", nil },
 		ByIP,
 	)))
 	checkWith(combined, nil)
 	want := rec.last().Identity
-	for name, key := range map[string]Option{
-		"WithNativeKey": WithNativeKey(userOf, func(r *http.Request, _ any) (string, error) { return ByIP(r) }),
-		"NativeKey":     NativeKey("fw.Key", userKey, func(*frameworkContext) (string, error) { return ByIP(request(client)) }),
+	for name, key := range map[string]AdapterOption{
+		"NativeKey": NativeKey("fw.Key", userKey, func(*frameworkContext) (string, error) { return ByIP(request(client)) }),
 	} {
-		checkWith(MustNewMiddleware("5/minute", WithLimiter(lim), key, WithName("combined-"+strings.ToLower(name))), &frameworkContext{user: "a|b"})
+		checkWith(fw("5/minute", WithLimiter(lim), key, WithName("combined-"+strings.ToLower(name))), &frameworkContext{user: "a|b"})
 		if got := rec.last().Identity; got != want || strings.Contains(got, "a|b") {
 			t.Errorf("%s: identity %q; want %q, as Combine gives, the part with a separator hashed", name, got, want)
 		}
 	}
 }
 
-func TestWithNativeKey_andWithKeyReplaceEachOther(t *testing.T) {
-	native := WithNativeKey(userOf)
+func TestNativeKey_andWithKeyReplaceEachOther(t *testing.T) {
+	native := NativeKey("fw.Key", userKey)
 	byHeader := WithKey(ByHeader("X-User"))
 	tests := []struct {
 		name string
-		opts []Option
+		opts []AdapterOption
 		want string
 	}{
-		{"native key given last", []Option{byHeader, native}, "alice"},
-		{"WithKey given last", []Option{native, byHeader}, HashIdentity("bob")},
+		{"native key given last", []AdapterOption{byHeader, native}, "alice"},
+		{"WithKey given last", []AdapterOption{native, byHeader}, HashIdentity("bob")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &recorder{}
 			lim, _ := clockedLimiter(t, WithObserver(rec))
-			m := MustNewMiddleware("5/minute", append([]Option{WithLimiter(lim)}, tt.opts...)...)
+			m := fw("5/minute", append([]AdapterOption{WithLimiter(lim)}, tt.opts...)...)
 			r := request(client, "X-User", "bob")
 			m.EnforceWith(r, nil, &frameworkContext{user: "alice"})
 			if got := rec.last().Identity; got != tt.want {
@@ -119,58 +127,11 @@ func TestWithNativeKey_andWithKeyReplaceEachOther(t *testing.T) {
 	}
 }
 
-func TestWithNativeKey_rejectsMissingKeyFunctions(t *testing.T) {
-	tests := []struct {
-		name string
-		opt  Option
-		want string
-	}{
-		{"none", WithNativeKey(), "at least one"},
-		{"a nil one", WithNativeKey(userOf, nil), "key function 2 of 2 is nil"},
-		{"nil plan function", WithNativePlans(map[string]string{"pro": "9/minute"}, nil), "planOf function is nil"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewMiddleware("5/minute", tt.opt)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %v; want one containing %q", err, tt.want)
-			}
-		})
-	}
-}
-
-func TestCheckWith_nativePlansChooseTheRule(t *testing.T) {
-	lim, _ := clockedLimiter(t)
-	planOf := func(_ *http.Request, native any) string {
-		if c, ok := native.(*frameworkContext); ok {
-			return c.plan
-		}
-		return ""
-	}
-	m := MustNewMiddleware("1/minute", WithLimiter(lim), WithNativePlans(map[string]string{"pro": "3/minute"}, planOf))
-	tests := []struct {
-		native any
-		limit  string
-	}{
-		{&frameworkContext{plan: "pro"}, "3"},
-		{&frameworkContext{plan: ""}, "1"},
-		{nil, "1"},
-	}
-	for _, tt := range tests {
-		if _, h := checkWith(m, tt.native); h.Get(HeaderLimit) != tt.limit {
-			t.Errorf("native %+v: limit %q; want %q", tt.native, h.Get(HeaderLimit), tt.limit)
-		}
-	}
-}
-
 func TestCheckWith_nativeExemptAndWithExemptBothApply(t *testing.T) {
 	lim, _ := clockedLimiter(t)
-	m := MustNewMiddleware("1/minute", WithLimiter(lim),
+	m := fw("1/minute", WithLimiter(lim),
 		WithExempt(func(r *http.Request) bool { return r.Header.Get("X-Health") != "" }),
-		WithNativeExempt(func(_ *http.Request, native any) bool {
-			c, ok := native.(*frameworkContext)
-			return ok && c.internal
-		}))
+		NativeExempt("fw.Exempt", func(c *frameworkContext) bool { return c.internal }))
 	internal := &frameworkContext{internal: true}
 	for range 3 {
 		if code, h := checkWith(m, internal); code != http.StatusOK || len(h) != 0 {
@@ -190,24 +151,24 @@ func TestCheckWith_nativeExemptAndWithExemptBothApply(t *testing.T) {
 func TestNativeDeny_isKeptForTheAdapterAndNeverCalledByCore(t *testing.T) {
 	lim, _ := clockedLimiter(t)
 	called := false
-	m := MustNewMiddleware("1/minute", WithLimiter(lim), WithNativeDeny(func(native any, res Result) error {
+	m := fw("1/minute", WithLimiter(lim), NativeDeny[*frameworkContext]("fw.OnDeny", func(*frameworkContext, Result) error {
 		called = true
 		return nil
 	}))
 	deny := m.NativeDeny()
 	if deny == nil {
-		t.Fatal("NativeDeny() = nil; want the function WithNativeDeny gave")
+		t.Fatal("NativeDeny() = nil; want the function NativeDeny gave")
 	}
 	h := m.Handler(okHandler)
 	get(h, "/", client)
 	if w := get(h, "/", client); w.Code != http.StatusTooManyRequests || called {
 		t.Errorf("Handler: status %d, native deny called %v; want 429 by core's own refusal", w.Code, called)
 	}
-	if err := deny(nil, Result{}); err != nil || !called {
+	if err := deny(&frameworkContext{}, Result{}); err != nil || !called {
 		t.Errorf("deny() = %v, called %v; want the given function", err, called)
 	}
-	if MustNewMiddleware("1/minute", WithLimiter(lim)).NativeDeny() != nil {
-		t.Error("NativeDeny() without WithNativeDeny is not nil")
+	if fw("1/minute", WithLimiter(lim)).NativeDeny() != nil {
+		t.Error("NativeDeny() without a NativeDeny option is not nil")
 	}
 }
 
@@ -221,7 +182,7 @@ func TestErrNativeType_isFoundThroughAnAdapterError(t *testing.T) {
 func TestCheckWith_nativeKeyAddsNoAllocation(t *testing.T) {
 	lim, _ := clockedLimiter(t)
 	native := &frameworkContext{user: "alice"}
-	plain := MustNewMiddleware("1000000000/hour", WithLimiter(lim), WithKey(func(*http.Request) (string, error) { return "alice", nil }))
+	plain := fw("1000000000/hour", WithLimiter(lim), WithKey(func(*http.Request) (string, error) { return "alice", nil }))
 	r := request(client)
 	h := http.Header{}
 	count := func(m *Middleware) float64 {
@@ -232,8 +193,8 @@ func TestCheckWith_nativeKeyAddsNoAllocation(t *testing.T) {
 		})
 	}
 	p := count(plain)
-	for name, key := range map[string]Option{"WithNativeKey": WithNativeKey(userOf), "NativeKey": NativeKey("fw.Key", userKey)} {
-		if n := count(MustNewMiddleware("1000000000/hour", WithLimiter(lim), key, WithName("alloc-"+strings.ToLower(name)))); n > p {
+	for name, key := range map[string]AdapterOption{"NativeKey": NativeKey("fw.Key", userKey)} {
+		if n := count(fw("1000000000/hour", WithLimiter(lim), key, WithName("alloc-"+strings.ToLower(name)))); n > p {
 			t.Errorf("%s: %v allocations per request, plain key %v; want no more", name, n, p)
 		}
 	}
@@ -247,7 +208,7 @@ func userKey(c *frameworkContext) (string, error) { return c.user, nil }
 func TestNativeKey_countsByTheTypedContextAndFailsIntoTheKeyPolicyWithoutIt(t *testing.T) {
 	rec := &recorder{}
 	lim, _ := clockedLimiter(t, WithObserver(rec))
-	m := MustNewMiddleware("1/minute", WithLimiter(lim), NativeKey("fw.Key", userKey), WithKeyErrorPolicy(KeyErrorRefuse))
+	m := fw("1/minute", WithLimiter(lim), NativeKey("fw.Key", userKey), WithKeyErrorPolicy(KeyErrorRefuse))
 	alice, bob := &frameworkContext{user: "alice"}, &frameworkContext{user: "bob"}
 	codes := fmt.Sprint(first(checkWith(m, alice)), first(checkWith(m, bob)), first(checkWith(m, alice)))
 	if codes != "200 200 429" {
@@ -266,24 +227,33 @@ func TestNativeHooks_misusesFailTheConstructorNamingTheOption(t *testing.T) {
 	planOf := func(c *frameworkContext) string { return c.plan }
 	tests := []struct {
 		name   string
-		opts   []Option
+		opts   []AdapterOption
 		want   string
 		syntax string // the expression of a wrapped *SyntaxError
 	}{
-		{"no key", []Option{NativeKey[*frameworkContext, func(*frameworkContext) (string, error)]("fw.Key")}, "fw.Key(): give at least one key function, or leave the option out to key by IP", ""},
-		{"a nil key", []Option{NativeKey[*frameworkContext, func(*frameworkContext) (string, error)]("fw.Key", nil)}, "fw.Key(nil): give a key function, or leave the option out to key by IP", ""},
-		{"a nil key among others", []Option{NativeKey("fw.Key", userKey, nil)}, "fw.Key: key function 2 of 2 is nil", ""},
-		{"a nil plan function", []Option{NativePlans[*frameworkContext, func(*frameworkContext) string]("fw.Plans", map[string]string{"pro": "9/minute"}, nil)}, "fw.Plans: the planOf function is nil", ""},
-		{"a bad plan name", []Option{NativePlans("fw.Plans", map[string]string{"pro:1": "9/minute"}, planOf)}, `fw.Plans: limitkit: plan "pro:1": use printable ASCII`, ""},
-		{"a bad plan expression", []Option{NativePlans("fw.Plans", map[string]string{"pro": "9/minnute"}, planOf)}, `fw.Plans: plan "pro": limitkit: invalid limit "9/minnute"`, "9/minnute"},
-		{"two bad plans, in the order of their names", []Option{NativePlans("fw.Plans", map[string]string{"b": "x", "a": "y"}, planOf)}, `fw.Plans: plan "a": limitkit: invalid limit "y" at offset 0: expected a count (a positive whole number)` + "\n" + `fw.Plans: plan "b"`, "y"},
-		{"an invalid option", []Option{InvalidOption(errors.New("fw.Thing: wrong"))}, "fw.Thing: wrong", ""},
+		{"no key", []AdapterOption{NativeKey[*frameworkContext, func(*frameworkContext) (string, error)]("fw.Key")}, "fw.Key(): give at least one key function, or leave the option out to key by IP", ""},
+		{"a nil key", []AdapterOption{NativeKey[*frameworkContext, func(*frameworkContext) (string, error)]("fw.Key", nil)}, "fw.Key(nil): give a key function, or leave the option out to key by IP", ""},
+		{"a nil key among others", []AdapterOption{NativeKey("fw.Key", userKey, nil)}, "fw.Key: key function 2 of 2 is nil", ""},
+		{"a nil plan function", []AdapterOption{NativePlans[*frameworkContext, func(*frameworkContext) string]("fw.Plans", map[string]string{"pro": "9/minute"}, nil)}, "fw.Plans: the planOf function is nil", ""},
+		{"a bad plan name", []AdapterOption{NativePlans("fw.Plans", map[string]string{"pro:1": "9/minute"}, planOf)}, `fw.Plans: limitkit: plan "pro:1": use printable ASCII`, ""},
+		{"a bad plan expression", []AdapterOption{NativePlans("fw.Plans", map[string]string{"pro": "9/minnute"}, planOf)}, `fw.Plans: plan "pro": limitkit: invalid limit "9/minnute"`, "9/minnute"},
+		{"two bad plans, in the order of their names", []AdapterOption{NativePlans("fw.Plans", map[string]string{"b": "x", "a": "y"}, planOf)}, `fw.Plans: plan "a": limitkit: invalid limit "y" at offset 0: expected a count (a positive whole number)` + "\n" + `fw.Plans: plan "b"`, "y"},
+		{"an invalid option", []AdapterOption{InvalidOption(errors.New("fw.Thing: wrong"))}, "fw.Thing: wrong", ""},
+		{"another framework's key", []AdapterOption{NativeKey("other.Key", func(*otherContext) (string, error) { return "", nil })},
+			"limitkit: other.Key reads a *core.otherContext, and this middleware is given *core.frameworkContext", ""},
+		{"another framework's plans", []AdapterOption{NativePlans("other.Plans", nil, func(*otherContext) string { return "" })}, "limitkit: other.Plans reads a *core.otherContext", ""},
+		{"another framework's exemption", []AdapterOption{NativeExempt("other.Exempt", func(*otherContext) bool { return true })}, "limitkit: other.Exempt reads a *core.otherContext", ""},
+		{"another framework's deny handler", []AdapterOption{NativeDeny[*otherContext]("other.OnDeny", func(*otherContext, Result) {})}, "limitkit: other.OnDeny reads a *core.otherContext", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewMiddleware("5/minute", tt.opts...)
-			if err == nil || !strings.HasPrefix(err.Error(), tt.want[:strings.IndexByte(tt.want, ':')]) || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("error %v; want one beginning with the option's name and containing %q", err, tt.want)
+			_, err := Adapt[*frameworkContext]("fw.New", 1, "5/minute", tt.opts, func(m *Middleware) *Middleware { return m })
+			const call = `fw.New("5/minute"): `
+			if err == nil || !strings.HasPrefix(err.Error(), call) {
+				t.Fatalf("error %v; want one beginning with %s", err, call)
+			}
+			if msg := strings.TrimPrefix(err.Error(), call); !strings.HasPrefix(msg, tt.want[:strings.IndexByte(tt.want, ':')]) || !strings.Contains(msg, tt.want) {
+				t.Fatalf("error %v; want one naming the option first and containing %q", err, tt.want)
 			}
 			var se *SyntaxError
 			if tt.syntax != "" && (!errors.As(err, &se) || se.Expr != tt.syntax) {
@@ -295,7 +265,7 @@ func TestNativeHooks_misusesFailTheConstructorNamingTheOption(t *testing.T) {
 
 func TestNativePlans_chooseTheRuleFromTheTypedContext(t *testing.T) {
 	lim, _ := clockedLimiter(t)
-	m := MustNewMiddleware("1/minute", WithLimiter(lim), NativePlans("fw.Plans", map[string]string{"pro": "3/minute"},
+	m := fw("1/minute", WithLimiter(lim), NativePlans("fw.Plans", map[string]string{"pro": "3/minute"},
 		func(c *frameworkContext) string { return c.plan }))
 	for _, tt := range []struct {
 		native any
@@ -315,7 +285,7 @@ func TestNativePlans_chooseTheRuleFromTheTypedContext(t *testing.T) {
 
 func TestNativeExempt_exemptsByTheTypedContextAndNothingWithoutIt(t *testing.T) {
 	lim, _ := clockedLimiter(t)
-	m := MustNewMiddleware("1/minute", WithLimiter(lim), NativeExempt(func(c *frameworkContext) bool { return c.internal }))
+	m := fw("1/minute", WithLimiter(lim), NativeExempt("fw.Exempt", func(c *frameworkContext) bool { return c.internal }))
 	internal := &frameworkContext{internal: true}
 	for range 3 {
 		if code, h := checkWith(m, internal); code != http.StatusOK || len(h) != 0 {
@@ -326,7 +296,7 @@ func TestNativeExempt_exemptsByTheTypedContextAndNothingWithoutIt(t *testing.T) 
 	if codes != "200 429" {
 		t.Errorf("codes %s; want 200 429: without the typed context nothing is exempt", codes)
 	}
-	none := MustNewMiddleware("1/minute", WithLimiter(lim), NativeExempt[*frameworkContext, func(*frameworkContext) bool](nil))
+	none := fw("1/minute", WithLimiter(lim), NativeExempt[*frameworkContext, func(*frameworkContext) bool]("fw.Exempt", nil))
 	if codes := fmt.Sprint(first(checkWith(none, internal)), first(checkWith(none, internal))); codes != "200 429" {
 		t.Errorf("nil exempt: codes %s; want 200 429, nothing exempt", codes)
 	}
@@ -346,7 +316,7 @@ func TestNativeDeny_answersOverLimitRefusalsOfItsTypeOnly(t *testing.T) {
 	down := Result{Verdict: Refuse, Status: http.StatusServiceUnavailable}
 	tests := []struct {
 		name     string
-		deny     Option
+		deny     AdapterOption
 		native   any
 		res      Result
 		answered bool
@@ -364,7 +334,7 @@ func TestNativeDeny_answersOverLimitRefusalsOfItsTypeOnly(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			answered = nil
-			m := MustNewMiddleware("1/minute", tt.deny)
+			m := fw("1/minute", tt.deny)
 			got, err := m.DenyNatively(tt.native, tt.res)
 			if got != tt.answered || err != tt.err || (len(answered) > 0) != tt.answered {
 				t.Errorf("DenyNatively = %v, %v (handler called for %v); want %v, %v", got, err, answered, tt.answered, tt.err)
@@ -374,9 +344,21 @@ func TestNativeDeny_answersOverLimitRefusalsOfItsTypeOnly(t *testing.T) {
 }
 
 func TestNativeDeny_functionFailsWithAnErrorNamingTheOptionWithoutItsType(t *testing.T) {
-	m := MustNewMiddleware("1/minute", NativeDeny[*frameworkContext]("fw.OnDeny", func(*frameworkContext, Result) {}))
+	m := fw("1/minute", NativeDeny[*frameworkContext]("fw.OnDeny", func(*frameworkContext, Result) {}))
 	err := m.NativeDeny()("another framework's", Result{})
 	if !errors.Is(err, ErrNativeType) || !strings.HasPrefix(err.Error(), "fw.OnDeny got no *core.frameworkContext") {
 		t.Errorf("error %v; want one naming the option and the type, wrapping ErrNativeType", err)
+	}
+}
+
+func TestAdapt_withoutANativeContextRefusesEveryNativeOption(t *testing.T) {
+	_, err := Adapt[any]("plain.New", 1, "5/minute", []AdapterOption{WithName("plain"), NativeKey("fw.Key", userKey)},
+		func(m *Middleware) *Middleware { return m })
+	want := `plain.New("5/minute"): limitkit: fw.Key reads a *core.frameworkContext, and this middleware is given no framework context`
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error %v; want %s...", err, want)
+	}
+	if _, err := Adapt[any]("plain.New", 1, "5/minute", []MiddlewareOption{WithName("plain")}, func(m *Middleware) *Middleware { return m }); err != nil {
+		t.Errorf("core's options: %v", err)
 	}
 }

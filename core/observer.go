@@ -101,8 +101,7 @@ type Event struct {
 // WithObserver makes the limiter report to o. Given several times, every
 // observer hears every event, in order.
 func WithObserver(o Observer) Option {
-	return func(c *config) {
-		c.limiterOption("WithObserver")
+	return limiterOption(func(c *config) {
 		if o == nil {
 			return
 		}
@@ -114,7 +113,7 @@ func WithObserver(o Observer) Option {
 		default:
 			c.observer = observers{prev, o}
 		}
-	}
+	})
 }
 
 type observers []Observer
@@ -128,7 +127,7 @@ func (os observers) Observe(e Event) {
 // WithLogger sets where the limiter logs store failures and recoveries
 // (default: slog.Default() at the time of logging).
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) { c.logger = l; c.limiterOption("WithLogger") }
+	return limiterOption(func(c *config) { c.logger = l })
 }
 
 func (l *Limiter) emit(e Event) {

@@ -16,15 +16,15 @@ import (
 // per middleware, not once per request.
 func TestCheck_panickingKeyOrCostFunctionFollowsTheKeyErrorPolicy(t *testing.T) {
 	panicKey := func(*http.Request) (string, error) { panic("key bug") }
-	panicNative := func(*http.Request, any) (string, error) { panic("native key bug") }
+	panicNative := func(*frameworkContext) (string, error) { panic("native key bug") }
 	panicCost := func(*http.Request) int64 { panic("cost bug") }
 	funcs := []struct {
 		name string
-		opt  Option
+		opt  AdapterOption
 		says string
 	}{
 		{"key", WithKey(panicKey), "key function panicked: key bug"},
-		{"native key", WithNativeKey(panicNative), "key function panicked: native key bug"},
+		{"native key", NativeKey("fw.Key", panicNative), "key function panicked: native key bug"},
 		{"cost", WithCost(panicCost), "cost function panicked: cost bug"},
 	}
 	policies := []struct {
@@ -43,7 +43,7 @@ func TestCheck_panickingKeyOrCostFunctionFollowsTheKeyErrorPolicy(t *testing.T) 
 				store := &keyRecorder{MemoryStore: NewMemoryStore()}
 				var logs bytes.Buffer
 				lim := closeLater(t, WithStore(store), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-				m := MustNewMiddleware("1/minute", WithLimiter(lim), WithName("s"), fn.opt, WithKeyErrorPolicy(p.policy))
+				m := fw("1/minute", WithLimiter(lim), WithName("s"), fn.opt, WithKeyErrorPolicy(p.policy))
 				var verdicts []Verdict
 				var last Result
 				for range 2 {
@@ -86,7 +86,7 @@ func TestHandler_panickingKeyFunctionIsRefusedNotPassedOn(t *testing.T) {
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
-				t.Fatalf("Handler panicked: %v", p)
+				t.Fatalf("EnforceWith panicked: %v", p)
 			}
 		}()
 		w = get(h, "/", client)
@@ -102,18 +102,18 @@ func TestHandler_panickingKeyFunctionIsRefusedNotPassedOn(t *testing.T) {
 func TestCheck_panickingExemptOrPlanFunctionLimitsTheRequest(t *testing.T) {
 	tests := []struct {
 		name string
-		opt  Option
+		opt  AdapterOption
 		says string
 	}{
 		{"exempt", WithExempt(func(*http.Request) bool { panic("exempt bug") }), "exempt function panicked"},
-		{"native exempt", WithNativeExempt(func(*http.Request, any) bool { panic("native exempt bug") }), "exempt function panicked"},
+		{"native exempt", NativeExempt("fw.Exempt", func(*frameworkContext) bool { panic("native exempt bug") }), "exempt function panicked"},
 		{"plan", WithPlans(map[string]string{"pro": "100/minute"}, func(*http.Request) string { panic("plan bug") }), "plan function panicked"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			lim := closeLater(t, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-			m := MustNewMiddleware("2/minute", WithLimiter(lim), WithName("s"), tt.opt)
+			m := fw("2/minute", WithLimiter(lim), WithName("s"), tt.opt)
 			var got []int
 			for range 4 {
 				r := httptest.NewRequest(http.MethodGet, "/", nil)
@@ -122,10 +122,13 @@ func TestCheck_panickingExemptOrPlanFunctionLimitsTheRequest(t *testing.T) {
 				func() {
 					defer func() {
 						if p := recover(); p != nil {
-							t.Fatalf("Handler panicked: %v", p)
+							t.Fatalf("EnforceWith panicked: %v", p)
 						}
 					}()
-					m.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {})).ServeHTTP(w, r)
+					// as an adapter does, passing its context for the native exemption
+					if res := m.EnforceWith(r, w.Header(), &frameworkContext{}); res.Verdict == Refuse {
+						m.Refuse(w, r, res)
+					}
 				}()
 				got = append(got, w.Code)
 			}

@@ -70,13 +70,13 @@ func TestHandler_requestWhoseContextEndsIsAnsweredWithAStatus(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			lim, _ := clockedLimiter(t)
 			held := make(chan struct{}, 1)
-			wait := func(c *config) {
-				c.mw.wait = func(ctx context.Context, d time.Duration) error {
+			wait := middlewareOption(func(c *middlewareConfig) {
+				c.wait = func(ctx context.Context, d time.Duration) error {
 					held <- struct{}{}
 					<-ctx.Done()
 					return ctx.Err()
 				}
-			}
+			})
 			served := false
 			h := MustNewMiddleware("1/second", WithLimiter(lim), WithAlgorithm(LeakyBucket), WithBurst(5), wait).
 				Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { served = true }))

@@ -14,7 +14,9 @@ func TestEvent_routeIsThePatternNotThePath(t *testing.T) {
 	lim := closeLater(t, WithObserver(ObserverFunc(func(e Event) { got = append(got, e.Route) })))
 	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 	plain := MustNewMiddleware("100/minute", WithLimiter(lim))
-	native := MustNewMiddleware("100/minute", WithLimiter(lim), NativeRoute(func(c *ctx) string { return c.route }))
+	native := MustAdapt[*ctx]("fw.Limit", 1, "100/minute",
+		[]AdapterOption{WithLimiter(lim), NativeRoute("fw.route", func(c *ctx) string { return c.route })},
+		func(m *Middleware) *Middleware { return m })
 	mux := http.NewServeMux()
 	mux.Handle("GET /items/{id}", plain.Handler(ok))
 	mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/items/42?x=1", nil))

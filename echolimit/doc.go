@@ -26,9 +26,11 @@
 // fit, without Retry-After; or 503 and 400 from the failure and key
 // policies; see core.Result), so that the app's HTTPErrorHandler renders it like any
 // other error, with the headers, Retry-After included, already set. The
-// error's Message and Internal are an *Error: Echo's default handler writes
-// it as core's JSON body, and a custom handler can find the decision with
-// errors.As. The scope of a middleware (which budget it counts against) is
-// derived from the function that calls Limit or New, as
-// core.Middleware.Scope describes; core.WithName pins it.
+// error's Message is the reason, a string, so Echo's default handler writes
+// {"message":"rate limit exceeded"}; its Internal is an *Error, which a
+// custom handler finds with errors.As to read the decision. ErrorHandler
+// answers refusals with core's JSON body instead, with the limit and
+// retry_after, as ginlimit and chilimit do. The scope of a middleware
+// (which budget it counts against) is derived from the function that calls
+// Limit or New, as core.Middleware.Scope describes; core.WithName pins it.
 package echolimit

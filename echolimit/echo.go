@@ -1,6 +1,9 @@
 package echolimit
 
 import (
+	"errors"
+	"net/http"
+
 	"github.com/labstack/echo/v4"
 	"github.com/limitkit/limitkit/core"
 )
@@ -17,21 +20,26 @@ const StatusClientClosedRequest = core.StatusClientClosedRequest
 // and quotes the expression, such as `echolimit.Limit("5/minit"): ...`: that
 // is a mistake in set-up code, best found at start-up. Use New to get the
 // error instead.
-func Limit(expr string, opts ...core.Option) echo.MiddlewareFunc {
-	return core.MustAdapt("echolimit.Limit", 1, expr, withRoute(opts), middleware)
+func Limit(expr string, opts ...Option) echo.MiddlewareFunc {
+	return core.MustAdapt[echo.Context]("echolimit.Limit", 1, expr, withRoute(opts), middleware)
 }
 
 // New is Limit returning an error, rather than panicking, for an invalid
 // expression or option. The error wraps core's: errors.As finds a
 // *core.SyntaxError for a bad expression.
-func New(expr string, opts ...core.Option) (echo.MiddlewareFunc, error) {
-	return core.Adapt("echolimit.New", 1, expr, withRoute(opts), middleware)
+func New(expr string, opts ...Option) (echo.MiddlewareFunc, error) {
+	return core.Adapt[echo.Context]("echolimit.New", 1, expr, withRoute(opts), middleware)
 }
 
-// Error is what a refused request's *echo.HTTPError carries, as its Message
-// and its Internal error: the outcome of the check, for a custom
-// HTTPErrorHandler to read with errors.As. It marshals to core's JSON body,
-// so that Echo's default handler writes that.
+// Error is the Internal error of a refused request's *echo.HTTPError: the
+// outcome of the check, for a custom HTTPErrorHandler to find with
+// errors.As (HTTPError unwraps to it), as ExampleError shows. The
+// HTTPError's Message is the refusal's reason, a string such as "rate limit
+// exceeded", so that Echo's default handler writes
+// {"message":"rate limit exceeded"} as it writes every other error of an
+// Echo app. A handler that wants core's body instead, with the limit and
+// retry_after, can write the Error itself (c.JSON(e.Result.Status, e)):
+// it marshals to that body.
 type Error struct {
 	Result core.Result
 }
@@ -39,17 +47,49 @@ type Error struct {
 // Error returns the refusal's reason.
 func (e *Error) Error() string { return "echolimit: " + e.Result.Message() }
 
+// Unwrap returns the error behind a refusal that is not about the limit,
+// such as a store that did not answer under FailClosed; nil for a 429 or
+// 413.
+func (e *Error) Unwrap() error { return e.Result.Err }
+
 // MarshalJSON returns core's body for the refusal, such as
 // {"error":"rate limit exceeded","limit":"5/minute","retry_after":12}.
 func (e *Error) MarshalJSON() ([]byte, error) { return e.Result.Body(), nil }
 
-// withRoute tells core the route each request matched, for the events that
-// metrics label (core.Event.Route): see routePattern.
-func withRoute(opts []core.Option) []core.Option {
-	return append([]core.Option{routeOption}, opts...)
+// ErrorHandler returns an HTTPErrorHandler that answers the refusals of
+// this package with core's JSON body, as chilimit and ginlimit do, such as
+// {"error":"rate limit exceeded","limit":"5/minute","retry_after":12}, and
+// hands every other error to next, e.DefaultHTTPErrorHandler or the app's
+// own handler:
+//
+//	e.HTTPErrorHandler = echolimit.ErrorHandler(e.DefaultHTTPErrorHandler)
+//
+// Without it, Echo's default handler writes {"message":"rate limit
+// exceeded"}. It panics if next is nil.
+func ErrorHandler(next echo.HTTPErrorHandler) echo.HTTPErrorHandler {
+	if next == nil {
+		panic("echolimit.ErrorHandler(nil): pass the handler for other errors, such as e.DefaultHTTPErrorHandler")
+	}
+	return func(err error, c echo.Context) {
+		var refused *Error
+		if !errors.As(err, &refused) || c.Response().Committed {
+			next(err, c)
+			return
+		}
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(refused.Result.Status)
+			return
+		}
+		_ = c.JSONBlob(refused.Result.Status, refused.Result.Body())
+	}
 }
 
-var routeOption = core.NativeRoute(routePattern)
+// withRoute puts first the option that tells core the route each request
+// matched, for the events that metrics label (core.Event.Route): see
+// routePattern.
+func withRoute(opts []Option) []Option { return append([]Option{routeOption}, opts...) }
+
+var routeOption Option = option{core.NativeRoute("echolimit.route", routePattern)}
 
 // routePattern is the route c matched: c.Path(), or "" for a 405, for which
 // Echo sets c.Path() to the path of the routes that take other methods.
@@ -73,8 +113,7 @@ func middleware(m *core.Middleware) echo.MiddlewareFunc {
 				if answered, err := m.DenyNatively(c, res); answered {
 					return err
 				}
-				e := &Error{Result: res}
-				return &echo.HTTPError{Code: res.Status, Message: e, Internal: e}
+				return &echo.HTTPError{Code: res.Status, Message: res.Message(), Internal: &Error{Result: res}}
 			default: // core.Gone
 				return &echo.HTTPError{Code: res.Status, Message: "client closed request", Internal: res.Err}
 			}

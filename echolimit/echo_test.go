@@ -32,9 +32,10 @@ func TestLimit_refusesWithAnHTTPErrorRenderedAs429RetryAfterAndJSON(t *testing.T
 	lim, clk := httptestkit.NewLimiter(t)
 	e := echo.New()
 	var handled []error
+	coreBody := echolimit.ErrorHandler(e.DefaultHTTPErrorHandler)
 	e.HTTPErrorHandler = func(err error, c echo.Context) {
 		handled = append(handled, err)
-		e.DefaultHTTPErrorHandler(err, c)
+		coreBody(err, c)
 	}
 	ran := 0
 	e.GET("/items", func(c echo.Context) error { ran++; return ok(c) }, echolimit.Limit("2/minute", core.WithLimiter(lim), core.WithAlgorithm(core.FixedWindow)))
@@ -146,7 +147,7 @@ func trustTen() echo.IPExtractor {
 }
 
 func TestLimit_keys(t *testing.T) {
-	cases := append(httptestkit.CoreKeyCases[*echo.Echo](), []httptestkit.KeyCase[*echo.Echo]{
+	cases := append(httptestkit.CoreKeyCases[*echo.Echo, echolimit.Option](), []httptestkit.KeyCase[*echo.Echo, echolimit.Option]{
 		{
 			Name: "an Echo-typed key reads the user an earlier middleware set",
 			Setup: func(e *echo.Echo) {
@@ -159,7 +160,7 @@ func TestLimit_keys(t *testing.T) {
 					}
 				})
 			},
-			Opts: []core.Option{echolimit.Key(func(c echo.Context) (string, error) {
+			Opts: []echolimit.Option{echolimit.Key(func(c echo.Context) (string, error) {
 				u, _ := c.Get("user").(string)
 				return u, nil
 			})},
@@ -183,7 +184,7 @@ func TestLimit_keys(t *testing.T) {
 					}
 				})
 			},
-			Opts: []core.Option{core.WithKey(core.ByContextValue(userKey{}))},
+			Opts: []echolimit.Option{core.WithKey(core.ByContextValue(userKey{}))},
 			Reqs: []httptestkit.KeyRequest{
 				httptestkit.Req(httptestkit.Client, "X-User", "ann"),
 				httptestkit.Req("198.51.100.9:1", "X-User", "ann"),
@@ -194,7 +195,7 @@ func TestLimit_keys(t *testing.T) {
 		{
 			Name:  "Echo's RealIP, opted into with an IPExtractor set",
 			Setup: func(e *echo.Echo) { e.IPExtractor = trustTen() },
-			Opts:  []core.Option{echolimit.Key(echolimit.RealIP)},
+			Opts:  []echolimit.Option{echolimit.Key(echolimit.RealIP)},
 			Reqs: []httptestkit.KeyRequest{
 				httptestkit.Req("10.0.0.1:1", "X-Forwarded-For", "198.51.100.1"),
 				httptestkit.Req("10.0.0.2:1", "X-Forwarded-For", "198.51.100.2"),
@@ -207,7 +208,7 @@ func TestLimit_keys(t *testing.T) {
 		{
 			Name:  "Echo's RealIP groups IPv6 clients by /64",
 			Setup: func(e *echo.Echo) { e.IPExtractor = echo.ExtractIPDirect() },
-			Opts:  []core.Option{echolimit.Key(echolimit.RealIP)},
+			Opts:  []echolimit.Option{echolimit.Key(echolimit.RealIP)},
 			Reqs: []httptestkit.KeyRequest{
 				httptestkit.Req("[2001:db8:1:2::1]:1"),
 				httptestkit.Req("[2001:db8:1:2::99]:1"),
@@ -216,7 +217,7 @@ func TestLimit_keys(t *testing.T) {
 			Codes: []int{200, 429, 200},
 		},
 	}...)
-	httptestkit.Keys(t, cases, func(setup func(*echo.Echo), opts []core.Option) http.Handler {
+	httptestkit.Keys(t, cases, func(setup func(*echo.Echo), opts []echolimit.Option) http.Handler {
 		e := echo.New()
 		if setup != nil {
 			setup(e)
@@ -264,29 +265,6 @@ func TestSkipper_requestsAreNotChargedOrHeadered(t *testing.T) {
 	httptestkit.NotCharged(t, e, "X-Internal", "yes")
 }
 
-// Echo-typed options given where no echo.Context arrives (core's own
-// Handler, here; or another framework's adapter) must limit safely, never
-// panic: the key fails into the key error policy, the plan is the default,
-// nothing is skipped.
-func TestEchoOptions_withoutEchosContextLimitByPeerIP(t *testing.T) {
-	called := false
-	httptestkit.PeerIPWithoutNativeContext(t, &called,
-		echolimit.Key(func(echo.Context) (string, error) { called = true; return "user", nil }),
-		echolimit.Plans(map[string]string{"pro": "5/minute"}, func(echo.Context) string { called = true; return "pro" }),
-		echolimit.Skipper(func(echo.Context) bool { called = true; return true }),
-	)
-}
-
-// A deny handler of another framework's type cannot answer the refusal;
-// the default *echo.HTTPError stands in for it, not its error.
-func TestOnDeny_ofAnotherFrameworkLeavesTheDefaultRefusal(t *testing.T) {
-	httptestkit.ForeignDeny(t, func(lim *core.Limiter, deny core.Option) http.Handler {
-		e := echo.New()
-		e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim), deny))
-		return e
-	})
-}
-
 func TestLimit_shadowModeServesAndReportsDenials(t *testing.T) {
 	httptestkit.ShadowMode(t, func(lim *core.Limiter) http.Handler {
 		e := echo.New()
@@ -324,6 +302,7 @@ func TestLimit_leakyBucketHoldEndsWhenTheClientGoes(t *testing.T) {
 func TestLimit_failurePolicies(t *testing.T) {
 	httptestkit.FailurePolicies(t, func(lim *core.Limiter) http.Handler {
 		e := echo.New()
+		e.HTTPErrorHandler = echolimit.ErrorHandler(e.DefaultHTTPErrorHandler) // core's body, which the shared cases read
 		e.GET("/", ok, echolimit.Limit("1/minute", core.WithLimiter(lim)))
 		return e
 	})

@@ -42,7 +42,7 @@ func ExampleLimit() {
 	// Output:
 	// 200 1 items
 	// 200 0 items
-	// 429 0 {"error":"rate limit exceeded","limit":"2/minute","retry_after":"Retry-After"}
+	// 429 0 {"message":"rate limit exceeded"}
 }
 
 // A limit on a group is one budget for all of its routes.
@@ -58,7 +58,7 @@ func ExampleLimit_group() {
 	// Output:
 	// 200 1 quotes
 	// 200 0 news
-	// 429 0 {"error":"rate limit exceeded","limit":"2/minute","retry_after":"Retry-After"}
+	// 429 0 {"message":"rate limit exceeded"}
 }
 
 // Signed-in users are counted by the id an auth middleware stored in Echo's
@@ -86,7 +86,7 @@ func ExampleKey() {
 	// Output:
 	// 200 0 hello ann
 	// 200 0 hello bob
-	// 429 0 {"error":"rate limit exceeded","limit":"1/minute","retry_after":"Retry-After"}
+	// 429 0 {"message":"rate limit exceeded"}
 }
 
 // The app's HTTPErrorHandler renders refusals like its other errors, and

@@ -2,10 +2,29 @@ package echolimit
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/labstack/echo/v4"
 	"github.com/limitkit/limitkit/core"
 )
+
+// Option configures an Echo middleware (Limit, New): it is either one of
+// core's middleware options (core.WithName, core.WithKey, core.WithCost,
+// ...), which fit every adapter, or one of this package's (Key, Plans,
+// Skipper, OnDeny), which read Echo's context and so fit Echo only:
+// handing one to ginlimit or chilimit, or a limiter option such as
+// core.WithStore to Limit, does not compile.
+type Option interface {
+	core.AdapterOption
+	EchoOption()
+}
+
+// option is one of this package's options: a core option for Echo's
+// context, with Echo's mark only.
+type option struct{ core.AdapterOption }
+
+// EchoOption marks the option as echolimit's.
+func (option) EchoOption() {}
 
 // KeyFunc says who a request comes from, as core.KeyFunc does, with Echo's
 // context: it can read what an earlier middleware stored with c.Set, such
@@ -18,7 +37,7 @@ type KeyFunc func(echo.Context) (string, error)
 // the identity is not hashed, so a key function that reads a secret should
 // return its hash: core.IdentityHasher's Hash, or core.HashIdentity for
 // long random secrets.
-func Key(keys ...KeyFunc) core.Option { return core.NativeKey("echolimit.Key", keys...) }
+func Key(keys ...KeyFunc) Option { return option{core.NativeKey("echolimit.Key", keys...)} }
 
 var errNoRealIP = errors.New("echolimit: Echo found no client IP")
 
@@ -53,6 +72,24 @@ func Route(c echo.Context) (string, error) {
 	return core.RouteIdentity(c.Request().Method, routePattern(c)), nil
 }
 
+// ByRoute keys requests by client and by Echo route, so that one
+// middleware on an engine or group gives each route a budget of its own:
+// the client is given by keys, combined (default core.ByIP), and the route
+// by Route. It is Key(keys..., Route), as chilimit.ByRoute is for chi.
+//
+//	api.Use(echolimit.Limit("60/minute", echolimit.ByRoute()))
+func ByRoute(keys ...KeyFunc) Option {
+	for i, k := range keys {
+		if k == nil {
+			return option{core.InvalidOption(fmt.Errorf("echolimit.ByRoute: key function %d of %d is nil; give none to key clients by IP", i+1, len(keys)))}
+		}
+	}
+	if len(keys) == 0 {
+		keys = []KeyFunc{HTTPKey(core.ByIP)}
+	}
+	return option{core.NativeKey("echolimit.ByRoute", append(keys[:len(keys):len(keys)], Route)...)}
+}
+
 // HTTPKey runs a core key function (core.ByIP, core.ByClientIP(...),
 // core.ByHeader(...)) on the Echo request, to combine it with Echo-typed
 // ones in Key.
@@ -65,15 +102,17 @@ func HTTPKey(k core.KeyFunc) KeyFunc {
 // auth middleware stored with c.Set). plans maps a plan's name to its limit
 // expression; a request whose plan is "" or unknown gets the middleware's
 // own expression.
-func Plans(plans map[string]string, planOf func(echo.Context) string) core.Option {
-	return core.NativePlans("echolimit.Plans", plans, planOf)
+func Plans(plans map[string]string, planOf func(echo.Context) string) Option {
+	return option{core.NativePlans("echolimit.Plans", plans, planOf)}
 }
 
 // Skipper lets requests for which skip returns true through without a
 // check, a charge or headers (health checks, internal callers), as the
 // Skipper of Echo's own middlewares does; a middleware.Skipper can be
 // passed as it is.
-func Skipper(skip func(echo.Context) bool) core.Option { return core.NativeExempt(skip) }
+func Skipper(skip func(echo.Context) bool) Option {
+	return option{core.NativeExempt("echolimit.Skipper", skip)}
+}
 
 // OnDeny replaces the error a request refused by the limit (429, or 413 for
 // a cost that can never fit: res.Decision.Never) ends with: the middleware
@@ -83,6 +122,6 @@ func Skipper(skip func(echo.Context) bool) core.Option { return core.NativeExemp
 // c.Response(). Refusals for other reasons (503 when the store is down
 // under core.FailClosed, 400 under core.KeyErrorRefuse) keep the default
 // *echo.HTTPError.
-func OnDeny(deny func(c echo.Context, res core.Result) error) core.Option {
-	return core.NativeDeny[echo.Context]("echolimit.OnDeny", deny)
+func OnDeny(deny func(c echo.Context, res core.Result) error) Option {
+	return option{core.NativeDeny[echo.Context]("echolimit.OnDeny", deny)}
 }

@@ -15,24 +15,23 @@ const StatusClientClosedRequest = core.StatusClientClosedRequest
 // an option is invalid, with an error that names the call and quotes the
 // expression, such as `ginlimit.Limit("5/minit"): ...`: that is a mistake in
 // set-up code, best found at start-up. Use New to get the error instead.
-func Limit(expr string, opts ...core.Option) gin.HandlerFunc {
-	return core.MustAdapt("ginlimit.Limit", 1, expr, withRoute(opts), handler)
+func Limit(expr string, opts ...Option) gin.HandlerFunc {
+	return core.MustAdapt[*gin.Context]("ginlimit.Limit", 1, expr, withRoute(opts), handler)
 }
 
 // New is Limit returning an error, rather than panicking, for an invalid
 // expression or option. The error wraps core's: errors.As finds a
 // *core.SyntaxError for a bad expression.
-func New(expr string, opts ...core.Option) (gin.HandlerFunc, error) {
-	return core.Adapt("ginlimit.New", 1, expr, withRoute(opts), handler)
+func New(expr string, opts ...Option) (gin.HandlerFunc, error) {
+	return core.Adapt[*gin.Context]("ginlimit.New", 1, expr, withRoute(opts), handler)
 }
 
-// withRoute tells core the route each request matched, for the events that
-// metrics label (core.Event.Route): Gin's c.FullPath(), "" for a 404.
-func withRoute(opts []core.Option) []core.Option {
-	return append([]core.Option{routeOption}, opts...)
-}
+// withRoute puts first the option that tells core the route each request
+// matched, for the events that metrics label (core.Event.Route): Gin's
+// c.FullPath(), "" for a 404.
+func withRoute(opts []Option) []Option { return append([]Option{routeOption}, opts...) }
 
-var routeOption = core.NativeRoute(func(c *gin.Context) string { return c.FullPath() })
+var routeOption Option = option{core.NativeRoute("ginlimit.route", (*gin.Context).FullPath)}
 
 // handler passes the *gin.Context to core as the native value, for the
 // Gin-typed options (Key, Plans, Exempt, OnDeny) to find.

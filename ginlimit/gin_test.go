@@ -117,7 +117,7 @@ func TestLimit_budgets(t *testing.T) {
 type userKey struct{}
 
 func TestLimit_keys(t *testing.T) {
-	cases := append(httptestkit.CoreKeyCases[*gin.Engine](), []httptestkit.KeyCase[*gin.Engine]{
+	cases := append(httptestkit.CoreKeyCases[*gin.Engine, ginlimit.Option](), []httptestkit.KeyCase[*gin.Engine, ginlimit.Option]{
 		{
 			Name: "a Gin-typed key reads the user an earlier handler set",
 			Setup: func(r *gin.Engine) {
@@ -127,7 +127,7 @@ func TestLimit_keys(t *testing.T) {
 					}
 				})
 			},
-			Opts: []core.Option{ginlimit.Key(func(c *gin.Context) (string, error) { return c.GetString("user"), nil })},
+			Opts: []ginlimit.Option{ginlimit.Key(func(c *gin.Context) (string, error) { return c.GetString("user"), nil })},
 			Reqs: []httptestkit.KeyRequest{
 				httptestkit.Req(httptestkit.Client, "X-User", "ann"),
 				httptestkit.Req(httptestkit.Client, "X-User", "bob"),
@@ -144,7 +144,7 @@ func TestLimit_keys(t *testing.T) {
 					c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), userKey{}, c.GetHeader("X-User")))
 				})
 			},
-			Opts: []core.Option{core.WithKey(core.ByContextValue(userKey{}))},
+			Opts: []ginlimit.Option{core.WithKey(core.ByContextValue(userKey{}))},
 			Reqs: []httptestkit.KeyRequest{
 				httptestkit.Req(httptestkit.Client, "X-User", "ann"),
 				httptestkit.Req("198.51.100.9:1", "X-User", "ann"),
@@ -155,7 +155,7 @@ func TestLimit_keys(t *testing.T) {
 		{
 			Name:  "Gin's ClientIP, opted into with trusted proxies set",
 			Setup: func(r *gin.Engine) { _ = r.SetTrustedProxies([]string{"10.0.0.0/8"}) },
-			Opts:  []core.Option{ginlimit.Key(ginlimit.ClientIP)},
+			Opts:  []ginlimit.Option{ginlimit.Key(ginlimit.ClientIP)},
 			Reqs: []httptestkit.KeyRequest{
 				httptestkit.Req("10.0.0.1:1", "X-Forwarded-For", "198.51.100.1"),
 				httptestkit.Req("10.0.0.2:1", "X-Forwarded-For", "198.51.100.2"),
@@ -168,7 +168,7 @@ func TestLimit_keys(t *testing.T) {
 		{
 			Name:  "Gin's ClientIP groups IPv6 clients by /64",
 			Setup: func(r *gin.Engine) { _ = r.SetTrustedProxies(nil) },
-			Opts:  []core.Option{ginlimit.Key(ginlimit.ClientIP)},
+			Opts:  []ginlimit.Option{ginlimit.Key(ginlimit.ClientIP)},
 			Reqs: []httptestkit.KeyRequest{
 				httptestkit.Req("[2001:db8:1:2::1]:1"),
 				httptestkit.Req("[2001:db8:1:2::99]:1"),
@@ -177,7 +177,7 @@ func TestLimit_keys(t *testing.T) {
 			Codes: []int{200, 429, 200},
 		},
 	}...)
-	httptestkit.Keys(t, cases, func(setup func(*gin.Engine), opts []core.Option) http.Handler {
+	httptestkit.Keys(t, cases, func(setup func(*gin.Engine), opts []ginlimit.Option) http.Handler {
 		r := gin.New()
 		if setup != nil {
 			setup(r)
@@ -221,29 +221,6 @@ func TestExempt_requestsAreNotChargedOrHeadered(t *testing.T) {
 	r := gin.New()
 	r.GET("/", ginlimit.Limit("1/minute", core.WithLimiter(lim), ginlimit.Exempt(func(c *gin.Context) bool { return c.GetHeader("X-Internal") == "yes" })), ok)
 	httptestkit.NotCharged(t, r, "X-Internal", "yes")
-}
-
-// Gin-typed options given where no *gin.Context arrives (core's own
-// Handler, here; or another framework's adapter) must limit safely, never
-// panic: the key fails into the key error policy, the plan is the default,
-// nothing is exempt.
-func TestGinOptions_withoutGinsContextLimitByPeerIP(t *testing.T) {
-	called := false
-	httptestkit.PeerIPWithoutNativeContext(t, &called,
-		ginlimit.Key(func(*gin.Context) (string, error) { called = true; return "user", nil }),
-		ginlimit.Plans(map[string]string{"pro": "5/minute"}, func(*gin.Context) string { called = true; return "pro" }),
-		ginlimit.Exempt(func(*gin.Context) bool { called = true; return true }),
-	)
-}
-
-// A deny handler of another framework's type cannot write the refusal;
-// the default one stands in for it.
-func TestOnDeny_ofAnotherFrameworkLeavesTheDefaultRefusal(t *testing.T) {
-	httptestkit.ForeignDeny(t, func(lim *core.Limiter, deny core.Option) http.Handler {
-		r := gin.New()
-		r.GET("/", ginlimit.Limit("1/minute", core.WithLimiter(lim), deny), ok)
-		return r
-	})
 }
 
 func TestLimit_shadowModeServesAndReportsDenials(t *testing.T) {

@@ -2,10 +2,29 @@ package ginlimit
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/gin-gonic/gin"
 	"github.com/limitkit/limitkit/core"
 )
+
+// Option configures a Gin middleware (Limit, New): it is either one of
+// core's middleware options (core.WithName, core.WithKey, core.WithCost,
+// ...), which fit every adapter, or one of this package's (Key, Plans,
+// Exempt, OnDeny), which read Gin's context and so fit Gin only: handing
+// one to echolimit or chilimit, or a limiter option such as
+// core.WithStore to Limit, does not compile.
+type Option interface {
+	core.AdapterOption
+	GinOption()
+}
+
+// option is one of this package's options: a core option for Gin's
+// context, with Gin's mark only.
+type option struct{ core.AdapterOption }
+
+// GinOption marks the option as ginlimit's.
+func (option) GinOption() {}
 
 // KeyFunc says who a request comes from, as core.KeyFunc does, with Gin's
 // context: it can read what an earlier handler stored with c.Set, such as
@@ -18,7 +37,7 @@ type KeyFunc func(*gin.Context) (string, error)
 // the identity is not hashed, so a key function that reads a secret should
 // return its hash: core.IdentityHasher's Hash, or core.HashIdentity for
 // long random secrets.
-func Key(keys ...KeyFunc) core.Option { return core.NativeKey("ginlimit.Key", keys...) }
+func Key(keys ...KeyFunc) Option { return option{core.NativeKey("ginlimit.Key", keys...)} }
 
 var errNoClientIP = errors.New("ginlimit: Gin found no client IP")
 
@@ -50,6 +69,24 @@ func Route(c *gin.Context) (string, error) {
 	return core.RouteIdentity(c.Request.Method, c.FullPath()), nil
 }
 
+// ByRoute keys requests by client and by Gin route, so that one
+// middleware on an engine or group gives each route a budget of its own:
+// the client is given by keys, combined (default core.ByIP), and the route
+// by Route. It is Key(keys..., Route), as chilimit.ByRoute is for chi.
+//
+//	api.Use(ginlimit.Limit("60/minute", ginlimit.ByRoute()))
+func ByRoute(keys ...KeyFunc) Option {
+	for i, k := range keys {
+		if k == nil {
+			return option{core.InvalidOption(fmt.Errorf("ginlimit.ByRoute: key function %d of %d is nil; give none to key clients by IP", i+1, len(keys)))}
+		}
+	}
+	if len(keys) == 0 {
+		keys = []KeyFunc{HTTPKey(core.ByIP)}
+	}
+	return option{core.NativeKey("ginlimit.ByRoute", append(keys[:len(keys):len(keys)], Route)...)}
+}
+
 // HTTPKey runs a core key function (core.ByIP, core.ByClientIP(...),
 // core.ByHeader(...)) on the Gin request, to combine it with Gin-typed ones
 // in Key.
@@ -62,14 +99,16 @@ func HTTPKey(k core.KeyFunc) KeyFunc {
 // handler stored with c.Set). plans maps a plan's name to its limit
 // expression; a request whose plan is "" or unknown gets the middleware's
 // own expression.
-func Plans(plans map[string]string, planOf func(*gin.Context) string) core.Option {
-	return core.NativePlans("ginlimit.Plans", plans, planOf)
+func Plans(plans map[string]string, planOf func(*gin.Context) string) Option {
+	return option{core.NativePlans("ginlimit.Plans", plans, planOf)}
 }
 
 // Exempt lets requests for which exempt returns true through without a
 // check, a charge or headers (health checks, internal callers), like
 // core.WithExempt with Gin's context.
-func Exempt(exempt func(*gin.Context) bool) core.Option { return core.NativeExempt(exempt) }
+func Exempt(exempt func(*gin.Context) bool) Option {
+	return option{core.NativeExempt("ginlimit.Exempt", exempt)}
+}
 
 // OnDeny replaces the response to a request refused by the limit (429, or
 // 413 for a cost that can never fit: res.Decision.Never): deny writes it,
@@ -78,6 +117,6 @@ func Exempt(exempt func(*gin.Context) bool) core.Option { return core.NativeExem
 // refused and when to retry. Refusals for other reasons (503 when the store
 // is down under core.FailClosed, 400 under core.KeyErrorRefuse) keep the
 // default JSON response.
-func OnDeny(deny func(c *gin.Context, res core.Result)) core.Option {
-	return core.NativeDeny[*gin.Context]("ginlimit.OnDeny", deny)
+func OnDeny(deny func(c *gin.Context, res core.Result)) Option {
+	return option{core.NativeDeny[*gin.Context]("ginlimit.OnDeny", deny)}
 }

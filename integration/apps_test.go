@@ -33,35 +33,45 @@ import (
 // with opts, serving ok.
 type framework struct {
 	name  string
-	build func(expr string, ok http.HandlerFunc, opts ...core.Option) http.Handler
+	build func(expr string, ok http.HandlerFunc, opts ...core.MiddlewareOption) http.Handler
 }
 
 // frameworks are the ways an app mounts the limit: core's net/http
 // middleware and the three adapters.
 var frameworks = []framework{
-	{"net-http", func(expr string, ok http.HandlerFunc, opts ...core.Option) http.Handler {
+	{"net-http", func(expr string, ok http.HandlerFunc, opts ...core.MiddlewareOption) http.Handler {
 		mux := http.NewServeMux()
 		mux.Handle("GET /items", core.MustNewMiddleware(expr, opts...).Handler(ok))
 		return mux
 	}},
-	{"chi", func(expr string, ok http.HandlerFunc, opts ...core.Option) http.Handler {
+	{"chi", func(expr string, ok http.HandlerFunc, opts ...core.MiddlewareOption) http.Handler {
 		r := chi.NewRouter()
-		r.With(chilimit.Limit(expr, opts...)).Get("/items", ok)
+		r.With(chilimit.Limit(expr, as[chilimit.Option](opts)...)).Get("/items", ok)
 		return r
 	}},
-	{"gin", func(expr string, ok http.HandlerFunc, opts ...core.Option) http.Handler {
+	{"gin", func(expr string, ok http.HandlerFunc, opts ...core.MiddlewareOption) http.Handler {
 		r := gin.New()
-		r.GET("/items", ginlimit.Limit(expr, opts...), gin.WrapF(ok))
+		r.GET("/items", ginlimit.Limit(expr, as[ginlimit.Option](opts)...), gin.WrapF(ok))
 		return r
 	}},
-	{"echo", func(expr string, ok http.HandlerFunc, opts ...core.Option) http.Handler {
+	{"echo", func(expr string, ok http.HandlerFunc, opts ...core.MiddlewareOption) http.Handler {
 		e := echo.New()
-		e.GET("/items", echo.WrapHandler(ok), echolimit.Limit(expr, opts...))
+		e.GET("/items", echo.WrapHandler(ok), echolimit.Limit(expr, as[echolimit.Option](opts)...))
 		return e
 	}},
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
+
+// as is core's middleware options as an adapter's option type O, which
+// every one of them satisfies.
+func as[O core.AdapterOption](opts []core.MiddlewareOption) []O {
+	out := make([]O, len(opts))
+	for i, o := range opts {
+		out[i] = any(o).(O)
+	}
+	return out
+}
 
 // okHandler answers 200 "ok".
 func okHandler(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }
@@ -148,8 +158,8 @@ type instance struct {
 type instanceConfig struct {
 	fw      framework
 	expr    string
-	mwOpts  []core.Option // middleware options, besides WithLimiter
-	limOpts []core.Option // limiter options, besides WithStore and WithObserver
+	mwOpts  []core.MiddlewareOption // middleware options, besides WithLimiter
+	limOpts []core.Option           // limiter options, besides WithStore and WithObserver
 	// limOptsAt, if set, adds options for instance i (a clock).
 	limOptsAt func(i int) []core.Option
 	redisOpts func(*redis.Options)
@@ -187,7 +197,7 @@ func startInstances(t *testing.T, srv *redisenv.Standalone, n int, cfg instanceC
 			opts = append(opts, cfg.limOptsAt(i)...)
 		}
 		lim := core.New(opts...)
-		mw := append([]core.Option{core.WithLimiter(lim)}, cfg.mwOpts...)
+		mw := append([]core.MiddlewareOption{core.WithLimiter(lim)}, cfg.mwOpts...)
 		hs := httptest.NewServer(cfg.fw.build(cfg.expr, cfg.ok, mw...))
 		inst := &instance{rdb: rdb, lim: lim, srv: hs, obs: obs}
 		t.Cleanup(inst.close)

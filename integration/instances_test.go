@@ -46,7 +46,7 @@ func TestInstancesShareExactLimits(t *testing.T) {
 // instances at 100/hour: exactly 100 must be admitted.
 func runExact(t *testing.T, srv *redisenv.Standalone, client *http.Client, fw framework, alg core.Algorithm) {
 	const limit = 100
-	mw := []core.Option{core.WithName(uniq("s1-" + fw.name[:3] + "-" + alg.String())), core.WithAlgorithm(alg)}
+	mw := []core.MiddlewareOption{core.WithName(uniq("s1-" + fw.name[:3] + "-" + alg.String())), core.WithAlgorithm(alg)}
 	if alg == core.TokenBucket {
 		mw = append(mw, core.WithBurst(limit))
 	}
@@ -181,7 +181,7 @@ func runLeaky(t *testing.T, srv *redisenv.Standalone, client *http.Client, fw fr
 		slots = append(slots, window{from: now.Add(e.Decision.Delay - e.Latency), to: now.Add(e.Decision.Delay)})
 		mu.Unlock()
 	}
-	mw := []core.Option{core.WithName(uniq("s1-" + fw.name[:3] + "-leaky")), core.WithAlgorithm(core.LeakyBucket), core.WithBurst(burst)}
+	mw := []core.MiddlewareOption{core.WithName(uniq("s1-" + fw.name[:3] + "-leaky")), core.WithAlgorithm(core.LeakyBucket), core.WithBurst(burst)}
 	insts := startInstances(t, srv, instances, instanceConfig{
 		fw: fw, expr: strconv.Itoa(rate) + "/second", mwOpts: mw, limOpts: exactLimiter, ok: ok, hook: hook,
 	})
@@ -346,7 +346,7 @@ func TestClockSkewDoesNotMatter(t *testing.T) {
 	)
 	for _, alg := range exactAlgorithms {
 		t.Run(alg.String(), func(t *testing.T) {
-			mw := []core.Option{core.WithName(uniq("s2-" + alg.String())), core.WithAlgorithm(alg)}
+			mw := []core.MiddlewareOption{core.WithName(uniq("s2-" + alg.String())), core.WithAlgorithm(alg)}
 			insts := startInstances(t, srv, len(skews), instanceConfig{
 				fw: frameworks[0], expr: fmt.Sprintf("%d/minute", limit), mwOpts: mw, limOpts: exactLimiter,
 				limOptsAt: func(i int) []core.Option {

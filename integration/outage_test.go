@@ -249,7 +249,7 @@ func TestOutage(t *testing.T) {
 		groups = append(groups, &policyGroup{policy: p, insts: startInstances(t, srv, instances, instanceConfig{
 			fw:     frameworks[1], // chi
 			expr:   fmt.Sprintf("%d/hour", outageLimit),
-			mwOpts: []core.Option{core.WithName(uniq("s4-" + p.String())), byClient},
+			mwOpts: []core.MiddlewareOption{core.WithName(uniq("s4-" + p.String())), byClient},
 			limOpts: []core.Option{
 				core.WithFailurePolicy(p), core.WithTimeout(outageTimeout), core.WithLogger(quietLogger()),
 			},
@@ -535,7 +535,7 @@ func TestRestartWithoutPersistence(t *testing.T) {
 	g := &policyGroup{policy: core.FailClosed, insts: startInstances(t, srv, instances, instanceConfig{
 		fw:     frameworks[0],
 		expr:   fmt.Sprintf("%d/hour", outageLimit),
-		mwOpts: []core.Option{core.WithName(uniq("s5")), byClient},
+		mwOpts: []core.MiddlewareOption{core.WithName(uniq("s5")), byClient},
 		limOpts: []core.Option{
 			core.WithFailurePolicy(core.FailClosed), core.WithTimeout(outageTimeout), core.WithLogger(quietLogger()),
 		},

@@ -76,9 +76,9 @@ func TestEchoLoginWithoutLimits(t *testing.T) {
 
 // --- Chi, in parallel tests: each builds its router on a limiter of its own
 
-func newChiRouter(opts ...core.Option) chi.Router {
+func newChiRouter(lim *core.Limiter) chi.Router {
 	r := chi.NewRouter()
-	r.With(chilimit.Limit("5/minute", append(opts, core.WithName("login"))...)).
+	r.With(chilimit.Limit("5/minute", core.WithLimiter(lim), core.WithName("login"))).
 		Post("/login", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	return r
 }
@@ -86,7 +86,7 @@ func newChiRouter(opts ...core.Option) chi.Router {
 func TestChiLoginIsLimited(t *testing.T) {
 	t.Parallel()
 	lim, _ := limittest.NewLimiter(t)
-	r := newChiRouter(core.WithLimiter(lim))
+	r := newChiRouter(lim)
 	var w *httptest.ResponseRecorder
 	for range 6 {
 		w = httptest.NewRecorder()

@@ -1,6 +1,6 @@
 // Command echo serves the stock-quote API with Echo and echolimit:
 //
-//	go run ./examples/echo                                  # memory store, :8080
+//	go run ./examples/echo                                  # memory store, 127.0.0.1:8080
 //	REDIS_URL=redis://localhost:6379/0 go run ./examples/echo   # limits shared in Redis
 //
 // Anonymous clients get 100 requests a minute per IP, signed-in users a
@@ -9,6 +9,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -23,6 +24,9 @@ func newRouter(app *quotes.App) http.Handler {
 	lim := core.WithLimiter(app.Limiter)
 	e := echo.New()
 	e.HideBanner = true
+	// Refusals get core's body, with the limit and retry_after, as in the
+	// Gin and Chi examples; Echo's default is {"message":"rate limit exceeded"}.
+	e.HTTPErrorHandler = echolimit.ErrorHandler(e.DefaultHTTPErrorHandler)
 
 	e.POST("/login", login, echolimit.Limit(quotes.LoginLimit, lim, core.WithName(quotes.LoginScope)))
 
@@ -76,8 +80,10 @@ func getQuote(c echo.Context) error {
 }
 
 func login(c echo.Context) error {
+	// The body is JSON whatever the Content-Type says: c.Bind would read
+	// curl -d's form content type as a form and find no user name.
 	var req quotes.LoginRequest
-	if err := c.Bind(&req); err != nil {
+	if err := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 1<<10)).Decode(&req); err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, `want {"username": ..., "password": ...}`)
 	}
 	res, ok := quotes.Login(req)

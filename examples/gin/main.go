@@ -1,6 +1,6 @@
 // Command gin serves the stock-quote API with Gin and ginlimit:
 //
-//	go run ./examples/gin                                  # memory store, :8080
+//	go run ./examples/gin                                  # memory store, 127.0.0.1:8080
 //	REDIS_URL=redis://localhost:6379/0 go run ./examples/gin   # limits shared in Redis
 //
 // Anonymous clients get 100 requests a minute per IP, signed-in users a

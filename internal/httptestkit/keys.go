@@ -22,10 +22,10 @@ func Req(remote string, header ...string) KeyRequest { return KeyRequest{remote,
 // under a limit of 1/minute with Opts on an app E that Setup (if set)
 // prepared first, and the codes expected: 200 for each new identity, 429
 // for a repeated one.
-type KeyCase[E any] struct {
+type KeyCase[E any, O core.AdapterOption] struct {
 	Name  string
 	Setup func(E)
-	Opts  []core.Option
+	Opts  []O
 	Reqs  []KeyRequest
 	Codes []int
 }
@@ -35,8 +35,8 @@ type KeyCase[E any] struct {
 // Gin would trust and Echo's RealIP believe), and an API key header and
 // core.ByClientIP with trusted proxies identify clients. They use no
 // Setup.
-func CoreKeyCases[E any]() []KeyCase[E] {
-	return []KeyCase[E]{
+func CoreKeyCases[E any, O core.AdapterOption]() []KeyCase[E, O] {
+	return []KeyCase[E, O]{
 		{
 			Name: "the default key ignores a spoofed X-Forwarded-For that the framework would believe",
 			Reqs: []KeyRequest{
@@ -48,7 +48,7 @@ func CoreKeyCases[E any]() []KeyCase[E] {
 		},
 		{
 			Name: "an API key header",
-			Opts: []core.Option{core.WithKey(core.ByHeader("X-API-Key"))},
+			Opts: []O{As[O](core.WithKey(core.ByHeader("X-API-Key")))},
 			Reqs: []KeyRequest{
 				{Client, []string{"X-API-Key", "k1"}},
 				{"198.51.100.9:1", []string{"X-API-Key", "k1"}},
@@ -58,7 +58,7 @@ func CoreKeyCases[E any]() []KeyCase[E] {
 		},
 		{
 			Name: "trusted proxies are honoured by core.ByClientIP",
-			Opts: []core.Option{core.WithKey(core.MustByClientIP("10.0.0.0/8"))},
+			Opts: []O{As[O](core.WithKey(core.MustByClientIP("10.0.0.0/8")))},
 			Reqs: []KeyRequest{
 				{"10.0.0.1:1", []string{"X-Forwarded-For", "198.51.100.1"}},
 				{"10.0.0.2:1", []string{"X-Forwarded-For", "198.51.100.2"}},
@@ -74,12 +74,12 @@ func CoreKeyCases[E any]() []KeyCase[E] {
 // Keys runs each case, as a subtest, on the app serve returns: a new app
 // E, given to setup if it is not nil, with GET / limited to 1/minute with
 // opts, answering 200. opts begin with a limiter of the case's own.
-func Keys[E any](t *testing.T, cases []KeyCase[E], serve func(setup func(E), opts []core.Option) http.Handler) {
+func Keys[E any, O core.AdapterOption](t *testing.T, cases []KeyCase[E, O], serve func(setup func(E), opts []O) http.Handler) {
 	t.Helper()
 	for _, tt := range cases {
 		t.Run(tt.Name, func(t *testing.T) {
 			lim, _ := NewLimiter(t)
-			h := serve(tt.Setup, append([]core.Option{core.WithLimiter(lim)}, tt.Opts...))
+			h := serve(tt.Setup, append([]O{As[O](core.WithLimiter(lim))}, tt.Opts...))
 			var codes []int
 			for _, q := range tt.Reqs {
 				codes = append(codes, Do(h, "GET", "/", q.Remote, q.Header...).Code)
@@ -90,3 +90,8 @@ func Keys[E any](t *testing.T, cases []KeyCase[E], serve func(setup func(E), opt
 		})
 	}
 }
+
+// As is core's option o as an adapter's option type O, which every core
+// middleware option satisfies (see core.MiddlewareOption): for the cases
+// that every adapter shares.
+func As[O core.AdapterOption](o core.MiddlewareOption) O { return any(o).(O) }

@@ -49,42 +49,41 @@ func Apps(t testing.TB, lim *core.Limiter) []App {
 	t.Helper()
 	gin.SetMode(gin.TestMode)
 	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
-	group := []core.Option{core.WithLimiter(lim), core.WithName(GroupName)}
-	route := []core.Option{core.WithLimiter(lim)}
-	root := []core.Option{core.WithLimiter(lim), core.WithName(RootName)}
+	with := core.WithLimiter(lim)
+	group, root := core.WithName(GroupName), core.WithName(RootName)
 
 	mux := http.NewServeMux()
-	items := core.MustNewMiddleware("1000/minute", group...)
+	items := core.MustNewMiddleware("1000/minute", with, group)
 	mux.Handle("GET /items/{id}", items.Handler(ok))
 	mux.Handle("GET /items/{id}/price", items.Handler(ok))
-	mux.Handle("POST /login", core.MustNewMiddleware("1000/minute", route...).Handler(ok))
+	mux.Handle("POST /login", core.MustNewMiddleware("1000/minute", with).Handler(ok))
 
 	cr := chi.NewRouter()
-	cr.Use(chilimit.Limit("100000/minute", root...))
+	cr.Use(chilimit.Limit("100000/minute", with, root))
 	cr.Route("/items", func(r chi.Router) {
-		r.Use(chilimit.Limit("1000/minute", group...))
+		r.Use(chilimit.Limit("1000/minute", with, group))
 		r.Get("/{id}", ok)
 		r.Get("/{id}/price", ok)
 	})
-	cr.With(chilimit.Limit("1000/minute", route...)).Post("/login", ok)
+	cr.With(chilimit.Limit("1000/minute", with)).Post("/login", ok)
 
 	ge := gin.New()
-	ge.Use(ginlimit.Limit("100000/minute", root...))
-	gg := ge.Group("/items", ginlimit.Limit("1000/minute", group...))
+	ge.Use(ginlimit.Limit("100000/minute", with, root))
+	gg := ge.Group("/items", ginlimit.Limit("1000/minute", with, group))
 	gg.GET("/:id", func(*gin.Context) {})
 	gg.GET("/:id/price", func(*gin.Context) {})
-	ge.POST("/login", ginlimit.Limit("1000/minute", route...), func(*gin.Context) {})
+	ge.POST("/login", ginlimit.Limit("1000/minute", with), func(*gin.Context) {})
 
 	ee := echo.New()
-	ee.Use(echolimit.Limit("100000/minute", root...))
-	eg := ee.Group("/items", echolimit.Limit("1000/minute", group...))
+	ee.Use(echolimit.Limit("100000/minute", with, root))
+	eg := ee.Group("/items", echolimit.Limit("1000/minute", with, group))
 	eg.GET("/:id", func(echo.Context) error { return nil })
 	eg.GET("/:id/price", func(echo.Context) error { return nil })
-	ee.POST("/login", func(echo.Context) error { return nil }, echolimit.Limit("1000/minute", route...))
+	ee.POST("/login", func(echo.Context) error { return nil }, echolimit.Limit("1000/minute", with))
 
 	return []App{
 		// The root limit wraps the mux, before it routes: no pattern.
-		{"ServeMux", core.MustNewMiddleware("100000/minute", root...).Handler(mux), []string{"GET /items/{id}", "GET /items/{id}/price", "POST /login", ""}},
+		{"ServeMux", core.MustNewMiddleware("100000/minute", with, root).Handler(mux), []string{"GET /items/{id}", "GET /items/{id}/price", "POST /login", ""}},
 		// chi tells a subrouter's middleware the pattern routed so far.
 		// and chi's root middleware runs before routing.
 		{"chi", cr, []string{"/items/*", "/login", ""}},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -63,34 +64,70 @@ func (a *App) Metrics() http.Handler {
 	return promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})
 }
 
-// Main runs an example: it builds the app from REDIS_URL, serves the
-// routes newRouter makes on :PORT (default 8080) until SIGINT or SIGTERM,
-// and then drains the requests in flight.
+// DefaultAddr is where an example listens unless ADDR says otherwise: the
+// loopback interface only, so that trying an example never opens a port to
+// the network. ADDR=:8080 listens on every interface.
+const DefaultAddr = "127.0.0.1:8080"
+
+// Addr is the address an example listens on: ADDR if set, else
+// 127.0.0.1:PORT if PORT is set, else DefaultAddr.
+func Addr(getenv func(string) string) string {
+	if a := getenv("ADDR"); a != "" {
+		return a
+	}
+	if p := getenv("PORT"); p != "" {
+		return net.JoinHostPort("127.0.0.1", p)
+	}
+	return DefaultAddr
+}
+
+// Check makes sure the app's store answers before it serves: on Redis, a
+// PING within two seconds. The error names the Redis address (never the
+// password) and what went wrong, so a mistyped REDIS_URL is found at
+// start-up, not as 503s under the first requests.
+func (a *App) Check(ctx context.Context) (string, error) {
+	if a.rdb == nil {
+		return "memory store", nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	addr := a.rdb.Options().Addr
+	if err := a.rdb.Ping(ctx).Err(); err != nil {
+		return "", fmt.Errorf("REDIS_URL: Redis at %s did not answer PING: %w", addr, err)
+	}
+	return "Redis store at " + addr, nil
+}
+
+// Main runs an example: it builds the app from REDIS_URL, checks that its
+// store answers, serves the routes newRouter makes on Addr until SIGINT or
+// SIGTERM, and then drains the requests in flight.
 func Main(name string, newRouter func(*App) http.Handler) {
+	log.SetFlags(log.LstdFlags | log.Lmsgprefix)
+	log.SetPrefix(name + " example: ")
 	app, err := NewApp(os.Getenv("REDIS_URL"))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer app.Close()
-	port := os.Getenv("PORT")
-	if port == "" {
-		port = "8080"
-	}
-	srv := &http.Server{Addr: ":" + port, Handler: newRouter(app), ReadHeaderTimeout: 5 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	store, err := app.Check(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := &http.Server{Addr: Addr(os.Getenv), Handler: newRouter(app), ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", srv.Addr)
+	if err != nil {
+		log.Fatal(err)
+	}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
-	store := "memory"
-	if app.rdb != nil {
-		store = "redis"
-	}
-	log.Printf("%s quote API on %s (%s store); try: curl localhost:%s/quotes/ACME", name, srv.Addr, store, port)
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	log.Printf("the quote API listens on http://%s (limits kept in the %s); try: curl -i http://%s/quotes/ACME", ln.Addr(), store, ln.Addr())
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Fatal(err)
 	}
 }
