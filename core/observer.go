@@ -7,9 +7,10 @@ import (
 )
 
 // Observer receives every decision a limiter makes and every failure of its
-// store, for metrics (see packages promlimit and otellimit), logs or tests. Observe runs on
-// the request's goroutine, so it must be quick and safe for concurrent use;
-// the Event is passed by value so that observing costs no allocation.
+// store, for metrics (see packages promlimit and otellimit), logs or tests.
+// Observe runs on the request's goroutine, so it must be quick and safe for
+// concurrent use; the Event is passed by value so that observing costs no
+// allocation.
 type Observer interface {
 	Observe(Event)
 }
