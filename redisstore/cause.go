@@ -11,7 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
+	"sync"
 	"sync/atomic"
+	"weak"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -22,25 +25,51 @@ type dialCause struct {
 	last atomic.Pointer[error]
 }
 
-// watch installs c on client. A Cluster client or a Ring dials through its
-// nodes' hooks, not its own: c goes on every node a Cluster client makes
-// from now on (it makes them on first use, so a client that has not yet
-// run a command is watched whole), and on a Ring's shards, those it has
-// (it makes them at once) and those it makes later.
-func (c *dialCause) watch(client redis.UniversalClient) {
-	add := func(node *redis.Client) { node.AddHook(c) }
+// causes holds the dialCause of each client watched, so that every Store
+// on one client shares one hook: a hook per Store would lengthen every
+// command's chain of hooks with each New. The keys are weak, and a
+// client's entry goes when the client does.
+var causes sync.Map // weak.Pointer[client type] → *dialCause
+
+// causeOf returns the dialCause watching client, installing one the first
+// time.
+func causeOf(client redis.UniversalClient) *dialCause {
 	switch cl := client.(type) {
+	case *redis.Client:
+		return shared(cl, func(c *dialCause) { cl.AddHook(c) })
 	case *redis.ClusterClient:
-		cl.OnNewNode(add)
+		// It dials through its nodes' hooks, not its own, and makes its
+		// nodes on first use: a client that has not yet run a command is
+		// watched whole.
+		return shared(cl, func(c *dialCause) { cl.OnNewNode(func(node *redis.Client) { node.AddHook(c) }) })
 	case *redis.Ring:
-		cl.OnNewNode(add)
-		_ = cl.ForEachShard(context.Background(), func(_ context.Context, node *redis.Client) error {
-			add(node)
-			return nil
+		// Its shards dial, and it makes them at once, and again when its
+		// addresses change.
+		return shared(cl, func(c *dialCause) {
+			cl.OnNewNode(func(node *redis.Client) { node.AddHook(c) })
+			_ = cl.ForEachShard(context.Background(), func(_ context.Context, node *redis.Client) error {
+				node.AddHook(c)
+				return nil
+			})
 		})
-	default:
-		client.AddHook(c)
 	}
+	c := new(dialCause) // another implementation: hooked by each Store
+	client.AddHook(c)
+	return c
+}
+
+func shared[T any](client *T, install func(*dialCause)) *dialCause {
+	key := weak.Make(client)
+	if c, ok := causes.Load(key); ok {
+		return c.(*dialCause)
+	}
+	c, loaded := causes.LoadOrStore(key, new(dialCause))
+	if loaded {
+		return c.(*dialCause)
+	}
+	install(c.(*dialCause))
+	runtime.AddCleanup(client, func(k weak.Pointer[T]) { causes.Delete(k) }, key)
+	return c.(*dialCause)
 }
 
 // DialHook implements redis.Hook: it records a failed attempt, and forgets
@@ -93,8 +122,14 @@ func (c *dialCause) forget() {
 // answered reports whether err, a command's, came from Redis itself (or
 // there was none): the connection carried it.
 func answered(err error) bool {
+	return err == nil || isReply(err)
+}
+
+// isReply is answered's test for an error, apart so that the common case,
+// no error, allocates nothing: errors.As needs reply on the heap.
+func isReply(err error) bool {
 	var reply redis.Error
-	return err == nil || errors.As(err, &reply)
+	return errors.As(err, &reply)
 }
 
 // explain returns err, a failed call's, with the last failed connection

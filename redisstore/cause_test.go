@@ -213,3 +213,36 @@ func TestDialCause_explainsOnlyConnectionFailures(t *testing.T) {
 		t.Errorf("after forget: explain = %v, want the error as it is", got)
 	}
 }
+
+// Stores on one client share one hook: a hook per New would lengthen every
+// command's chain with each Store (and did, by an allocation per hook per
+// command, in BenchmarkTake, which builds a Store per run on one client).
+func TestNew_storesOnOneClientShareTheHook(t *testing.T) {
+	addr := refusedAddr(t)
+	clients := map[string]redis.UniversalClient{
+		"Client":        redis.NewClient(&redis.Options{Addr: addr}),
+		"ClusterClient": redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{addr}}),
+		"Ring":          redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": addr}}),
+	}
+	for name, c := range clients {
+		t.Cleanup(func() { c.Close() })
+		a, b := New(c), New(c)
+		if a.cause != b.cause {
+			t.Errorf("%s: two Stores on one client have hooks of their own", name)
+		}
+		other := New(redis.NewClient(&redis.Options{Addr: addr}))
+		if other.cause == a.cause {
+			t.Errorf("%s: a Store on another client shares its hook", name)
+		}
+	}
+}
+
+// The hook costs a command that succeeds no allocation.
+func TestDialCause_answeredCommandAllocatesNothing(t *testing.T) {
+	var c dialCause
+	hook := c.ProcessHook(func(context.Context, redis.Cmder) error { return nil })
+	ctx, cmd := context.Background(), redis.NewStatusCmd(context.Background(), "ping")
+	if n := testing.AllocsPerRun(100, func() { _ = hook(ctx, cmd) }); n != 0 {
+		t.Errorf("%v allocations per command; want 0", n)
+	}
+}

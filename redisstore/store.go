@@ -50,8 +50,9 @@ const clockSlack = time.Minute
 // error the store returns names it, "context deadline exceeded (last
 // connection attempt: dial tcp ...: connect: connection refused)", where
 // go-redis gives only the deadline that passed meanwhile; errors.Is finds
-// both. Build one Store per client, and for a Cluster client before its
-// first command: the hook reaches the nodes it makes from then on.
+// both. Stores on one client share the hook. Build a Cluster client's
+// first Store before its first command: the hook reaches the nodes it
+// makes from then on.
 //
 // New panics, naming the mistake, if an option cannot work, such as a prefix
 // with a brace in it: that is a programming error found at start-up.
@@ -75,8 +76,7 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 		epoch:    time.Now(),
 	}
 	s.cluster, _ = client.(*redis.ClusterClient)
-	s.cause = new(dialCause)
-	s.cause.watch(client)
+	s.cause = causeOf(client)
 	if s.clock != nil {
 		s.slack = clockSlack.Milliseconds()
 	}
