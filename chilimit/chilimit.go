@@ -25,3 +25,24 @@ func New(expr string, opts ...Option) (func(http.Handler) http.Handler, error) {
 // handler is the middleware's own net/http one, which passes no native
 // value: chi's handlers have none beyond the request (hence Adapt[any]).
 func handler(m *core.Middleware) func(http.Handler) http.Handler { return m.Handler }
+
+// NewMiddleware is New returning the *core.Middleware itself, whose Handler
+// is the chi middleware and whose Peek looks at the budget Handler would
+// charge a request to (its plan, its key) without charging it, for a route
+// such as GET /usage. For a plain limit, Limit is all you need.
+//
+//	quotes := chilimit.MustNewMiddleware("100/minute", core.WithName("quotes"))
+//	r.With(quotes.Handler).Get("/quotes/{symbol}", getQuote)
+//	r.Get("/usage", func(w http.ResponseWriter, r *http.Request) { u, err := quotes.Peek(r); ... })
+//
+// Charging by outcome (core.WithChargeWhen) reads the status through a
+// wrapped http.ResponseWriter, which passes Flush, Hijack and Unwrap on.
+func NewMiddleware(expr string, opts ...Option) (*core.Middleware, error) {
+	return core.Adapt[any]("chilimit.NewMiddleware", 1, expr, opts, func(m *core.Middleware) *core.Middleware { return m })
+}
+
+// MustNewMiddleware is NewMiddleware for set-up code: it panics with the
+// error, which names the call and quotes the expression.
+func MustNewMiddleware(expr string, opts ...Option) *core.Middleware {
+	return core.MustAdapt[any]("chilimit.MustNewMiddleware", 1, expr, opts, func(m *core.Middleware) *core.Middleware { return m })
+}

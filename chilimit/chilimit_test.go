@@ -177,3 +177,51 @@ func TestRoute_clientChosenMethodsAndPathsMakeNoBudgets(t *testing.T) {
 	r.Get("/items/{id}", ok)
 	httptestkit.ClientChosenRouteKeys(t, r)
 }
+
+func TestChargeWhen_countsOnlyFailedLogins(t *testing.T) {
+	httptestkit.ChargeByOutcome(t, func(lim *core.Limiter) http.Handler {
+		r := chi.NewRouter()
+		r.Use(func(next http.Handler) http.Handler { // chi's Recoverer, without its log
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				defer func() {
+					if recover() != nil {
+						w.WriteHeader(http.StatusInternalServerError)
+					}
+				}()
+				next.ServeHTTP(w, r)
+			})
+		})
+		r.With(chilimit.Limit("5/minute", core.WithLimiter(lim), core.WithChargeWhen(func(status int) bool {
+			return status != http.StatusOK
+		}))).Post("/login", func(w http.ResponseWriter, r *http.Request) {
+			if code := httptestkit.LoginOutcome(r); code != 0 {
+				w.WriteHeader(code)
+			}
+		})
+		return r
+	})
+}
+
+func TestNewMiddleware_peekSeesTheBudgetWithoutCharging(t *testing.T) {
+	lim, _ := testLimiter(t)
+	quotes := chilimit.MustNewMiddleware("3/minute", lim)
+	r := chi.NewRouter()
+	r.With(quotes.Handler).Get("/quotes", ok)
+	r.Get("/usage", func(w http.ResponseWriter, r *http.Request) {
+		u, err := quotes.Peek(r)
+		if err != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, u.Remaining())
+	})
+	codes(r, "/quotes")
+	for range 3 {
+		if w := httptestkit.Do(r, "GET", "/usage", "203.0.113.7:5000"); w.Body.String() != "2" {
+			t.Fatalf("usage: %d %q; want 2 left", w.Code, w.Body)
+		}
+	}
+	if got := codes(r, "/quotes", "/quotes", "/quotes"); got != "[200 200 429]" {
+		t.Fatalf("quotes after the peeks: %s; want 2 more served", got)
+	}
+}

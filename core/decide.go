@@ -370,8 +370,9 @@ func (l *eventLog) add(now, cost int64) {
 }
 
 // decide runs a rule over the cells of one key, all or nothing: shapes and
-// cells have one entry per limit of the rule.
-func decide(rule *Rule, alg Algorithm, shapes []shape, cells []cell, now, cost int64) Decision {
+// cells have one entry per limit of the rule. With charge false it is a
+// peek: the decision a charge would get, and the cells are left as they are.
+func decide(rule *Rule, alg Algorithm, shapes []shape, cells []cell, now, cost int64, charge bool) Decision {
 	var (
 		best    limitCheck
 		bestIdx int
@@ -397,6 +398,9 @@ func decide(rule *Rule, alg Algorithm, shapes []shape, cells []cell, now, cost i
 	}
 	if allOK {
 		d.Delay = time.Duration(delay) * time.Microsecond
+		if !charge {
+			return d
+		}
 		for i, s := range shapes {
 			cells[i].commit(alg, s, now, cost)
 		}
@@ -417,5 +421,70 @@ func (v limitCheck) outranks(b limitCheck) bool {
 		return v.never
 	default:
 		return v.retryAfter > b.retryAfter
+	}
+}
+
+// refund gives back up to amount of a charge the cell took at the store's
+// time at, at now, as far as the charge still counts; what that means is
+// the algorithm's (see Reservation). It never gives back more than the
+// cell holds, so a refund can leave a cell as fresh as a new one, never
+// fresher, whatever happened to it since (a Reset, an eviction, other
+// clients' charges).
+//
+//	FixedWindow:          the count, only while at's window is the current one
+//	SlidingWindowCounter: the count of at's window, current or previous
+//	SlidingWindowLog:     the charge's own entry, while at is in the window
+//	TokenBucket, LeakyBucket: the TAT moves back by amount·step, never before now
+func (c *cell) refund(alg Algorithm, s shape, now, at, amount int64) {
+	switch alg {
+	case FixedWindow:
+		if ws := windowStart(at, s.window); c.a == ws && now < ws+s.window {
+			c.b -= min(amount, c.b)
+		}
+	case SlidingWindowLog:
+		if c.log != nil && at > now-s.window {
+			c.log.refund(at, amount)
+		}
+	case TokenBucket, LeakyBucket:
+		if c.a > now {
+			// amount is at most the reservation's cost, at most the burst,
+			// so amount·step is at most the depth: no overflow.
+			c.a = max(c.a-amount*s.step, now)
+		}
+	default:
+		switch ws := windowStart(at, s.window); {
+		case c.a == ws:
+			c.b -= min(amount, c.b)
+		case c.a == ws+s.window:
+			c.c -= min(amount, c.c)
+		}
+	}
+}
+
+// refund reduces the first entry logged at or after at, the one a charge at
+// at was logged in, by up to amount and by no more than its own cost, and
+// the running totals after it with it; an entry that comes to cost nothing
+// leaves the log, which so still holds no more entries than its count.
+func (l *eventLog) refund(at, amount int64) {
+	n := len(l.at)
+	i := l.head + sort.Search(n-l.head, func(j int) bool { return l.at[l.head+j] >= at })
+	if i == n {
+		return
+	}
+	prev := l.base
+	if i > l.head {
+		prev = l.cum[i-1]
+	}
+	r := min(amount, l.cum[i]-prev)
+	for j := i; j < n; j++ {
+		l.cum[j] -= r
+	}
+	if l.cum[i] == prev { // the entry costs nothing now
+		copy(l.at[i:], l.at[i+1:])
+		copy(l.cum[i:], l.cum[i+1:])
+		l.at, l.cum = l.at[:n-1], l.cum[:n-1]
+		if l.head == len(l.at) {
+			l.at, l.cum, l.head, l.base = l.at[:0], l.cum[:0], 0, 0
+		}
 	}
 }

@@ -149,7 +149,18 @@ type outcome struct {
 	gone    bool          // the caller's context ended: not the store's fault
 	closed  bool          // the limiter or its store is closed: err wraps ErrClosed
 	invalid bool          // the rule cannot be enforced: err says why
+	charge  Charge        // what a reserving check charged (see op)
 }
+
+// op is what a check asks of the store: Take, or QuotaStore's Peek or
+// Reserve. All three go through the failure policy alike.
+type op uint8
+
+const (
+	opTake op = iota
+	opPeek
+	opReserve
+)
 
 // stopped reports a check that ended without a decision, by the store or
 // by the policy, and that is no outage of the store: err says why.
@@ -158,6 +169,16 @@ func (o *outcome) stopped() bool { return o.gone || o.closed || o.invalid }
 // take runs one check through the failure policy. rule must have its
 // defaults applied and be valid. scope and identity only label events.
 func (l *Limiter) take(ctx context.Context, scope, identity, key string, rule Rule, cost int64) outcome {
+	return l.check(ctx, opTake, scope, identity, key, rule, cost)
+}
+
+// check is take for any op. A peek or a reservation on a store that is not
+// a QuotaStore is a mistake in set-up, reported as a rule that cannot be
+// enforced.
+func (l *Limiter) check(ctx context.Context, op op, scope, identity, key string, rule Rule, cost int64) outcome {
+	if op != opTake && !l.quota {
+		return outcome{err: l.noQuota(), invalid: true}
+	}
 	if err := ctx.Err(); err != nil {
 		return outcome{err: err, gone: true}
 	}
@@ -169,14 +190,14 @@ func (l *Limiter) take(ctx context.Context, scope, identity, key string, rule Ru
 		if err := rule.Validate(); err != nil {
 			return outcome{err: err, invalid: true}
 		}
-		return l.degraded(ctx, key, rule, cost, errStoreDown)
+		return l.degraded(ctx, op, key, rule, cost, errStoreDown)
 	}
-	d, lat, err := l.ask(ctx, key, rule, cost)
+	d, c, lat, err := l.ask(ctx, op, key, rule, cost)
 	if err == nil {
 		if probing {
 			l.answered(scope, lat)
 		}
-		return outcome{d: d, latency: lat}
+		return outcome{d: d, latency: lat, charge: c}
 	}
 	if ctx.Err() != nil {
 		return outcome{err: ctx.Err(), gone: true}
@@ -197,7 +218,7 @@ func (l *Limiter) take(ctx context.Context, scope, identity, key string, rule Ru
 		if probing {
 			l.answered(scope, lat)
 		}
-		o := l.degraded(ctx, key, rule, cost, err)
+		o := l.degraded(ctx, op, key, rule, cost, err)
 		l.storeFailed(scope, identity, o, lat)
 		return o
 	}
@@ -207,7 +228,7 @@ func (l *Limiter) take(ctx context.Context, scope, identity, key string, rule Ru
 		l.logger().Warn("limitkit: rate limit store failed; applying the failure policy until it answers again",
 			"policy", l.cfg.policy.String(), "probe_interval", l.cfg.probe, "err", err)
 	}
-	o := l.degraded(ctx, key, rule, cost, err)
+	o := l.degraded(ctx, op, key, rule, cost, err)
 	l.storeFailed(scope, identity, o, lat)
 	return o
 }
@@ -251,14 +272,14 @@ func (l *Limiter) policyAction() Action {
 }
 
 // degraded decides a check the store could not, by the policy.
-func (l *Limiter) degraded(ctx context.Context, key string, rule Rule, cost int64, cause error) outcome {
+func (l *Limiter) degraded(ctx context.Context, op op, key string, rule Rule, cost int64, cause error) outcome {
 	switch a := l.policyAction(); a {
 	case ActionFallback:
 		fb := l.fallbackStore()
 		if fb == nil {
 			return outcome{err: errLimiterClosed, closed: true}
 		}
-		d, err := fb.Take(ctx, key, rule, cost)
+		d, c, err := storeCall(ctx, fb, op, key, rule, cost)
 		if errors.Is(err, ErrClosed) { // closed by Close since take began
 			return outcome{err: errLimiterClosed, closed: true}
 		}
@@ -267,7 +288,7 @@ func (l *Limiter) degraded(ctx context.Context, key string, rule Rule, cost int6
 			// take has checked: a configuration error all the same.
 			return outcome{err: errors.Join(cause, err), invalid: true}
 		}
-		return outcome{d: d, action: ActionFallback, err: cause}
+		return outcome{d: d, action: ActionFallback, err: cause, charge: c}
 	default:
 		return outcome{action: a, err: cause}
 	}
@@ -307,52 +328,65 @@ type DeadlineKeeper interface {
 
 // ask calls the store under the deadline, turning a panic into an error.
 // The latency is measured only when an observer listens.
-func (l *Limiter) ask(ctx context.Context, key string, rule Rule, cost int64) (d Decision, lat time.Duration, err error) {
+func (l *Limiter) ask(ctx context.Context, op op, key string, rule Rule, cost int64) (d Decision, c Charge, lat time.Duration, err error) {
 	var start time.Time
 	if l.cfg.observer != nil {
 		start = time.Now()
 		defer func() { lat = time.Since(start) }()
 	}
 	if l.direct {
-		d, err = l.storeTake(ctx, key, rule, cost)
-		return d, 0, err
+		d, c, err = l.storeCall(ctx, op, key, rule, cost)
+		return d, c, 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.timeout)
 	defer cancel()
 	if l.keeper {
-		d, err = l.storeTake(ctx, key, rule, cost)
+		d, c, err = l.storeCall(ctx, op, key, rule, cost)
 		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			err = l.timedOut(err)
 		}
-		return d, 0, err
+		return d, c, 0, err
 	}
 	// The buffer lets the goroutine finish and be collected even when
 	// nobody waits for its answer any more.
 	ch := make(chan outcome, 1)
 	go func() {
 		var a outcome
-		a.d, a.err = l.storeTake(ctx, key, rule, cost)
+		a.d, a.charge, a.err = l.storeCall(ctx, op, key, rule, cost)
 		ch <- a
 	}()
 	select {
 	case a := <-ch:
-		return a.d, 0, a.err
+		return a.d, a.charge, 0, a.err
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return Decision{}, 0, l.timedOut(nil)
+			return Decision{}, Charge{}, 0, l.timedOut(nil)
 		}
-		return Decision{}, 0, ctx.Err()
+		return Decision{}, Charge{}, 0, ctx.Err()
 	}
 }
 
-// storeTake calls the store, turning a panic into an error.
-func (l *Limiter) storeTake(ctx context.Context, key string, rule Rule, cost int64) (d Decision, err error) {
+// storeCall calls the limiter's store, turning a panic into an error.
+func (l *Limiter) storeCall(ctx context.Context, op op, key string, rule Rule, cost int64) (d Decision, c Charge, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			d, err = Decision{}, fmt.Errorf("limitkit: store panicked: %v", p)
+			d, c, err = Decision{}, Charge{}, fmt.Errorf("limitkit: store panicked: %v", p)
 		}
 	}()
-	return l.cfg.store.Take(ctx, key, rule, cost)
+	return storeCall(ctx, l.cfg.store, op, key, rule, cost)
+}
+
+// storeCall asks st for op; st is a QuotaStore unless op is opTake.
+func storeCall(ctx context.Context, st Store, op op, key string, rule Rule, cost int64) (Decision, Charge, error) {
+	switch op {
+	case opPeek:
+		d, err := st.(QuotaStore).Peek(ctx, key, rule, cost)
+		return d, Charge{}, err
+	case opReserve:
+		return st.(QuotaStore).Reserve(ctx, key, rule, cost)
+	}
+	d, err := st.Take(ctx, key, rule, cost)
+	return d, Charge{}, err
 }
 
 // timedOut is the error of a check the store did not answer in time.

@@ -29,6 +29,7 @@ type Limiter struct {
 	// cannot hang a request.
 	direct bool
 	keeper bool
+	quota  bool // the store is a QuotaStore
 	now    func() time.Time
 	health health
 
@@ -125,6 +126,7 @@ func New(opts ...Option) *Limiter {
 		l.cfg.store = NewMemoryStore(l.memoryOptions()...)
 	}
 	_, l.direct = l.cfg.store.(*MemoryStore)
+	_, l.quota = l.cfg.store.(QuotaStore)
 	if k, ok := l.cfg.store.(DeadlineKeeper); ok {
 		l.keeper = k.KeepsDeadlines()
 	}

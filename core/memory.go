@@ -233,7 +233,64 @@ func (s *MemoryStore) hashOf(key string, rule *Rule, alg Algorithm) uint64 {
 }
 
 // Take implements Store.
-func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int64) (d Decision, err error) {
+func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int64) (Decision, error) {
+	d, _, err := s.take(key, rule, cost)
+	return d, err
+}
+
+// Reserve implements QuotaStore: Take, with the store's time of the charge.
+func (s *MemoryStore) Reserve(ctx context.Context, key string, rule Rule, cost int64) (Decision, Charge, error) {
+	d, now, err := s.take(key, rule, cost)
+	if err != nil || !d.Allowed {
+		return d, Charge{}, err
+	}
+	return d, Charge{At: time.UnixMicro(now), Cost: cost}, nil
+}
+
+// take is Take, also returning the time it decided at.
+func (s *MemoryStore) take(key string, rule Rule, cost int64) (d Decision, now int64, err error) {
+	if cost < 0 {
+		return d, 0, fmt.Errorf("limitkit: cost %d must not be negative", cost)
+	}
+	if s.closed.Load() {
+		return d, 0, ErrClosed
+	}
+	alg := rule.Algorithm.orDefault()
+	h := s.hashOf(key, &rule, alg)
+	sh := &s.shards[h&s.mask]
+	// The clock is read before the lock, to keep the time the lock is held
+	// short when callers share a key; every algorithm accepts readings that
+	// arrive slightly out of order.
+	now = s.now()
+	sh.mu.Lock()
+	e := sh.lookup(h, key, alg, &rule)
+	if e == nil {
+		// A new key or shape: the rule is validated once, here.
+		var buf [maxInlineLimits]shape
+		shapes, err := rule.shapes(alg, &buf)
+		if err != nil {
+			sh.mu.Unlock()
+			return d, 0, err
+		}
+		e = s.insertLocked(sh, h, key, alg, shapes, now)
+	}
+	if e.many == nil {
+		e.decideOne(&d, rule.Limits[0], now, cost)
+	} else {
+		d = decide(&rule, alg, e.many.shapes, e.many.cells, now, cost, true)
+		if d.Allowed {
+			for i, sp := range e.many.shapes {
+				e.expires = max(e.expires, e.many.cells[i].expires(alg, sp))
+			}
+		}
+	}
+	sh.mu.Unlock()
+	return d, now, nil
+}
+
+// Peek implements QuotaStore: the decision Take would return now, charging
+// nothing. A key the store does not hold is not added.
+func (s *MemoryStore) Peek(ctx context.Context, key string, rule Rule, cost int64) (d Decision, err error) {
 	if cost < 0 {
 		return d, fmt.Errorf("limitkit: cost %d must not be negative", cost)
 	}
@@ -243,34 +300,65 @@ func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int6
 	alg := rule.Algorithm.orDefault()
 	h := s.hashOf(key, &rule, alg)
 	sh := &s.shards[h&s.mask]
-	// The clock is read before the lock, to keep the time the lock is held
-	// short when callers share a key; every algorithm accepts readings that
-	// arrive slightly out of order.
 	now := s.now()
+	var one [1]cell
+	// The cells are copied: a peek writes nothing (a log's expired entries
+	// are dropped from the shared log, which changes no decision).
 	sh.mu.Lock()
-	e := sh.lookup(h, key, alg, &rule)
-	if e == nil {
-		// A new key or shape: the rule is validated once, here.
-		var buf [maxInlineLimits]shape
-		shapes, err := rule.shapes(alg, &buf)
-		if err != nil {
-			sh.mu.Unlock()
-			return d, err
+	if e := sh.lookup(h, key, alg, &rule); e != nil {
+		if e.many == nil {
+			one[0] = e.one
+			d = decide(&rule, alg, []shape{e.shape}, one[:], now, cost, false)
+		} else {
+			cells := append([]cell(nil), e.many.cells...)
+			d = decide(&rule, alg, e.many.shapes, cells, now, cost, false)
 		}
-		e = s.insertLocked(sh, h, key, alg, shapes, now)
+		sh.mu.Unlock()
+		return d, nil
 	}
-	if e.many == nil {
-		e.decideOne(&d, rule.Limits[0], now, cost)
-	} else {
-		d = decide(&rule, alg, e.many.shapes, e.many.cells, now, cost)
-		if d.Allowed {
+	sh.mu.Unlock()
+	// A key the store does not hold: fresh cells, which need no lock; the
+	// rule is validated here, as Take validates it for a new key.
+	var buf [maxInlineLimits]shape
+	shapes, err := rule.shapes(alg, &buf)
+	if err != nil {
+		return d, err
+	}
+	cells := one[:]
+	if len(shapes) > 1 {
+		cells = make([]cell, len(shapes))
+	}
+	return decide(&rule, alg, shapes, cells, now, cost, false), nil
+}
+
+// Refund implements QuotaStore: it gives back amount of charge c, as far as
+// the charge still counts at the store's time (see Reservation).
+func (s *MemoryStore) Refund(ctx context.Context, key string, rule Rule, c Charge, amount int64) error {
+	if amount < 0 || amount > c.Cost {
+		return fmt.Errorf("limitkit: refund %d of a charge of %d: want between 0 and the charge", amount, c.Cost)
+	}
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if amount == 0 {
+		return nil
+	}
+	alg := rule.Algorithm.orDefault()
+	h := s.hashOf(key, &rule, alg)
+	sh := &s.shards[h&s.mask]
+	now, at := s.now(), c.At.UnixMicro()
+	sh.mu.Lock()
+	if e := sh.lookup(h, key, alg, &rule); e != nil {
+		if e.many == nil {
+			e.one.refund(alg, e.shape, now, at, amount)
+		} else {
 			for i, sp := range e.many.shapes {
-				e.expires = max(e.expires, e.many.cells[i].expires(alg, sp))
+				e.many.cells[i].refund(alg, sp, now, at, amount)
 			}
 		}
 	}
 	sh.mu.Unlock()
-	return d, nil
+	return nil
 }
 
 // lookup finds key's state under rule; the shard's lock is held.

@@ -133,3 +133,54 @@ func (l *lazyStore) get(make func() *MemoryStore) *MemoryStore {
 	l.once.Do(func() { l.s = make() })
 	return l.s
 }
+
+// BenchmarkMemoryStore_quota measures Peek and a Reserve followed by its
+// Settle (giving back half) beside Take, on one key, serially, for every
+// algorithm: what a GET /usage and a request charged by outcome cost.
+func BenchmarkMemoryStore_quota(b *testing.B) {
+	for _, alg := range []Algorithm{FixedWindow, SlidingWindowLog, SlidingWindowCounter, TokenBucket, LeakyBucket} {
+		rule := Rule{Limits: []Limit{{Count: 1 << 30, Period: (1 << 30) * time.Millisecond}}, Algorithm: alg}
+		if alg == SlidingWindowLog {
+			rule.Limits[0].Count = MaxLogCount
+		}
+		ctx := context.Background()
+		b.Run(alg.String()+"/Take", func(b *testing.B) {
+			s := NewMemoryStore()
+			defer s.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Take(ctx, "k", rule, 2); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(alg.String()+"/Peek", func(b *testing.B) {
+			s := NewMemoryStore()
+			defer s.Close()
+			_, _ = s.Take(ctx, "k", rule, 1)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Peek(ctx, "k", rule, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(alg.String()+"/Reserve+Settle", func(b *testing.B) {
+			s := NewMemoryStore()
+			defer s.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				d, c, err := s.Reserve(ctx, "k", rule, 2)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if !d.Allowed {
+					continue // the log is full
+				}
+				if err := s.Refund(ctx, "k", rule, c, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -29,9 +29,9 @@ type Middleware struct {
 	base     ruleSet
 	planSets map[string]*ruleSet // by plan name, from the config's plans
 
-	// Each is set once a panic of that function (key, cost, exempt, plan)
-	// has been logged.
-	keyPanicked, costPanicked, exemptPanicked, planPanicked atomic.Bool
+	// Each is set once a panic of that function (key, cost, exempt, plan,
+	// charge) has been logged.
+	keyPanicked, costPanicked, exemptPanicked, planPanicked, chargePanicked atomic.Bool
 }
 
 // ruleSet is a rule with everything about it that requests only read.
@@ -118,6 +118,9 @@ func newMiddleware[O AdapterOption](skip int, expr string, opts []O, native refl
 	mc.natives = nil
 	if err := errors.Join(mc.problems...); err != nil {
 		return nil, err
+	}
+	if mc.chargeWhen != nil && mc.limiter != nil && !mc.limiter.quota {
+		return nil, fmt.Errorf("limitkit: WithChargeWhen reserves and settles each request: %w", mc.limiter.noQuota())
 	}
 	// ruleOf parses an expression into the middleware's rule or a plan's,
 	// checked with the defaults of the limiter that will enforce it.
@@ -229,7 +232,10 @@ func (m *Middleware) Scope() string { return m.base.scope }
 // response's headers), and holds the request first if the rule's algorithm
 // (LeakyBucket) schedules it for later; the hold ends early if the request's
 // context is done, and Enforce then returns Gone, or, if the context passed a
-// deadline, a 503 refusal (see Gone). It never panics on a
+// deadline, a 503 refusal (see Gone); the request's slot is then given back
+// (on a store that implements QuotaStore, as both of this module's do).
+// Under WithChargeWhen the request is reserved rather than charged, and the
+// adapter settles it with Finish after the handler. It never panics on a
 // request: a failing key function, cost function or store is handled by the
 // documented policies. A key or cost function that panics is handled as a
 // key function that failed, by the key error policy (WithKeyErrorPolicy),
@@ -257,7 +263,12 @@ func (m *Middleware) EnforceWith(r *http.Request, h http.Header, native any) Res
 		return res
 	}
 	ctx := r.Context()
-	o := lim.take(ctx, rs.scope, id, key, rs.ruleFor(lim), cost)
+	rule := rs.ruleFor(lim)
+	op := opTake
+	if m.reserving(lim, rule) {
+		op = opReserve
+	}
+	o := lim.check(ctx, op, rs.scope, id, key, rule, cost)
 	if o.stopped() {
 		return m.stopped(lim, rs, o)
 	}
@@ -268,7 +279,11 @@ func (m *Middleware) EnforceWith(r *http.Request, h http.Header, native any) Res
 			Shadow: m.shadow && decided && !o.d.Allowed, DecidedBy: o.action, Latency: o.latency, Err: o.err,
 		})
 	}
-	return m.respond(ctx, lim, rs, h, key, o)
+	res = m.respond(ctx, lim, rs, h, key, o)
+	if op == opReserve {
+		res = m.reserved(ctx, lim, key, rule, cost, o, res)
+	}
+	return res
 }
 
 // ruleSetOf is the rule a request is checked against: its plan's, if it
@@ -434,6 +449,7 @@ var panicAnswer = map[string]string{
 	"cost":   "the key error policy answers such requests",
 	"exempt": "such requests are limited as if not exempt",
 	"plan":   "such requests get the middleware's own limits",
+	"charge": "such requests are charged",
 }
 
 // panicked turns the panic p of the middleware's fn function into an error,
@@ -448,8 +464,8 @@ func (m *Middleware) panicked(lim *Limiter, logged *atomic.Bool, fn string, p an
 	return err
 }
 
-// hold waits d, or until ctx is done. The slot the request was given stays
-// spent if the client leaves: the store has no way to give it back.
+// hold waits d, or until ctx is done. If the client leaves, EnforceWith
+// gives the request's slot back, on a store that can (a QuotaStore).
 func (m *Middleware) hold(ctx context.Context, d time.Duration) error {
 	if m.wait != nil {
 		return m.wait(ctx, d)
@@ -472,6 +488,10 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 		res := m.Enforce(r, w.Header())
 		switch res.Verdict {
 		case Serve:
+			if m.chargeWhen != nil {
+				m.serveThenFinish(next, w, r, res)
+				return
+			}
 			next.ServeHTTP(w, r)
 		case Refuse:
 			m.Refuse(w, r, res)

@@ -131,6 +131,7 @@ type middlewareConfig struct {
 	partitionKey *IdentityHasher // the IETF pk; see WithPartitionKey
 	resetEpoch   bool
 	wait         func(context.Context, time.Duration) error
+	chargeWhen   func(native any, resp Response) bool
 	problems     []error
 	// natives are the native options applied, for the constructor to
 	// check their context against the adapter's.

@@ -62,6 +62,9 @@ type Result struct {
 	// served: the store's error, the key function's, or the request
 	// context's.
 	Err error
+
+	// reservation is the charge Finish settles, under WithChargeWhen.
+	reservation *Reservation
 }
 
 // OverLimit reports whether the limit refused the request: a 429, or a 413
@@ -112,8 +115,9 @@ func (r Result) Body() []byte {
 // ended is res for a request whose context ended, with err, before it could
 // be served. A deadline is the server's: no client sends one over HTTP, so
 // it was set by http.TimeoutHandler or a timeout middleware, and the client
-// is still there; it gets 503, as http.TimeoutHandler answers. The slot a
-// held request was given stays spent, so there is no Retry-After.
+// is still there; it gets 503, as http.TimeoutHandler answers, with no
+// Retry-After. The slot a held request was given is given back to the
+// store (see Middleware.Enforce).
 func ended(res Result, err error) Result {
 	res.Err = err
 	if errors.Is(err, context.DeadlineExceeded) {

@@ -39,3 +39,43 @@ var ErrCorruptState = errors.New("limitkit: corrupt rate-limit state")
 
 // Clock tells the time. Stores take one so that tests can drive time.
 type Clock func() time.Time
+
+// QuotaStore is implemented by stores that can also look without charging
+// and give back part of a charge: what Limiter.Peek, Limiter.Reserve and the
+// middleware's charging by outcome (WithChargeWhen) need. Both stores of
+// this module implement it; a Limiter on a store that does not answers
+// those calls with an error wrapping ErrNoQuota.
+//
+// Peek returns the decision Take would return for the same request now,
+// charging nothing: the same Allowed, Remaining (what would be left after
+// the request), ResetAfter, RetryAfter, Delay and Never.
+//
+// Reserve is Take that also returns the charge it made, with the store's
+// own time of it, which Refund needs to find the charge again; a denied
+// request returns the zero Charge.
+//
+// Refund gives back amount (at most c.Cost) of a charge Reserve made under
+// key and rule, as one atomic step, and only as far as the charge still
+// counts: what that means for each algorithm is written at Reservation.
+// It never leaves a key with more budget than a fresh one. Refunding twice
+// is the caller's mistake, which Reservation prevents.
+type QuotaStore interface {
+	Store
+	Peek(ctx context.Context, key string, rule Rule, cost int64) (Decision, error)
+	Reserve(ctx context.Context, key string, rule Rule, cost int64) (Decision, Charge, error)
+	Refund(ctx context.Context, key string, rule Rule, c Charge, amount int64) error
+}
+
+// Charge is what a store's Reserve charged: the cost, at the store's own
+// time (Redis's TIME for the Redis store, with microsecond precision).
+type Charge struct {
+	At   time.Time
+	Cost int64
+}
+
+// ErrNoQuota is wrapped by the error of Limiter.Peek and Limiter.Reserve
+// on a store that does not implement QuotaStore, and by NewMiddleware's for
+// WithChargeWhen on a limiter whose store does not.
+var ErrNoQuota = errors.New("limitkit: the store cannot peek, reserve or refund (it does not implement core.QuotaStore)")
+
+var _ QuotaStore = (*MemoryStore)(nil)

@@ -56,6 +56,50 @@ func (e *Error) Unwrap() error { return e.Result.Err }
 // {"error":"rate limit exceeded","limit":"5/minute","retry_after":12}.
 func (e *Error) MarshalJSON() ([]byte, error) { return e.Result.Body(), nil }
 
+// Middleware is an Echo rate limit that can also tell a client what its
+// budget holds without spending it: Handler limits a route or group as
+// Limit's middleware does, and Peek answers for the budget Handler would
+// charge a request to (its plan, its key), for a route such as GET /usage.
+// For a plain limit, Limit is all you need.
+type Middleware struct {
+	core *core.Middleware
+	mw   echo.MiddlewareFunc
+}
+
+// NewMiddleware is New returning a *Middleware, whose Handler is the Echo
+// middleware and whose Peek looks at its budget:
+//
+//	quotes := echolimit.MustNewMiddleware("100/minute", core.WithName("quotes"))
+//	e.GET("/quotes/:symbol", getQuote, quotes.Handler)
+//	e.GET("/usage", func(c echo.Context) error { u, err := quotes.Peek(c); ... })
+func NewMiddleware(expr string, opts ...Option) (*Middleware, error) {
+	return core.Adapt[echo.Context]("echolimit.NewMiddleware", 1, expr, withRoute(opts), newMiddleware)
+}
+
+// MustNewMiddleware is NewMiddleware for set-up code: it panics with the
+// error, which names the call and quotes the expression.
+func MustNewMiddleware(expr string, opts ...Option) *Middleware {
+	return core.MustAdapt[echo.Context]("echolimit.MustNewMiddleware", 1, expr, withRoute(opts), newMiddleware)
+}
+
+func newMiddleware(m *core.Middleware) *Middleware {
+	return &Middleware{core: m, mw: middleware(m)}
+}
+
+// Handler is the Echo middleware enforcing the limit, as Limit returns it.
+func (l *Middleware) Handler(next echo.HandlerFunc) echo.HandlerFunc { return l.mw(next) }
+
+// Peek looks at the budget Handler would charge a request like c's to,
+// charging nothing: see core.Middleware.Peek. It reads the Echo-typed
+// options (Key, Plans) from c as Handler does, so run it after the
+// middlewares that set what they read (the signed-in user).
+func (l *Middleware) Peek(c echo.Context) (core.Usage, error) {
+	return l.core.PeekWith(c.Request(), c)
+}
+
+// Core returns the core middleware, for its Scope and String.
+func (l *Middleware) Core() *core.Middleware { return l.core }
+
 // ErrorHandler returns an HTTPErrorHandler that answers the refusals of
 // this package with core's JSON body, as chilimit and ginlimit do, such as
 // {"error":"rate limit exceeded","limit":"5/minute","retry_after":12}, and
@@ -101,13 +145,17 @@ func routePattern(c echo.Context) string {
 }
 
 // middleware passes the echo.Context to core as the native value, for the
-// Echo-typed options (Key, Plans, Skipper, OnDeny) to find.
+// Echo-typed options (Key, Plans, Skipper, OnDeny, ChargeWhen) to find.
 func middleware(m *core.Middleware) echo.MiddlewareFunc {
+	outcome := m.ChargesByOutcome()
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			res := m.EnforceWith(c.Request(), c.Response().Header(), c)
 			switch res.Verdict {
 			case core.Serve:
+				if outcome {
+					return serveThenFinish(m, next, c, res)
+				}
 				return next(c)
 			case core.Refuse:
 				if answered, err := m.DenyNatively(c, res); answered {
@@ -119,4 +167,35 @@ func middleware(m *core.Middleware) echo.MiddlewareFunc {
 			}
 		}
 	}
+}
+
+// serveThenFinish runs next and settles the request's charge by its
+// outcome (core.WithChargeWhen, ChargeWhen), also when next panics, which
+// goes on up to Echo's Recover.
+func serveThenFinish(m *core.Middleware, next echo.HandlerFunc, c echo.Context, res core.Result) (err error) {
+	done := false
+	defer func() {
+		m.Finish(c.Request(), res, c, core.Response{Status: Status(c, err), Err: err, Written: c.Response().Committed, Panicked: !done})
+	}()
+	err = next(c)
+	done = true
+	return err
+}
+
+// Status is the status of the response to c once Echo has handled err,
+// the error its handler returned: the status written, if the response is
+// committed; else the code of an *echo.HTTPError (or 500 for another
+// error, as Echo's default error handler answers), or 200 for none.
+func Status(c echo.Context, err error) int {
+	if r := c.Response(); r.Committed {
+		return r.Status
+	}
+	if err == nil {
+		return http.StatusOK
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		return he.Code
+	}
+	return http.StatusInternalServerError
 }

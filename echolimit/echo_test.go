@@ -369,3 +369,55 @@ func TestRoute_clientChosenMethodsAndPathsMakeNoBudgets(t *testing.T) {
 	e.GET("/items/:id", ok)
 	httptestkit.ClientChosenRouteKeys(t, e)
 }
+
+func TestChargeWhen_countsOnlyFailedLogins(t *testing.T) {
+	httptestkit.ChargeByOutcome(t, func(lim *core.Limiter) http.Handler {
+		e := echo.New()
+		e.Use(func(next echo.HandlerFunc) echo.HandlerFunc { // Echo's Recover, without its log
+			return func(c echo.Context) (err error) {
+				defer func() {
+					if recover() != nil {
+						err = echo.NewHTTPError(http.StatusInternalServerError)
+					}
+				}()
+				return next(c)
+			}
+		})
+		e.POST("/login", func(c echo.Context) error {
+			switch code := httptestkit.LoginOutcome(c.Request()); code {
+			case 0:
+				return nil
+			case http.StatusOK:
+				return c.NoContent(code)
+			default:
+				return echo.NewHTTPError(code, "wrong password") // written by Echo after the middleware
+			}
+		}, echolimit.Limit("5/minute", core.WithLimiter(lim), echolimit.ChargeWhen(func(c echo.Context, err error) bool {
+			return echolimit.Status(c, err) != http.StatusOK
+		})))
+		return e
+	})
+}
+
+func TestMiddleware_peekSeesTheBudgetWithoutCharging(t *testing.T) {
+	lim, _ := httptestkit.NewLimiter(t)
+	quotes := echolimit.MustNewMiddleware("3/minute", core.WithLimiter(lim))
+	e := echo.New()
+	e.GET("/quotes", ok, quotes.Handler)
+	e.GET("/usage", func(c echo.Context) error {
+		u, err := quotes.Peek(c)
+		if err != nil {
+			return err
+		}
+		return c.String(http.StatusOK, fmt.Sprint(u.Remaining()))
+	})
+	httptestkit.Do(e, "GET", "/quotes", httptestkit.Client)
+	for range 3 {
+		if w := httptestkit.Do(e, "GET", "/usage", httptestkit.Client); w.Body.String() != "2" {
+			t.Fatalf("usage: %d %q; want 2 left", w.Code, w.Body)
+		}
+	}
+	if codes := fmt.Sprint(httptestkit.Codes(e, httptestkit.Client, "/quotes", "/quotes", "/quotes")); codes != "[200 200 429]" {
+		t.Fatalf("quotes after the peeks: %s; want 2 more served", codes)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"github.com/limitkit/limitkit/core"
 	"github.com/limitkit/limitkit/echolimit"
 )
 
@@ -111,4 +112,28 @@ func ExampleError() {
 	// Output:
 	// 200 0 results
 	// 429 0 {"code":"SLOW_DOWN","limit":"1/minute"}
+}
+
+// Only failed logins count: the handler's error says how the login went.
+func ExampleChargeWhen() {
+	e := echo.New()
+	e.GET("/login", func(c echo.Context) error {
+		if c.QueryParam("password") != "secret" {
+			return echo.NewHTTPError(http.StatusUnauthorized, "wrong")
+		}
+		return c.String(http.StatusOK, "welcome")
+	}, echolimit.Limit("2/minute", core.WithName("example-login"), echolimit.ChargeWhen(func(c echo.Context, err error) bool {
+		return echolimit.Status(c, err) != http.StatusOK
+	})))
+	send(e, "/login?password=secret")
+	send(e, "/login?password=secret")
+	send(e, "/login?password=guess")
+	send(e, "/login?password=guess")
+	send(e, "/login?password=secret")
+	// Output:
+	// 200 1 welcome
+	// 200 1 welcome
+	// 401 1 {"message":"wrong"}
+	// 401 0 {"message":"wrong"}
+	// 429 0 {"message":"rate limit exceeded"}
 }

@@ -125,3 +125,22 @@ func Skipper(skip func(echo.Context) bool) Option {
 func OnDeny(deny func(c echo.Context, res core.Result) error) Option {
 	return option{core.NativeDeny[echo.Context]("echolimit.OnDeny", deny)}
 }
+
+// ChargeWhen counts only the requests for which charge returns true, given
+// the context and the error the handler returned, after it ran: Status(c,
+// err) says what the response's status is or will be. It is
+// core.WithChargeWhen with Echo's context, and works as that does: each
+// request is reserved before its handler runs, so concurrent requests
+// cannot slip past the limit, and given back after it unless it matches;
+// a panicking handler, or a client gone before any response was
+// committed, is charged. For failed logins:
+//
+//	e.POST("/login", login, echolimit.Limit("5/minute", echolimit.ChargeWhen(func(c echo.Context, err error) bool {
+//		return echolimit.Status(c, err) != http.StatusOK
+//	})))
+func ChargeWhen(charge func(c echo.Context, err error) bool) Option {
+	if charge == nil {
+		return option{core.NativeChargeWhen[echo.Context]("echolimit.ChargeWhen", nil)}
+	}
+	return option{core.NativeChargeWhen("echolimit.ChargeWhen", func(c echo.Context, r core.Response) bool { return charge(c, r.Err) })}
+}

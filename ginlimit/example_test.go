@@ -101,3 +101,53 @@ func ExampleOnDeny() {
 	// 200 0 results
 	// 429 0 {"code":"SLOW_DOWN","limit":"1/minute"}
 }
+
+// Only failed logins count: successes never spend the budget.
+func ExampleChargeWhen() {
+	gin.SetMode(gin.TestMode)
+	r := gin.New()
+	r.GET("/login", ginlimit.Limit("2/minute", core.WithName("example-login"), ginlimit.ChargeWhen(func(c *gin.Context) bool {
+		return c.Writer.Status() != http.StatusOK
+	})), func(c *gin.Context) {
+		if c.Query("password") != "secret" {
+			c.String(http.StatusUnauthorized, "wrong")
+			return
+		}
+		c.String(http.StatusOK, "welcome")
+	})
+	send(r, "/login?password=secret")
+	send(r, "/login?password=secret")
+	send(r, "/login?password=guess")
+	send(r, "/login?password=guess")
+	send(r, "/login?password=secret")
+	// Output:
+	// 200 1 welcome
+	// 200 1 welcome
+	// 401 1 wrong
+	// 401 0 wrong
+	// 429 0 {"error":"rate limit exceeded","limit":"2/minute","retry_after":"Retry-After"}
+}
+
+// NewMiddleware's Peek answers GET /usage for the quotes budget without
+// spending it.
+func ExampleNewMiddleware() {
+	gin.SetMode(gin.TestMode)
+	quotes := ginlimit.MustNewMiddleware("100/minute", core.WithName("example-quotes"))
+	r := gin.New()
+	r.GET("/quotes/:symbol", quotes.Handle, func(c *gin.Context) { c.String(http.StatusOK, "quote") })
+	r.GET("/usage", func(c *gin.Context) {
+		u, err := quotes.Peek(c)
+		if err != nil {
+			c.String(http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"limit": u.Decision.Limit.String(), "remaining": u.Remaining()})
+	})
+	send(r, "/quotes/ACME")
+	send(r, "/usage")
+	send(r, "/usage")
+	// Output:
+	// 200 99 quote
+	// 200  {"limit":"100/minute","remaining":99}
+	// 200  {"limit":"100/minute","remaining":99}
+}

@@ -26,6 +26,50 @@ func New(expr string, opts ...Option) (gin.HandlerFunc, error) {
 	return core.Adapt[*gin.Context]("ginlimit.New", 1, expr, withRoute(opts), handler)
 }
 
+// Middleware is a Gin rate limit that can also tell a client what its
+// budget holds without spending it: Handle limits a route or group as
+// Limit's handler does, and Peek answers for the budget Handle would
+// charge a request to (its plan, its key), for a route such as GET /usage.
+// For a plain limit, Limit is all you need.
+type Middleware struct {
+	core   *core.Middleware
+	handle gin.HandlerFunc
+}
+
+// NewMiddleware is New returning a *Middleware, whose Handle is the Gin
+// handler and whose Peek looks at its budget:
+//
+//	quotes := ginlimit.MustNewMiddleware("100/minute", core.WithName("quotes"))
+//	r.GET("/quotes/:symbol", quotes.Handle, getQuote)
+//	r.GET("/usage", func(c *gin.Context) { u, err := quotes.Peek(c); ... })
+func NewMiddleware(expr string, opts ...Option) (*Middleware, error) {
+	return core.Adapt[*gin.Context]("ginlimit.NewMiddleware", 1, expr, withRoute(opts), newMiddleware)
+}
+
+// MustNewMiddleware is NewMiddleware for set-up code: it panics with the
+// error, which names the call and quotes the expression.
+func MustNewMiddleware(expr string, opts ...Option) *Middleware {
+	return core.MustAdapt[*gin.Context]("ginlimit.MustNewMiddleware", 1, expr, withRoute(opts), newMiddleware)
+}
+
+func newMiddleware(m *core.Middleware) *Middleware {
+	return &Middleware{core: m, handle: handler(m)}
+}
+
+// Handle is the Gin handler enforcing the limit, as Limit returns it.
+func (l *Middleware) Handle(c *gin.Context) { l.handle(c) }
+
+// Peek looks at the budget Handle would charge a request like c's to,
+// charging nothing: see core.Middleware.Peek. It reads the Gin-typed
+// options (Key, Plans) from c as Handle does, so run it after the handlers
+// that set what they read (the signed-in user).
+func (l *Middleware) Peek(c *gin.Context) (core.Usage, error) {
+	return l.core.PeekWith(c.Request, c)
+}
+
+// Core returns the core middleware, for its Scope and String.
+func (l *Middleware) Core() *core.Middleware { return l.core }
+
 // withRoute puts first the option that tells core the route each request
 // matched, for the events that metrics label (core.Event.Route): Gin's
 // c.FullPath(), "" for a 404.
@@ -34,12 +78,16 @@ func withRoute(opts []Option) []Option { return append([]Option{routeOption}, op
 var routeOption Option = option{core.NativeRoute("ginlimit.route", (*gin.Context).FullPath)}
 
 // handler passes the *gin.Context to core as the native value, for the
-// Gin-typed options (Key, Plans, Exempt, OnDeny) to find.
+// Gin-typed options (Key, Plans, Exempt, OnDeny, ChargeWhen) to find.
 func handler(m *core.Middleware) gin.HandlerFunc {
+	outcome := m.ChargesByOutcome()
 	return func(c *gin.Context) {
 		res := m.EnforceWith(c.Request, c.Writer.Header(), c)
 		switch res.Verdict {
 		case core.Serve:
+			if outcome {
+				serveThenFinish(m, c, res)
+			}
 			return // Gin runs the rest of the chain
 		case core.Refuse:
 			c.Abort()
@@ -51,4 +99,16 @@ func handler(m *core.Middleware) gin.HandlerFunc {
 			c.AbortWithStatus(res.Status)
 		}
 	}
+}
+
+// serveThenFinish runs the rest of the chain and settles the request's
+// charge by its response (core.WithChargeWhen, ChargeWhen), also when a
+// handler panics, which goes on up to gin.Recovery.
+func serveThenFinish(m *core.Middleware, c *gin.Context, res core.Result) {
+	done := false
+	defer func() {
+		m.Finish(c.Request, res, c, core.Response{Status: c.Writer.Status(), Written: c.Writer.Written(), Panicked: !done})
+	}()
+	c.Next()
+	done = true
 }

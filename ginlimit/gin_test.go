@@ -3,6 +3,7 @@ package ginlimit_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -319,5 +320,45 @@ func TestRoute_clientChosenMethodsAndPathsMakeNoBudgets(t *testing.T) {
 			r.GET("/items/:id", ok)
 			httptestkit.ClientChosenRouteKeys(t, r)
 		})
+	}
+}
+
+func TestChargeWhen_countsOnlyFailedLogins(t *testing.T) {
+	httptestkit.ChargeByOutcome(t, func(lim *core.Limiter) http.Handler {
+		r := gin.New()
+		r.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, _ any) { c.AbortWithStatus(http.StatusInternalServerError) }))
+		r.POST("/login", ginlimit.Limit("5/minute", core.WithLimiter(lim), ginlimit.ChargeWhen(func(c *gin.Context) bool {
+			return c.Writer.Status() != http.StatusOK
+		})), func(c *gin.Context) {
+			if code := httptestkit.LoginOutcome(c.Request); code != 0 {
+				c.Status(code)
+				c.Writer.WriteHeaderNow()
+			}
+		})
+		return r
+	})
+}
+
+func TestMiddleware_peekSeesTheBudgetWithoutCharging(t *testing.T) {
+	lim, _ := httptestkit.NewLimiter(t)
+	quotes := ginlimit.MustNewMiddleware("3/minute", core.WithLimiter(lim))
+	r := gin.New()
+	r.GET("/quotes", quotes.Handle, ok)
+	r.GET("/usage", func(c *gin.Context) {
+		u, err := quotes.Peek(c)
+		if err != nil {
+			c.Status(http.StatusInternalServerError)
+			return
+		}
+		c.String(http.StatusOK, "%d", u.Remaining())
+	})
+	httptestkit.Do(r, "GET", "/quotes", httptestkit.Client)
+	for range 3 {
+		if w := httptestkit.Do(r, "GET", "/usage", httptestkit.Client); w.Body.String() != "2" {
+			t.Fatalf("usage: %d %q; want 2 left", w.Code, w.Body)
+		}
+	}
+	if codes := fmt.Sprint(httptestkit.Codes(r, httptestkit.Client, "/quotes", "/quotes", "/quotes")); codes != "[200 200 429]" {
+		t.Fatalf("quotes after the peeks: %s; want 2 more served", codes)
 	}
 }

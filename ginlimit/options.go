@@ -120,3 +120,22 @@ func Exempt(exempt func(*gin.Context) bool) Option {
 func OnDeny(deny func(c *gin.Context, res core.Result)) Option {
 	return option{core.NativeDeny[*gin.Context]("ginlimit.OnDeny", deny)}
 }
+
+// ChargeWhen counts only the requests for which charge returns true, read
+// after the rest of the chain ran: c.Writer.Status(), or whatever the
+// handlers stored with c.Set. It is core.WithChargeWhen with Gin's
+// context, and works as that does: each request is reserved before its
+// handlers run, so concurrent requests cannot slip past the limit, and
+// given back after them unless it matches; a panicking handler, or a
+// client gone before any status was written, is charged. For failed
+// logins:
+//
+//	r.POST("/login", ginlimit.Limit("5/minute", ginlimit.ChargeWhen(func(c *gin.Context) bool {
+//		return c.Writer.Status() != http.StatusOK
+//	})), login)
+func ChargeWhen(charge func(c *gin.Context) bool) Option {
+	if charge == nil {
+		return option{core.NativeChargeWhen[*gin.Context]("ginlimit.ChargeWhen", nil)}
+	}
+	return option{core.NativeChargeWhen("ginlimit.ChargeWhen", func(c *gin.Context, _ core.Response) bool { return charge(c) })}
+}

@@ -262,3 +262,26 @@ func TestUnlimited_admitsEveryAlgorithm(t *testing.T) {
 		}
 	}
 }
+
+// Limits that charge by outcome, and peeks, work with limiting off too.
+func TestDisable_coversChargeByOutcomeAndPeek(t *testing.T) {
+	Disable(t)
+	failed := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusUnauthorized) })
+	m := core.MustNewMiddleware("1/minute", core.WithName("login-off"),
+		core.WithChargeWhen(func(status int) bool { return status == http.StatusUnauthorized }))
+	h := m.Handler(failed)
+	for range 5 {
+		rec := get(h)
+		if rec.Code != http.StatusUnauthorized {
+			t.Fatalf("status %d; want the handler's 401", rec.Code)
+		}
+		AssertHeaders(t, rec, NoHeader("Retry-After"))
+	}
+	u, err := m.Peek(httptest.NewRequest(http.MethodGet, "/", nil))
+	if err != nil {
+		t.Fatalf("Peek: %v", err)
+	}
+	if u.Remaining() != 1 {
+		t.Errorf("Peek: %+v; want the full budget, 1", u)
+	}
+}

@@ -85,3 +85,36 @@ func BenchmarkTake(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkQuota measures Peek and Reserve followed by its Settle (a
+// refund of half, a second round trip) beside Take, from benchCallers
+// goroutines, for every algorithm.
+func BenchmarkQuota(b *testing.B) {
+	c := benchClient(b, true)
+	for alg := core.FixedWindow; alg <= core.LeakyBucket; alg++ {
+		rule := core.MustRule("100000/hour", alg)
+		st := New(c, WithTimeout(time.Second))
+		b.Run(alg.String()+"/Take", func(b *testing.B) {
+			runParallel(b, func(ctx context.Context, key string) error {
+				_, err := st.Take(ctx, key, rule, 2)
+				return err
+			})
+		})
+		b.Run(alg.String()+"/Peek", func(b *testing.B) {
+			runParallel(b, func(ctx context.Context, key string) error {
+				_, err := st.Peek(ctx, key, rule, 1)
+				return err
+			})
+		})
+		b.Run(alg.String()+"/Reserve+Settle", func(b *testing.B) {
+			runParallel(b, func(ctx context.Context, key string) error {
+				d, ch, err := st.Reserve(ctx, key, rule, 2)
+				if err != nil || !d.Allowed {
+					return err
+				}
+				return st.Refund(ctx, key, rule, ch, 1)
+			})
+		})
+		st.Close()
+	}
+}

@@ -130,9 +130,19 @@ func TestStore_refusedConnectionIsNamed(t *testing.T) {
 				t.Errorf("the log does not name the refused connection and the deadline:\n%s", log)
 			}
 
-			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-			defer cancel()
-			namesRefusal(t, "Reset", st.Reset(ctx, "k", core.MustRule("5/minute", 0)))
+			// The store's other calls, each with a deadline of its own.
+			within := func() context.Context {
+				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+				t.Cleanup(cancel)
+				return ctx
+			}
+			rule := core.MustRule("5/minute", 0)
+			namesRefusal(t, "Reset", st.Reset(within(), "k", rule))
+			_, err = st.Peek(within(), "k", rule, 1)
+			namesRefusal(t, "Peek", err)
+			_, _, err = st.Reserve(within(), "k", rule, 1)
+			namesRefusal(t, "Reserve", err)
+			namesRefusal(t, "Refund", st.Refund(within(), "k", rule, core.Charge{Cost: 1, At: time.Now()}, 1))
 		})
 	}
 }

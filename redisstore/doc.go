@@ -22,9 +22,10 @@
 // line number in a Redis error is a line of one of those files, and each
 // runs by itself. For example, one decision of cost 1 against 5 per minute
 // with a burst of 5 (ARGV: now in µs or "" for Redis's TIME, cost, TTL
-// slack in ms, then count, window in µs and burst per limit):
+// slack in ms, the mode (0 to charge, 1 to peek), then count, window in µs
+// and burst per limit):
 //
-//	redis-cli --eval redisstore/testdata/token-bucket.lua key , "" 1 0 5 60000000 5
+//	redis-cli --eval redisstore/testdata/token-bucket.lua key , "" 1 0 0 5 60000000 5
 //
 // # Time
 //
@@ -114,4 +115,18 @@
 // round trip is shared. It helps when many requests wait at once, and costs
 // up to window of added latency. A caller whose context ends first returns
 // its context's error; its decision may still be made.
+//
+// # Peek, reserve and refund
+//
+// Store implements core.QuotaStore, each operation in one round trip. Peek
+// runs the algorithm's decision script in its peek mode, which decides and
+// charges nothing (a sliding log may still drop entries that have left its
+// window, as any decision does); it neither reads nor feeds the deny
+// cache. Reserve is Take; every decision's reply carries the time Redis
+// decided at, which the reservation keeps, so that a refund finds its
+// window whichever instance makes it. Refund runs the algorithm's refund
+// script (lua/refund.lua), which gives back what the charge still counts
+// for (see core.Reservation) at Redis's time, keeps every key's TTL, and
+// forgets the key's cached denials. Its keys are the decision's, so it is
+// as Cluster-safe; it is not batched.
 package redisstore

@@ -28,12 +28,13 @@ type request struct {
 }
 
 // The places of a request's arguments in nums, as the scripts read them
-// from ARGV (see lua/one.lua): the time, the cost and the TTL slack, then
-// limitArgs numbers per limit, from argLimits on.
+// from ARGV (see lua/one.lua): the time, the cost, the TTL slack and the
+// mode, then limitArgs numbers per limit, from argLimits on.
 const (
 	argNow    = iota // the time in µs, sent only when clocked
 	argCost          // the request's cost
 	argSlack         // ms added to every TTL
+	argMode          // modeCharge or modePeek
 	argLimits        // the first limit's count
 )
 

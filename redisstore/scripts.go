@@ -38,8 +38,10 @@ import (
 //	                 slots algorithm (its name, filled in here) and helpers
 //	lua/decide.lua   one decision: the time, the rule loop with the slot
 //	                 check, outranks, the commit loop with the slot commit
-//	lua/<alg>.lua    an algorithm's parts: check, commit and, optionally,
-//	                 helpers (bucket.lua serves both buckets)
+//	lua/refund.lua   the refund script: gives back part of a charge, with
+//	                 each algorithm's refund part
+//	lua/<alg>.lua    an algorithm's parts: check, commit, refund and,
+//	                 optionally, helpers (bucket.lua serves both buckets)
 //
 // A slot is a line that holds only --{{name}}; compose replaces it by the
 // part of that name. An algorithm's file defines its parts: each starts
@@ -57,12 +59,13 @@ import (
 var luaFiles embed.FS
 
 // script is one algorithm's script in two forms: one decision, and a batch
-// of decisions run one after another in one call (see lua/batch.lua). Each
-// is kept with its SHA-1 and as interface values, so that a command's
+// of decisions run one after another in one call (see lua/batch.lua); and
+// its refund (lua/refund.lua), which gives back part of a charge. Each is
+// kept with its SHA-1 and as interface values, so that a command's
 // arguments can refer to them without allocating.
 type script struct {
-	one, many       any // source
-	oneSHA, manySHA any // SHA-1 in hex
+	one, many, refund          any // source
+	oneSHA, manySHA, refundSHA any // SHA-1 in hex
 }
 
 // newScript composes alg's two scripts from lua/, with the parts defined
@@ -78,12 +81,13 @@ func newScript(alg core.Algorithm, file string) *script {
 	defined := defines(file, parts)
 	one, oneUsed := compose(luaFile("one.lua"), parts)
 	many, manyUsed := compose(luaFile("batch.lua"), parts)
+	refund, refundUsed := compose(luaFile("refund.lua"), parts)
 	for _, name := range defined {
-		if !oneUsed[name] || !manyUsed[name] {
-			panic("redisstore: lua/" + file + " defines " + name + ", which no slot of lua/one.lua or lua/batch.lua takes")
+		if name == "refund" && !refundUsed[name] || name != "refund" && (!oneUsed[name] || !manyUsed[name]) {
+			panic("redisstore: lua/" + file + " defines " + name + ", which no slot of lua/one.lua, lua/batch.lua or lua/refund.lua takes")
 		}
 	}
-	return &script{one: one, many: many, oneSHA: sha1hex(one), manySHA: sha1hex(many)}
+	return &script{one: one, many: many, refund: refund, oneSHA: sha1hex(one), manySHA: sha1hex(many), refundSHA: sha1hex(refund)}
 }
 
 // luaFile returns the source lua/name.

@@ -18,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.lua, the composed sc
 func TestScripts(t *testing.T) {
 	for alg := core.FixedWindow; alg <= core.LeakyBucket; alg++ {
 		s := scripts[alg]
-		for name, src := range map[string]any{alg.String() + ".lua": s.one, alg.String() + ".batch.lua": s.many} {
+		for name, src := range map[string]any{alg.String() + ".lua": s.one, alg.String() + ".batch.lua": s.many, alg.String() + ".refund.lua": s.refund} {
 			path := filepath.Join("testdata", name)
 			if *update {
 				if err := os.MkdirAll("testdata", 0o755); err != nil {
@@ -45,7 +45,7 @@ func TestScripts(t *testing.T) {
 func TestScripts_shaMatchesSource(t *testing.T) {
 	for alg := core.FixedWindow; alg <= core.LeakyBucket; alg++ {
 		s := scripts[alg]
-		if s.oneSHA != sha1hex(s.one.(string)) || s.manySHA != sha1hex(s.many.(string)) {
+		if s.oneSHA != sha1hex(s.one.(string)) || s.manySHA != sha1hex(s.many.(string)) || s.refundSHA != sha1hex(s.refund.(string)) {
 			t.Errorf("%v: SHA-1 does not match the source", alg)
 		}
 	}

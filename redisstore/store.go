@@ -119,20 +119,51 @@ func (s *Store) now() int64 {
 	return int64(time.Since(s.epoch) / time.Microsecond)
 }
 
+// The modes of a decision (ARGV's mode, see lua/one.lua).
+const (
+	modeCharge = 0 // decide and charge: Take and Reserve
+	modePeek   = 1 // decide, charge nothing
+)
+
 // Take implements core.Store: one script, one round trip.
 func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64) (core.Decision, error) {
+	d, _, err := s.decide(ctx, "take", key, rule, cost, modeCharge)
+	return d, err
+}
+
+// Peek implements core.QuotaStore: the decision Take would return, by the
+// same script in its peek mode, which charges nothing; one round trip.
+func (s *Store) Peek(ctx context.Context, key string, rule core.Rule, cost int64) (core.Decision, error) {
+	d, _, err := s.decide(ctx, "peek", key, rule, cost, modePeek)
+	return d, err
+}
+
+// Reserve implements core.QuotaStore: Take, with Redis's time of the
+// charge, which the script returns; one round trip.
+func (s *Store) Reserve(ctx context.Context, key string, rule core.Rule, cost int64) (core.Decision, core.Charge, error) {
+	d, at, err := s.decide(ctx, "reserve", key, rule, cost, modeCharge)
+	if err != nil || !d.Allowed {
+		return d, core.Charge{}, err
+	}
+	return d, core.Charge{At: time.UnixMicro(at), Cost: cost}, nil
+}
+
+// decide runs a decision in mode: the decision and the time, by Redis or
+// the driven clock, that it was made at. A peek neither reads nor feeds
+// the deny cache: it must see what Redis holds, and it decides no request.
+func (s *Store) decide(ctx context.Context, opName, key string, rule core.Rule, cost int64, mode int64) (core.Decision, int64, error) {
 	if s.closed.Load() {
-		return core.Decision{}, ErrClosed
+		return core.Decision{}, 0, ErrClosed
 	}
 	if cost < 0 {
-		return core.Decision{}, fmt.Errorf("redisstore: cost %d must not be negative", cost)
+		return core.Decision{}, 0, fmt.Errorf("redisstore: cost %d must not be negative", cost)
 	}
 	alg := rule.Algorithm
 	if alg == 0 {
 		alg = core.DefaultAlgorithm
 	}
 	if err := rule.Validate(); err != nil {
-		return core.Decision{}, err
+		return core.Decision{}, 0, err
 	}
 
 	n := len(rule.Limits)
@@ -146,7 +177,7 @@ func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64
 	} else if s.deny != nil {
 		sent = s.now()
 	}
-	r.nums[argCost], r.nums[argSlack] = cost, s.slack
+	r.nums[argCost], r.nums[argSlack], r.nums[argMode] = cost, s.slack, mode
 	futile := false // some limit can never admit cost: Redis says Never
 	for i, l := range rule.Limits {
 		// The buckets' burst is the capacity; the windows ignore it.
@@ -156,9 +187,10 @@ func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64
 	}
 
 	shape := rule.Shape()
-	if s.deny != nil && !futile {
+	cached := s.deny != nil && !futile && mode == modeCharge
+	if cached {
 		if d, ok := s.deny.lookup(key, shape, cost, sent); ok {
-			return d, nil
+			return d, 0, nil
 		}
 	}
 
@@ -167,16 +199,16 @@ func (s *Store) Take(ctx context.Context, key string, rule core.Rule, cost int64
 	if err != nil {
 		s.noteFailure(err)
 		err = s.cause.explain(err)
-		return core.Decision{}, fmt.Errorf("redisstore: take %q under %v %s: %w", key, alg, rule.String(), err)
+		return core.Decision{}, 0, fmt.Errorf("redisstore: %s %q under %v %s: %w", opName, key, alg, rule.String(), err)
 	}
 	d, err := decision(v, &rule, r.keys)
 	if err != nil {
-		return core.Decision{}, fmt.Errorf("redisstore: take %q under %v %s: %w", key, alg, rule.String(), err)
+		return core.Decision{}, 0, fmt.Errorf("redisstore: %s %q under %v %s: %w", opName, key, alg, rule.String(), err)
 	}
-	if s.deny != nil && !futile {
+	if cached {
 		s.deny.record(key, shape, cost, sent, d)
 	}
-	return d, nil
+	return d, v[7], nil
 }
 
 // KeepsDeadlines reports that Take returns by its context's deadline (or the
@@ -233,8 +265,8 @@ func (s *Store) run(ctx context.Context, r *request) ([]int64, error) {
 	}
 }
 
-// replyLen is the length of a script's reply; see scripts.go.
-const replyLen = 7
+// replyLen is the length of a script's reply; see lua/one.lua.
+const replyLen = 8
 
 // decision reads a script's reply to a decision on keys, refusing anything
 // that is not exactly what the scripts return.

@@ -75,6 +75,7 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("EverythingExpires", func(t *testing.T) { runEverythingExpires(t, newStore) })
 	t.Run("CorruptStateIsThatKeysAlone", func(t *testing.T) { runCorrupt(t, newStore) })
 	t.Run("ClosedStoreSaysSo", func(t *testing.T) { runClosed(t, newStore) })
+	t.Run("Quota", func(t *testing.T) { runQuota(t, newStore) })
 }
 
 // Expirer is implemented by a store, or a test's wrapper of one, that can

@@ -5,7 +5,9 @@
 //
 // Anonymous clients get 100 requests a minute per IP, signed-in users a
 // limit by plan (free 100/minute, pro 1000/minute) per user, and POST
-// /login 5 a minute per IP. GET /metrics shows the decisions.
+// /login 5 failed attempts a minute per IP. GET /usage shows what is left
+// of the caller's quotes budget without spending it; GET /metrics shows
+// the decisions.
 package main
 
 import (
@@ -34,18 +36,34 @@ func newRouter(app *quotes.App) http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
 
-	r.With(chilimit.Limit(quotes.LoginLimit, lim, core.WithName(quotes.LoginScope))).Post("/login", login)
+	// Only failed attempts count: each is reserved before login runs, so
+	// guesses sent at once cannot slip past the limit.
+	r.With(chilimit.Limit(quotes.LoginLimit, lim, core.WithName(quotes.LoginScope),
+		core.WithChargeWhen(quotes.LoginFailed),
+	)).Post("/login", login)
 
 	// Signed-in users are counted by id under their plan's limit; anonymous
 	// requests have no user id in the context, so core counts them by IP
 	// under the base one.
+	quotesLimit := chilimit.MustNewMiddleware(quotes.AnonymousLimit, lim, core.WithName(quotes.QuotesScope),
+		core.WithKey(core.ByContextValue(userIDKey{})),
+		core.WithPlans(quotes.Plans(), func(r *http.Request) string { return user(r).Plan }),
+	)
 	r.Route("/quotes", func(r chi.Router) {
-		r.Use(identify, chilimit.Limit(quotes.AnonymousLimit, lim, core.WithName(quotes.QuotesScope),
-			core.WithKey(core.ByContextValue(userIDKey{})),
-			core.WithPlans(quotes.Plans(), func(r *http.Request) string { return user(r).Plan }),
-		), refuseBadToken)
+		r.Use(identify, quotesLimit.Handler, refuseBadToken)
 		r.Get("/{symbol}", getQuote)
 	})
+
+	// GET /usage peeks at the caller's quotes budget without spending it.
+	r.With(identify, chilimit.Limit(quotes.UsageLimit, lim, core.WithName(quotes.UsageScope)), refuseBadToken).
+		Get("/usage", func(w http.ResponseWriter, r *http.Request) {
+			u, err := quotesLimit.Peek(r)
+			if err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+				return
+			}
+			writeJSON(w, http.StatusOK, quotes.UsageOf(u))
+		})
 
 	r.Method(http.MethodGet, "/metrics", app.Metrics())
 	return r

@@ -5,7 +5,9 @@
 //
 // Anonymous clients get 100 requests a minute per IP, signed-in users a
 // limit by plan (free 100/minute, pro 1000/minute) per user, and POST
-// /login 5 a minute per IP. GET /metrics shows the decisions.
+// /login 5 failed attempts a minute per IP. GET /usage shows what is left
+// of the caller's quotes budget without spending it; GET /metrics shows
+// the decisions.
 package main
 
 import (
@@ -28,15 +30,29 @@ func newRouter(app *quotes.App) http.Handler {
 	// Gin and Chi examples; Echo's default is {"message":"rate limit exceeded"}.
 	e.HTTPErrorHandler = echolimit.ErrorHandler(e.DefaultHTTPErrorHandler)
 
-	e.POST("/login", login, echolimit.Limit(quotes.LoginLimit, lim, core.WithName(quotes.LoginScope)))
+	// Only failed attempts count: each is reserved before login runs, so
+	// guesses sent at once cannot slip past the limit.
+	e.POST("/login", login, echolimit.Limit(quotes.LoginLimit, lim, core.WithName(quotes.LoginScope),
+		echolimit.ChargeWhen(func(c echo.Context, err error) bool { return quotes.LoginFailed(echolimit.Status(c, err)) }),
+	))
 
 	// Signed-in users are counted by id under their plan's limit; anonymous
 	// requests have no user, so core counts them by IP under the base one.
-	api := e.Group("/quotes", identify, echolimit.Limit(quotes.AnonymousLimit, lim, core.WithName(quotes.QuotesScope),
+	quotesLimit := echolimit.MustNewMiddleware(quotes.AnonymousLimit, lim, core.WithName(quotes.QuotesScope),
 		echolimit.Key(func(c echo.Context) (string, error) { return user(c).ID, nil }),
 		echolimit.Plans(quotes.Plans(), func(c echo.Context) string { return user(c).Plan }),
-	), refuseBadToken)
+	)
+	api := e.Group("/quotes", identify, quotesLimit.Handler, refuseBadToken)
 	api.GET("/:symbol", getQuote)
+
+	// GET /usage peeks at the caller's quotes budget without spending it.
+	e.GET("/usage", func(c echo.Context) error {
+		u, err := quotesLimit.Peek(c)
+		if err != nil {
+			return echo.NewHTTPError(http.StatusServiceUnavailable, err.Error())
+		}
+		return c.JSON(http.StatusOK, quotes.UsageOf(u))
+	}, identify, echolimit.Limit(quotes.UsageLimit, lim, core.WithName(quotes.UsageScope)), refuseBadToken)
 
 	e.GET("/metrics", echo.WrapHandler(app.Metrics()))
 	return e

@@ -5,7 +5,9 @@
 //
 // Anonymous clients get 100 requests a minute per IP, signed-in users a
 // limit by plan (free 100/minute, pro 1000/minute) per user, and POST
-// /login 5 a minute per IP. GET /metrics shows the decisions.
+// /login 5 failed attempts a minute per IP. GET /usage shows what is left
+// of the caller's quotes budget without spending it; GET /metrics shows
+// the decisions.
 package main
 
 import (
@@ -24,15 +26,31 @@ func newRouter(app *quotes.App) http.Handler {
 	r := gin.New()
 	r.Use(gin.Recovery())
 
-	r.POST("/login", ginlimit.Limit(quotes.LoginLimit, lim, core.WithName(quotes.LoginScope)), login)
+	// Only failed attempts count: each is reserved before login runs, so
+	// guesses sent at once cannot slip past the limit.
+	r.POST("/login", ginlimit.Limit(quotes.LoginLimit, lim, core.WithName(quotes.LoginScope),
+		ginlimit.ChargeWhen(func(c *gin.Context) bool { return quotes.LoginFailed(c.Writer.Status()) }),
+	), login)
 
 	// Signed-in users are counted by id under their plan's limit; anonymous
 	// requests have no user, so core counts them by IP under the base one.
-	api := r.Group("/quotes", identify, ginlimit.Limit(quotes.AnonymousLimit, lim, core.WithName(quotes.QuotesScope),
+	quotesLimit := ginlimit.MustNewMiddleware(quotes.AnonymousLimit, lim, core.WithName(quotes.QuotesScope),
 		ginlimit.Key(func(c *gin.Context) (string, error) { return user(c).ID, nil }),
 		ginlimit.Plans(quotes.Plans(), func(c *gin.Context) string { return user(c).Plan }),
-	), refuseBadToken)
+	)
+	api := r.Group("/quotes", identify, quotesLimit.Handle, refuseBadToken)
 	api.GET("/:symbol", getQuote)
+
+	// GET /usage peeks at the caller's quotes budget without spending it.
+	r.GET("/usage", identify, ginlimit.Limit(quotes.UsageLimit, lim, core.WithName(quotes.UsageScope)), refuseBadToken,
+		func(c *gin.Context) {
+			u, err := quotesLimit.Peek(c)
+			if err != nil {
+				c.JSON(http.StatusServiceUnavailable, gin.H{"error": err.Error()})
+				return
+			}
+			c.JSON(http.StatusOK, quotes.UsageOf(u))
+		})
 
 	r.GET("/metrics", gin.WrapH(app.Metrics()))
 	return r

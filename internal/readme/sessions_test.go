@@ -178,7 +178,7 @@ func runSession(t *testing.T, s session, addr string) {
 func lines(s string) []string {
 	var out []string
 	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
-		l = strings.TrimRight(l, "\r")
+		l = strings.TrimRight(l, " \r")
 		if l != "" || len(out) > 0 {
 			out = append(out, l)
 		}

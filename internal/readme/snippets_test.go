@@ -129,6 +129,9 @@ var (
 	logger   *slog.Logger
 	reg      *prometheus.Registry
 	lim      *core.Limiter
+
+	errTooManyTokens error
+	callModel        func(context.Context) int64
 )
 `
 
@@ -137,26 +140,26 @@ var preludes = map[string]string{
 var (
 	r          *gin.Engine
 	api        *gin.RouterGroup
-	listItems, listOrders, me, login, getItem, handler gin.HandlerFunc
+	listItems, listOrders, me, login, getItem, getQuote, handler gin.HandlerFunc
 )
 `,
 	"echo": `
 var (
 	e          *echo.Echo
 	g          *echo.Group
-	listItems, listOrders, me, login, getItem, handler echo.HandlerFunc
+	listItems, listOrders, me, login, getItem, getQuote, handler echo.HandlerFunc
 )
 `,
 	"chi": `
 var (
 	r          chi.Router
 	api        chi.Router
-	listItems, listOrders, me, login, getItem, handler http.HandlerFunc
+	listItems, listOrders, me, login, getItem, getQuote, handler http.HandlerFunc
 )
 `,
 	"core": `
 var (
-	listItems, listOrders, me, login, getItem, handler http.HandlerFunc
+	listItems, listOrders, me, login, getItem, getQuote, handler http.HandlerFunc
 )
 `,
 }
@@ -226,7 +229,9 @@ var anchorOf = map[string]string{
 // after <!-- readme: lines --> is a list of independent one-line examples,
 // perhaps of different frameworks: each line is compiled on its own. A block
 // after <!-- readme: skip --> is not Go that compiles (a signature, an
-// excerpt) and says so in the README's text.
+// excerpt) and says so in the README's text. A block after
+// <!-- readme: parts --> holds examples separated by blank lines, each
+// compiled on its own.
 func TestGoSnippetsCompile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles the README's snippets with the go command")
@@ -255,6 +260,14 @@ func TestGoSnippetsCompile(t *testing.T) {
 	}
 	for _, b := range blocks(t) {
 		if b.lang != "go" || b.mode == "skip" {
+			continue
+		}
+		if b.mode == "parts" {
+			line := b.line
+			for _, part := range strings.Split(b.code, "\n\n") {
+				write(b, part+"\n", line)
+				line += strings.Count(part, "\n") + 2
+			}
 			continue
 		}
 		if b.mode == "lines" {

@@ -5,15 +5,15 @@
 --
 -- KEYS: every decision's keys, one per limit, one decision after another.
 -- ARGV: for each decision, its number of limits n, then its arguments as
---       for one decision (now, cost, slack, then count, window and burst
---       per limit).
--- Reply: every decision's reply (seven integers, as for one decision), one
+--       for one decision (now, cost, slack, mode, then count, window and
+--       burst per limit).
+-- Reply: every decision's reply (eight integers, as for one decision), one
 --        after another.
 --
 -- For example, two decisions of cost 1 against 5 per minute with a burst
 -- of 5:
 --
---   redis-cli --eval redisstore/testdata/token-bucket.batch.lua a b , 1 "" 1 0 5 60000000 5 1 "" 1 0 5 60000000 5
+--   redis-cli --eval redisstore/testdata/token-bucket.batch.lua a b , 1 "" 1 0 0 5 60000000 5 1 "" 1 0 0 5 60000000 5
 --{{prelude}}
 local out = {}
 -- decide appends its reply to out, which saves a table per decision, and
@@ -22,7 +22,7 @@ local function decide(kb, ab, n)
 --{{decide}}
 local o = #out
 out[o + 1], out[o + 2], out[o + 3], out[o + 4] = allOK and 1 or 0, bIdx - 1, bRem, bReset
-out[o + 5], out[o + 6], out[o + 7] = bRetry, delay, bNever and 1 or 0
+out[o + 5], out[o + 6], out[o + 7], out[o + 8] = bRetry, delay, bNever and 1 or 0, now
 end
 local kb, ab, m = 0, 0, #ARGV
 while ab < m do
@@ -30,9 +30,9 @@ while ab < m do
   local r = decide(kb, ab + 1, n)
   if r then
     local o = #out
-    for j = 1, 7 do out[o + j] = r[j] end
+    for j = 1, 8 do out[o + j] = r[j] end
   end
   kb = kb + n
-  ab = ab + 4 + 3 * n
+  ab = ab + 5 + 3 * n
 end
 return out

@@ -15,7 +15,7 @@ local LEAKY = ALGORITHM == 'leaky-bucket'
   local v = redis.pcall('GET', KEYS[kb + i])
   if v then
     a = tonumber(v)
-    if not a then return {-1, i - 1, 0, 0, 0, 0, 0} end
+    if not a then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
   end
   if i == 1 then A1, B1 = a, step
   else
@@ -47,5 +47,19 @@ local LEAKY = ALGORITHM == 'leaky-bucket'
       redis.call('SET', KEYS[kb + i], fmt(D1, a), 'PX', ttlMs)
     else
       redis.call('DEL', KEYS[kb + i])
+    end
+  end
+--{{define refund}}
+  -- The TAT moves back by amount steps, never before now.
+  local v = redis.pcall('GET', KEYS[i])
+  if v then
+    local a = type(v) == 'string' and tonumber(v)
+    if not a then
+      bad = bad or i
+    elseif a > now then
+      local step = floor((window + count - 1) / count)
+      if step * count < window then step = step + 1 end
+      if (step - 1) * count >= window then step = step - 1 end
+      keep(KEYS[i], fmt(D1, mmax(a - amount * step, now)))
     end
   end

@@ -13,15 +13,17 @@ else
   now = tonumber(now)
 end
 local cost, slack = tonumber(ARGV[ab + 2]), tonumber(ARGV[ab + 3])
+-- mode 1 is a peek: the decision a charge would get, charging nothing.
+local peek = ARGV[ab + 4] == '1'
 local allOK, delay = true, 0
 local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 -- Check each limit into ok, never, rem, reset, retry and dly. State this
 -- store did not write ends the decision with {-1, index of the key among
--- the decision's keys, 0, 0, 0, 0, 0}: a reply, not an error, so that a
+-- the decision's keys, 0, 0, 0, 0, 0, 0}: a reply, not an error, so that a
 -- batch still answers its other decisions.
 for i = 1, n do
   local o = ab + (i - 1) * 3
-  local count, window, burst = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6])
+  local count, window, burst = tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6]), tonumber(ARGV[o + 7])
   local ok, never, rem, reset, retry, dly = false, false, 0, 0, 0, 0
   --{{check}}
   -- core's outranks.
@@ -37,9 +39,9 @@ for i = 1, n do
 end
 -- Commit (or settle) each limit. A key's TTL, ttlMs, is how long it must
 -- live for its state to matter, plus the slack a driven clock needs; zero
--- when its state is as good as none.
-for i = 1, n do
-  local window = tonumber(ARGV[ab + (i - 1) * 3 + 5])
+-- when its state is as good as none. A peek commits nothing.
+for i = 1, peek and 0 or n do
+  local window = tonumber(ARGV[ab + (i - 1) * 3 + 6])
   --{{commit}}
 end
 if not allOK then delay = 0 end

@@ -3,10 +3,10 @@
   local a, b = 0, 0
   local v = redis.pcall('GET', KEYS[kb + i])
   if v then
-    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0} end
+    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
     local x, y = string.match(v, '^(%-?%d+),(%-?%d+)$')
     a, b = tonumber(x), tonumber(y)
-    if not b then return {-1, i - 1, 0, 0, 0, 0, 0} end
+    if not b then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
   end
   if i == 1 then A1, B1 = a, b
   else
@@ -37,5 +37,20 @@
       redis.call('SET', KEYS[kb + i], fmt(D2, a, b), 'PX', ttlMs)
     else
       redis.call('DEL', KEYS[kb + i])
+    end
+  end
+--{{define refund}}
+  -- Only while the charge's window is the current one.
+  local v = redis.pcall('GET', KEYS[i])
+  if v then
+    local x, y = string.match(type(v) == 'string' and v or '', '^(%-?%d+),(%-?%d+)$')
+    local a, b = tonumber(x), tonumber(y)
+    if not b then
+      bad = bad or i
+    else
+      local ws = at - fmod(at, window)
+      if a == ws and now < ws + window and b > 0 then
+        keep(KEYS[i], fmt(D2, a, b - math.min(amount, b)))
+      end
     end
   end

@@ -17,10 +17,10 @@ end
   local a, b, c = 0, 0, 0
   local v = redis.pcall('GET', KEYS[kb + i])
   if v then
-    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0} end
+    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
     local x, y, z = string.match(v, '^(%-?%d+),(%-?%d+),(%-?%d+)$')
     a, b, c = tonumber(x), tonumber(y), tonumber(z)
-    if not c then return {-1, i - 1, 0, 0, 0, 0, 0} end
+    if not c then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
   end
   if i == 1 then A1, B1, C1 = a, b, c
   else
@@ -74,5 +74,22 @@ end
       redis.call('SET', KEYS[kb + i], fmt(D3, a, b, c), 'PX', ttlMs)
     else
       redis.call('DEL', KEYS[kb + i])
+    end
+  end
+--{{define refund}}
+  -- The count of the charge's window, current or previous.
+  local v = redis.pcall('GET', KEYS[i])
+  if v then
+    local x, y, z = string.match(type(v) == 'string' and v or '', '^(%-?%d+),(%-?%d+),(%-?%d+)$')
+    local a, b, c = tonumber(x), tonumber(y), tonumber(z)
+    if not c then
+      bad = bad or i
+    else
+      local ws = at - fmod(at, window)
+      if a == ws and b > 0 then
+        keep(KEYS[i], fmt(D3, a, b - math.min(amount, b), c))
+      elseif a == ws + window and c > 0 then
+        keep(KEYS[i], fmt(D3, a, b, c - math.min(amount, c)))
+      end
     end
   end

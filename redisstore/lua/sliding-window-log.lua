@@ -16,14 +16,14 @@
   local lk = KEYS[kb + i]
   local base, newest, total, sum, pairs = 0, false, 0, 0, false
   local hd = redis.pcall('LRANGE', lk, 0, 1)
-  if hd.err then return {-1, i - 1, 0, 0, 0, 0, 0} end
+  if hd.err then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
   if #hd > 0 then
     base = tonumber(hd[1])
     local first = tonumber(hd[2])
-    if not (base and first) then return {-1, i - 1, 0, 0, 0, 0, 0} end
+    if not (base and first) then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
     local tl = redis.call('LRANGE', lk, -2, -1)
     newest, total = tonumber(tl[1]), tonumber(tl[2])
-    if not (newest and total) then return {-1, i - 1, 0, 0, 0, 0, 0} end
+    if not (newest and total) then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
     local cutoff = now - window
     if newest <= cutoff then
       -- Everything left the window.
@@ -32,18 +32,18 @@
     elseif first <= cutoff then
       -- Find the first request still in: pair lo has left, pair hi has not.
       local len = redis.call('LLEN', lk)
-      if len % 2 ~= 1 then return {-1, i - 1, 0, 0, 0, 0, 0} end
+      if len % 2 ~= 1 then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
       pairs = (len - 1) / 2
       local lo, hi = 1, pairs
       while hi - lo > 1 do
         local mid = floor((lo + hi) / 2)
         local at = tonumber(redis.call('LINDEX', lk, 2 * mid - 1))
-        if not at then return {-1, i - 1, 0, 0, 0, 0, 0} end
+        if not at then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
         if at <= cutoff then lo = mid else hi = mid end
       end
       redis.call('LTRIM', lk, 2 * lo, -1)
       base = tonumber(redis.call('LINDEX', lk, 0))
-      if not base then return {-1, i - 1, 0, 0, 0, 0, 0} end
+      if not base then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
       pairs = pairs - lo
     end
     sum = total - base
@@ -69,11 +69,11 @@
       while hi - lo > 1 do
         local mid = floor((lo + hi) / 2)
         local c = tonumber(redis.call('LINDEX', lk, 2 * mid))
-        if not c then return {-1, i - 1, 0, 0, 0, 0, 0} end
+        if not c then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
         if c - base >= need then hi = mid else lo = mid end
       end
       local at = tonumber(redis.call('LINDEX', lk, 2 * hi - 1))
-      if not at then return {-1, i - 1, 0, 0, 0, 0, 0} end
+      if not at then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
       retry = at + window - now
     end
   end
@@ -104,4 +104,56 @@
     local ttlMs = slack
     if math.max(now, newest or now) + window > now then ttlMs = ttlMs + math.ceil((math.max(now, newest or now) + window - now) / 1000) end
     redis.call('PEXPIRE', lk, ttlMs)
+  end
+--{{define refund}}
+  -- The charge's own entry, the first at or after its time, while the
+  -- charge is in the window: its total and every later one shift down by
+  -- what is given back, at most the entry's own cost; an entry left
+  -- costing nothing leaves the log. The tail from the entry on is read,
+  -- cut and pushed back rewritten.
+  local lk = KEYS[i]
+  local len = redis.pcall('LLEN', lk)
+  if type(len) ~= 'number' or len % 2 ~= 1 and len > 0 then
+    bad = bad or i
+  elseif len > 0 and at > now - window then
+    local pairs = (len - 1) / 2
+    local newest = tonumber(redis.call('LINDEX', lk, -2))
+    if not newest then
+      bad = bad or i
+    elseif newest >= at then
+      -- pair lo is before the charge (0: none), pair hi at or after it.
+      local lo, hi = 0, pairs
+      while hi - lo > 1 do
+        local mid = floor((lo + hi) / 2)
+        local t = tonumber(redis.call('LINDEX', lk, 2 * mid - 1))
+        if not t then bad = bad or i; break end
+        if t >= at then hi = mid else lo = mid end
+      end
+      -- From the total before pair hi (the base, for the first) to the end.
+      local xs = redis.call('LRANGE', lk, 2 * hi - 2, -1)
+      local ys, ok = {}, true
+      for j = 1, #xs do
+        ys[j] = tonumber(xs[j])
+        if not ys[j] then ok = false end
+      end
+      if not ok or bad == i then
+        bad = bad or i
+      else
+        local prev = ys[1]
+        local r = math.min(amount, ys[3] - prev)
+        local out = {}
+        for j = 2, #ys, 2 do
+          local total = ys[j + 1] - r
+          if j > 2 or total > prev then
+            out[#out + 1], out[#out + 2] = xs[j], fmt(D1, total)
+          end
+        end
+        if #out == 0 and hi == 1 then
+          redis.call('DEL', lk) -- only the base would be left
+        else
+          redis.call('LTRIM', lk, 0, 2 * hi - 2)
+          for j = 1, #out, 1000 do redis.call('RPUSH', lk, unpack(out, j, math.min(j + 999, #out))) end
+        end
+      end
+    end
   end

@@ -3,16 +3,17 @@
 -- file); redisstore/testdata/ holds every composed script.
 --
 -- KEYS: one key per limit, in rule order.
--- ARGV: now in µs ("" to read Redis's TIME), cost, TTL slack in ms, then
+-- ARGV: now in µs ("" to read Redis's TIME), cost, TTL slack in ms, mode
+--       (0 decides and charges, 1 peeks: decides, charges nothing), then
 --       per limit: count, window in µs, burst.
 -- Reply: {allowed 0|1, deciding limit (0-based), remaining, reset-after µs,
---         retry-after µs, delay µs, never 0|1}, or {-1, index of the key
---         whose state is corrupt, 0, 0, 0, 0, 0}.
+--         retry-after µs, delay µs, never 0|1, the time decided at in µs},
+--         or {-1, index of the key whose state is corrupt, 0, 0, 0, 0, 0, 0}.
 --
 -- For example, cost 1 against 5 per minute with a burst of 5, at Redis's
 -- time and without slack:
 --
---   redis-cli --eval redisstore/testdata/token-bucket.lua key , "" 1 0 5 60000000 5
+--   redis-cli --eval redisstore/testdata/token-bucket.lua key , "" 1 0 0 5 60000000 5
 -- The script-wide part of every script: the algorithm's name, shorthands,
 -- and the state each limit's check keeps for its commit.
 local ALGORITHM = 'sliding-window-counter'
@@ -40,7 +41,7 @@ local function wait(prev, curr, window, count, cost)
   end
   return hi
 end
-local kb, ab, n = 0, 0, (#ARGV - 3) / 3
+local kb, ab, n = 0, 0, (#ARGV - 4) / 3
 -- One decision, core's decide: check every limit, let the most telling
 -- verdict speak (core's outranks), and charge all limits or none. Its keys
 -- follow KEYS[kb] and its arguments ARGV[ab]; n is its number of limits.
@@ -56,23 +57,25 @@ else
   now = tonumber(now)
 end
 local cost, slack = tonumber(ARGV[ab + 2]), tonumber(ARGV[ab + 3])
+-- mode 1 is a peek: the decision a charge would get, charging nothing.
+local peek = ARGV[ab + 4] == '1'
 local allOK, delay = true, 0
 local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 -- Check each limit into ok, never, rem, reset, retry and dly. State this
 -- store did not write ends the decision with {-1, index of the key among
--- the decision's keys, 0, 0, 0, 0, 0}: a reply, not an error, so that a
+-- the decision's keys, 0, 0, 0, 0, 0, 0}: a reply, not an error, so that a
 -- batch still answers its other decisions.
 for i = 1, n do
   local o = ab + (i - 1) * 3
-  local count, window, burst = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6])
+  local count, window, burst = tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6]), tonumber(ARGV[o + 7])
   local ok, never, rem, reset, retry, dly = false, false, 0, 0, 0, 0
   local a, b, c = 0, 0, 0
   local v = redis.pcall('GET', KEYS[kb + i])
   if v then
-    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0} end
+    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
     local x, y, z = string.match(v, '^(%-?%d+),(%-?%d+),(%-?%d+)$')
     a, b, c = tonumber(x), tonumber(y), tonumber(z)
-    if not c then return {-1, i - 1, 0, 0, 0, 0, 0} end
+    if not c then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
   end
   if i == 1 then A1, B1, C1 = a, b, c
   else
@@ -119,9 +122,9 @@ for i = 1, n do
 end
 -- Commit (or settle) each limit. A key's TTL, ttlMs, is how long it must
 -- live for its state to matter, plus the slack a driven clock needs; zero
--- when its state is as good as none.
-for i = 1, n do
-  local window = tonumber(ARGV[ab + (i - 1) * 3 + 5])
+-- when its state is as good as none. A peek commits nothing.
+for i = 1, peek and 0 or n do
+  local window = tonumber(ARGV[ab + (i - 1) * 3 + 6])
   if allOK then
     local a, b, c
     if i == 1 then a, b, c = A1, B1, C1
@@ -145,4 +148,4 @@ for i = 1, n do
   end
 end
 if not allOK then delay = 0 end
-return {allOK and 1 or 0, bIdx - 1, bRem, bReset, bRetry, delay, bNever and 1 or 0}
+return {allOK and 1 or 0, bIdx - 1, bRem, bReset, bRetry, delay, bNever and 1 or 0, now}

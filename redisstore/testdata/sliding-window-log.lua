@@ -3,16 +3,17 @@
 -- file); redisstore/testdata/ holds every composed script.
 --
 -- KEYS: one key per limit, in rule order.
--- ARGV: now in µs ("" to read Redis's TIME), cost, TTL slack in ms, then
+-- ARGV: now in µs ("" to read Redis's TIME), cost, TTL slack in ms, mode
+--       (0 decides and charges, 1 peeks: decides, charges nothing), then
 --       per limit: count, window in µs, burst.
 -- Reply: {allowed 0|1, deciding limit (0-based), remaining, reset-after µs,
---         retry-after µs, delay µs, never 0|1}, or {-1, index of the key
---         whose state is corrupt, 0, 0, 0, 0, 0}.
+--         retry-after µs, delay µs, never 0|1, the time decided at in µs},
+--         or {-1, index of the key whose state is corrupt, 0, 0, 0, 0, 0, 0}.
 --
 -- For example, cost 1 against 5 per minute with a burst of 5, at Redis's
 -- time and without slack:
 --
---   redis-cli --eval redisstore/testdata/token-bucket.lua key , "" 1 0 5 60000000 5
+--   redis-cli --eval redisstore/testdata/token-bucket.lua key , "" 1 0 0 5 60000000 5
 -- The script-wide part of every script: the algorithm's name, shorthands,
 -- and the state each limit's check keeps for its commit.
 local ALGORITHM = 'sliding-window-log'
@@ -29,7 +30,7 @@ if fmt(D1, 9007199254740991) ~= '9007199254740991' then D1, D2, D3 = '%.0f', '%.
 local A1, B1, C1, SA, SB, SC
 -- nowCache is Redis's TIME in µs, read at most once per script run.
 local nowCache
-local kb, ab, n = 0, 0, (#ARGV - 3) / 3
+local kb, ab, n = 0, 0, (#ARGV - 4) / 3
 -- One decision, core's decide: check every limit, let the most telling
 -- verdict speak (core's outranks), and charge all limits or none. Its keys
 -- follow KEYS[kb] and its arguments ARGV[ab]; n is its number of limits.
@@ -45,27 +46,29 @@ else
   now = tonumber(now)
 end
 local cost, slack = tonumber(ARGV[ab + 2]), tonumber(ARGV[ab + 3])
+-- mode 1 is a peek: the decision a charge would get, charging nothing.
+local peek = ARGV[ab + 4] == '1'
 local allOK, delay = true, 0
 local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 -- Check each limit into ok, never, rem, reset, retry and dly. State this
 -- store did not write ends the decision with {-1, index of the key among
--- the decision's keys, 0, 0, 0, 0, 0}: a reply, not an error, so that a
+-- the decision's keys, 0, 0, 0, 0, 0, 0}: a reply, not an error, so that a
 -- batch still answers its other decisions.
 for i = 1, n do
   local o = ab + (i - 1) * 3
-  local count, window, burst = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6])
+  local count, window, burst = tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6]), tonumber(ARGV[o + 7])
   local ok, never, rem, reset, retry, dly = false, false, 0, 0, 0, 0
   local lk = KEYS[kb + i]
   local base, newest, total, sum, pairs = 0, false, 0, 0, false
   local hd = redis.pcall('LRANGE', lk, 0, 1)
-  if hd.err then return {-1, i - 1, 0, 0, 0, 0, 0} end
+  if hd.err then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
   if #hd > 0 then
     base = tonumber(hd[1])
     local first = tonumber(hd[2])
-    if not (base and first) then return {-1, i - 1, 0, 0, 0, 0, 0} end
+    if not (base and first) then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
     local tl = redis.call('LRANGE', lk, -2, -1)
     newest, total = tonumber(tl[1]), tonumber(tl[2])
-    if not (newest and total) then return {-1, i - 1, 0, 0, 0, 0, 0} end
+    if not (newest and total) then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
     local cutoff = now - window
     if newest <= cutoff then
       -- Everything left the window.
@@ -74,18 +77,18 @@ for i = 1, n do
     elseif first <= cutoff then
       -- Find the first request still in: pair lo has left, pair hi has not.
       local len = redis.call('LLEN', lk)
-      if len % 2 ~= 1 then return {-1, i - 1, 0, 0, 0, 0, 0} end
+      if len % 2 ~= 1 then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
       pairs = (len - 1) / 2
       local lo, hi = 1, pairs
       while hi - lo > 1 do
         local mid = floor((lo + hi) / 2)
         local at = tonumber(redis.call('LINDEX', lk, 2 * mid - 1))
-        if not at then return {-1, i - 1, 0, 0, 0, 0, 0} end
+        if not at then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
         if at <= cutoff then lo = mid else hi = mid end
       end
       redis.call('LTRIM', lk, 2 * lo, -1)
       base = tonumber(redis.call('LINDEX', lk, 0))
-      if not base then return {-1, i - 1, 0, 0, 0, 0, 0} end
+      if not base then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
       pairs = pairs - lo
     end
     sum = total - base
@@ -111,11 +114,11 @@ for i = 1, n do
       while hi - lo > 1 do
         local mid = floor((lo + hi) / 2)
         local c = tonumber(redis.call('LINDEX', lk, 2 * mid))
-        if not c then return {-1, i - 1, 0, 0, 0, 0, 0} end
+        if not c then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
         if c - base >= need then hi = mid else lo = mid end
       end
       local at = tonumber(redis.call('LINDEX', lk, 2 * hi - 1))
-      if not at then return {-1, i - 1, 0, 0, 0, 0, 0} end
+      if not at then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
       retry = at + window - now
     end
   end
@@ -132,9 +135,9 @@ for i = 1, n do
 end
 -- Commit (or settle) each limit. A key's TTL, ttlMs, is how long it must
 -- live for its state to matter, plus the slack a driven clock needs; zero
--- when its state is as good as none.
-for i = 1, n do
-  local window = tonumber(ARGV[ab + (i - 1) * 3 + 5])
+-- when its state is as good as none. A peek commits nothing.
+for i = 1, peek and 0 or n do
+  local window = tonumber(ARGV[ab + (i - 1) * 3 + 6])
   local lk = KEYS[kb + i]
   local newest, total, base
   if i == 1 then newest, total, base = A1, B1, C1
@@ -164,4 +167,4 @@ for i = 1, n do
   end
 end
 if not allOK then delay = 0 end
-return {allOK and 1 or 0, bIdx - 1, bRem, bReset, bRetry, delay, bNever and 1 or 0}
+return {allOK and 1 or 0, bIdx - 1, bRem, bReset, bRetry, delay, bNever and 1 or 0, now}

@@ -5,15 +5,15 @@
 --
 -- KEYS: every decision's keys, one per limit, one decision after another.
 -- ARGV: for each decision, its number of limits n, then its arguments as
---       for one decision (now, cost, slack, then count, window and burst
---       per limit).
--- Reply: every decision's reply (seven integers, as for one decision), one
+--       for one decision (now, cost, slack, mode, then count, window and
+--       burst per limit).
+-- Reply: every decision's reply (eight integers, as for one decision), one
 --        after another.
 --
 -- For example, two decisions of cost 1 against 5 per minute with a burst
 -- of 5:
 --
---   redis-cli --eval redisstore/testdata/token-bucket.batch.lua a b , 1 "" 1 0 5 60000000 5 1 "" 1 0 5 60000000 5
+--   redis-cli --eval redisstore/testdata/token-bucket.batch.lua a b , 1 "" 1 0 0 5 60000000 5 1 "" 1 0 0 5 60000000 5
 -- The script-wide part of every script: the algorithm's name, shorthands,
 -- and the state each limit's check keeps for its commit.
 local ALGORITHM = 'token-bucket'
@@ -50,15 +50,17 @@ else
   now = tonumber(now)
 end
 local cost, slack = tonumber(ARGV[ab + 2]), tonumber(ARGV[ab + 3])
+-- mode 1 is a peek: the decision a charge would get, charging nothing.
+local peek = ARGV[ab + 4] == '1'
 local allOK, delay = true, 0
 local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 -- Check each limit into ok, never, rem, reset, retry and dly. State this
 -- store did not write ends the decision with {-1, index of the key among
--- the decision's keys, 0, 0, 0, 0, 0}: a reply, not an error, so that a
+-- the decision's keys, 0, 0, 0, 0, 0, 0}: a reply, not an error, so that a
 -- batch still answers its other decisions.
 for i = 1, n do
   local o = ab + (i - 1) * 3
-  local count, window, burst = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6])
+  local count, window, burst = tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6]), tonumber(ARGV[o + 7])
   local ok, never, rem, reset, retry, dly = false, false, 0, 0, 0, 0
   local step = floor((window + count - 1) / count)
   if step * count < window then step = step + 1 end
@@ -68,7 +70,7 @@ for i = 1, n do
   local v = redis.pcall('GET', KEYS[kb + i])
   if v then
     a = tonumber(v)
-    if not a then return {-1, i - 1, 0, 0, 0, 0, 0} end
+    if not a then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
   end
   if i == 1 then A1, B1 = a, step
   else
@@ -100,9 +102,9 @@ for i = 1, n do
 end
 -- Commit (or settle) each limit. A key's TTL, ttlMs, is how long it must
 -- live for its state to matter, plus the slack a driven clock needs; zero
--- when its state is as good as none.
-for i = 1, n do
-  local window = tonumber(ARGV[ab + (i - 1) * 3 + 5])
+-- when its state is as good as none. A peek commits nothing.
+for i = 1, peek and 0 or n do
+  local window = tonumber(ARGV[ab + (i - 1) * 3 + 6])
   if allOK then
     local a, step
     if i == 1 then a, step = A1, B1
@@ -121,7 +123,7 @@ end
 if not allOK then delay = 0 end
 local o = #out
 out[o + 1], out[o + 2], out[o + 3], out[o + 4] = allOK and 1 or 0, bIdx - 1, bRem, bReset
-out[o + 5], out[o + 6], out[o + 7] = bRetry, delay, bNever and 1 or 0
+out[o + 5], out[o + 6], out[o + 7], out[o + 8] = bRetry, delay, bNever and 1 or 0, now
 end
 local kb, ab, m = 0, 0, #ARGV
 while ab < m do
@@ -129,9 +131,9 @@ while ab < m do
   local r = decide(kb, ab + 1, n)
   if r then
     local o = #out
-    for j = 1, 7 do out[o + j] = r[j] end
+    for j = 1, 8 do out[o + j] = r[j] end
   end
   kb = kb + n
-  ab = ab + 4 + 3 * n
+  ab = ab + 5 + 3 * n
 end
 return out

@@ -173,25 +173,72 @@ func Run(t *testing.T, newRouter func(*quotes.App) http.Handler) {
 		}
 	})
 
-	t.Run("login allows 5 a minute per IP", func(t *testing.T) {
+	t.Run("login counts only failed attempts, 5 a minute per IP", func(t *testing.T) {
 		s := newServer(t, newRouter)
-		var codes []int
-		for i := range 6 {
-			password := "guess" + strconv.Itoa(i)
-			if i == 4 {
-				password = "wonderland"
-			}
-			w := s.login(anon, "alice", password)
-			codes = append(codes, w.Code)
-			if i == 5 {
-				wantRefusal(t, w, "5/minute")
+		for i := range 20 {
+			if w := s.login(anon, "alice", "wonderland"); w.Code != http.StatusOK {
+				t.Fatalf("successful login %d: %d %s; want all 20 served, successes do not count", i, w.Code, w.Body)
 			}
 		}
-		if fmt.Sprint(codes) != "[401 401 401 401 200 429]" {
-			t.Errorf("login codes %v; want four wrong guesses, a success, then 429", codes)
+		var codes []int
+		for i := range 5 {
+			codes = append(codes, s.login(anon, "alice", "guess"+strconv.Itoa(i)).Code)
+		}
+		if fmt.Sprint(codes) != "[401 401 401 401 401]" {
+			t.Fatalf("five wrong passwords: %v; want five 401s", codes)
+		}
+		for _, password := range []string{"wonderland", "guess5"} {
+			wantRefusal(t, s.login(anon, "alice", password), "5/minute")
 		}
 		if w := s.login(other, "alice", "wonderland"); w.Code != http.StatusOK {
 			t.Errorf("login from another IP: %d; want 200", w.Code)
+		}
+		// The sliding window forgets the failures two minutes on.
+		s.clk.Advance(2 * time.Minute)
+		if w := s.login(anon, "alice", "wonderland"); w.Code != http.StatusOK {
+			t.Errorf("two minutes later: %d; want 200", w.Code)
+		}
+	})
+
+	t.Run("usage shows the quotes budget without spending it", func(t *testing.T) {
+		s := newServer(t, newRouter)
+		usage := func(token string) (u quotes.Usage) {
+			t.Helper()
+			w := s.do("GET", "/usage", anon, token, "")
+			var raw map[string]any
+			if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &u) != nil || json.Unmarshal(w.Body.Bytes(), &raw) != nil {
+				t.Fatalf("GET /usage: %d %s; want JSON", w.Code, w.Body)
+			}
+			if _, ok := raw["remaining"]; !ok {
+				t.Fatalf("GET /usage: %s; want a field remaining", w.Body)
+			}
+			return u
+		}
+		if u := usage(""); u != (quotes.Usage{Plan: "anonymous", Limit: "100/minute", Remaining: 100}) {
+			t.Errorf("fresh anonymous usage %+v; want 100 of 100/minute", u)
+		}
+		s.served(3, anon, "")
+		for range 10 {
+			if u := usage(""); u.Remaining != 97 || u.RetryAfter != 0 {
+				t.Fatalf("usage after 3 quotes: %+v; want 97 remaining, no wait", u)
+			}
+		}
+		if n, _ := s.served(101, anon, ""); n != 97 {
+			t.Errorf("served %d more quotes after asking for usage 10 times; want 97: usage spends nothing", n)
+		}
+		if u := usage(""); u.Remaining != 0 || u.RetryAfter < 1 {
+			t.Errorf("usage when spent: %+v; want 0 remaining and a wait", u)
+		}
+		free, pro := s.token("alice", "wonderland"), s.token("bob", "builder")
+		s.served(5, anon, pro)
+		if u := usage(free); u != (quotes.Usage{Plan: "free", Limit: "100/minute", Remaining: 100}) {
+			t.Errorf("free user's usage %+v; want 100 of 100/minute, apart from the IP's", u)
+		}
+		if u := usage(pro); u.Plan != "pro" || u.Limit != "1000/minute" || u.Remaining != 995 {
+			t.Errorf("pro user's usage %+v; want 995 of 1000/minute", u)
+		}
+		if w := s.do("GET", "/usage", anon, "u-1002.forged", ""); w.Code != http.StatusUnauthorized {
+			t.Errorf("usage with a bad token: %d; want 401", w.Code)
 		}
 	})
 

@@ -1,0 +1,69 @@
+-- limitkit redisstore: a refund of part of a charge that a decision made,
+-- core's cell.refund. Composed by redisstore/scripts.go from
+-- redisstore/lua/ (refund.lua, prelude.lua and the algorithm's file);
+-- redisstore/testdata/ holds every composed script.
+--
+-- KEYS: one key per limit, in rule order.
+-- ARGV: now in µs ("" to read Redis's TIME), the time of the charge in µs
+--       (as the decision's reply gave it), the amount to give back, then
+--       per limit: count, window in µs, burst.
+-- Reply: {1, 0}, or {-1, index of the first key whose state is corrupt}:
+--        such a key is left alone, the others are refunded.
+--
+-- A refund only lowers a state, so each key keeps its TTL (keep, and list
+-- edits, which keep it): the state still expires no later than it would
+-- have. keep reads the TTL rather than SET's KEEPTTL, which Redis 5 lacks.
+--
+-- For example, give back 2 of a charge made at 1700000000000000 µs against
+-- 5 per minute with a burst of 5, at Redis's time:
+--
+--   redis-cli --eval redisstore/testdata/token-bucket.refund.lua key , "" 1700000000000000 2 5 60000000 5
+-- The script-wide part of every script: the algorithm's name, shorthands,
+-- and the state each limit's check keeps for its commit.
+local ALGORITHM = 'leaky-bucket'
+local fmt, floor, fmod, mmax = string.format, math.floor, math.fmod, math.max
+-- D1, D2 and D3 format one, two and three integers: %d, much cheaper than
+-- %.0f, is exact when Lua's integer format is 64 bits wide, as it is in any
+-- 64-bit build of Redis; a 32-bit build falls back to %.0f.
+local D1, D2, D3 = '%d', '%d,%d', '%d,%d,%d'
+if fmt(D1, 9007199254740991) ~= '9007199254740991' then D1, D2, D3 = '%.0f', '%.0f,%.0f', '%.0f,%.0f,%.0f' end
+-- A check keeps up to three values of limit i for its commit: in A1, B1 and
+-- C1 for the first limit, in SA[i], SB[i] and SC[i], made only when a rule
+-- has more, for the others. Tables cost Redis a fraction of a microsecond
+-- each to make and collect, and most rules have one limit.
+local A1, B1, C1, SA, SB, SC
+-- nowCache is Redis's TIME in µs, read at most once per script run.
+local nowCache
+local LEAKY = ALGORITHM == 'leaky-bucket'
+local now = ARGV[1]
+if now == '' then
+  local secUsec = redis.call('TIME')
+  now = secUsec[1] * 1000000 + secUsec[2]
+else
+  now = tonumber(now)
+end
+local at, amount = tonumber(ARGV[2]), tonumber(ARGV[3])
+local function keep(k, v)
+  local ttl = redis.call('PTTL', k)
+  if ttl > 0 then redis.call('SET', k, v, 'PX', ttl) else redis.call('SET', k, v) end
+end
+local bad = false
+for i = 1, (#ARGV - 3) / 3 do
+  local o = (i - 1) * 3
+  local count, window, burst = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6])
+  -- The TAT moves back by amount steps, never before now.
+  local v = redis.pcall('GET', KEYS[i])
+  if v then
+    local a = type(v) == 'string' and tonumber(v)
+    if not a then
+      bad = bad or i
+    elseif a > now then
+      local step = floor((window + count - 1) / count)
+      if step * count < window then step = step + 1 end
+      if (step - 1) * count >= window then step = step - 1 end
+      keep(KEYS[i], fmt(D1, mmax(a - amount * step, now)))
+    end
+  end
+end
+if bad then return {-1, bad - 1} end
+return {1, 0}
