@@ -1,8 +1,10 @@
 package chilimit
 
 import (
+	"fmt"
 	"net/http"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/limitkit/limitkit/core"
 )
 
@@ -45,4 +47,60 @@ func NewMiddleware(expr string, opts ...Option) (*core.Middleware, error) {
 // error, which names the call and quotes the expression.
 func MustNewMiddleware(expr string, opts ...Option) *core.Middleware {
 	return core.MustAdapt[any]("chilimit.MustNewMiddleware", 1, expr, opts, func(m *core.Middleware) *core.Middleware { return m })
+}
+
+// Routes returns a chi middleware that limits every route by set, a
+// core.LimitSet (limits declared in a core.Config): a route that set's
+// Routes names by its method and pattern ("POST /login") or its pattern
+// alone ("/items/{id}") gets that limit or exemption only, and every other
+// route its own budget under set's default. Requests that match no route
+// (a 404, a 405) share one budget per client. r.Use runs before chi
+// routes, so the pattern is the one chi will match (see Route); outside
+// chi every request counts as matching none.
+//
+//	r.Use(chilimit.Routes(set))
+func Routes(set *core.LimitSet) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			pattern, _ := routePattern(r)
+			m, native := set.ForRoute(r.Method, pattern)
+			if m == nil {
+				next.ServeHTTP(w, r)
+				return
+			}
+			m.Respond(w, r, next, m.EnforceWith(r, w.Header(), native))
+		})
+	}
+}
+
+// Named returns a chi middleware enforcing the limit called name in set's
+// Config.Limits, as set has it now: a Reload changes it under the mounted
+// middleware. It panics, naming the limit, if set has none of that name.
+func Named(set *core.LimitSet, name string) func(http.Handler) http.Handler {
+	current, err := set.Mount(name)
+	if err != nil {
+		panic(fmt.Errorf("chilimit.Named(%q): %w", name, err))
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			m := current()
+			m.Respond(w, r, next, m.Enforce(r, w.Header()))
+		})
+	}
+}
+
+// CheckRoutes reports, naming them, the entries of set's Config.Routes
+// that match none of r's routes (subrouters included), so that a misspelt
+// route is found at start-up rather than limited by the default; call it
+// once the routes are registered. See core.LimitSet.CheckRoutes.
+func CheckRoutes(set *core.LimitSet, r chi.Routes) error {
+	var routes []string
+	err := chi.Walk(r, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		routes = append(routes, method+" "+route)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return set.CheckRoutes(routes)
 }

@@ -178,6 +178,33 @@ func TestRoute_clientChosenMethodsAndPathsMakeNoBudgets(t *testing.T) {
 	httptestkit.ClientChosenRouteKeys(t, r)
 }
 
+// byRoute answers with the route's first segment, such as "items".
+func byRoute(w http.ResponseWriter, r *http.Request) {
+	fmt.Fprint(w, strings.Split(chi.RouteContext(r.Context()).RoutePattern(), "/")[1])
+}
+
+func routesApp(set *core.LimitSet) chi.Router {
+	r := chi.NewRouter()
+	r.Use(chilimit.Routes(set))
+	r.Get("/items/{id}", byRoute)
+	r.Get("/users/{id}", byRoute)
+	r.Get("/healthz", byRoute)
+	r.Post("/login", byRoute)
+	return r
+}
+
+func TestRoutes_defaultGivesEachRouteItsBudgetAndNoPathEscapesIt(t *testing.T) {
+	httptestkit.RoutesBudgets(t, routesApp(httptestkit.RoutesSet(t, "/items/{id}", false)))
+}
+
+func TestRoutes_aRoutesOwnLimitReplacesTheDefault(t *testing.T) {
+	httptestkit.RoutesOverride(t, routesApp(httptestkit.RoutesSet(t, "/items/{id}", true)))
+}
+
+func TestCheckRoutes_namesTableEntriesThatMatchNoRoute(t *testing.T) {
+	httptestkit.CheckedRoutes(t, "/items/{id}", func(set *core.LimitSet) error { return chilimit.CheckRoutes(set, routesApp(set)) })
+}
+
 func TestChargeWhen_countsOnlyFailedLogins(t *testing.T) {
 	httptestkit.ChargeByOutcome(t, func(lim *core.Limiter) http.Handler {
 		r := chi.NewRouter()
@@ -224,4 +251,17 @@ func TestNewMiddleware_peekSeesTheBudgetWithoutCharging(t *testing.T) {
 	if got := codes(r, "/quotes", "/quotes", "/quotes"); got != "[200 200 429]" {
 		t.Fatalf("quotes after the peeks: %s; want 2 more served", got)
 	}
+}
+
+func TestRoutes_settlesAChargeByOutcome(t *testing.T) {
+	httptestkit.RoutesChargeByOutcome(t, func(set *core.LimitSet) http.Handler {
+		r := chi.NewRouter()
+		r.Use(chilimit.Routes(set))
+		r.Post("/login", func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("X-Fail") != "" {
+				w.WriteHeader(http.StatusUnauthorized)
+			}
+		})
+		return r
+	})
 }

@@ -12,7 +12,12 @@
 // Each call of Limit is its own budget, per client IP by default; options
 // from package core choose the key (core.WithKey), share a budget between
 // routes (core.WithName), pick the limiter and its store (core.WithLimiter)
-// and more. Requests over the limit get 429 Too Many Requests with
+// and more, and ByRoute gives each route under one middleware a budget of
+// its own. A limiter's options (core.WithStore) and other adapters'
+// (ginlimit.Key) are not Options: handing one to Limit does not compile.
+// For a whole app, Routes mounts a core.LimitSet (limits declared in a
+// core.Config, from code or a file): a default per route, routes with
+// limits of their own or none, reloadable: r.Use(chilimit.Routes(set)). Requests over the limit get 429 Too Many Requests with
 // Retry-After and a small JSON body (413 Content Too Large without
 // Retry-After for a cost that can never fit); every limited response carries
 // X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset. The logic

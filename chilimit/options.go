@@ -56,13 +56,23 @@ func ByRoute(keys ...core.KeyFunc) Option {
 // registered for every method (r.Handle, r.HandleFunc) has a budget per
 // standard method.
 func Route(r *http.Request) (string, error) {
+	pattern, ok := routePattern(r)
+	if !ok {
+		return core.ByRoute(r)
+	}
+	return core.RouteIdentity(r.Method, pattern), nil
+}
+
+// routePattern is the pattern of the chi route r matches, "" for none; ok
+// is false outside chi.
+func routePattern(r *http.Request) (pattern string, ok bool) {
 	rctx := chi.RouteContext(r.Context())
 	if rctx == nil || rctx.Routes == nil {
-		return core.ByRoute(r)
+		return "", false
 	}
 	path := r.URL.RawPath
 	if path == "" {
 		path = r.URL.Path
 	}
-	return core.RouteIdentity(r.Method, rctx.Routes.Find(chi.NewRouteContext(), r.Method, path)), nil
+	return rctx.Routes.Find(chi.NewRouteContext(), r.Method, path), true
 }

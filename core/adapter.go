@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"net/http"
 	"reflect"
 )
 
@@ -57,4 +58,24 @@ func nativeType[C any]() reflect.Type {
 		return nil
 	}
 	return t
+}
+
+// Respond answers r by res, the result of Enforce or EnforceWith for it, as
+// Handler does: Serve runs next (through a writer that records the status,
+// to settle the charge, under WithChargeWhen), Refuse answers with Refuse,
+// and Gone with res.Status alone. It is for net/http adapters that choose
+// the middleware per request, as chilimit.Routes does.
+func (m *Middleware) Respond(w http.ResponseWriter, r *http.Request, next http.Handler, res Result) {
+	switch res.Verdict {
+	case Serve:
+		if m.chargeWhen != nil {
+			m.serveThenFinish(next, w, r, res)
+			return
+		}
+		next.ServeHTTP(w, r)
+	case Refuse:
+		m.Refuse(w, r, res)
+	default: // Gone
+		w.WriteHeader(res.Status)
+	}
 }

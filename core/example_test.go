@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -171,4 +172,21 @@ func ExampleWithFailurePolicy() {
 	// core.SetDefault(limiter) makes every middleware without WithLimiter use it.
 	fmt.Println(limiter.Store() != nil)
 	// Output: true
+}
+
+// Limits declared in configuration: the app's own decoder fills a Config
+// (encoding/json here; its fields carry yaml and toml tags too), and the
+// errors name their place in it.
+func ExampleNewLimitSet() {
+	var cfg core.Config
+	_ = json.Unmarshal([]byte(`{
+		"default": {"limit": "100/minute"},
+		"routes": {"/login": {"limit": "5/fortnight"}, "GET /healthz": {"exempt": true}},
+		"limits": {"export": {"limit": "10/hour", "key": "header:X-API-Key", "algorithm": "token"}}
+	}`), &cfg)
+	_, err := core.NewLimitSet(cfg)
+	fmt.Println(err)
+	// Output:
+	// routes["/login"].limit: invalid limit "5/fortnight" at offset 2: unknown unit "fortnight"; expected second, minute, hour, day, month or year
+	// limits["export"].algorithm: unknown algorithm "token"; expected fixed-window, sliding-window-log (limits' moving-window), sliding-window-counter, token-bucket or leaky-bucket
 }

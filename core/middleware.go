@@ -485,19 +485,7 @@ func (m *Middleware) hold(ctx context.Context, d time.Duration) error {
 // went away (Gone) is ended with StatusClientClosedRequest and no body.
 func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		res := m.Enforce(r, w.Header())
-		switch res.Verdict {
-		case Serve:
-			if m.chargeWhen != nil {
-				m.serveThenFinish(next, w, r, res)
-				return
-			}
-			next.ServeHTTP(w, r)
-		case Refuse:
-			m.Refuse(w, r, res)
-		default: // Gone
-			w.WriteHeader(res.Status)
-		}
+		m.Respond(w, r, next, m.Enforce(r, w.Header()))
 	})
 }
 

@@ -16,9 +16,19 @@
 // e.IPExtractor (echo.ExtractIPFromXFFHeader with its trust options, say),
 // Key(RealIP).
 //
-// The options are core's (core.WithName, core.WithKey, core.WithLimiter,
-// core.WithShadow, ...) and this package's Echo-typed ones, whose functions
-// get the echo.Context: Key, Plans, Skipper and OnDeny.
+// The options (Option) are core's middleware options (core.WithName,
+// core.WithKey, core.WithLimiter, core.WithShadow, ...) and this package's
+// Echo-typed ones, whose functions get the echo.Context: Key, ByRoute,
+// Plans, Skipper and OnDeny. Those fit Echo only, and a limiter's options
+// (core.WithStore) fit core.New only: handing either to the wrong
+// constructor does not compile.
+//
+// For a whole app, Routes mounts a core.LimitSet (limits declared in a
+// core.Config, from code or a file): a default that gives every route its
+// own budget, routes with limits of their own or none, reloadable. Mount
+// it with e.Use, after routing, not e.Pre:
+//
+//	e.Use(echolimit.Routes(set))
 //
 // An admitted request runs the next handler with the rate-limit headers
 // already set on the response. A refused one ends with an *echo.HTTPError

@@ -2,6 +2,7 @@ package echolimit
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -130,41 +131,17 @@ func ErrorHandler(next echo.HTTPErrorHandler) echo.HTTPErrorHandler {
 
 // withRoute puts first the option that tells core the route each request
 // matched, for the events that metrics label (core.Event.Route): see
-// routePattern.
+// routePath.
 func withRoute(opts []Option) []Option { return append([]Option{routeOption}, opts...) }
 
-var routeOption Option = option{core.NativeRoute("echolimit.route", routePattern)}
-
-// routePattern is the route c matched: c.Path(), or "" for a 405, for which
-// Echo sets c.Path() to the path of the routes that take other methods.
-func routePattern(c echo.Context) string {
-	if c.Get(echo.ContextKeyHeaderAllow) != nil {
-		return ""
-	}
-	return c.Path()
-}
+var routeOption Option = option{core.NativeRoute("echolimit.route", routePath)}
 
 // middleware passes the echo.Context to core as the native value, for the
 // Echo-typed options (Key, Plans, Skipper, OnDeny, ChargeWhen) to find.
 func middleware(m *core.Middleware) echo.MiddlewareFunc {
-	outcome := m.ChargesByOutcome()
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			res := m.EnforceWith(c.Request(), c.Response().Header(), c)
-			switch res.Verdict {
-			case core.Serve:
-				if outcome {
-					return serveThenFinish(m, next, c, res)
-				}
-				return next(c)
-			case core.Refuse:
-				if answered, err := m.DenyNatively(c, res); answered {
-					return err
-				}
-				return &echo.HTTPError{Code: res.Status, Message: res.Message(), Internal: &Error{Result: res}}
-			default: // core.Gone
-				return &echo.HTTPError{Code: res.Status, Message: "client closed request", Internal: res.Err}
-			}
+			return respond(c, next, m, m.EnforceWith(c.Request(), c.Response().Header(), c))
 		}
 	}
 }
@@ -198,4 +175,74 @@ func Status(c echo.Context, err error) int {
 		return he.Code
 	}
 	return http.StatusInternalServerError
+}
+
+// respond serves or refuses the request by m's result, settling its
+// charge after next under charge by outcome.
+func respond(c echo.Context, next echo.HandlerFunc, m *core.Middleware, res core.Result) error {
+	switch res.Verdict {
+	case core.Serve:
+		if m.ChargesByOutcome() {
+			return serveThenFinish(m, next, c, res)
+		}
+		return next(c)
+	case core.Refuse:
+		if answered, err := m.DenyNatively(c, res); answered {
+			return err
+		}
+		return &echo.HTTPError{Code: res.Status, Message: res.Message(), Internal: &Error{Result: res}}
+	default: // core.Gone
+		return &echo.HTTPError{Code: res.Status, Message: "client closed request", Internal: res.Err}
+	}
+}
+
+// Routes returns an Echo middleware that limits every route by set, a
+// core.LimitSet (limits declared in a core.Config): a route that set's
+// Routes names by its method and c.Path() ("POST /login") or its pattern
+// alone ("/login") gets that limit or exemption only, and every other
+// route its own budget under set's default. Requests that matched no route
+// (a 404, a 405) share one budget per client. Mount it with e.Use or a
+// group's Use, which run after routing; under e.Pre no route is known yet,
+// and every request would count as matching none.
+//
+//	e.Use(echolimit.Routes(set))
+func Routes(set *core.LimitSet) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			m, native := set.ForRoute(c.Request().Method, routePath(c))
+			if m == nil {
+				return next(c)
+			}
+			return respond(c, next, m, m.EnforceWith(c.Request(), c.Response().Header(), native))
+		}
+	}
+}
+
+// Named returns an Echo middleware enforcing the limit called name in
+// set's Config.Limits, as set has it now: a Reload changes it under the
+// mounted middleware. It panics, naming the limit, if set has none of that
+// name.
+func Named(set *core.LimitSet, name string) echo.MiddlewareFunc {
+	current, err := set.Mount(name)
+	if err != nil {
+		panic(fmt.Errorf("echolimit.Named(%q): %w", name, err))
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			m := current()
+			return respond(c, next, m, m.EnforceWith(c.Request(), c.Response().Header(), c))
+		}
+	}
+}
+
+// CheckRoutes reports, naming them, the entries of set's Config.Routes
+// that match none of e's routes, so that a misspelt route is found at
+// start-up rather than limited by the default; call it once the routes are
+// registered. See core.LimitSet.CheckRoutes.
+func CheckRoutes(set *core.LimitSet, e *echo.Echo) error {
+	var routes []string
+	for _, rt := range e.Routes() {
+		routes = append(routes, rt.Method+" "+rt.Path)
+	}
+	return set.CheckRoutes(routes)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -370,6 +371,47 @@ func TestRoute_clientChosenMethodsAndPathsMakeNoBudgets(t *testing.T) {
 	httptestkit.ClientChosenRouteKeys(t, e)
 }
 
+// byRoute answers with the route's first segment, such as "items".
+func byRoute(c echo.Context) error {
+	return c.String(http.StatusOK, strings.Split(c.Path(), "/")[1])
+}
+
+func routesApp(set *core.LimitSet) *echo.Echo {
+	e := echo.New()
+	e.Use(echolimit.Routes(set))
+	e.GET("/items/:id", byRoute)
+	e.GET("/users/:id", byRoute)
+	e.GET("/healthz", byRoute)
+	e.POST("/login", byRoute)
+	return e
+}
+
+func TestRoutes_defaultGivesEachRouteItsBudgetAndNoPathEscapesIt(t *testing.T) {
+	httptestkit.RoutesBudgets(t, routesApp(httptestkit.RoutesSet(t, "/items/:id", false)))
+}
+
+func TestRoutes_aRoutesOwnLimitReplacesTheDefault(t *testing.T) {
+	httptestkit.RoutesOverride(t, routesApp(httptestkit.RoutesSet(t, "/items/:id", true)))
+}
+
+func TestByRoute_givesEachRouteItsOwnBudgetUnderOneMiddleware(t *testing.T) {
+	lim, _ := httptestkit.NewLimiter(t)
+	e := echo.New()
+	e.Use(echolimit.Limit("1/minute", core.WithLimiter(lim), echolimit.ByRoute()))
+	e.GET("/items/:id", ok)
+	e.GET("/users/:id", ok)
+	httptestkit.RouteBudgets(t, e)
+}
+
+func TestByRoute_refusesANilKeyNamingIt(t *testing.T) {
+	httptestkit.NewErrors(t, "echolimit.New", echolimit.New,
+		httptestkit.Misuse[echolimit.Option]{Name: "a nil client key", Opt: echolimit.ByRoute(nil), Want: "echolimit.ByRoute: key function 1 of 1 is nil"})
+}
+
+func TestCheckRoutes_namesTableEntriesThatMatchNoRoute(t *testing.T) {
+	httptestkit.CheckedRoutes(t, "/items/:id", func(set *core.LimitSet) error { return echolimit.CheckRoutes(set, routesApp(set)) })
+}
+
 func TestChargeWhen_countsOnlyFailedLogins(t *testing.T) {
 	httptestkit.ChargeByOutcome(t, func(lim *core.Limiter) http.Handler {
 		e := echo.New()
@@ -420,4 +462,18 @@ func TestMiddleware_peekSeesTheBudgetWithoutCharging(t *testing.T) {
 	if codes := fmt.Sprint(httptestkit.Codes(e, httptestkit.Client, "/quotes", "/quotes", "/quotes")); codes != "[200 200 429]" {
 		t.Fatalf("quotes after the peeks: %s; want 2 more served", codes)
 	}
+}
+
+func TestRoutes_settlesAChargeByOutcome(t *testing.T) {
+	httptestkit.RoutesChargeByOutcome(t, func(set *core.LimitSet) http.Handler {
+		e := echo.New()
+		e.Use(echolimit.Routes(set))
+		e.POST("/login", func(c echo.Context) error {
+			if c.Request().Header.Get("X-Fail") != "" {
+				return c.NoContent(http.StatusUnauthorized)
+			}
+			return c.NoContent(http.StatusOK)
+		})
+		return e
+	})
 }

@@ -69,7 +69,15 @@ func RealIP(c echo.Context) (string, error) {
 //
 //	e.Use(echolimit.Limit("10/second", echolimit.Key(echolimit.HTTPKey(core.ByIP), echolimit.Route)))
 func Route(c echo.Context) (string, error) {
-	return core.RouteIdentity(c.Request().Method, routePattern(c)), nil
+	return core.RouteIdentity(c.Request().Method, routePath(c)), nil
+}
+
+// routePath is the pattern of the route the request matched, "" for none.
+func routePath(c echo.Context) string {
+	if c.Get(echo.ContextKeyHeaderAllow) != nil {
+		return "" // Echo's router found the path but no route for the method: a 405
+	}
+	return c.Path()
 }
 
 // ByRoute keys requests by client and by Echo route, so that one

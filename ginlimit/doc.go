@@ -17,9 +17,18 @@
 // core.WithKey(core.ByClientIP("10.0.0.0/8")), or, in an app that has called
 // SetTrustedProxies, Key(ClientIP).
 //
-// The options are core's (core.WithName, core.WithKey, core.WithLimiter,
-// core.WithShadow, ...) and this package's Gin-typed ones, whose functions
-// get the *gin.Context: Key, Plans, Exempt and OnDeny.
+// The options (Option) are core's middleware options (core.WithName,
+// core.WithKey, core.WithLimiter, core.WithShadow, ...) and this package's
+// Gin-typed ones, whose functions get the *gin.Context: Key, ByRoute,
+// Plans, Exempt and OnDeny. Those fit Gin only, and a limiter's options
+// (core.WithStore) fit core.New only: handing either to the wrong
+// constructor does not compile.
+//
+// For a whole app, Routes mounts a core.LimitSet (limits declared in a
+// core.Config, from code or a file): a default that gives every route its
+// own budget, routes with limits of their own or none, reloadable:
+//
+//	r.Use(ginlimit.Routes(set))
 //
 // An admitted request runs the rest of the chain with the rate-limit headers
 // already set on c.Writer. A refused one is aborted with 429, Retry-After

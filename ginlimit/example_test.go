@@ -102,6 +102,39 @@ func ExampleOnDeny() {
 	// 429 0 {"code":"SLOW_DOWN","limit":"1/minute"}
 }
 
+// Default limits for the whole app, as slowapi's default_limits: every
+// route gets a budget of its own under the default, POST /login a limit of
+// its own in place of it, and GET /healthz none. The same core.Config can
+// be decoded from a file; see core.NewLimitSet.
+func ExampleRoutes() {
+	gin.SetMode(gin.TestMode)
+	set := core.MustLimitSet(core.Config{
+		Default: &core.LimitConfig{Limit: "2/minute"},
+		Routes: map[string]core.LimitConfig{
+			"POST /login":  {Limit: "5/minute"},
+			"GET /healthz": {Exempt: true},
+		},
+	}, core.ConfigLimiter())
+	defer set.Close()
+	r := gin.New()
+	r.Use(ginlimit.Routes(set)) // before the routes it limits
+	r.GET("/items/:id", func(c *gin.Context) { c.String(http.StatusOK, "item") })
+	r.GET("/users/:id", func(c *gin.Context) { c.String(http.StatusOK, "user") })
+	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
+
+	send(r, "/items/1")
+	send(r, "/items/2") // the same route: the same budget
+	send(r, "/items/3")
+	send(r, "/users/1") // another route: a budget of its own
+	send(r, "/healthz")
+	// Output:
+	// 200 1 item
+	// 200 0 item
+	// 429 0 {"error":"rate limit exceeded","limit":"2/minute","retry_after":"Retry-After"}
+	// 200 1 user
+	// 200  ok
+}
+
 // Only failed logins count: successes never spend the budget.
 func ExampleChargeWhen() {
 	gin.SetMode(gin.TestMode)

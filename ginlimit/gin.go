@@ -1,6 +1,8 @@
 package ginlimit
 
 import (
+	"fmt"
+
 	"github.com/gin-gonic/gin"
 	"github.com/limitkit/limitkit/core"
 )
@@ -80,24 +82,26 @@ var routeOption Option = option{core.NativeRoute("ginlimit.route", (*gin.Context
 // handler passes the *gin.Context to core as the native value, for the
 // Gin-typed options (Key, Plans, Exempt, OnDeny, ChargeWhen) to find.
 func handler(m *core.Middleware) gin.HandlerFunc {
-	outcome := m.ChargesByOutcome()
-	return func(c *gin.Context) {
-		res := m.EnforceWith(c.Request, c.Writer.Header(), c)
-		switch res.Verdict {
-		case core.Serve:
-			if outcome {
-				serveThenFinish(m, c, res)
-			}
-			return // Gin runs the rest of the chain
-		case core.Refuse:
-			c.Abort()
-			if answered, err := m.DenyNatively(c, res); answered && err == nil {
-				return
-			}
-			m.Refuse(c.Writer, c.Request, res)
-		default: // core.Gone
-			c.AbortWithStatus(res.Status)
+	return func(c *gin.Context) { respond(c, m, m.EnforceWith(c.Request, c.Writer.Header(), c)) }
+}
+
+// respond serves or refuses the request by m's result; under charge by
+// outcome it serves the rest of the chain itself, to settle the charge.
+func respond(c *gin.Context, m *core.Middleware, res core.Result) {
+	switch res.Verdict {
+	case core.Serve:
+		if m.ChargesByOutcome() {
+			serveThenFinish(m, c, res)
 		}
+		return // Gin runs the rest of the chain
+	case core.Refuse:
+		c.Abort()
+		if answered, err := m.DenyNatively(c, res); answered && err == nil {
+			return
+		}
+		m.Refuse(c.Writer, c.Request, res)
+	default: // core.Gone
+		c.AbortWithStatus(res.Status)
 	}
 }
 
@@ -111,4 +115,49 @@ func serveThenFinish(m *core.Middleware, c *gin.Context, res core.Result) {
 	}()
 	c.Next()
 	done = true
+}
+
+// Routes returns a Gin middleware that limits every route by set, a
+// core.LimitSet (limits declared in a core.Config): a route that set's
+// Routes names by its method and c.FullPath() ("POST /login") or its
+// pattern alone ("/login") gets that limit or exemption only, and every
+// other route its own budget under set's default. Requests that matched no
+// route share one budget per client. Use it on the engine or a group before
+// the routes it limits:
+//
+//	r.Use(ginlimit.Routes(set))
+func Routes(set *core.LimitSet) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		m, native := set.ForRoute(c.Request.Method, c.FullPath())
+		if m == nil {
+			return
+		}
+		respond(c, m, m.EnforceWith(c.Request, c.Writer.Header(), native))
+	}
+}
+
+// Named returns a Gin middleware enforcing the limit called name in set's
+// Config.Limits, as set has it now: a Reload changes it under the mounted
+// middleware. It panics, naming the limit, if set has none of that name.
+func Named(set *core.LimitSet, name string) gin.HandlerFunc {
+	current, err := set.Mount(name)
+	if err != nil {
+		panic(fmt.Errorf("ginlimit.Named(%q): %w", name, err))
+	}
+	return func(c *gin.Context) {
+		m := current()
+		respond(c, m, m.EnforceWith(c.Request, c.Writer.Header(), c))
+	}
+}
+
+// CheckRoutes reports, naming them, the entries of set's Config.Routes
+// that match none of r's routes, so that a misspelt route is found at
+// start-up rather than limited by the default; call it once the routes are
+// registered. See core.LimitSet.CheckRoutes.
+func CheckRoutes(set *core.LimitSet, r *gin.Engine) error {
+	var routes []string
+	for _, ri := range r.Routes() {
+		routes = append(routes, ri.Method+" "+ri.Path)
+	}
+	return set.CheckRoutes(routes)
 }

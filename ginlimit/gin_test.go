@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -323,6 +324,47 @@ func TestRoute_clientChosenMethodsAndPathsMakeNoBudgets(t *testing.T) {
 	}
 }
 
+// byRoute answers with the route's first segment, such as "items".
+func byRoute(c *gin.Context) {
+	c.String(http.StatusOK, strings.Split(c.FullPath(), "/")[1])
+}
+
+func routesApp(set *core.LimitSet) *gin.Engine {
+	r := gin.New()
+	r.Use(ginlimit.Routes(set))
+	r.GET("/items/:id", byRoute)
+	r.GET("/users/:id", byRoute)
+	r.GET("/healthz", byRoute)
+	r.POST("/login", byRoute)
+	return r
+}
+
+func TestRoutes_defaultGivesEachRouteItsBudgetAndNoPathEscapesIt(t *testing.T) {
+	httptestkit.RoutesBudgets(t, routesApp(httptestkit.RoutesSet(t, "/items/:id", false)))
+}
+
+func TestRoutes_aRoutesOwnLimitReplacesTheDefault(t *testing.T) {
+	httptestkit.RoutesOverride(t, routesApp(httptestkit.RoutesSet(t, "/items/:id", true)))
+}
+
+func TestByRoute_givesEachRouteItsOwnBudgetUnderOneGroupMiddleware(t *testing.T) {
+	lim, _ := httptestkit.NewLimiter(t)
+	r := gin.New()
+	r.Use(ginlimit.Limit("1/minute", core.WithLimiter(lim), ginlimit.ByRoute()))
+	r.GET("/items/:id", ok)
+	r.GET("/users/:id", ok)
+	httptestkit.RouteBudgets(t, r)
+}
+
+func TestByRoute_refusesANilKeyNamingIt(t *testing.T) {
+	httptestkit.NewErrors(t, "ginlimit.New", ginlimit.New,
+		httptestkit.Misuse[ginlimit.Option]{Name: "a nil client key", Opt: ginlimit.ByRoute(nil), Want: "ginlimit.ByRoute: key function 1 of 1 is nil"})
+}
+
+func TestCheckRoutes_namesTableEntriesThatMatchNoRoute(t *testing.T) {
+	httptestkit.CheckedRoutes(t, "/items/:id", func(set *core.LimitSet) error { return ginlimit.CheckRoutes(set, routesApp(set)) })
+}
+
 func TestChargeWhen_countsOnlyFailedLogins(t *testing.T) {
 	httptestkit.ChargeByOutcome(t, func(lim *core.Limiter) http.Handler {
 		r := gin.New()
@@ -361,4 +403,17 @@ func TestMiddleware_peekSeesTheBudgetWithoutCharging(t *testing.T) {
 	if codes := fmt.Sprint(httptestkit.Codes(r, httptestkit.Client, "/quotes", "/quotes", "/quotes")); codes != "[200 200 429]" {
 		t.Fatalf("quotes after the peeks: %s; want 2 more served", codes)
 	}
+}
+
+func TestRoutes_settlesAChargeByOutcome(t *testing.T) {
+	httptestkit.RoutesChargeByOutcome(t, func(set *core.LimitSet) http.Handler {
+		r := gin.New()
+		r.Use(ginlimit.Routes(set))
+		r.POST("/login", func(c *gin.Context) {
+			if c.GetHeader("X-Fail") != "" {
+				c.Status(http.StatusUnauthorized)
+			}
+		})
+		return r
+	})
 }
