@@ -20,8 +20,9 @@ import (
 // reaches the observer and the logger.
 //
 // Some errors are not outages. One that wraps ErrCorruptState concerns one
-// key: the policy answers that request alone, it is reported as a store
-// error, and the store is not marked down. One that wraps ErrClosed means
+// key, and one that wraps ErrClockSkew this instance's calendar limits: the
+// policy answers that request alone, it is reported as a store error, and
+// the store is not marked down. One that wraps ErrClosed means
 // the store was closed: the check returns it, and no policy applies. Nor
 // does one for a rule that cannot be enforced (Rule.Validate fails with
 // the limiter's defaults applied): that is a mistake in set-up, which the
@@ -212,9 +213,10 @@ func (l *Limiter) check(ctx context.Context, op op, scope, identity, key string,
 		// mistake in set-up, which no policy or fallback store can mend.
 		return outcome{err: verr, invalid: true}
 	}
-	if errors.Is(err, ErrCorruptState) {
-		// One key's state, not the store: the policy answers this request
-		// alone, and the store, which did answer, is up.
+	if errors.Is(err, ErrCorruptState) || errors.Is(err, ErrClockSkew) {
+		// One key's state, or this instance's clock, not the store: the
+		// policy answers this request alone, and the store, which did
+		// answer, is up.
 		if probing {
 			l.answered(scope, lat)
 		}

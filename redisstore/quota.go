@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/limitkit/limitkit/core"
 	"github.com/redis/go-redis/v9"
@@ -47,7 +46,7 @@ func (s *Store) Refund(ctx context.Context, key string, rule core.Rule, c core.C
 	}
 	args = append(args, c.At.UnixMicro(), amount)
 	for i, l := range rule.Limits {
-		args = append(args, l.Count, int64(l.Period/time.Microsecond), rule.Capacity(i))
+		args = append(args, l.Count, refundWindow(l, c.At), rule.Capacity(i))
 	}
 	v, err := s.bounded(ctx, func(ctx context.Context) ([]int64, error) {
 		cmd := redis.NewIntSliceCmd(ctx, args...)

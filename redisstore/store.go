@@ -30,6 +30,11 @@ type Store struct {
 	closing  sync.Once
 	cluster  *redis.ClusterClient // the client, if it is one: see noteFailure
 	cause    *dialCause           // names a failed connection in errors: see cause.go
+
+	// calendarClock, set only by tests, is the time calendar boundaries
+	// are computed from in place of the clock (see calendar.go).
+	calendarClock core.Clock
+	calendars     calendarCache
 }
 
 // ErrClosed is returned by calls on a Store after Close. It is core.ErrClosed,
@@ -185,6 +190,7 @@ func (s *Store) decide(ctx context.Context, opName, key string, rule core.Rule, 
 		futile = futile || cost > capacity
 		r.setLimit(i, l.Count, int64(l.Period/time.Microsecond), capacity)
 	}
+	s.setCalendar(r, &rule)
 
 	shape := rule.Shape()
 	cached := s.deny != nil && !futile && mode == modeCharge
@@ -277,6 +283,9 @@ func decision(r []int64, rule *core.Rule, keys []string) (core.Decision, error) 
 	allowed, idx, never := r[0], r[1], r[6]
 	if allowed == -1 && idx >= 0 && idx < int64(len(keys)) {
 		return core.Decision{}, fmt.Errorf("%w under %s", core.ErrCorruptState, keys[idx])
+	}
+	if allowed == -2 {
+		return core.Decision{}, clockSkew(rule, idx)
 	}
 	if allowed < 0 || allowed > 1 || never < 0 || never > 1 || idx < 0 || idx >= int64(len(rule.Limits)) {
 		return core.Decision{}, fmt.Errorf("unexpected script reply %v", r)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,9 +18,14 @@ import (
 // A session is a ```console block: commands after "$ ", each followed by
 // the output the README promises. An expected line ending in "…" matches
 // any line that starts with what comes before it; the others match exactly.
+//
+// A session runs against the Gin, Echo and Chi examples unless a
+// <!-- readme: example NAME --> comment before it names the one example it
+// is about.
 type session struct {
-	line  int
-	steps []step
+	line     int
+	examples []string
+	steps    []step
 }
 
 type step struct {
@@ -35,7 +41,10 @@ func sessions(t *testing.T) []session {
 		if b.lang != "console" {
 			continue
 		}
-		s := session{line: b.line}
+		s := session{line: b.line, examples: []string{"gin", "echo", "chi"}}
+		if name, ok := strings.CutPrefix(b.mode, "example-"); ok {
+			s.examples = []string{name}
+		}
 		for i, l := range strings.Split(strings.TrimRight(b.code, "\n"), "\n") {
 			if cmd, ok := strings.CutPrefix(l, "$ "); ok {
 				s.steps = append(s.steps, step{line: b.line + i, cmd: cmd})
@@ -66,6 +75,7 @@ func startExample(t *testing.T, root, name string) string {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin)
+	cmd.Dir = root // as `go run ./examples/...` from the repository's root
 	cmd.Env = append(os.Environ(), "ADDR=127.0.0.1:0", "REDIS_URL=")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -125,10 +135,19 @@ func TestCurlSessionsWorkOnEveryExample(t *testing.T) {
 	if len(all) == 0 {
 		t.Fatal("the README has no console sessions")
 	}
-	for _, name := range []string{"gin", "echo", "chi"} {
+	for _, name := range []string{"gin", "echo", "chi", "config"} {
+		var mine []session
+		for _, s := range all {
+			if slices.Contains(s.examples, name) {
+				mine = append(mine, s)
+			}
+		}
+		if len(mine) == 0 {
+			continue
+		}
 		t.Run(name, func(t *testing.T) {
 			addr := startExample(t, root, name)
-			for _, s := range all {
+			for _, s := range mine {
 				runSession(t, s, addr)
 			}
 		})

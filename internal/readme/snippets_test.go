@@ -32,7 +32,7 @@ func readmePath(t *testing.T) string {
 	return p
 }
 
-var modeComment = regexp.MustCompile(`^<!-- readme: ([a-z-]+) -->$`)
+var modeComment = regexp.MustCompile(`^<!-- readme: ([a-z]+(?: [a-z]+)?) -->$`)
 
 // blocks returns the README's fenced blocks.
 func blocks(t *testing.T) []block {
@@ -60,7 +60,7 @@ func blocks(t *testing.T) []block {
 			code = append(code, l)
 		default:
 			if m := modeComment.FindStringSubmatch(strings.TrimSpace(l)); m != nil {
-				mode = m[1]
+				mode = strings.ReplaceAll(m[1], " ", "-")
 			} else if strings.TrimSpace(l) != "" {
 				mode = ""
 			}
