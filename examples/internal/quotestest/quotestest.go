@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -276,12 +277,15 @@ func Run(t *testing.T, newRouter func(*quotes.App) http.Handler) {
 		if w.Code != http.StatusOK {
 			t.Fatalf("GET /metrics: %d", w.Code)
 		}
+		// Each series also carries the route pattern, spelt as each router
+		// spells it.
 		for _, want := range []string{
-			`limitkit_requests_total{decided_by="store",result="denied",scope="quotes"} 2`,
-			`limitkit_requests_total{decided_by="store",result="allowed",scope="quotes"} 100`,
-			`limitkit_requests_total{decided_by="store",result="denied",scope="login"} 1`,
+			`limitkit_requests_total{decided_by="store",result="denied",route="/[^"]*",scope="quotes"} 2`,
+			`limitkit_requests_total{decided_by="store",result="allowed",route="/[^"]*",scope="quotes"} 100`,
+			`limitkit_requests_total{decided_by="store",result="denied",route="/login",scope="login"} 1`,
 		} {
-			if !strings.Contains(w.Body.String(), want) {
+			re := regexp.MustCompile("(?m)^" + strings.NewReplacer("{", `\{`, "}", `\}`).Replace(want) + "$")
+			if !re.MatchString(w.Body.String()) {
 				t.Errorf("metrics lack %s:\n%s", want, w.Body)
 			}
 		}
