@@ -345,7 +345,7 @@ func (l *Limiter) ask(ctx context.Context, op op, key string, rule Rule, cost in
 	if l.keeper {
 		d, c, err = l.storeCall(ctx, op, key, rule, cost)
 		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			err = l.timedOut()
+			err = l.timedOut(err)
 		}
 		return d, c, 0, err
 	}
@@ -362,7 +362,7 @@ func (l *Limiter) ask(ctx context.Context, op op, key string, rule Rule, cost in
 		return a.d, a.charge, 0, a.err
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return Decision{}, Charge{}, 0, l.timedOut()
+			return Decision{}, Charge{}, 0, l.timedOut(nil)
 		}
 		return Decision{}, Charge{}, 0, ctx.Err()
 	}
@@ -391,6 +391,16 @@ func storeCall(ctx context.Context, st Store, op op, key string, rule Rule, cost
 	return d, Charge{}, err
 }
 
-func (l *Limiter) timedOut() error {
-	return fmt.Errorf("limitkit: store did not answer within %v: %w", l.cfg.timeout, context.DeadlineExceeded)
+// timedOut is the error of a check the store did not answer in time.
+// cause, the store's own error if it returned one, is kept: it may say why
+// (redisstore names a refused connection). The result always wraps
+// context.DeadlineExceeded.
+func (l *Limiter) timedOut(cause error) error {
+	switch {
+	case cause == nil || cause == context.DeadlineExceeded:
+		return fmt.Errorf("limitkit: store did not answer within %v: %w", l.cfg.timeout, context.DeadlineExceeded)
+	case errors.Is(cause, context.DeadlineExceeded):
+		return fmt.Errorf("limitkit: store did not answer within %v: %w", l.cfg.timeout, cause)
+	}
+	return fmt.Errorf("limitkit: store did not answer within %v: %w: %w", l.cfg.timeout, context.DeadlineExceeded, cause)
 }

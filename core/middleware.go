@@ -283,7 +283,7 @@ func (m *Middleware) EnforceWith(r *http.Request, h http.Header, native any) Res
 	if obs := lim.cfg.observer; obs != nil {
 		decided := o.action == ActionStore || o.action == ActionFallback
 		obs.Observe(Event{
-			Kind: EventDecision, Scope: rs.scope, Identity: id, Decision: o.d,
+			Kind: EventDecision, Scope: rs.scope, Identity: id, Route: m.route(r, native), Decision: o.d,
 			Shadow: m.shadow && decided && !o.d.Allowed, DecidedBy: o.action, Latency: o.latency, Err: o.err,
 		})
 	}

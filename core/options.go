@@ -123,6 +123,7 @@ type middlewareConfig struct {
 	nativeDeny   NativeDenyFunc
 	plans        map[string]string
 	planOf       func(*http.Request, any) string
+	routeOf      func(*http.Request, any) string
 	names        headerNames
 	namesSet     bool
 	ietf         bool

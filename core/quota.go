@@ -227,7 +227,7 @@ func (l *Limiter) refund(ctx context.Context, st QuotaStore, key string, rule Ru
 			}
 		}
 		if err != nil && errors.Is(tctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-			err = l.timedOut()
+			err = l.timedOut(err)
 		}
 	}
 	if err != nil && !errors.Is(err, ErrClosed) {

@@ -62,7 +62,7 @@ func (s *Store) Refund(ctx context.Context, key string, rule core.Rule, c core.C
 	}
 	if err != nil {
 		s.noteFailure(err)
-		return fmt.Errorf("redisstore: refund %q under %v %s: %w", key, alg, rule.String(), err)
+		return fmt.Errorf("redisstore: refund %q under %v %s: %w", key, alg, rule.String(), s.cause.explain(err))
 	}
 	switch {
 	case len(v) == 2 && v[0] == 1:
