@@ -392,7 +392,7 @@ func (l *Limiter) leaseCall(ctx context.Context, cs ConcurrencyStore, op func(co
 	if keeper {
 		err := call(ctx)
 		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			err = l.timedOut()
+			err = l.timedOut(err)
 		}
 		return err
 	}
@@ -403,7 +403,7 @@ func (l *Limiter) leaseCall(ctx context.Context, cs ConcurrencyStore, op func(co
 		return err
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return l.timedOut()
+			return l.timedOut(nil)
 		}
 		return ctx.Err()
 	}

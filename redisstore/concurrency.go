@@ -86,7 +86,7 @@ func (s *Store) Acquire(ctx context.Context, key, lease string, c core.Concurren
 	v, err := s.eval(ctx, acquireScript, k, s.nowArg(), lease, c.Limit, int64(c.TTL/time.Microsecond), s.slack)
 	if err != nil {
 		s.noteFailure(err)
-		return core.ConcurrencyDecision{}, fmt.Errorf("redisstore: acquire %q under %v: %w", key, c, err)
+		return core.ConcurrencyDecision{}, fmt.Errorf("redisstore: acquire %q under %v: %w", key, c, s.cause.explain(err))
 	}
 	r, ok := ints(v, 3)
 	switch {
@@ -124,7 +124,7 @@ func (s *Store) leaseOp(ctx context.Context, op string, sc *redis.Script, key, l
 	v, err := s.eval(ctx, sc, k, append([]any{s.nowArg(), lease}, args...)...)
 	if err != nil {
 		s.noteFailure(err)
-		return fmt.Errorf("redisstore: %s lease %s of %q: %w", op, lease, key, err)
+		return fmt.Errorf("redisstore: %s lease %s of %q: %w", op, lease, key, s.cause.explain(err))
 	}
 	switch n, _ := v.(int64); {
 	case v == int64(1):
