@@ -204,15 +204,32 @@ func runCrash(t *testing.T, srv *redisenv.Standalone, fw concFramework) {
 	}
 	killed := time.Now()
 	_ = procA.Wait()
-	for status(b.URL+"/work") != http.StatusOK {
+	// Polled until every slot is back: an admitted request then sees the
+	// other crashSlots-1 free. A's leases were renewed at slightly
+	// different moments, so they expire a little apart.
+	var first time.Duration
+	for {
+		resp, err := client.Get(b.URL + "/work")
+		if err != nil {
+			t.Fatalf("GET: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			if first == 0 {
+				first = time.Since(killed)
+			}
+			if resp.Header.Get("X-Ratelimit-Remaining") == fmt.Sprint(crashSlots-1) {
+				break
+			}
+		}
 		if time.Since(killed) > crashTTL+crashMargin {
-			t.Fatalf("the killed instance's slots are not back %v after the kill (lease TTL %v)", time.Since(killed).Round(time.Millisecond), crashTTL)
+			t.Fatalf("the killed instance's slots are not all back %v after the kill (lease TTL %v; the first after %v)", time.Since(killed).Round(time.Millisecond), crashTTL, first)
 		}
 		time.Sleep(20 * time.Millisecond) // polling: Redis expires leases by its clock, with no event to wait on
 	}
 	back := time.Since(killed)
-	t.Logf("%s: slots of the instance killed with SIGKILL back %v after the kill (lease TTL %v, renewed every %v)",
-		fw.name, back.Round(time.Millisecond), crashTTL, crashTTL/3)
+	t.Logf("%s: slots of the instance killed with SIGKILL back %v (the first) and %v (all %d) after the kill (lease TTL %v, renewed every %v)",
+		fw.name, first.Round(time.Millisecond), back.Round(time.Millisecond), crashSlots, crashTTL, crashTTL/3)
 
 	// All of them: B now admits exactly crashSlots at once, and no more.
 	var wg sync.WaitGroup
@@ -222,7 +239,12 @@ func runCrash(t *testing.T, srv *redisenv.Standalone, fw concFramework) {
 		go func() { defer wg.Done(); codes <- status(b.URL + "/work?hold") }()
 	}
 	for range crashSlots {
-		<-entered
+		select {
+		case <-entered:
+		case <-time.After(30 * time.Second): // a bound for a failure, not a synchronisation
+			close(release)
+			t.Fatalf("of %d requests at once on B with every slot free, not all were admitted", crashSlots)
+		}
 	}
 	if code := status(b.URL + "/work"); code != http.StatusTooManyRequests {
 		t.Errorf("with B holding all %d slots: %d, want 429", crashSlots, code)
@@ -362,7 +384,12 @@ func TestConcurrencyWhileRedisHangs(t *testing.T) {
 					t.Fatalf("while Redis hangs: %d, want %d", code, tc.want)
 				}
 			} else {
-				<-entered // the held request got a slot from the policy
+				select {
+				case <-entered: // the held request got a slot from the policy
+				case <-time.After(30 * time.Second): // a bound for a failure, not a synchronisation
+					close(release)
+					t.Fatal("while Redis hangs, the held request was not served")
+				}
 				code, took = get("")
 				want := tc.want
 				if tc.policy == core.Fallback {
