@@ -62,8 +62,8 @@ func MustNewMiddleware(expr string, opts ...Option) *core.Middleware {
 func Routes(set *core.LimitSet) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			pattern, _ := routePattern(r)
-			m, native := set.ForRoute(r.Method, pattern)
+			method, pattern, _ := routePattern(r)
+			m, native := set.ForRoute(method, pattern)
 			if m == nil {
 				next.ServeHTTP(w, r)
 				return
