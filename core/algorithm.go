@@ -15,9 +15,10 @@ import (
 // of a request:
 //
 //   - FixedWindow admits while the count in the current window plus c is at
-//     most L. Windows are aligned to the Unix epoch. One counter per key; a
-//     client may spend L at the end of one window and L at the start of the
-//     next.
+//     most L. Windows are aligned to the Unix epoch, or, for a calendar
+//     limit (PerCalendar), are its days, weeks, months or years in its zone.
+//     One counter per key; a client may spend L at the end of one window and
+//     L at the start of the next. It is the one algorithm of calendar limits.
 //   - SlidingWindowLog admits while the costs admitted in (now−W, now] plus c
 //     are at most L. Exact, but it keeps one timestamp per admitted request, so
 //     its count is capped at MaxLogCount.

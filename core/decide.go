@@ -18,6 +18,9 @@ type shape struct {
 	step   int64 // T = W/L, µs: the emission interval of the buckets
 	depth  int64 // τ = burst·T, µs: how far the buckets may run ahead
 	burst  int64
+	// zone is a calendar limit's time zone (see calendar.go), nil for any
+	// other limit; its unit is the one whose nominal period is window.
+	zone *time.Location
 }
 
 // shapeOf prepares l. The buckets' step is W/L rounded up to a whole
@@ -26,7 +29,7 @@ type shape struct {
 // request per window or more.
 func shapeOf(l Limit, burst int64) shape {
 	w := int64(l.Period / time.Microsecond)
-	s := shape{count: l.Count, window: w, burst: burst}
+	s := shape{count: l.Count, window: w, burst: burst, zone: l.calendarZone()}
 	s.step = (w + l.Count - 1) / l.Count
 	s.depth = burst * s.step
 	return s
@@ -35,6 +38,7 @@ func shapeOf(l Limit, burst int64) shape {
 // cell is the state of one limit of one key.
 //
 //	FixedWindow:          a = window start, b = count
+//	  (a calendar limit:  a = window end, b = count; see checkCalendar)
 //	SlidingWindowCounter: a = window start, b = current count, c = previous count
 //	TokenBucket, LeakyBucket: a = theoretical arrival time (TAT) of the next request
 //	SlidingWindowLog:     log
@@ -56,6 +60,9 @@ type limitCheck struct {
 func (c *cell) check(alg Algorithm, s shape, now, cost int64) limitCheck {
 	switch alg {
 	case FixedWindow:
+		if s.zone != nil {
+			return c.checkCalendar(s, now, cost)
+		}
 		return c.checkFixed(s, now, cost)
 	case SlidingWindowLog:
 		return c.checkLog(s, now, cost)
@@ -74,6 +81,10 @@ func (c *cell) check(alg Algorithm, s shape, now, cost int64) limitCheck {
 func (c *cell) commit(alg Algorithm, s shape, now, cost int64) {
 	switch alg {
 	case FixedWindow:
+		if s.zone != nil {
+			c.commitCalendar(s, now, cost)
+			return
+		}
 		if ws := windowStart(now, s.window); ws > c.a {
 			c.a, c.b = ws, 0
 		}
@@ -100,6 +111,9 @@ func (c *cell) commit(alg Algorithm, s shape, now, cost int64) {
 func (c *cell) expires(alg Algorithm, s shape) int64 {
 	switch alg {
 	case FixedWindow:
+		if s.zone != nil {
+			return c.a
+		}
 		return c.a + s.window
 	case SlidingWindowLog:
 		return c.log.newest() + s.window
@@ -114,6 +128,9 @@ func (c *cell) expires(alg Algorithm, s shape) int64 {
 func (c *cell) loss(alg Algorithm, s shape, now int64) float64 {
 	switch alg {
 	case FixedWindow:
+		if s.zone != nil {
+			return c.calendarLoss(s, now)
+		}
 		if now >= c.a+s.window {
 			return 0
 		}
@@ -439,7 +456,9 @@ func (v limitCheck) outranks(b limitCheck) bool {
 func (c *cell) refund(alg Algorithm, s shape, now, at, amount int64) {
 	switch alg {
 	case FixedWindow:
-		if ws := windowStart(at, s.window); c.a == ws && now < ws+s.window {
+		if s.zone != nil {
+			c.refundCalendar(s, now, at, amount)
+		} else if ws := windowStart(at, s.window); c.a == ws && now < ws+s.window {
 			c.b -= min(amount, c.b)
 		}
 	case SlidingWindowLog:

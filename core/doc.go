@@ -14,6 +14,12 @@
 // is charged to all of them; a denied request is charged to none. The check is
 // atomic, in one step of the store.
 //
+// A calendar limit, "1000 per calendar month" or "100/calendar day in
+// Europe/Paris", resets at local midnight in a time zone, for billing-style
+// quotas: days of 23 or 25 hours where the clocks change, months of 28 to 31
+// days. Its rule is counted with FixedWindow; WithTimeZone names the zone of
+// a middleware's calendar limits (UTC by default). See PerCalendar.
+//
 // # Choosing an algorithm
 //
 // SlidingWindowCounter is the default: "100/minute" then means about 100 in

@@ -20,8 +20,9 @@ import (
 // reaches the observer and the logger.
 //
 // Some errors are not outages. One that wraps ErrCorruptState concerns one
-// key: the policy answers that request alone, it is reported as a store
-// error, and the store is not marked down. One that wraps ErrClosed means
+// key, and one that wraps ErrClockSkew this instance's calendar limits: the
+// policy answers that request alone, it is reported as a store error, and
+// the store is not marked down. One that wraps ErrClosed means
 // the store was closed: the check returns it, and no policy applies. Nor
 // does one for a rule that cannot be enforced (Rule.Validate fails with
 // the limiter's defaults applied): that is a mistake in set-up, which the
@@ -212,9 +213,10 @@ func (l *Limiter) check(ctx context.Context, op op, scope, identity, key string,
 		// mistake in set-up, which no policy or fallback store can mend.
 		return outcome{err: verr, invalid: true}
 	}
-	if errors.Is(err, ErrCorruptState) {
-		// One key's state, not the store: the policy answers this request
-		// alone, and the store, which did answer, is up.
+	if errors.Is(err, ErrCorruptState) || errors.Is(err, ErrClockSkew) {
+		// One key's state, or this instance's clock, not the store: the
+		// policy answers this request alone, and the store, which did
+		// answer, is up.
 		if probing {
 			l.answered(scope, lat)
 		}
@@ -343,7 +345,7 @@ func (l *Limiter) ask(ctx context.Context, op op, key string, rule Rule, cost in
 	if l.keeper {
 		d, c, err = l.storeCall(ctx, op, key, rule, cost)
 		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			err = l.timedOut()
+			err = l.timedOut(err)
 		}
 		return d, c, 0, err
 	}
@@ -360,7 +362,7 @@ func (l *Limiter) ask(ctx context.Context, op op, key string, rule Rule, cost in
 		return a.d, a.charge, 0, a.err
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return Decision{}, Charge{}, 0, l.timedOut()
+			return Decision{}, Charge{}, 0, l.timedOut(nil)
 		}
 		return Decision{}, Charge{}, 0, ctx.Err()
 	}
@@ -389,6 +391,16 @@ func storeCall(ctx context.Context, st Store, op op, key string, rule Rule, cost
 	return d, Charge{}, err
 }
 
-func (l *Limiter) timedOut() error {
-	return fmt.Errorf("limitkit: store did not answer within %v: %w", l.cfg.timeout, context.DeadlineExceeded)
+// timedOut is the error of a check the store did not answer in time.
+// cause, the store's own error if it returned one, is kept: it may say why
+// (redisstore names a refused connection). The result always wraps
+// context.DeadlineExceeded.
+func (l *Limiter) timedOut(cause error) error {
+	switch {
+	case cause == nil || cause == context.DeadlineExceeded:
+		return fmt.Errorf("limitkit: store did not answer within %v: %w", l.cfg.timeout, context.DeadlineExceeded)
+	case errors.Is(cause, context.DeadlineExceeded):
+		return fmt.Errorf("limitkit: store did not answer within %v: %w", l.cfg.timeout, cause)
+	}
+	return fmt.Errorf("limitkit: store did not answer within %v: %w: %w", l.cfg.timeout, context.DeadlineExceeded, cause)
 }

@@ -31,8 +31,9 @@ func (e *entry) decideOne(d *Decision, l Limit, now, cost int64) {
 		}
 	case FixedWindow:
 		// Inside the stored window there is no need to divide for the
-		// window's start.
-		if now >= c.a && now-c.a < s.window && cost <= s.count && c.b <= s.count-cost {
+		// window's start. (A calendar limit's cell keeps its window's end:
+		// checkCalendar.)
+		if s.zone == nil && now >= c.a && now-c.a < s.window && cost <= s.count && c.b <= s.count-cost {
 			c.b += cost
 			d.Allowed = true
 			d.Remaining = s.count - c.b

@@ -13,9 +13,19 @@ import (
 
 // Limit is a count of requests allowed per period: 5/minute is
 // Limit{Count: 5, Period: time.Minute}.
+//
+// A calendar limit ("1000 per calendar month", PerCalendar) resets at
+// calendar boundaries instead: Calendar names its unit, TimeZone the zone
+// whose local midnights bound its windows, and Period holds the unit's
+// nominal length (CalendarUnit.Period).
 type Limit struct {
 	Count  int64
 	Period time.Duration
+	// Calendar is the unit of a calendar limit; zero for any other limit.
+	Calendar CalendarUnit
+	// TimeZone is the zone of a calendar limit's windows; nil is UTC. Zones
+	// are known by name: two zones of one name are one zone.
+	TimeZone *time.Location
 }
 
 // Per builds a Limit of count requests per period.
@@ -39,7 +49,17 @@ var units = map[string]time.Duration{
 // largest unit that divides the period: "5/minute", "500/7 days". Periods that
 // are not whole seconds, which the grammar cannot express, render in Go's
 // duration syntax instead.
+//
+// A calendar limit renders as "1000/calendar month", followed by
+// " in Europe/Paris" when its zone is not UTC.
 func (l Limit) String() string {
+	if l.Calendar != 0 {
+		s := strconv.FormatInt(l.Count, 10) + "/calendar " + l.Calendar.String()
+		if z := l.zone().String(); z != "UTC" {
+			s += " in " + z
+		}
+		return s
+	}
 	type named struct {
 		name string
 		d    time.Duration
@@ -75,13 +95,26 @@ func (e *SyntaxError) Error() string {
 // limits package (used by slowapi and Flask-Limiter):
 //
 //	rule  = limit *( sep limit )        sep = "," | ";" | "|"
-//	limit = count ( "/" | "per" ) [ n ] unit
+//	limit = count ( "/" | "per" ) ( [ n ] unit | calendar )
 //
 // Units are second, minute, hour, day, month (30 days) and year (365 days), in
 // any case, singular or plural, and the short forms s, sec, m, min, h and d.
 // Examples: "5/minute", "5 per minute", "10/hour;100/day", "2/3 seconds",
 // "100/day, 500/7 days". The error of a bad expression is a *SyntaxError that
 // quotes it and says what was expected where.
+//
+// limitkit adds calendar limits, which Python's limits does not have (so no
+// expression it accepts reads differently here):
+//
+//	calendar = "calendar" cunit [ "in" zone ]
+//	cunit    = day | week | month | year (singular or plural, any case)
+//
+// such as "1000 per calendar month" or "100/calendar day in Europe/Paris":
+// the count resets at local midnight in the zone (UTC unless named; a
+// middleware's WithTimeZone sets it for the limits that name none), on the
+// first of the month, on Monday for weeks, on January 1st for years. The
+// zone is an IANA name (time.LoadLocation's, except "Local"). See
+// PerCalendar.
 func ParseLimits(expr string) ([]Limit, error) {
 	p := parser{expr: expr}
 	var out []Limit
@@ -180,6 +213,9 @@ func (p *parser) limit() (Limit, error) {
 		return Limit{}, p.fail(`expected "/" or "per" after the count`)
 	}
 	p.space()
+	if p.word("calendar") {
+		return p.calendar(count)
+	}
 	n, nStart := int64(1), p.pos
 	if p.pos < len(p.expr) && p.expr[p.pos] == '-' {
 		return Limit{}, p.fail("expected a period; negative numbers are not allowed")
@@ -198,6 +234,9 @@ func (p *parser) limit() (Limit, error) {
 	unit, ok := units[word]
 	if !ok {
 		p.pos = start
+		if word == "calendar" {
+			return Limit{}, p.fail("a calendar window is one day, week, month or year: write \"per calendar month\", without a number")
+		}
 		if word == "" {
 			return Limit{}, p.fail("expected a unit (second, minute, hour, day, month or year)")
 		}
@@ -211,3 +250,74 @@ func (p *parser) limit() (Limit, error) {
 }
 
 func isLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
+
+// word reports whether the expression goes on with w (in any case) as a
+// whole word, and if so skips it.
+func (p *parser) word(w string) bool {
+	end := p.pos + len(w)
+	if end > len(p.expr) || !strings.EqualFold(p.expr[p.pos:end], w) || end < len(p.expr) && isLetter(p.expr[end]) {
+		return false
+	}
+	p.pos = end
+	return true
+}
+
+// calendarUnits maps the grammar's calendar units to CalendarUnit.
+var calendarUnits = map[string]CalendarUnit{
+	"day": CalendarDay, "days": CalendarDay, "week": CalendarWeek, "weeks": CalendarWeek,
+	"month": CalendarMonth, "months": CalendarMonth, "year": CalendarYear, "years": CalendarYear,
+}
+
+// calendar reads a calendar limit of count after the word "calendar": its
+// unit and, optionally, "in" and its zone.
+func (p *parser) calendar(count int64) (Limit, error) {
+	p.space()
+	start := p.pos
+	for p.pos < len(p.expr) && isLetter(p.expr[p.pos]) {
+		p.pos++
+	}
+	word := strings.ToLower(p.expr[start:p.pos])
+	unit, ok := calendarUnits[word]
+	if !ok {
+		p.pos = start
+		if word == "" {
+			return Limit{}, p.fail("expected a calendar unit (day, week, month or year)")
+		}
+		return Limit{}, p.fail(fmt.Sprintf("unknown calendar unit %q; expected day, week, month or year", word))
+	}
+	l := PerCalendar(count, unit, nil)
+	afterUnit := p.pos
+	p.space()
+	if !p.word("in") {
+		p.pos = afterUnit
+		return l, nil
+	}
+	p.space()
+	start = p.pos
+	for p.pos < len(p.expr) && isZoneByte(p.expr[p.pos]) {
+		p.pos++
+	}
+	name := p.expr[start:p.pos]
+	p.pos = start
+	switch {
+	case name == "":
+		return Limit{}, p.fail(`expected a time zone after "in", such as Europe/Paris`)
+	case name == "Local":
+		return Limit{}, p.fail(`the zone "Local" is set per machine, so instances would disagree on when windows reset; name the zone, such as Europe/Paris`)
+	}
+	zone, err := loadZone(name)
+	if err != nil {
+		return Limit{}, p.fail(fmt.Sprintf("unknown time zone %q (an IANA name such as Europe/Paris; import time/tzdata where the system has no zone database)", name))
+	}
+	p.pos = start + len(name)
+	if zone != time.UTC {
+		l.TimeZone = zone
+	}
+	return l, nil
+}
+
+// isZoneByte reports whether c may be part of an IANA zone name, such as
+// America/Argentina/Buenos_Aires or Etc/GMT+5.
+func isZoneByte(c byte) bool {
+	return isLetter(c) || c >= '0' && c <= '9' || c == '/' || c == '_' || c == '-' || c == '+'
+}

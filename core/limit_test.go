@@ -16,17 +16,17 @@ func TestParseLimits_acceptsTheLimitsGrammar(t *testing.T) {
 		expr string
 		want []core.Limit
 	}{
-		{"5/minute", []core.Limit{{5, time.Minute}}},
-		{"5 per minute", []core.Limit{{5, time.Minute}}},
-		{"10/hour;100/day", []core.Limit{{10, time.Hour}, {100, day}}},
-		{"2/3 seconds", []core.Limit{{2, 3 * time.Second}}},
-		{"100/day, 500/7 days", []core.Limit{{100, day}, {500, 7 * day}}},
-		{"1000 per 1 hour", []core.Limit{{1000, time.Hour}}},
-		{"1/SECOND|2/Minutes", []core.Limit{{1, time.Second}, {2, 2 * time.Minute / 2}}},
-		{"  7 PER 2 hours  ", []core.Limit{{7, 2 * time.Hour}}},
-		{"1/s,1/sec,1/m,1/min,1/h,1/d", []core.Limit{{1, time.Second}, {1, time.Second}, {1, time.Minute}, {1, time.Minute}, {1, time.Hour}, {1, day}}},
-		{"3/month;4/years", []core.Limit{{3, 30 * day}, {4, 365 * day}}},
-		{"9223372036854775807/second", []core.Limit{{1<<63 - 1, time.Second}}},
+		{"5/minute", []core.Limit{core.Per(5, time.Minute)}},
+		{"5 per minute", []core.Limit{core.Per(5, time.Minute)}},
+		{"10/hour;100/day", []core.Limit{core.Per(10, time.Hour), core.Per(100, day)}},
+		{"2/3 seconds", []core.Limit{core.Per(2, 3*time.Second)}},
+		{"100/day, 500/7 days", []core.Limit{core.Per(100, day), core.Per(500, 7*day)}},
+		{"1000 per 1 hour", []core.Limit{core.Per(1000, time.Hour)}},
+		{"1/SECOND|2/Minutes", []core.Limit{core.Per(1, time.Second), core.Per(2, 2*time.Minute/2)}},
+		{"  7 PER 2 hours  ", []core.Limit{core.Per(7, 2*time.Hour)}},
+		{"1/s,1/sec,1/m,1/min,1/h,1/d", []core.Limit{core.Per(1, time.Second), core.Per(1, time.Second), core.Per(1, time.Minute), core.Per(1, time.Minute), core.Per(1, time.Hour), core.Per(1, day)}},
+		{"3/month;4/years", []core.Limit{core.Per(3, 30*day), core.Per(4, 365*day)}},
+		{"9223372036854775807/second", []core.Limit{core.Per(1<<63-1, time.Second)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.expr, func(t *testing.T) {
@@ -150,7 +150,7 @@ func TestParseAlgorithm_readsWhatStringWrites(t *testing.T) {
 }
 
 func FuzzParseLimits(f *testing.F) {
-	for _, s := range []string{"5/minute", "5 per minute", "10/hour;100/day", "2/3 seconds", "100/day, 500/7 days", "1000 per 1 hour", "1/s|2/d", "", "5/", "-1/day"} {
+	for _, s := range []string{"5/minute", "5 per minute", "10/hour;100/day", "2/3 seconds", "100/day, 500/7 days", "1000 per 1 hour", "1/s|2/d", "", "5/", "-1/day", "1000 per calendar month", "5/calendar day in Europe/Paris;1/hour", "3/calendar weeks in America/Argentina/Buenos_Aires", "1/calendar year in Etc/GMT+5"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, expr string) {

@@ -86,7 +86,7 @@ func isBucket(alg Algorithm) bool { return alg == TokenBucket || alg == LeakyBuc
 // sameShape reports whether s is limit l of rule r under alg, as prepared.
 func (s *shape) sameShape(alg Algorithm, r *Rule, l Limit) bool {
 	return s.count == l.Count && s.window == int64(l.Period/time.Microsecond) &&
-		(!isBucket(alg) || s.burst == r.burst(l))
+		(!isBucket(alg) || s.burst == r.burst(l)) && s.sameCalendar(l)
 }
 
 // matches reports whether the entry is key's state under rule r and alg.
@@ -131,6 +131,10 @@ func collisionKey(key string, alg Algorithm, shapes []shape) string {
 		if isBucket(alg) {
 			b.WriteByte('/')
 			b.WriteString(strconv.FormatInt(s.burst, 10))
+		}
+		if s.zone != nil {
+			b.WriteString("/calendar ")
+			b.WriteString(s.zone.String())
 		}
 	}
 	return b.String()

@@ -124,12 +124,14 @@ func newMiddleware[O AdapterOption](skip int, expr string, opts []O, native refl
 	}
 	// ruleOf parses an expression into the middleware's rule or a plan's,
 	// checked with the defaults of the limiter that will enforce it.
+	calendar := false // some rule has a calendar limit, for WithTimeZone
 	ruleOf := func(expr string) (Rule, error) {
 		r, err := NewRule(expr, mc.algorithm)
 		if err != nil {
 			return Rule{}, err
 		}
 		r.Burst = mc.burst
+		calendar = r.inZone(mc.zone) || calendar
 		return r, validateFor(r, mc.limiter)
 	}
 	rule, err := ruleOf(expr)
@@ -162,6 +164,9 @@ func newMiddleware[O AdapterOption](skip int, expr string, opts []O, native refl
 			rs := newRuleSet(pr, scope+"/"+name, mc.quotaUnit)
 			m.planSets[name] = &rs
 		}
+	}
+	if mc.zone != nil && !calendar {
+		return nil, fmt.Errorf("limitkit: WithTimeZone(%s): %q has no calendar limit for it to apply to; write \"per calendar month\" (or day, week, year)", mc.zone, expr)
 	}
 	return m, nil
 }
@@ -275,7 +280,7 @@ func (m *Middleware) EnforceWith(r *http.Request, h http.Header, native any) Res
 	if obs := lim.cfg.observer; obs != nil {
 		decided := o.action == ActionStore || o.action == ActionFallback
 		obs.Observe(Event{
-			Kind: EventDecision, Scope: rs.scope, Identity: id, Decision: o.d,
+			Kind: EventDecision, Scope: rs.scope, Identity: id, Route: m.route(r, native), Decision: o.d,
 			Shadow: m.shadow && decided && !o.d.Allowed, DecidedBy: o.action, Latency: o.latency, Err: o.err,
 		})
 	}

@@ -7,9 +7,10 @@ import (
 )
 
 // Observer receives every decision a limiter makes and every failure of its
-// store, for metrics (see package promlimit), logs or tests. Observe runs on
-// the request's goroutine, so it must be quick and safe for concurrent use;
-// the Event is passed by value so that observing costs no allocation.
+// store, for metrics (see packages promlimit and otellimit), logs or tests.
+// Observe runs on the request's goroutine, so it must be quick and safe for
+// concurrent use; the Event is passed by value so that observing costs no
+// allocation.
 type Observer interface {
 	Observe(Event)
 }
@@ -61,7 +62,9 @@ func (k EventKind) String() string {
 // Scope and Identity never carry a secret: identities from API keys and
 // tokens are hashed before any event sees them. Identity may be a client IP,
 // so it suits logs but not metric labels (one series per client would
-// exhaust any metrics backend).
+// exhaust any metrics backend). Scope and Route are set by the app's code
+// (names, limits, routes), never by a client, so their number is bounded
+// by the code: those are the labels.
 type Event struct {
 	Kind EventKind
 	// Scope is the budget the check counted against: the middleware's name
@@ -71,6 +74,14 @@ type Event struct {
 	// Identity is who was checked, as the key function gave it (hashed for
 	// secrets); empty for Limiter.Take and for store up/down events.
 	Identity string
+	// Route is the route pattern the request matched, for EventDecision
+	// from a middleware, where the router has told it by the time the
+	// middleware runs: c.FullPath() on Gin, c.Path() on Echo, r.Pattern on
+	// a ServeMux and on chi (which sets it once it has routed: a middleware
+	// of r.Use on chi's root router runs before that). It is empty where
+	// unknown, and for a request that matched no route. The app's routes
+	// set it, never the client, so unlike Identity it suits a metric label.
+	Route string
 	// Decision is the store's decision for EventDecision; for
 	// ActionFailOpen and ActionFailClosed it is the zero Decision.
 	Decision Decision

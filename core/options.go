@@ -123,6 +123,7 @@ type middlewareConfig struct {
 	nativeDeny   NativeDenyFunc
 	plans        map[string]string
 	planOf       func(*http.Request, any) string
+	routeOf      func(*http.Request, any) string
 	names        headerNames
 	namesSet     bool
 	ietf         bool
@@ -131,6 +132,7 @@ type middlewareConfig struct {
 	resetEpoch   bool
 	wait         func(context.Context, time.Duration) error
 	chargeWhen   func(native any, resp Response) bool
+	zone         *time.Location // WithTimeZone
 	problems     []error
 	// natives are the native options applied, for the constructor to
 	// check their context against the adapter's.

@@ -72,6 +72,8 @@ func (l *Limiter) Peek(ctx context.Context, key string, rule Rule, cost int64) (
 //   - FixedWindow: the refund comes off the window's count only while the
 //     window the charge was made in is the current one; once a new window
 //     has begun, the charge no longer counts and nothing is given back.
+//     So for a calendar limit: while the charge's day, week, month or year
+//     is the current one in its zone.
 //   - SlidingWindowCounter: the refund comes off the count of the charge's
 //     window, whether that is the current window or, weighted by what is
 //     left of it, the previous one; nothing once it is older.
@@ -229,7 +231,7 @@ func (l *Limiter) refund(ctx context.Context, st QuotaStore, key string, rule Ru
 			}
 		}
 		if err != nil && errors.Is(tctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-			err = l.timedOut()
+			err = l.timedOut(err)
 		}
 	}
 	if err != nil && !errors.Is(err, ErrClosed) {

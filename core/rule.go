@@ -23,11 +23,16 @@ type Rule struct {
 }
 
 // NewRule parses expr (see ParseLimits) into a rule using algorithm alg (zero
-// for the limiter's default) and checks that it can be enforced.
+// for the limiter's default) and checks that it can be enforced. A rule with
+// a calendar limit is counted with FixedWindow: given no algorithm, NewRule
+// chooses it.
 func NewRule(expr string, alg Algorithm) (Rule, error) {
 	limits, err := ParseLimits(expr)
 	if err != nil {
 		return Rule{}, err
+	}
+	if alg == 0 && hasCalendar(limits) {
+		alg = FixedWindow
 	}
 	r := Rule{Limits: limits, Algorithm: alg}
 	if err := r.Validate(); err != nil {
@@ -92,6 +97,9 @@ func (r *Rule) shapes(alg Algorithm, buf *[maxInlineLimits]shape) ([]shape, erro
 		if l.Period < time.Microsecond || l.Period/time.Microsecond > maxExact/4 {
 			return nil, fmt.Errorf("limitkit: limit %q: period must be between 1µs and 2^50µs", l.String())
 		}
+		if err := l.checkCalendar(r, alg); err != nil {
+			return nil, err
+		}
 		s := shapeOf(l, r.burst(l))
 		switch alg {
 		case SlidingWindowLog:
@@ -142,16 +150,32 @@ func (r *Rule) burst(l Limit) int64 {
 // It is the first 64 bits of a SHA-256, the same in every process and
 // build: no two rules of an app's configuration share one but by a chance
 // of about 2^-64 a pair (the Redis store names keys by it; the memory store
-// compares shapes in full).
+// compares shapes in full). A rule with a calendar limit digests, besides,
+// each limit's calendar unit and zone name, under a first byte no other
+// rule's digest has, so that the shapes of other rules are what they were
+// before calendar limits existed.
 func (r Rule) Shape() uint64 {
 	alg := r.Algorithm.orDefault()
-	var buf [1 + 24*maxInlineLimits]byte
-	b := append(buf[:0], byte(alg))
+	calendar := hasCalendar(r.Limits)
+	var buf [1 + 64*maxInlineLimits]byte
+	first := byte(alg)
+	if calendar {
+		first |= 0x80
+	}
+	b := append(buf[:0], first)
 	for _, l := range r.Limits {
 		b = binary.BigEndian.AppendUint64(b, uint64(l.Count))
 		b = binary.BigEndian.AppendUint64(b, uint64(l.Period/time.Microsecond))
 		if isBucket(alg) {
 			b = binary.BigEndian.AppendUint64(b, uint64(r.burst(l)))
+		}
+		if calendar {
+			b = append(b, byte(l.Calendar))
+			if l.Calendar != 0 {
+				name := l.zone().String()
+				b = binary.BigEndian.AppendUint16(b, uint16(len(name)))
+				b = append(b, name...)
+			}
 		}
 	}
 	sum := sha256.Sum256(b)
@@ -170,6 +194,9 @@ func (r *Rule) shapeHash(alg Algorithm) uint64 {
 		h = mix64(h ^ uint64(l.Period/time.Microsecond))
 		if bucket {
 			h = mix64(h ^ uint64(r.burst(l)))
+		}
+		if l.Calendar != 0 {
+			h = mix64(h ^ uint64(l.Calendar)<<56 ^ zoneHash(l.zone()))
 		}
 	}
 	return h

@@ -22,14 +22,14 @@ const StatusClientClosedRequest = core.StatusClientClosedRequest
 // is a mistake in set-up code, best found at start-up. Use New to get the
 // error instead.
 func Limit(expr string, opts ...Option) echo.MiddlewareFunc {
-	return core.MustAdapt[echo.Context]("echolimit.Limit", 1, expr, opts, middleware)
+	return core.MustAdapt[echo.Context]("echolimit.Limit", 1, expr, withRoute(opts), middleware)
 }
 
 // New is Limit returning an error, rather than panicking, for an invalid
 // expression or option. The error wraps core's: errors.As finds a
 // *core.SyntaxError for a bad expression.
 func New(expr string, opts ...Option) (echo.MiddlewareFunc, error) {
-	return core.Adapt[echo.Context]("echolimit.New", 1, expr, opts, middleware)
+	return core.Adapt[echo.Context]("echolimit.New", 1, expr, withRoute(opts), middleware)
 }
 
 // Error is the Internal error of a refused request's *echo.HTTPError: the
@@ -74,13 +74,13 @@ type Middleware struct {
 //	e.GET("/quotes/:symbol", getQuote, quotes.Handler)
 //	e.GET("/usage", func(c echo.Context) error { u, err := quotes.Peek(c); ... })
 func NewMiddleware(expr string, opts ...Option) (*Middleware, error) {
-	return core.Adapt[echo.Context]("echolimit.NewMiddleware", 1, expr, opts, newMiddleware)
+	return core.Adapt[echo.Context]("echolimit.NewMiddleware", 1, expr, withRoute(opts), newMiddleware)
 }
 
 // MustNewMiddleware is NewMiddleware for set-up code: it panics with the
 // error, which names the call and quotes the expression.
 func MustNewMiddleware(expr string, opts ...Option) *Middleware {
-	return core.MustAdapt[echo.Context]("echolimit.MustNewMiddleware", 1, expr, opts, newMiddleware)
+	return core.MustAdapt[echo.Context]("echolimit.MustNewMiddleware", 1, expr, withRoute(opts), newMiddleware)
 }
 
 func newMiddleware(m *core.Middleware) *Middleware {
@@ -128,6 +128,13 @@ func ErrorHandler(next echo.HTTPErrorHandler) echo.HTTPErrorHandler {
 		_ = c.JSONBlob(refused.Result.Status, refused.Result.Body())
 	}
 }
+
+// withRoute puts first the option that tells core the route each request
+// matched, for the events that metrics label (core.Event.Route): see
+// routePath.
+func withRoute(opts []Option) []Option { return append([]Option{routeOption}, opts...) }
+
+var routeOption Option = option{core.NativeRoute("echolimit.route", routePath)}
 
 // middleware passes the echo.Context to core as the native value, for the
 // Echo-typed options (Key, Plans, Skipper, OnDeny, ChargeWhen) to find.

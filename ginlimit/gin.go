@@ -18,14 +18,14 @@ const StatusClientClosedRequest = core.StatusClientClosedRequest
 // expression, such as `ginlimit.Limit("5/minit"): ...`: that is a mistake in
 // set-up code, best found at start-up. Use New to get the error instead.
 func Limit(expr string, opts ...Option) gin.HandlerFunc {
-	return core.MustAdapt[*gin.Context]("ginlimit.Limit", 1, expr, opts, handler)
+	return core.MustAdapt[*gin.Context]("ginlimit.Limit", 1, expr, withRoute(opts), handler)
 }
 
 // New is Limit returning an error, rather than panicking, for an invalid
 // expression or option. The error wraps core's: errors.As finds a
 // *core.SyntaxError for a bad expression.
 func New(expr string, opts ...Option) (gin.HandlerFunc, error) {
-	return core.Adapt[*gin.Context]("ginlimit.New", 1, expr, opts, handler)
+	return core.Adapt[*gin.Context]("ginlimit.New", 1, expr, withRoute(opts), handler)
 }
 
 // Middleware is a Gin rate limit that can also tell a client what its
@@ -45,13 +45,13 @@ type Middleware struct {
 //	r.GET("/quotes/:symbol", quotes.Handle, getQuote)
 //	r.GET("/usage", func(c *gin.Context) { u, err := quotes.Peek(c); ... })
 func NewMiddleware(expr string, opts ...Option) (*Middleware, error) {
-	return core.Adapt[*gin.Context]("ginlimit.NewMiddleware", 1, expr, opts, newMiddleware)
+	return core.Adapt[*gin.Context]("ginlimit.NewMiddleware", 1, expr, withRoute(opts), newMiddleware)
 }
 
 // MustNewMiddleware is NewMiddleware for set-up code: it panics with the
 // error, which names the call and quotes the expression.
 func MustNewMiddleware(expr string, opts ...Option) *Middleware {
-	return core.MustAdapt[*gin.Context]("ginlimit.MustNewMiddleware", 1, expr, opts, newMiddleware)
+	return core.MustAdapt[*gin.Context]("ginlimit.MustNewMiddleware", 1, expr, withRoute(opts), newMiddleware)
 }
 
 func newMiddleware(m *core.Middleware) *Middleware {
@@ -71,6 +71,13 @@ func (l *Middleware) Peek(c *gin.Context) (core.Usage, error) {
 
 // Core returns the core middleware, for its Scope and String.
 func (l *Middleware) Core() *core.Middleware { return l.core }
+
+// withRoute puts first the option that tells core the route each request
+// matched, for the events that metrics label (core.Event.Route): Gin's
+// c.FullPath(), "" for a 404.
+func withRoute(opts []Option) []Option { return append([]Option{routeOption}, opts...) }
+
+var routeOption Option = option{core.NativeRoute("ginlimit.route", (*gin.Context).FullPath)}
 
 // handler passes the *gin.Context to core as the native value, for the
 // Gin-typed options (Key, Plans, Exempt, OnDeny, ChargeWhen) to find.

@@ -5,7 +5,7 @@
 //
 // The metrics:
 //
-//	limitkit_requests_total{scope, result, decided_by}
+//	limitkit_requests_total{scope, route, result, decided_by}
 //	    checked requests; result is allowed, denied or shadow_denied
 //	    (denied, but served by a middleware in shadow mode); decided_by is
 //	    store, fallback, fail_open or fail_closed (see core.Action).
@@ -20,9 +20,17 @@
 //	limitkit_store_latency_seconds
 //	    how long the store took to answer.
 //
-// scope is the middleware's name (core.WithName) or derived scope, so the
-// number of series grows with the number of limits in the code, never with
-// the number of clients; name your middlewares to make the label readable.
+// The labels are bounded by the app's code, never by its clients. scope is
+// the budget: the middleware's name (core.WithName), with "/" and the plan
+// for a plan's rule, or else the short hash of its derived scope (see
+// core.Middleware.Scope); name your middlewares to make it readable. route
+// is the route pattern the request matched, such as "/items/:id", where
+// the router has told it (core.Event.Route): "" for a request that matched
+// no route, for a middleware that runs before routing (chi's root r.Use)
+// and for Limiter.Take. Neither ever holds the request's path, method or
+// identity, so the number of series is at most the number of middlewares
+// times the routes each covers, times the results and deciders, however
+// many clients, paths or methods arrive.
 package promlimit
 
 import (
@@ -72,9 +80,15 @@ var (
 // scopeMetrics caches one scope's series, so that observing does not look
 // labels up in the vectors on every request.
 type scopeMetrics struct {
-	scope    string
+	scope  string
+	routes sync.Map // route → *routeMetrics
+	errors prometheus.Counter
+}
+
+// routeMetrics caches the request series of one scope and route.
+type routeMetrics struct {
+	route    string
 	requests [results][len(decidedByNames)]atomic.Pointer[prometheus.Counter]
-	errors   prometheus.Counter
 }
 
 // NewCollector returns a collector; register it, and give it to a limiter
@@ -83,8 +97,8 @@ func NewCollector() *Collector {
 	c := &Collector{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "limitkit_requests_total",
-			Help: "Requests checked by a rate limit, by scope, result (allowed, denied, shadow_denied) and what decided (store, fallback, fail_open, fail_closed).",
-		}, []string{"scope", "result", "decided_by"}),
+			Help: "Requests checked by a rate limit, by scope, route pattern, result (allowed, denied, shadow_denied) and what decided (store, fallback, fail_open, fail_closed).",
+		}, []string{"scope", "route", "result", "decided_by"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "limitkit_store_errors_total",
 			Help: "Calls of the rate-limit store that failed, timed out or panicked, by scope.",
@@ -163,7 +177,8 @@ func (c *Collector) Observe(e core.Event) {
 			(e.DecidedBy == core.ActionStore || e.DecidedBy == core.ActionFallback) && !e.Decision.Allowed:
 			res = resultDenied
 		}
-		c.scope(e.Scope).counter(c, res, e.DecidedBy).Inc()
+		sm := c.scope(e.Scope)
+		sm.route(e.Route).counter(c, sm.scope, res, e.DecidedBy).Inc()
 		if e.Latency > 0 {
 			c.latency.Observe(e.Latency.Seconds())
 		}
@@ -189,7 +204,15 @@ func (c *Collector) scope(s string) *scopeMetrics {
 	return m.(*scopeMetrics)
 }
 
-func (m *scopeMetrics) counter(c *Collector, res int, a core.Action) prometheus.Counter {
+func (m *scopeMetrics) route(r string) *routeMetrics {
+	if rm, ok := m.routes.Load(r); ok {
+		return rm.(*routeMetrics)
+	}
+	rm, _ := m.routes.LoadOrStore(r, &routeMetrics{route: r})
+	return rm.(*routeMetrics)
+}
+
+func (m *routeMetrics) counter(c *Collector, scope string, res int, a core.Action) prometheus.Counter {
 	if int(a) >= len(decidedByNames) {
 		a = core.ActionStore
 	}
@@ -197,7 +220,7 @@ func (m *scopeMetrics) counter(c *Collector, res int, a core.Action) prometheus.
 	if p := cell.Load(); p != nil {
 		return *p
 	}
-	ctr := c.requests.WithLabelValues(m.scope, resultNames[res], decidedByNames[a])
+	ctr := c.requests.WithLabelValues(scope, m.route, resultNames[res], decidedByNames[a])
 	cell.Store(&ctr)
 	return ctr
 }

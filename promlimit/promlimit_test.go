@@ -48,10 +48,10 @@ func TestCollector_countsDecisionsByScopeAndResult(t *testing.T) {
 	send(core.MustNewMiddleware("2/minute", core.WithLimiter(lim), core.WithName("login")).Handler(ok), 5)
 	send(core.MustNewMiddleware("1/minute", core.WithLimiter(lim), core.WithName("trial"), core.WithShadow()).Handler(ok), 3)
 
-	want := `limitkit_requests_total{decided_by="store",result="allowed",scope="login"} 2
-limitkit_requests_total{decided_by="store",result="allowed",scope="trial"} 1
-limitkit_requests_total{decided_by="store",result="denied",scope="login"} 3
-limitkit_requests_total{decided_by="store",result="shadow_denied",scope="trial"} 2
+	want := `limitkit_requests_total{decided_by="store",result="allowed",route="",scope="login"} 2
+limitkit_requests_total{decided_by="store",result="allowed",route="",scope="trial"} 1
+limitkit_requests_total{decided_by="store",result="denied",route="",scope="login"} 3
+limitkit_requests_total{decided_by="store",result="shadow_denied",route="",scope="trial"} 2
 limitkit_store_latency_seconds_count 8
 `
 	if got := gather(t, reg, "limitkit_requests_total", "limitkit_store_latency_seconds"); got != want {
@@ -75,8 +75,8 @@ func TestCollector_countsStoreFailuresAndTransitions(t *testing.T) {
 	now = now.Add(2 * time.Second)
 	send(h, 1)
 
-	want := `limitkit_requests_total{decided_by="fail_closed",result="denied",scope="api"} 3
-limitkit_requests_total{decided_by="store",result="allowed",scope="api"} 1
+	want := `limitkit_requests_total{decided_by="fail_closed",result="denied",route="",scope="api"} 3
+limitkit_requests_total{decided_by="store",result="allowed",route="",scope="api"} 1
 limitkit_store_errors_total{scope="api"} 1
 limitkit_store_transitions_total{to="down"} 1
 limitkit_store_transitions_total{to="up"} 1
@@ -129,7 +129,7 @@ func TestObserve_reusesTheCollectorOfARegistry(t *testing.T) {
 	rule := core.MustRule("5/minute", 0)
 	a.Allow(context.Background(), "k", rule)
 	b.Allow(context.Background(), "k", rule)
-	want := `limitkit_requests_total{decided_by="store",result="allowed",scope=""} 2
+	want := `limitkit_requests_total{decided_by="store",result="allowed",route="",scope=""} 2
 `
 	if got := gather(t, reg, "limitkit_requests_total"); got != want {
 		t.Errorf("metrics:\n%s\nwant (both limiters in one collector):\n%s", got, want)
@@ -149,7 +149,7 @@ func TestObserve_panicsOnAClash(t *testing.T) {
 
 func TestCollector_observingAKnownScopeAllocatesNothing(t *testing.T) {
 	c := NewCollector()
-	e := core.Event{Kind: core.EventDecision, Scope: "api", Decision: core.Decision{Allowed: true}, Latency: time.Millisecond}
+	e := core.Event{Kind: core.EventDecision, Scope: "api", Route: "/items/{id}", Decision: core.Decision{Allowed: true}, Latency: time.Millisecond}
 	c.Observe(e)
 	if n := testing.AllocsPerRun(100, func() { c.Observe(e) }); n != 0 {
 		t.Errorf("%v allocations per event; want 0", n)

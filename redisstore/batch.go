@@ -163,7 +163,12 @@ func (b *batcher) send(batch []*request) {
 // the others.
 func jointParts(ctx context.Context, batch []*request) []part {
 	var groups [len(scripts)][]*request
+	var parts []part
 	for _, r := range batch {
+		if r.calendarArgs() {
+			parts = append(parts, part{cmd: r.command(ctx), reqs: []*request{r}, src: r.script.one})
+			continue
+		}
 		for i, s := range scripts {
 			if s == r.script {
 				groups[i] = append(groups[i], r)
@@ -171,7 +176,6 @@ func jointParts(ctx context.Context, batch []*request) []part {
 			}
 		}
 	}
-	var parts []part
 	for i, g := range groups {
 		switch len(g) {
 		case 0:

@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/limitkit/limitkit/core"
 	"github.com/redis/go-redis/v9"
@@ -47,7 +46,7 @@ func (s *Store) Refund(ctx context.Context, key string, rule core.Rule, c core.C
 	}
 	args = append(args, c.At.UnixMicro(), amount)
 	for i, l := range rule.Limits {
-		args = append(args, l.Count, int64(l.Period/time.Microsecond), rule.Capacity(i))
+		args = append(args, l.Count, refundWindow(l, c.At), rule.Capacity(i))
 	}
 	v, err := s.bounded(ctx, func(ctx context.Context) ([]int64, error) {
 		cmd := redis.NewIntSliceCmd(ctx, args...)
@@ -63,7 +62,7 @@ func (s *Store) Refund(ctx context.Context, key string, rule core.Rule, c core.C
 	}
 	if err != nil {
 		s.noteFailure(err)
-		return fmt.Errorf("redisstore: refund %q under %v %s: %w", key, alg, rule.String(), err)
+		return fmt.Errorf("redisstore: refund %q under %v %s: %w", key, alg, rule.String(), s.cause.explain(err))
 	}
 	switch {
 	case len(v) == 2 && v[0] == 1:

@@ -29,6 +29,12 @@ type Store struct {
 	closed   atomic.Bool
 	closing  sync.Once
 	cluster  *redis.ClusterClient // the client, if it is one: see noteFailure
+	cause    *dialCause           // names a failed connection in errors: see cause.go
+
+	// calendarClock, set only by tests, is the time calendar boundaries
+	// are computed from in place of the clock (see calendar.go).
+	calendarClock core.Clock
+	calendars     calendarCache
 }
 
 // ErrClosed is returned by calls on a Store after Close. It is core.ErrClosed,
@@ -43,6 +49,15 @@ const clockSlack = time.Minute
 // New returns a store on client: a *redis.Client (also from
 // redis.NewFailoverClient for Sentinel), a *redis.ClusterClient or a
 // *redis.Ring. The store does not own the client: Close leaves it open.
+//
+// New adds a hook to the client (to its nodes, for a Cluster client or a
+// Ring) that remembers the last failed connection attempt, so that an
+// error the store returns names it, "context deadline exceeded (last
+// connection attempt: dial tcp ...: connect: connection refused)", where
+// go-redis gives only the deadline that passed meanwhile; errors.Is finds
+// both. Stores on one client share the hook. Build a Cluster client's
+// first Store before its first command: the hook reaches the nodes it
+// makes from then on.
 //
 // New panics, naming the mistake, if an option cannot work, such as a prefix
 // with a brace in it: that is a programming error found at start-up.
@@ -66,6 +81,7 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 		epoch:    time.Now(),
 	}
 	s.cluster, _ = client.(*redis.ClusterClient)
+	s.cause = causeOf(client)
 	if s.clock != nil {
 		s.slack = clockSlack.Milliseconds()
 	}
@@ -174,6 +190,7 @@ func (s *Store) decide(ctx context.Context, opName, key string, rule core.Rule, 
 		futile = futile || cost > capacity
 		r.setLimit(i, l.Count, int64(l.Period/time.Microsecond), capacity)
 	}
+	s.setCalendar(r, &rule)
 
 	shape := rule.Shape()
 	cached := s.deny != nil && !futile && mode == modeCharge
@@ -187,6 +204,7 @@ func (s *Store) decide(ctx context.Context, opName, key string, rule core.Rule, 
 	v, err := s.run(ctx, r)
 	if err != nil {
 		s.noteFailure(err)
+		err = s.cause.explain(err)
 		return core.Decision{}, 0, fmt.Errorf("redisstore: %s %q under %v %s: %w", opName, key, alg, rule.String(), err)
 	}
 	d, err := decision(v, &rule, r.keys)
@@ -266,6 +284,9 @@ func decision(r []int64, rule *core.Rule, keys []string) (core.Decision, error) 
 	if allowed == -1 && idx >= 0 && idx < int64(len(keys)) {
 		return core.Decision{}, fmt.Errorf("%w under %s", core.ErrCorruptState, keys[idx])
 	}
+	if allowed == -2 {
+		return core.Decision{}, clockSkew(rule, idx)
+	}
 	if allowed < 0 || allowed > 1 || never < 0 || never > 1 || idx < 0 || idx >= int64(len(rule.Limits)) {
 		return core.Decision{}, fmt.Errorf("unexpected script reply %v", r)
 	}
@@ -309,7 +330,7 @@ func (s *Store) Reset(ctx context.Context, key string, rule core.Rule) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("redisstore: reset %q: %w", key, err)
+		return fmt.Errorf("redisstore: reset %q: %w", key, s.cause.explain(err))
 	}
 	// A denial recorded while the DEL was in flight would outlive it.
 	if s.deny != nil {

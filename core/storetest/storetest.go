@@ -76,6 +76,7 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("CorruptStateIsThatKeysAlone", func(t *testing.T) { runCorrupt(t, newStore) })
 	t.Run("ClosedStoreSaysSo", func(t *testing.T) { runClosed(t, newStore) })
 	t.Run("Quota", func(t *testing.T) { runQuota(t, newStore) })
+	t.Run("CalendarWindows", func(t *testing.T) { runCalendar(t, newStore) }) // calendar.go
 }
 
 // Expirer is implemented by a store, or a test's wrapper of one, that can

@@ -65,6 +65,10 @@ func newRouter(app *quotes.App) http.Handler {
 			writeJSON(w, http.StatusOK, quotes.UsageOf(u))
 		})
 
+	// GET /export: every quote, three times per calendar day per IP.
+	r.With(chilimit.Limit(quotes.ExportLimit, lim, core.WithName(quotes.ExportScope))).
+		Get("/export", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, quotes.All()) })
+
 	r.Method(http.MethodGet, "/metrics", app.Metrics())
 	return r
 }

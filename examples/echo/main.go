@@ -54,6 +54,11 @@ func newRouter(app *quotes.App) http.Handler {
 		return c.JSON(http.StatusOK, quotes.UsageOf(u))
 	}, identify, echolimit.Limit(quotes.UsageLimit, lim, core.WithName(quotes.UsageScope)), refuseBadToken)
 
+	// GET /export: every quote, three times per calendar day per IP.
+	e.GET("/export", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, quotes.All())
+	}, echolimit.Limit(quotes.ExportLimit, lim, core.WithName(quotes.ExportScope)))
+
 	e.GET("/metrics", echo.WrapHandler(app.Metrics()))
 	return e
 }

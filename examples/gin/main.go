@@ -52,6 +52,11 @@ func newRouter(app *quotes.App) http.Handler {
 			c.JSON(http.StatusOK, quotes.UsageOf(u))
 		})
 
+	// GET /export: every quote, three times per calendar day per IP.
+	r.GET("/export", ginlimit.Limit(quotes.ExportLimit, lim, core.WithName(quotes.ExportScope)), func(c *gin.Context) {
+		c.JSON(http.StatusOK, quotes.All())
+	})
+
 	r.GET("/metrics", gin.WrapH(app.Metrics()))
 	return r
 }

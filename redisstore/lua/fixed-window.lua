@@ -1,4 +1,9 @@
 -- The fixed window. Its state is core's cell "a,b": window start and count.
+-- A calendar limit (core/calendar.go) keeps "a,b" too, with a the window's
+-- end, and comes with a negative window, -p: ARGV[ab + p + 1] to
+-- ARGV[ab + p + 4] are the four boundaries of three windows, the one that
+-- holds the instance's time and its neighbours, so that Redis's time, not
+-- the instance's, picks the window (redisstore/calendar.go).
 --{{define check}}
   local a, b = 0, 0
   local v = redis.pcall('GET', KEYS[kb + i])
@@ -13,26 +18,50 @@
     if not SA then SA, SB, SC = {}, {}, {} end
     SA[i], SB[i] = a, b
   end
-  local ws, cnt = now - fmod(now, window), b
-  if ws > a then cnt = 0 else ws = a end
-  reset = ws + window - now
+  local we, cnt = 0, b -- the end of the window now counts in, and its count
+  if window > 0 then
+    local ws = now - fmod(now, window)
+    if ws > a then cnt = 0 else ws = a end
+    we = ws + window
+  else
+    local p = ab - window
+    local b0, b3 = tonumber(ARGV[p + 1]), tonumber(ARGV[p + 4])
+    -- Beyond the three windows Redis's clock is a window or more from the
+    -- instance's: refuse rather than guess ({-2, i - 1, ...}).
+    if now < b0 or now >= b3 then return {-2, i - 1, 0, 0, 0, 0, 0, 0} end
+    we = tonumber(ARGV[p + 2])
+    if now >= we then
+      we = tonumber(ARGV[p + 3])
+      if now >= we then we = b3 end
+    end
+    if we > a then cnt = 0 else we = a end
+    if i == 1 then C1 = we else SC[i] = we end
+  end
+  reset = we - now
   if cost <= count and cnt + cost <= count then
     ok, rem = true, count - cnt - cost
   else
     rem = mmax(count - cnt, 0)
-    if cost > count then never = true else retry = ws + window - now end
+    if cost > count then never = true else retry = we - now end
   end
 --{{define commit}}
   if allOK then
     local a, b
     if i == 1 then a, b = A1, B1
     else a, b = SA[i], SB[i] end
-    local ws = now - fmod(now, window)
-    if ws > a then a, b = ws, 0 end
+    local we -- the end of the window charged
+    if window > 0 then
+      local ws = now - fmod(now, window)
+      if ws > a then a, b = ws, 0 end
+      we = a + window
+    else
+      if i == 1 then we = C1 else we = SC[i] end
+      if we > a then a, b = we, 0 end
+    end
     b = b + cost
     -- The key outlives the window.
     local ttlMs = slack
-    if a + window > now then ttlMs = ttlMs + math.ceil((a + window - now) / 1000) end
+    if we > now then ttlMs = ttlMs + math.ceil((we - now) / 1000) end
     if ttlMs > 0 then
       redis.call('SET', KEYS[kb + i], fmt(D2, a, b), 'PX', ttlMs)
     else
@@ -40,7 +69,9 @@
     end
   end
 --{{define refund}}
-  -- Only while the charge's window is the current one.
+  -- Only while the charge's window is the current one. A calendar limit's
+  -- window comes as the end of the charge's window, negated, which its
+  -- state holds in a.
   local v = redis.pcall('GET', KEYS[i])
   if v then
     local x, y = string.match(type(v) == 'string' and v or '', '^(%-?%d+),(%-?%d+)$')
@@ -48,8 +79,15 @@
     if not b then
       bad = bad or i
     else
-      local ws = at - fmod(at, window)
-      if a == ws and now < ws + window and b > 0 then
+      -- a names the state's window: its start, or a calendar limit's end.
+      local mine, we = false, -window
+      if window > 0 then
+        local ws = at - fmod(at, window)
+        mine, we = a == ws, ws + window
+      else
+        mine = a == we
+      end
+      if mine and now < we and b > 0 then
         keep(KEYS[i], fmt(D2, a, b - math.min(amount, b)))
       end
     end

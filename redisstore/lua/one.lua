@@ -5,7 +5,8 @@
 -- KEYS: one key per limit, in rule order.
 -- ARGV: now in µs ("" to read Redis's TIME), cost, TTL slack in ms, mode
 --       (0 decides and charges, 1 peeks: decides, charges nothing), then
---       per limit: count, window in µs, burst.
+--       per limit: count, window in µs, burst; then, for each calendar
+--       limit, the boundaries its window points at (see fixed-window.lua).
 -- Reply: {allowed 0|1, deciding limit (0-based), remaining, reset-after µs,
 --         retry-after µs, delay µs, never 0|1, the time decided at in µs},
 --         or {-1, index of the key whose state is corrupt, 0, 0, 0, 0, 0, 0}.
@@ -15,6 +16,6 @@
 --
 --   redis-cli --eval redisstore/testdata/token-bucket.lua key , "" 1 0 0 5 60000000 5
 --{{prelude}}
-local kb, ab, n = 0, 0, (#ARGV - 4) / 3
+local kb, ab, n = 0, 0, #KEYS
 --{{decide}}
 return {allOK and 1 or 0, bIdx - 1, bRem, bReset, bRetry, delay, bNever and 1 or 0, now}

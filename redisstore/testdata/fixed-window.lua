@@ -5,7 +5,8 @@
 -- KEYS: one key per limit, in rule order.
 -- ARGV: now in µs ("" to read Redis's TIME), cost, TTL slack in ms, mode
 --       (0 decides and charges, 1 peeks: decides, charges nothing), then
---       per limit: count, window in µs, burst.
+--       per limit: count, window in µs, burst; then, for each calendar
+--       limit, the boundaries its window points at (see fixed-window.lua).
 -- Reply: {allowed 0|1, deciding limit (0-based), remaining, reset-after µs,
 --         retry-after µs, delay µs, never 0|1, the time decided at in µs},
 --         or {-1, index of the key whose state is corrupt, 0, 0, 0, 0, 0, 0}.
@@ -30,7 +31,7 @@ if fmt(D1, 9007199254740991) ~= '9007199254740991' then D1, D2, D3 = '%.0f', '%.
 local A1, B1, C1, SA, SB, SC
 -- nowCache is Redis's TIME in µs, read at most once per script run.
 local nowCache
-local kb, ab, n = 0, 0, (#ARGV - 4) / 3
+local kb, ab, n = 0, 0, #KEYS
 -- One decision, core's decide: check every limit, let the most telling
 -- verdict speak (core's outranks), and charge all limits or none. Its keys
 -- follow KEYS[kb] and its arguments ARGV[ab]; n is its number of limits.
@@ -71,14 +72,31 @@ for i = 1, n do
     if not SA then SA, SB, SC = {}, {}, {} end
     SA[i], SB[i] = a, b
   end
-  local ws, cnt = now - fmod(now, window), b
-  if ws > a then cnt = 0 else ws = a end
-  reset = ws + window - now
+  local we, cnt = 0, b -- the end of the window now counts in, and its count
+  if window > 0 then
+    local ws = now - fmod(now, window)
+    if ws > a then cnt = 0 else ws = a end
+    we = ws + window
+  else
+    local p = ab - window
+    local b0, b3 = tonumber(ARGV[p + 1]), tonumber(ARGV[p + 4])
+    -- Beyond the three windows Redis's clock is a window or more from the
+    -- instance's: refuse rather than guess ({-2, i - 1, ...}).
+    if now < b0 or now >= b3 then return {-2, i - 1, 0, 0, 0, 0, 0, 0} end
+    we = tonumber(ARGV[p + 2])
+    if now >= we then
+      we = tonumber(ARGV[p + 3])
+      if now >= we then we = b3 end
+    end
+    if we > a then cnt = 0 else we = a end
+    if i == 1 then C1 = we else SC[i] = we end
+  end
+  reset = we - now
   if cost <= count and cnt + cost <= count then
     ok, rem = true, count - cnt - cost
   else
     rem = mmax(count - cnt, 0)
-    if cost > count then never = true else retry = ws + window - now end
+    if cost > count then never = true else retry = we - now end
   end
   -- core's outranks.
   allOK = allOK and ok
@@ -100,12 +118,19 @@ for i = 1, peek and 0 or n do
     local a, b
     if i == 1 then a, b = A1, B1
     else a, b = SA[i], SB[i] end
-    local ws = now - fmod(now, window)
-    if ws > a then a, b = ws, 0 end
+    local we -- the end of the window charged
+    if window > 0 then
+      local ws = now - fmod(now, window)
+      if ws > a then a, b = ws, 0 end
+      we = a + window
+    else
+      if i == 1 then we = C1 else we = SC[i] end
+      if we > a then a, b = we, 0 end
+    end
     b = b + cost
     -- The key outlives the window.
     local ttlMs = slack
-    if a + window > now then ttlMs = ttlMs + math.ceil((a + window - now) / 1000) end
+    if we > now then ttlMs = ttlMs + math.ceil((we - now) / 1000) end
     if ttlMs > 0 then
       redis.call('SET', KEYS[kb + i], fmt(D2, a, b), 'PX', ttlMs)
     else

@@ -50,7 +50,9 @@ local bad = false
 for i = 1, (#ARGV - 3) / 3 do
   local o = (i - 1) * 3
   local count, window, burst = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6])
-  -- Only while the charge's window is the current one.
+  -- Only while the charge's window is the current one. A calendar limit's
+  -- window comes as the end of the charge's window, negated, which its
+  -- state holds in a.
   local v = redis.pcall('GET', KEYS[i])
   if v then
     local x, y = string.match(type(v) == 'string' and v or '', '^(%-?%d+),(%-?%d+)$')
@@ -58,8 +60,15 @@ for i = 1, (#ARGV - 3) / 3 do
     if not b then
       bad = bad or i
     else
-      local ws = at - fmod(at, window)
-      if a == ws and now < ws + window and b > 0 then
+      -- a names the state's window: its start, or a calendar limit's end.
+      local mine, we = false, -window
+      if window > 0 then
+        local ws = at - fmod(at, window)
+        mine, we = a == ws, ws + window
+      else
+        mine = a == we
+      end
+      if mine and now < we and b > 0 then
         keep(KEYS[i], fmt(D2, a, b - math.min(amount, b)))
       end
     end

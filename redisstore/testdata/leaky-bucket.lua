@@ -5,7 +5,8 @@
 -- KEYS: one key per limit, in rule order.
 -- ARGV: now in µs ("" to read Redis's TIME), cost, TTL slack in ms, mode
 --       (0 decides and charges, 1 peeks: decides, charges nothing), then
---       per limit: count, window in µs, burst.
+--       per limit: count, window in µs, burst; then, for each calendar
+--       limit, the boundaries its window points at (see fixed-window.lua).
 -- Reply: {allowed 0|1, deciding limit (0-based), remaining, reset-after µs,
 --         retry-after µs, delay µs, never 0|1, the time decided at in µs},
 --         or {-1, index of the key whose state is corrupt, 0, 0, 0, 0, 0, 0}.
@@ -31,7 +32,7 @@ local A1, B1, C1, SA, SB, SC
 -- nowCache is Redis's TIME in µs, read at most once per script run.
 local nowCache
 local LEAKY = ALGORITHM == 'leaky-bucket'
-local kb, ab, n = 0, 0, (#ARGV - 4) / 3
+local kb, ab, n = 0, 0, #KEYS
 -- One decision, core's decide: check every limit, let the most telling
 -- verdict speak (core's outranks), and charge all limits or none. Its keys
 -- follow KEYS[kb] and its arguments ARGV[ab]; n is its number of limits.

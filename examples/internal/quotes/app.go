@@ -92,6 +92,14 @@ func (a *App) Check(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	addr := a.rdb.Options().Addr
+	// Dial once first: go-redis retries a refused connection with backoff
+	// until the deadline, which would then be all the error says.
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("REDIS_URL: cannot connect to Redis at %s: %w", addr, err)
+	}
+	conn.Close()
 	if err := a.rdb.Ping(ctx).Err(); err != nil {
 		return "", fmt.Errorf("REDIS_URL: Redis at %s did not answer PING: %w", addr, err)
 	}

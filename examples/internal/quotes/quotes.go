@@ -5,6 +5,7 @@
 package quotes
 
 import (
+	"sort"
 	"strings"
 )
 
@@ -29,6 +30,23 @@ func Find(symbol string) (Quote, bool) {
 	q, ok := table[strings.ToUpper(symbol)]
 	return q, ok
 }
+
+// All returns every quote, by symbol: the body of GET /export.
+func All() []Quote {
+	out := make([]Quote, 0, len(table))
+	for _, q := range table {
+		out = append(out, q)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Symbol < out[j].Symbol })
+	return out
+}
+
+// ExportLimit guards GET /export, per IP: a calendar quota, which resets
+// at midnight UTC rather than a day after each request.
+const ExportLimit = "3 per calendar day"
+
+// ExportScope names the export budget.
+const ExportScope = "export"
 
 // The limits of the quote API.
 const (

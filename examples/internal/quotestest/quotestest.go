@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -241,6 +242,29 @@ func Run(t *testing.T, newRouter func(*quotes.App) http.Handler) {
 		}
 	})
 
+	t.Run("export is a calendar quota: 3 a day, back at midnight UTC", func(t *testing.T) {
+		s := newServer(t, newRouter)
+		s.clk.Advance(23*time.Hour + 30*time.Minute) // 23:30 UTC
+		for i := range 3 {
+			w := s.do("GET", "/export", anon, "", "")
+			var all []quotes.Quote
+			if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &all) != nil || len(all) != 4 {
+				t.Fatalf("export %d: %d %s; want the four quotes", i+1, w.Code, w.Body)
+			}
+		}
+		w := s.do("GET", "/export", anon, "", "")
+		if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1800" {
+			t.Fatalf("4th export: %d, Retry-After %q; want 429 until midnight, 1800 s", w.Code, w.Header().Get("Retry-After"))
+		}
+		if w := s.do("GET", "/export", other, "", ""); w.Code != http.StatusOK {
+			t.Errorf("another client's first export: %d; want its own budget", w.Code)
+		}
+		s.clk.Advance(30 * time.Minute) // midnight: a new calendar day
+		if w := s.do("GET", "/export", anon, "", ""); w.Code != http.StatusOK {
+			t.Errorf("export after midnight: %d; want a fresh day's quota", w.Code)
+		}
+	})
+
 	t.Run("metrics report the denials", func(t *testing.T) {
 		s := newServer(t, newRouter)
 		for range 102 { // two refused
@@ -253,12 +277,15 @@ func Run(t *testing.T, newRouter func(*quotes.App) http.Handler) {
 		if w.Code != http.StatusOK {
 			t.Fatalf("GET /metrics: %d", w.Code)
 		}
+		// Each series also carries the route pattern, spelt as each router
+		// spells it.
 		for _, want := range []string{
-			`limitkit_requests_total{decided_by="store",result="denied",scope="quotes"} 2`,
-			`limitkit_requests_total{decided_by="store",result="allowed",scope="quotes"} 100`,
-			`limitkit_requests_total{decided_by="store",result="denied",scope="login"} 1`,
+			`limitkit_requests_total{decided_by="store",result="denied",route="/[^"]*",scope="quotes"} 2`,
+			`limitkit_requests_total{decided_by="store",result="allowed",route="/[^"]*",scope="quotes"} 100`,
+			`limitkit_requests_total{decided_by="store",result="denied",route="/login",scope="login"} 1`,
 		} {
-			if !strings.Contains(w.Body.String(), want) {
+			re := regexp.MustCompile("(?m)^" + strings.NewReplacer("{", `\{`, "}", `\}`).Replace(want) + "$")
+			if !re.MatchString(w.Body.String()) {
 				t.Errorf("metrics lack %s:\n%s", want, w.Body)
 			}
 		}
