@@ -13,7 +13,7 @@ import (
 )
 
 // chi's own middlewares that reroute a request before chi routes it
-// (StripSlashes, CleanPath, GetHead) set the route context's RoutePath and
+// (StripSlashes, CleanPath, GetHead, URLFormat) set the route context's RoutePath and
 // RouteMethod, which chi routes by: the route's limit must follow them, or
 // POST /login/ reaches the login handler limited by nothing.
 func TestRoutes_followChisRewrittenRoutePathAndMethod(t *testing.T) {
@@ -24,6 +24,7 @@ func TestRoutes_followChisRewrittenRoutePathAndMethod(t *testing.T) {
 		{"StripSlashes", http.MethodPost, "/login/", middleware.StripSlashes},
 		{"CleanPath", http.MethodPost, "//login", middleware.CleanPath},
 		{"GetHead", http.MethodHead, "/login", middleware.GetHead},
+		{"URLFormat", http.MethodPost, "/login.json", middleware.URLFormat},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lim, _ := httptestkit.NewLimiter(t)
