@@ -56,14 +56,16 @@ func MustNewMiddleware(expr string, opts ...Option) *core.Middleware {
 // route its own budget under set's default. Requests that match no route
 // (a 404, a 405) share one budget per client. r.Use runs before chi
 // routes, so the pattern is the one chi will match (see Route); outside
-// chi every request counts as matching none.
+// chi every request counts as matching none. Mount chi's middlewares that
+// reroute a request (StripSlashes, CleanPath, GetHead, URLFormat) before
+// Routes, so that it sees the route chi will serve.
 //
-//	r.Use(chilimit.Routes(set))
+//	r.Use(middleware.StripSlashes, chilimit.Routes(set))
 func Routes(set *core.LimitSet) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			pattern, _ := routePattern(r)
-			m, native := set.ForRoute(r.Method, pattern)
+			method, pattern, _ := routePattern(r)
+			m, native := set.ForRoute(method, pattern)
 			if m == nil {
 				next.ServeHTTP(w, r)
 				return

@@ -56,23 +56,36 @@ func ByRoute(keys ...core.KeyFunc) Option {
 // registered for every method (r.Handle, r.HandleFunc) has a budget per
 // standard method.
 func Route(r *http.Request) (string, error) {
-	pattern, ok := routePattern(r)
+	method, pattern, ok := routePattern(r)
 	if !ok {
 		return core.ByRoute(r)
 	}
-	return core.RouteIdentity(r.Method, pattern), nil
+	return core.RouteIdentity(method, pattern), nil
 }
 
-// routePattern is the pattern of the chi route r matches, "" for none; ok
-// is false outside chi.
-func routePattern(r *http.Request) (pattern string, ok bool) {
+// routePattern is the method and pattern of the chi route r matches,
+// pattern "" for none; ok is false outside chi. It routes as chi will: by
+// the route context's RouteMethod and RoutePath where a middleware set
+// them before routing (GetHead serves HEAD by GET's route, StripSlashes
+// and CleanPath reroute the path), for a limit that followed the URL alone
+// would let POST /login/ reach /login's handler without /login's limit.
+// Below a subrouter, RoutePath is relative to it, so there the URL path is
+// routed from the top router, which the context holds.
+func routePattern(r *http.Request) (method, pattern string, ok bool) {
 	rctx := chi.RouteContext(r.Context())
 	if rctx == nil || rctx.Routes == nil {
-		return "", false
+		return r.Method, "", false
+	}
+	method = r.Method
+	if rctx.RouteMethod != "" {
+		method = rctx.RouteMethod
 	}
 	path := r.URL.RawPath
 	if path == "" {
 		path = r.URL.Path
 	}
-	return rctx.Routes.Find(chi.NewRouteContext(), r.Method, path), true
+	if rctx.RoutePath != "" && len(rctx.RoutePatterns) == 0 {
+		path = rctx.RoutePath // rerouted before the top router routed
+	}
+	return method, rctx.Routes.Find(chi.NewRouteContext(), method, path), true
 }

@@ -451,7 +451,8 @@ func (v limitCheck) outranks(b limitCheck) bool {
 //	FixedWindow:          the count, only while at's window is the current one
 //	SlidingWindowCounter: the count of at's window, current or previous
 //	SlidingWindowLog:     the charge's own entry, while at is in the window
-//	TokenBucket, LeakyBucket: the TAT moves back by amount·step, never before now
+//	TokenBucket, LeakyBucket: the TAT moves back by amount·step, never before
+//	now, and by no more than is left of the charge by at+depth
 func (c *cell) refund(alg Algorithm, s shape, now, at, amount int64) {
 	switch alg {
 	case FixedWindow:
@@ -465,10 +466,14 @@ func (c *cell) refund(alg Algorithm, s shape, now, at, amount int64) {
 			c.log.refund(at, amount)
 		}
 	case TokenBucket, LeakyBucket:
-		if c.a > now {
-			// amount is at most the reservation's cost, at most the burst,
-			// so amount·step is at most the depth: no overflow.
-			c.a = max(c.a-amount*s.step, now)
+		// The charge was admitted with the TAT at most depth after at, so
+		// it is replenished by at+depth at the latest: at most that much of
+		// it is left, whatever later charges did to the TAT. Without this
+		// bound a bucket that has filled up since would get it back on top
+		// of its burst. amount is at most the reservation's cost, at most
+		// the burst, so amount·step is at most the depth: no overflow.
+		if back := min(amount*s.step, at+s.depth-now); c.a > now && back > 0 {
+			c.a = max(c.a-back, now)
 		}
 	default:
 		switch ws := windowStart(at, s.window); {

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -54,10 +55,30 @@ type headerNames struct {
 // header, is always sent with a 429.
 func WithHeaderNames(limit, remaining, reset string) MiddlewareOption {
 	return middlewareOption(func(c *middlewareConfig) {
+		for _, name := range []string{limit, remaining, reset} {
+			if !isToken(name) {
+				// net/http would drop it from every response without a word.
+				c.problem("limitkit: WithHeaderNames: %q is not a header name; use letters, digits and - (an RFC 9110 token), or \"\" to leave the header out", name)
+			}
+		}
 		// CanonicalHeaderKey keeps "" as it is.
 		c.names = headerNames{http.CanonicalHeaderKey(limit), http.CanonicalHeaderKey(remaining), http.CanonicalHeaderKey(reset)}
 		c.namesSet = true
 	})
+}
+
+// isToken reports whether s is "" or an RFC 9110 token, which a header
+// name must be.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c < 0x80 && strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // WithResetEpoch sends X-RateLimit-Reset as the Unix time, in whole

@@ -540,3 +540,18 @@ func TestIETF_allocatesNoMoreThanTheDefaultHeaders(t *testing.T) {
 		}
 	}
 }
+
+// A header name that is no RFC 9110 token is dropped by net/http without a
+// word, so the client would get no rate-limit headers: it is a mistake in
+// set-up, refused at construction with the name quoted.
+func TestWithHeaderNames_refusesWhatIsNoHeaderName(t *testing.T) {
+	for _, name := range []string{"X Limit", "X-Limit\r\nSet-Cookie: a=b", "X-Limit:", "Zähler", "X-\"Limit\""} {
+		_, err := NewMiddleware("5/minute", WithHeaderNames(name, "", ""))
+		if err == nil || !strings.Contains(err.Error(), strconv.Quote(name)) {
+			t.Errorf("WithHeaderNames(%q): %v; want an error quoting it", name, err)
+		}
+	}
+	if _, err := NewMiddleware("5/minute", WithHeaderNames("X-RateLimit-Limit", "ratelimit-remaining", "")); err != nil {
+		t.Fatalf("valid names: %v", err)
+	}
+}

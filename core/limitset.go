@@ -313,11 +313,13 @@ func (s *LimitSet) ForRoute(method, pattern string) (*Middleware, any) {
 
 func (st *limitState) resolve(k routeKey) resolution {
 	if k.pattern != "" {
+		// The route identity is the native value of a route's own limit
+		// too: it names the route in the limit's events.
 		if rl, ok := st.routes[k.method+" "+k.pattern]; ok {
-			return resolution{m: rl.m}
+			return resolution{m: rl.m, native: RouteIdentity(k.method, k.pattern)}
 		}
 		if rl, ok := st.routes[k.pattern]; ok {
-			return resolution{m: rl.m}
+			return resolution{m: rl.m, native: RouteIdentity(k.method, k.pattern)}
 		}
 	}
 	if st.def == nil {
@@ -544,12 +546,34 @@ func (s *LimitSet) limit(path, id string, lc LimitConfig, setFailure FailurePoli
 	if byRoute {
 		opts = append(opts, keyedByRoute(key))
 	}
+	opts = append(opts, routeFromIdentity)
 	m, err := newMiddleware(0, lc.Limit, opts, nil)
 	if err != nil {
 		return nil, &ConfigError{Path: path + ".limit", Err: err}
 	}
 	return m, nil
 }
+
+// routeFromIdentity labels a set's events with the route pattern of the
+// route identity ForRoute passes as the native value ("GET /items/:id" reads
+// "/items/:id"), which the adapters derive from the route the router
+// matched: bounded by the app's routes, as Event.Route must be. A request
+// that matched no route reads "", as elsewhere.
+var routeFromIdentity = middlewareOption(func(c *middlewareConfig) {
+	c.routeOf = func(r *http.Request, native any) string {
+		id, ok := native.(string)
+		if !ok {
+			return r.Pattern
+		}
+		if id == noRoute {
+			return ""
+		}
+		if _, pattern, found := strings.Cut(id, " "); found {
+			return pattern
+		}
+		return ""
+	}
+})
 
 // keyedByRoute keys the default's requests by client and by the route
 // identity ForRoute passes as the native value.

@@ -311,8 +311,17 @@ func (m *Middleware) ruleSetOf(lim *Limiter, r *http.Request, native any) *ruleS
 // ok is false, the result the key error policy gives a request that cannot
 // be identified.
 func (m *Middleware) keyOf(lim *Limiter, rs *ruleSet, r *http.Request, native any) (key, id string, cost int64, res Result, ok bool) {
+	return m.keyAndCost(lim, rs, r, native, true)
+}
+
+// keyAndCost is keyOf, asking the cost function only if withCost (a peek
+// does not: its request is not the route's); the cost is then 1.
+func (m *Middleware) keyAndCost(lim *Limiter, rs *ruleSet, r *http.Request, native any, withCost bool) (key, id string, cost int64, res Result, ok bool) {
 	id, err := m.identify(lim, r, native)
-	cost, costErr := m.costOf(lim, r)
+	cost, costErr := int64(1), error(nil)
+	if withCost {
+		cost, costErr = m.costOf(lim, r)
+	}
 	if err == nil {
 		err = costErr // a cost that cannot be known is handled as a missing key
 	}

@@ -184,7 +184,7 @@ func (m *Middleware) PeekWith(r *http.Request, native any) (Usage, error) {
 		}
 	}
 	u := Usage{Scope: rs.scope, Plan: plan}
-	key, id, _, res, ok := m.keyOf(lim, rs, r, native)
+	key, id, _, res, ok := m.keyAndCost(lim, rs, r, native, false)
 	if !ok {
 		if res.Err == nil {
 			res.Err = fmt.Errorf("limitkit: the request could not be identified")

@@ -316,3 +316,29 @@ func TestPeek_isNoDecisionForTheObserver(t *testing.T) {
 		t.Fatalf("a reservation reported %v; want one decision", kinds)
 	}
 }
+
+// Peek is documented not to ask the cost function: a /usage request is not
+// the route's request, and a cost function written for the route (one that
+// reads its body, or a value its handlers set) must neither run on it nor,
+// failing there, send the peek to the key error policy's budget.
+func TestMiddleware_peekAsksNoCostFunction(t *testing.T) {
+	lim, _ := clockedLimiter(t)
+	calls := 0
+	m := MustNewMiddleware("3/minute", WithLimiter(lim), WithKey(ByHeader("X-User")),
+		WithCost(func(r *http.Request) int64 {
+			calls++
+			if r.URL.Path != "/" {
+				panic("the route's cost function sees another route's request")
+			}
+			return 1
+		}))
+	get(m.Handler(okHandler), "/", client, "X-User", "ann")
+	calls = 0
+	r := httptest.NewRequest(http.MethodGet, "/usage", nil)
+	r.RemoteAddr = client
+	r.Header.Set("X-User", "ann")
+	u, err := m.Peek(r)
+	if err != nil || u.Remaining() != 2 || calls != 0 {
+		t.Fatalf("Peek: %+v (remaining %d), %v, cost function called %d times; want ann's 2 left and no call", u, u.Remaining(), err, calls)
+	}
+}

@@ -477,3 +477,7 @@ func TestRoutes_settlesAChargeByOutcome(t *testing.T) {
 		return e
 	})
 }
+
+func TestRoutes_eventsCarryTheMatchedRoute(t *testing.T) {
+	httptestkit.RoutesLabelEvents(t, "/items/:id", func(set *core.LimitSet) http.Handler { return routesApp(set) })
+}

@@ -417,3 +417,7 @@ func TestRoutes_settlesAChargeByOutcome(t *testing.T) {
 		return r
 	})
 }
+
+func TestRoutes_eventsCarryTheMatchedRoute(t *testing.T) {
+	httptestkit.RoutesLabelEvents(t, "/items/:id", func(set *core.LimitSet) http.Handler { return routesApp(set) })
+}

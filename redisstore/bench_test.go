@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -106,25 +107,53 @@ func BenchmarkConcurrency(b *testing.B) {
 // BenchmarkQuota measures Peek and Reserve followed by its Settle (a
 // refund of half, a second round trip) beside Take, from benchCallers
 // goroutines, for every algorithm.
+// redisCPU is the CPU time, in seconds, the Redis server has used so far.
+func redisCPU(b *testing.B, c *redis.Client) float64 {
+	info, err := c.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\r\n") {
+		name, v, ok := strings.Cut(line, ":")
+		if ok && (name == "used_cpu_sys" || name == "used_cpu_user") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatalf("INFO cpu: %q: %v", line, err)
+			}
+			total += f
+		}
+	}
+	return total
+}
+
+// BenchmarkQuota compares the quota operations with Take, each from
+// benchCallers goroutines, and reports the Redis server's CPU time per
+// operation (redis-µs/op) beside the wall time.
 func BenchmarkQuota(b *testing.B) {
 	c := benchClient(b, true)
+	measure := func(b *testing.B, op func(ctx context.Context, key string) error) {
+		cpu := redisCPU(b, c)
+		runParallel(b, op)
+		b.ReportMetric((redisCPU(b, c)-cpu)/float64(b.N)*1e6, "redis-µs/op")
+	}
 	for alg := core.FixedWindow; alg <= core.LeakyBucket; alg++ {
 		rule := core.MustRule("100000/hour", alg)
 		st := New(c, WithTimeout(time.Second))
 		b.Run(alg.String()+"/Take", func(b *testing.B) {
-			runParallel(b, func(ctx context.Context, key string) error {
+			measure(b, func(ctx context.Context, key string) error {
 				_, err := st.Take(ctx, key, rule, 2)
 				return err
 			})
 		})
 		b.Run(alg.String()+"/Peek", func(b *testing.B) {
-			runParallel(b, func(ctx context.Context, key string) error {
+			measure(b, func(ctx context.Context, key string) error {
 				_, err := st.Peek(ctx, key, rule, 1)
 				return err
 			})
 		})
 		b.Run(alg.String()+"/Reserve+Settle", func(b *testing.B) {
-			runParallel(b, func(ctx context.Context, key string) error {
+			measure(b, func(ctx context.Context, key string) error {
 				d, ch, err := st.Reserve(ctx, key, rule, 2)
 				if err != nil || !d.Allowed {
 					return err

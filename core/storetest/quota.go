@@ -201,6 +201,24 @@ var quotaScenarios = []quotaScenario{
 		},
 	},
 	{
+		// A bucket that filled up again since the charge has forgotten it:
+		// giving it back then would hold more than the burst had been
+		// spent, so a request held past the refill (charge by outcome)
+		// would buy a second burst. A charge is replenished by its time
+		// plus the depth at the latest; what is left of it is never more.
+		name: "TokenBucket/givesNothingBackOfAChargeTheBucketHasReplenished",
+		rule: rule("10/second", core.TokenBucket, 0), // a token per 100ms, 10 at most
+		steps: []quotaStep{
+			{at: 0, op: "reserve", cost: 1, want: step{allowed: true, remaining: 9}},                    // TAT 100ms
+			{at: s, op: "take", cost: 10, want: step{allowed: true, remaining: 0, reset: s}},            // full again: TAT 2s
+			{at: s, op: "refund", cost: 1, res: 0, reason: "replenished by 100ms, at 1s at the latest"}, //
+			{at: s, op: "peek", cost: 1, want: step{remaining: 0, retry: 100 * ms}},                     // still empty
+			{at: 1500 * ms, op: "reserve", cost: 5, want: step{allowed: true, remaining: 0}},            // TAT 2.5s
+			{at: 1900 * ms, op: "refund", cost: 5, res: 1, reason: "not yet replenished: TAT 2.5 → 2s"},
+			{at: 1900 * ms, op: "peek", cost: 1, want: step{allowed: true, remaining: 8, reset: 200 * ms}},
+		},
+	},
+	{
 		name: "LeakyBucket/givesTheSlotBackToTheQueue",
 		rule: rule("10/second", core.LeakyBucket, 0),
 		steps: []quotaStep{

@@ -3,7 +3,9 @@ package httptestkit
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/limitkit/limitkit/core"
@@ -170,5 +172,40 @@ func RoutesChargeByOutcome(t *testing.T, newApp func(set *core.LimitSet) http.Ha
 	}
 	if strings.Join(got, " ") != "200 200 200 401 429" {
 		t.Errorf("logins: %s; want 200 200 200 401 429: only the failure is charged", strings.Join(got, " "))
+	}
+}
+
+// RoutesLabelEvents checks that the decisions of an adapter's Routes carry
+// the route pattern the router matched, for metric labels, and nothing of
+// the request's own: GET /items/<id> reads itemsPattern, POST /login reads
+// "/login" (a route of the table), and a path no route matches reads "".
+func RoutesLabelEvents(t *testing.T, itemsPattern string, newApp func(*core.LimitSet) http.Handler) {
+	t.Helper()
+	var (
+		mu     sync.Mutex
+		routes []string
+	)
+	lim, _ := NewLimiter(t, core.WithObserver(core.ObserverFunc(func(e core.Event) {
+		if e.Kind == core.EventDecision {
+			mu.Lock()
+			routes = append(routes, e.Route)
+			mu.Unlock()
+		}
+	})))
+	set, err := core.NewLimitSet(core.Config{
+		Default: &core.LimitConfig{Limit: "10/minute"},
+		Routes:  map[string]core.LimitConfig{"POST /login": {Limit: "5/minute"}},
+	}, core.ConfigMiddleware(core.WithLimiter(lim)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newApp(set)
+	Do(h, "GET", "/items/7", "192.0.2.1:1")
+	Do(h, "POST", "/login", "192.0.2.1:1")
+	Do(h, "GET", "/no/such/path", "192.0.2.1:1")
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{itemsPattern, "/login", ""}; !slices.Equal(routes, want) {
+		t.Errorf("decision events' routes = %q; want %q", routes, want)
 	}
 }

@@ -50,7 +50,9 @@ local LEAKY = ALGORITHM == 'leaky-bucket'
     end
   end
 --{{define refund}}
-  -- The TAT moves back by amount steps, never before now.
+  -- The TAT moves back by amount steps, never before now, and by no more
+  -- than is left of the charge, which is replenished by at + depth at the
+  -- latest (it was admitted with the TAT at most depth after at).
   local v = redis.pcall('GET', KEYS[i])
   if v then
     local a = type(v) == 'string' and tonumber(v)
@@ -60,6 +62,7 @@ local LEAKY = ALGORITHM == 'leaky-bucket'
       local step = floor((window + count - 1) / count)
       if step * count < window then step = step + 1 end
       if (step - 1) * count >= window then step = step - 1 end
-      keep(KEYS[i], fmt(D1, mmax(a - amount * step, now)))
+      local back = math.min(amount * step, at + burst * step - now)
+      if back > 0 then keep(KEYS[i], fmt(D1, mmax(a - back, now))) end
     end
   end
