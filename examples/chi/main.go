@@ -69,6 +69,10 @@ func newRouter(app *quotes.App) http.Handler {
 	r.With(chilimit.Limit(quotes.ExportLimit, lim, core.WithName(quotes.ExportScope))).
 		Get("/export", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, quotes.All()) })
 
+	// GET /report: at most two in flight per IP.
+	r.With(chilimit.Concurrency(quotes.ReportConcurrency, lim, core.WithName(quotes.ReportScope))).
+		Get("/report", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, app.Report(r.Context())) })
+
 	r.Method(http.MethodGet, "/metrics", app.Metrics())
 	return r
 }

@@ -59,6 +59,11 @@ func newRouter(app *quotes.App) http.Handler {
 		return c.JSON(http.StatusOK, quotes.All())
 	}, echolimit.Limit(quotes.ExportLimit, lim, core.WithName(quotes.ExportScope)))
 
+	// GET /report: at most two in flight per IP.
+	e.GET("/report", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, app.Report(c.Request().Context()))
+	}, echolimit.Concurrency(quotes.ReportConcurrency, lim, core.WithName(quotes.ReportScope)))
+
 	e.GET("/metrics", echo.WrapHandler(app.Metrics()))
 	return e
 }

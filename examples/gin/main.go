@@ -57,6 +57,11 @@ func newRouter(app *quotes.App) http.Handler {
 		c.JSON(http.StatusOK, quotes.All())
 	})
 
+	// GET /report: at most two in flight per IP.
+	r.GET("/report", ginlimit.Concurrency(quotes.ReportConcurrency, lim, core.WithName(quotes.ReportScope)), func(c *gin.Context) {
+		c.JSON(http.StatusOK, app.Report(c.Request.Context()))
+	})
+
 	r.GET("/metrics", gin.WrapH(app.Metrics()))
 	return r
 }

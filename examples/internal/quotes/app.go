@@ -26,6 +26,28 @@ type App struct {
 	Limiter  *core.Limiter
 	Registry *prometheus.Registry
 	rdb      *redis.Client
+
+	// ReportStarted and ReportGate, when set, hold each GET /report
+	// request: it sends on ReportStarted once its handler runs, then waits
+	// for ReportGate to close. Tests use them to have reports in flight.
+	ReportStarted chan struct{}
+	ReportGate    chan struct{}
+}
+
+// Report is the body of GET /report, a summary of the market that stands
+// in for an expensive computation: the app allows only ReportConcurrency of
+// them in flight per client.
+func (a *App) Report(ctx context.Context) []Quote {
+	if a.ReportStarted != nil {
+		a.ReportStarted <- struct{}{}
+	}
+	if a.ReportGate != nil {
+		select {
+		case <-a.ReportGate:
+		case <-ctx.Done():
+		}
+	}
+	return All()
 }
 
 // NewApp returns an app on the memory store or, if redisURL is not empty

@@ -48,6 +48,13 @@ const ExportLimit = "3 per calendar day"
 // ExportScope names the export budget.
 const ExportScope = "export"
 
+// ReportConcurrency is how many GET /report requests one client may have
+// in flight at once: a concurrency limit, not a rate.
+const ReportConcurrency = 2
+
+// ReportScope names the report slots.
+const ReportScope = "report"
+
 // The limits of the quote API.
 const (
 	// AnonymousLimit is what clients that are not signed in get, per IP.

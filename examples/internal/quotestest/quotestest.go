@@ -23,6 +23,7 @@ type server struct {
 	t   *testing.T
 	h   http.Handler
 	clk *storetest.ManualClock
+	app *quotes.App
 }
 
 func newServer(t *testing.T, newRouter func(*quotes.App) http.Handler) *server {
@@ -33,7 +34,9 @@ func newServer(t *testing.T, newRouter func(*quotes.App) http.Handler) *server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { app.Close() })
-	return &server{t: t, h: newRouter(app), clk: clk}
+	app.ReportStarted = make(chan struct{})
+	app.ReportGate = make(chan struct{})
+	return &server{t: t, h: newRouter(app), clk: clk, app: app}
 }
 
 const (
@@ -262,6 +265,33 @@ func Run(t *testing.T, newRouter func(*quotes.App) http.Handler) {
 		s.clk.Advance(30 * time.Minute) // midnight: a new calendar day
 		if w := s.do("GET", "/export", anon, "", ""); w.Code != http.StatusOK {
 			t.Errorf("export after midnight: %d; want a fresh day's quota", w.Code)
+		}
+	})
+
+	t.Run("report: at most 2 in flight per IP, the slot back when one ends", func(t *testing.T) {
+		s := newServer(t, newRouter)
+		done := make(chan *httptest.ResponseRecorder, 2)
+		for range 2 {
+			go func() { done <- s.do("GET", "/report", anon, "", "") }()
+			<-s.app.ReportStarted // its handler runs: it holds a slot
+		}
+		w := s.do("GET", "/report", anon, "", "")
+		if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" || w.Header().Get("X-RateLimit-Limit") != "2" {
+			t.Fatalf("3rd report in flight: %d, Retry-After %q, X-RateLimit-Limit %q; want 429, 1, 2",
+				w.Code, w.Header().Get("Retry-After"), w.Header().Get("X-RateLimit-Limit"))
+		}
+		go func() { done <- s.do("GET", "/report", other, "", "") }()
+		<-s.app.ReportStarted // another client has slots of its own
+		close(s.app.ReportGate)
+		for range 3 {
+			if w := <-done; w.Code != http.StatusOK {
+				t.Errorf("a report held in flight ended with %d", w.Code)
+			}
+		}
+		go func() { done <- s.do("GET", "/report", anon, "", "") }()
+		<-s.app.ReportStarted
+		if w := <-done; w.Code != http.StatusOK {
+			t.Errorf("report after the others ended: %d; want its slot back", w.Code)
 		}
 	})
 
