@@ -132,6 +132,7 @@ var (
 
 	errTooManyTokens error
 	callModel        func(context.Context) int64
+	runJob           func(context.Context)
 )
 `
 
