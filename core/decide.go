@@ -40,7 +40,9 @@ func shapeOf(l Limit, burst int64) shape {
 //	FixedWindow:          a = window start, b = count
 //	  (a calendar limit:  a = window end, b = count; see checkCalendar)
 //	SlidingWindowCounter: a = window start, b = current count, c = previous count
-//	TokenBucket, LeakyBucket: a = theoretical arrival time (TAT) of the next request
+//	TokenBucket, LeakyBucket: a = theoretical arrival time (TAT) of the next request,
+//	                      b = when a charge last found the bucket full (refunds
+//	                      give back only charges made since)
 //	SlidingWindowLog:     log
 type cell struct {
 	a, b, c int64
@@ -92,6 +94,9 @@ func (c *cell) commit(alg Algorithm, s shape, now, cost int64) {
 	case SlidingWindowLog:
 		c.log.add(now, cost)
 	case TokenBucket, LeakyBucket:
+		if c.a <= now {
+			c.b = now // full: what was charged before is all back
+		}
 		c.a = max(c.a, now) + cost*s.step
 	default:
 		ws := windowStart(now, s.window)
@@ -452,7 +457,7 @@ func (v limitCheck) outranks(b limitCheck) bool {
 //	SlidingWindowCounter: the count of at's window, current or previous
 //	SlidingWindowLog:     the charge's own entry, while at is in the window
 //	TokenBucket, LeakyBucket: the TAT moves back by amount·step, never before
-//	now, and by no more than is left of the charge by at+depth
+//	now, unless the bucket has been full since at
 func (c *cell) refund(alg Algorithm, s shape, now, at, amount int64) {
 	switch alg {
 	case FixedWindow:
@@ -466,14 +471,17 @@ func (c *cell) refund(alg Algorithm, s shape, now, at, amount int64) {
 			c.log.refund(at, amount)
 		}
 	case TokenBucket, LeakyBucket:
-		// The charge was admitted with the TAT at most depth after at, so
-		// it is replenished by at+depth at the latest: at most that much of
-		// it is left, whatever later charges did to the TAT. Without this
-		// bound a bucket that has filled up since would get it back on top
-		// of its burst. amount is at most the reservation's cost, at most
-		// the burst, so amount·step is at most the depth: no overflow.
-		if back := min(amount*s.step, at+s.depth-now); c.a > now && back > 0 {
-			c.a = max(c.a-back, now)
+		// The TAT is the sum of the steps charged since the bucket was
+		// last full, so moving it back by the refund's steps is exactly as
+		// if the charge had cost less, provided the bucket has not been
+		// full since the charge (c.b, set by the first charge that found it
+		// full, is after at): then the charge was already all replenished,
+		// and giving it back would buy tokens on top of the burst. A bucket
+		// full now (c.a <= now) has nothing to give. amount is at most the
+		// reservation's cost, at most the burst, so amount·step is at most
+		// the depth: no overflow.
+		if c.a > now && at >= c.b {
+			c.a = max(c.a-amount*s.step, now)
 		}
 	default:
 		switch ws := windowStart(at, s.window); {

@@ -19,6 +19,9 @@ func (e *entry) decideOne(d *Decision, l Limit, now, cost int64) {
 	case TokenBucket, LeakyBucket:
 		tat := max(c.a, now)
 		if next := tat + cost*s.step; cost <= s.burst && next-now <= s.depth {
+			if c.a <= now {
+				c.b = now // full: see cell.commit
+			}
 			c.a = next
 			*expires = next
 			d.Allowed = true

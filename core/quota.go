@@ -83,11 +83,12 @@ func (l *Limiter) Peek(ctx context.Context, key string, rule Rule, cost int64) (
 //   - TokenBucket, LeakyBucket: the theoretical arrival time moves back by
 //     refund × the limit's emission interval, never before the time of the
 //     refund: a bucket never holds more than its burst. For the leaky
-//     bucket this gives the slot back to the queue. A charge is
-//     replenished one burst's worth of intervals after it was made at the
-//     latest; no more than what may be left of it by then is given back,
-//     and nothing later, so a bucket that has filled up since does not get
-//     it back on top of its burst.
+//     bucket this gives the slot back to the queue. This is exactly the
+//     state the bucket would hold had the charge cost less, as long as the
+//     bucket has not been full since the charge; once it has, the charge is
+//     all replenished and nothing is given back, so a bucket never gets a
+//     charge back on top of its burst. (Each key keeps, beside its arrival
+//     time, when a charge last found it full.)
 //
 // A count is never taken below zero: if the key was reset or its state
 // evicted since the charge, a refund can make it fresh, never fresher.

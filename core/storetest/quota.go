@@ -204,8 +204,8 @@ var quotaScenarios = []quotaScenario{
 		// A bucket that filled up again since the charge has forgotten it:
 		// giving it back then would hold more than the burst had been
 		// spent, so a request held past the refill (charge by outcome)
-		// would buy a second burst. A charge is replenished by its time
-		// plus the depth at the latest; what is left of it is never more.
+		// would buy a second burst. Each key keeps when a charge last found
+		// it full; charges made before that are all back already.
 		name: "TokenBucket/givesNothingBackOfAChargeTheBucketHasReplenished",
 		rule: rule("10/second", core.TokenBucket, 0), // a token per 100ms, 10 at most
 		steps: []quotaStep{
@@ -216,6 +216,35 @@ var quotaScenarios = []quotaScenario{
 			{at: 1500 * ms, op: "reserve", cost: 5, want: step{allowed: true, remaining: 0}},            // TAT 2.5s
 			{at: 1900 * ms, op: "refund", cost: 5, res: 1, reason: "not yet replenished: TAT 2.5 → 2s"},
 			{at: 1900 * ms, op: "peek", cost: 1, want: step{allowed: true, remaining: 8, reset: 200 * ms}},
+		},
+	},
+	{
+		// A charge made from a full bucket, then held while the bucket
+		// fills up again and a burst spends it: the charge is already back,
+		// even though at+depth has not passed (a bound by at+depth would
+		// give 2 tokens on top of the burst here).
+		name: "TokenBucket/givesNothingBackOnceTheBucketWasFullAgain",
+		rule: rule("10/second", core.TokenBucket, 0),
+		steps: []quotaStep{
+			{at: 0, op: "reserve", cost: 2, want: step{allowed: true, remaining: 8}},                // TAT 200ms
+			{at: 500 * ms, op: "take", cost: 10, want: step{allowed: true, remaining: 0, reset: s}}, // full at 500ms: TAT 1.5s
+			{at: 500 * ms, op: "refund", cost: 2, res: 0, reason: "the bucket was full at 500ms, after the charge"},
+			{at: 500 * ms, op: "peek", cost: 1, want: step{remaining: 0, retry: 100 * ms}},
+		},
+	},
+	{
+		// A charge the bucket has not replenished yet, because later
+		// charges kept it from filling, comes back in full, long after
+		// at+depth: as if it had cost nothing.
+		name: "TokenBucket/givesBackAChargeTheBucketNeverRefilled",
+		rule: rule("10/second", core.TokenBucket, 0),
+		steps: []quotaStep{
+			{at: 0, op: "take", cost: 10, want: step{allowed: true, remaining: 0, reset: s}},               // TAT 1s
+			{at: 900 * ms, op: "reserve", cost: 1, want: step{allowed: true, remaining: 8}},                // TAT 1.1s
+			{at: 950 * ms, op: "take", cost: 8, want: step{allowed: true, remaining: 0, reset: 950 * ms}},  // TAT 1.9s
+			{at: 1850 * ms, op: "take", cost: 1, want: step{allowed: true, remaining: 8, reset: 150 * ms}}, // TAT 2s
+			{at: 1950 * ms, op: "refund", cost: 1, res: 0, reason: "never full since 900ms: TAT 2 → 1.9s"},
+			{at: 1950 * ms, op: "peek", cost: 1, want: step{allowed: true, remaining: 9, reset: 100 * ms}}, // full
 		},
 	},
 	{

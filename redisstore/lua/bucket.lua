@@ -1,5 +1,6 @@
--- The token and leaky buckets, which are GCRA: the state is the theoretical
--- arrival time alone. They differ only in that the leaky bucket delays an
+-- The token and leaky buckets, which are GCRA: the state is core's cell
+-- "a,b": the theoretical arrival time, and when a charge last found the
+-- bucket full, which refunds read (a bare "a" is read with b = 0). They differ only in that the leaky bucket delays an
 -- admission until its turn. step and depth are core's shape: window/count
 -- rounded up, corrected should the doubles' division land on the wrong
 -- side, and burst·step, which core's validation keeps exact. The check
@@ -11,16 +12,18 @@ local LEAKY = ALGORITHM == 'leaky-bucket'
   if step * count < window then step = step + 1 end
   if (step - 1) * count >= window then step = step - 1 end
   local depth = burst * step
-  local a = 0
+  local a, full = 0, 0
   local v = redis.pcall('GET', KEYS[kb + i])
   if v then
-    a = tonumber(v)
+    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
+    local x, y = string.match(v, '^(%-?%d+),(%-?%d+)$')
+    if y then a, full = tonumber(x), tonumber(y) else a = tonumber(v) end
     if not a then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
   end
-  if i == 1 then A1, B1 = a, step
+  if i == 1 then A1, B1, C1 = a, step, full
   else
     if not SA then SA, SB, SC = {}, {}, {} end
-    SA[i], SB[i] = a, step
+    SA[i], SB[i], SC[i] = a, step, full
   end
   local tat = mmax(a, now)
   local nxt = tat + cost * step
@@ -36,33 +39,36 @@ local LEAKY = ALGORITHM == 'leaky-bucket'
   end
 --{{define commit}}
   if allOK then
-    local a, step
-    if i == 1 then a, step = A1, B1
-    else a, step = SA[i], SB[i] end
+    local a, step, full
+    if i == 1 then a, step, full = A1, B1, C1
+    else a, step, full = SA[i], SB[i], SC[i] end
+    if a <= now then full = now end -- what was charged before is all back
     a = mmax(a, now) + cost * step
     -- The key outlives the theoretical arrival time.
     local ttlMs = slack
     if a > now then ttlMs = ttlMs + math.ceil((a - now) / 1000) end
     if ttlMs > 0 then
-      redis.call('SET', KEYS[kb + i], fmt(D1, a), 'PX', ttlMs)
+      redis.call('SET', KEYS[kb + i], fmt(D2, a, full), 'PX', ttlMs)
     else
       redis.call('DEL', KEYS[kb + i])
     end
   end
 --{{define refund}}
-  -- The TAT moves back by amount steps, never before now, and by no more
-  -- than is left of the charge, which is replenished by at + depth at the
-  -- latest (it was admitted with the TAT at most depth after at).
+  -- The TAT moves back by amount steps, never before now, unless the
+  -- bucket has been full since the charge (core's cell.refund).
   local v = redis.pcall('GET', KEYS[i])
   if v then
-    local a = type(v) == 'string' and tonumber(v)
+    local a, full
+    if type(v) == 'string' then
+      local x, y = string.match(v, '^(%-?%d+),(%-?%d+)$')
+      if y then a, full = tonumber(x), tonumber(y) else a, full = tonumber(v), 0 end
+    end
     if not a then
       bad = bad or i
-    elseif a > now then
+    elseif a > now and at >= full then
       local step = floor((window + count - 1) / count)
       if step * count < window then step = step + 1 end
       if (step - 1) * count >= window then step = step - 1 end
-      local back = math.min(amount * step, at + burst * step - now)
-      if back > 0 then keep(KEYS[i], fmt(D1, mmax(a - back, now))) end
+      keep(KEYS[i], fmt(D2, mmax(a - amount * step, now), full))
     end
   end

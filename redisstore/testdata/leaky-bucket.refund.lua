@@ -51,20 +51,22 @@ local bad = false
 for i = 1, (#ARGV - 3) / 3 do
   local o = (i - 1) * 3
   local count, window, burst = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6])
-  -- The TAT moves back by amount steps, never before now, and by no more
-  -- than is left of the charge, which is replenished by at + depth at the
-  -- latest (it was admitted with the TAT at most depth after at).
+  -- The TAT moves back by amount steps, never before now, unless the
+  -- bucket has been full since the charge (core's cell.refund).
   local v = redis.pcall('GET', KEYS[i])
   if v then
-    local a = type(v) == 'string' and tonumber(v)
+    local a, full
+    if type(v) == 'string' then
+      local x, y = string.match(v, '^(%-?%d+),(%-?%d+)$')
+      if y then a, full = tonumber(x), tonumber(y) else a, full = tonumber(v), 0 end
+    end
     if not a then
       bad = bad or i
-    elseif a > now then
+    elseif a > now and at >= full then
       local step = floor((window + count - 1) / count)
       if step * count < window then step = step + 1 end
       if (step - 1) * count >= window then step = step - 1 end
-      local back = math.min(amount * step, at + burst * step - now)
-      if back > 0 then keep(KEYS[i], fmt(D1, mmax(a - back, now))) end
+      keep(KEYS[i], fmt(D2, mmax(a - amount * step, now), full))
     end
   end
 end

@@ -66,16 +66,18 @@ for i = 1, n do
   if step * count < window then step = step + 1 end
   if (step - 1) * count >= window then step = step - 1 end
   local depth = burst * step
-  local a = 0
+  local a, full = 0, 0
   local v = redis.pcall('GET', KEYS[kb + i])
   if v then
-    a = tonumber(v)
+    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
+    local x, y = string.match(v, '^(%-?%d+),(%-?%d+)$')
+    if y then a, full = tonumber(x), tonumber(y) else a = tonumber(v) end
     if not a then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
   end
-  if i == 1 then A1, B1 = a, step
+  if i == 1 then A1, B1, C1 = a, step, full
   else
     if not SA then SA, SB, SC = {}, {}, {} end
-    SA[i], SB[i] = a, step
+    SA[i], SB[i], SC[i] = a, step, full
   end
   local tat = mmax(a, now)
   local nxt = tat + cost * step
@@ -106,15 +108,16 @@ end
 for i = 1, peek and 0 or n do
   local window = tonumber(ARGV[ab + (i - 1) * 3 + 6])
   if allOK then
-    local a, step
-    if i == 1 then a, step = A1, B1
-    else a, step = SA[i], SB[i] end
+    local a, step, full
+    if i == 1 then a, step, full = A1, B1, C1
+    else a, step, full = SA[i], SB[i], SC[i] end
+    if a <= now then full = now end -- what was charged before is all back
     a = mmax(a, now) + cost * step
     -- The key outlives the theoretical arrival time.
     local ttlMs = slack
     if a > now then ttlMs = ttlMs + math.ceil((a - now) / 1000) end
     if ttlMs > 0 then
-      redis.call('SET', KEYS[kb + i], fmt(D1, a), 'PX', ttlMs)
+      redis.call('SET', KEYS[kb + i], fmt(D2, a, full), 'PX', ttlMs)
     else
       redis.call('DEL', KEYS[kb + i])
     end
