@@ -70,9 +70,9 @@ for i = 1, n do
   local v = redis.pcall('GET', KEYS[kb + i])
   if v then
     if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
-    local x, y = string.match(v, '^(%-?%d+),(%-?%d+)$')
-    if y then a, full = tonumber(x), tonumber(y) else a = tonumber(v) end
-    if not a then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
+    local p = string.find(v, ',', 1, true)
+    if p then a, full = tonumber(string.sub(v, 1, p - 1)), tonumber(string.sub(v, p + 1)) else a = tonumber(v) end
+    if not a or not full then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
   end
   if i == 1 then A1, B1, C1 = a, step, full
   else
