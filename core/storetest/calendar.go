@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 	_ "time/tzdata" // the scenarios' zones load on machines without a zone database
@@ -345,33 +343,7 @@ func runCalendarConcurrent(t *testing.T, f Factory) {
 	st, clock := newStore(t, f)
 	clock.SetTime(time.Date(2024, 6, 5, 12, 0, 0, 0, time.UTC))
 	key := keyFor(t, "k")
-	r := core.MustRule("50/calendar day in Europe/Paris;300/calendar month", 0)
-	var admitted, failed atomic.Int64
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for range 100 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			for range 10 {
-				d, err := st.Take(context.Background(), key, r, 1)
-				if err != nil {
-					failed.Add(1)
-				} else if d.Allowed {
-					admitted.Add(1)
-				}
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Fatalf("%d calls failed", failed.Load())
-	}
-	if got := admitted.Load(); got != 50 {
-		t.Fatalf("admitted %d of 1000 concurrent requests, want exactly 50", got)
-	}
+	admitsExactly(t, st, key, core.MustRule("50/calendar day in Europe/Paris;300/calendar month", 0), 50)
 }
 
 // runCalendarInvalid checks that a store refuses, as an error, what no
