@@ -39,7 +39,11 @@ func TestMemoryStore_collidedEntriesAreKeptApart(t *testing.T) {
 	ctx := context.Background()
 	r1, r2 := reviewCollidingRules(t)
 	now := time.Unix(1000, 0)
-	s := NewMemoryStore(MemoryMaxKeys(512), MemoryClock(func() time.Time { return now }))
+	// A bound of 256 keys a shard: the bound is shared out among 256
+	// shards, and a bound of 2 a shard (MemoryMaxKeys(512)) evicted one of
+	// the three entries below whenever the third landed in the collided
+	// pair's shard, one run in 256.
+	s := NewMemoryStore(MemoryMaxKeys(1<<16), MemoryClock(func() time.Time { return now }))
 	defer s.Close()
 	take := func(r Rule, cost int64) Decision {
 		t.Helper()
