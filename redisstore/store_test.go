@@ -100,8 +100,12 @@ func TestTake_keysExpireWhenTheirWindowsPass(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ttl == -2 {
-			continue // it expired after it was listed, as it should
+		if ttl == -2 || ttl == 0 {
+			// It expired after it was listed, or has under a millisecond
+			// left (PTTL rounds that down to 0), as it should: only -1,
+			// no TTL at all, is wrong. A loaded machine, slow between the
+			// takes and the listing, showed the 0.
+			continue
 		}
 		// The sliding counter keeps two windows of the longer limit.
 		if ttl <= 0 || ttl > 4*window+time.Millisecond {
