@@ -11,7 +11,10 @@
 //     floor; every algorithm at least the fastest peer; batched at least
 //     twice the fastest peer);
 //   - Redis deny: how many times faster the deny cache answers a denial
-//     than a round trip (target: at least 10).
+//     than a round trip (target: at least 10);
+//   - Redis Cluster: every row's decisions/s, CPU and p50/p99 latency on a
+//     three-master Cluster, and limitkit's over the best peer's on each
+//     (no targets: it shows how the Redis family's standing carries over).
 //
 // Figures are medians over every sample of a row. The memory family's
 // summary is run.sh's own.
@@ -126,6 +129,8 @@ func main() {
 			redisCell(title, cells[k])
 		case k.family == "RedisDeny":
 			denyCell(title, cells[k])
+		case k.family == "RedisCluster":
+			clusterCell(title, cells[k])
 		}
 	}
 }
