@@ -25,7 +25,7 @@ type Store struct {
 	ctxAware bool  // the client itself gives up at the context's deadline
 	epoch    time.Time
 	deny     *denyCache
-	batch    *batcher
+	batch    batchRunner // nil unbatched
 	closed   atomic.Bool
 	closing  sync.Once
 	cluster  *redis.ClusterClient // the client, if it is one: see noteFailure
@@ -88,14 +88,30 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 	if cfg.denyMaxKeys > 0 {
 		s.deny = newDenyCache(cfg.denyMaxKeys)
 	}
-	if cfg.batch {
-		max := cfg.batchMax
-		if max == 0 {
-			max = DefaultBatchMax
-		}
+	max := cfg.batchMax
+	if max == 0 {
+		max = DefaultBatchMax
+	}
+	switch {
+	case cfg.batch:
 		s.batch = newBatcher(client, cfg.batchWindow, max, s.timeout)
+	case cfg.coalesce:
+		inFlight := cfg.inFlight
+		if inFlight == 0 {
+			inFlight = DefaultCoalesceInFlight
+		}
+		s.batch = newCoalescer(client, max, inFlight, s.timeout, s.ctxAware)
 	}
 	return s
+}
+
+// batchRunner decides requests together with others: a batcher or a
+// coalescer.
+type batchRunner interface {
+	// do decides r and waits for its result or ctx; due is when a
+	// caller without a deadline of its own stops waiting.
+	do(ctx context.Context, r *request, due time.Time) ([]int64, error)
+	close()
 }
 
 // honoursContext reports whether the client stops waiting for Redis at the
