@@ -23,7 +23,8 @@ import (
 // redisCallers concurrent callers on redisKeys distinct keys, every call
 // admitted, the same rows (floor, limitkit-<algorithm>,
 // limitkit-batched-<algorithm>, redis_rate, ulule, throttled) with the
-// same limits. Each row reports what the Redis family does (decisions/s,
+// same limits, and limitkit-coalesce-<algorithm>, WithCoalescing's
+// defaults. Each row reports what the Redis family does (decisions/s,
 // cpu-ns/op, redis-cpu-ns/op, now the three masters' CPU together) and
 // the latency of one decision as a caller sees it, p50-µs and p99-µs: the
 // time from calling the library to its answer, with 63 other callers
@@ -39,10 +40,15 @@ func BenchmarkRedisCluster(b *testing.B) {
 	c := startCluster(b)
 	rows := []clusterContender{{"floor", clusterFloor}}
 	for _, alg := range redisAlgorithms {
-		rows = append(rows, clusterContender{"limitkit-" + alg.String(), clusterLimitkit(alg, false)})
+		rows = append(rows, clusterContender{"limitkit-" + alg.String(), clusterLimitkit(alg, nil)})
 	}
 	for _, alg := range redisAlgorithms {
-		rows = append(rows, clusterContender{"limitkit-batched-" + alg.String(), clusterLimitkit(alg, true)})
+		rows = append(rows, clusterContender{"limitkit-batched-" + alg.String(),
+			clusterLimitkit(alg, redisstore.WithBatching(redisBatchWindow, 0))})
+	}
+	for _, alg := range redisAlgorithms {
+		rows = append(rows, clusterContender{"limitkit-coalesce-" + alg.String(),
+			clusterLimitkit(alg, redisstore.WithCoalescing(0, 0))})
 	}
 	rows = append(rows,
 		clusterContender{"redis_rate", clusterRedisRate},
@@ -87,16 +93,16 @@ func clusterFloor(b *testing.B, c *redis.ClusterClient) takeFunc {
 }
 
 // clusterLimitkit is redisstore's Take on the cluster, with the Redis
-// family's rule, timeout and batching.
-func clusterLimitkit(alg core.Algorithm, batched bool) func(*testing.B, *redis.ClusterClient) takeFunc {
+// family's rule and timeout, unbatched or with the batching option given.
+func clusterLimitkit(alg core.Algorithm, batching redisstore.Option) func(*testing.B, *redis.ClusterClient) takeFunc {
 	return func(b *testing.B, c *redis.ClusterClient) takeFunc {
 		rule := limitkitRule(alg, redisKeys)
 		if err := rule.Validate(); err != nil {
 			b.Fatal(err)
 		}
 		opts := []redisstore.Option{redisstore.WithTimeout(redisTimeout)}
-		if batched {
-			opts = append(opts, redisstore.WithBatching(redisBatchWindow, 0))
+		if batching != nil {
+			opts = append(opts, batching)
 		}
 		s := redisstore.New(c, opts...)
 		b.Cleanup(func() { s.Close() })

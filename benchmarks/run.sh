@@ -7,7 +7,8 @@
 #   Memory   in-process stores, one decision            (BENCHTIME_MEMORY, 200ms)
 #   HTTP     whole requests through Gin, Echo and chi   (BENCHTIME_HTTP, 200ms)
 #   Redis    decisions against a local redis-server,    (BENCHTIME_REDIS, 500ms)
-#            and RedisDeny, denials from the deny cache
+#            RedisDeny, denials from the deny cache, and
+#            RedisCallers, by the number of callers
 #   Cluster  RedisCluster: the Redis cell on a local    (BENCHTIME_CLUSTER, 500ms)
 #            three-master Redis Cluster, with latencies
 #
@@ -34,7 +35,7 @@
 #
 # With the defaults (6 rounds) the whole run takes about ten minutes on two
 # cores: memory about four, HTTP about one and a half, Redis about four,
-# Cluster about two.
+# Cluster about three.
 # ns/op is wall time: run on a quiet machine if you can. Every cell also
 # reports cpu-ns/op (the process's CPU time per call), which other work on
 # the machine disturbs much less. The load average before and after is
@@ -141,7 +142,7 @@ else
 		"^BenchmarkHTTP=$BENCHTIME_HTTP"
 		# The Redis family names its benchmarks, so that it does not run the
 		# Cluster family's too: a new BenchmarkRedis... goes in this list.
-		"^BenchmarkRedis(Deny)?\$=$BENCHTIME_REDIS"
+		"^BenchmarkRedis(Deny|Callers)?\$=$BENCHTIME_REDIS"
 		"^BenchmarkRedisCluster\$=$BENCHTIME_CLUSTER"
 	)
 fi
