@@ -13,8 +13,8 @@ import (
 
 // BenchmarkCapacity measures what one limitkit decision costs Redis, for
 // sizing a deployment (redisstore's TestCapacity measures the memory): for
-// every algorithm, with a rule of one limit and of three, unbatched and
-// with WithBatching, redisCallers callers on redisKeys keys of one local
+// every algorithm, with a rule of one limit and of three, unbatched, with
+// WithBatching and with WithCoalescing, redisCallers callers on redisKeys keys of one local
 // redis-server. Besides the Redis family's decisions/s, cpu-ns/op and
 // redis-cpu-ns/op (redis-server's whole CPU per decision: the scripts, and
 // reading requests and writing replies) it reports redis-cmd-ns/op, the
@@ -34,15 +34,11 @@ func BenchmarkCapacity(b *testing.B) {
 		b.Run("limits="+strconv.Itoa(nlimits), func(b *testing.B) {
 			b.Run("keys="+strconv.Itoa(redisKeys), func(b *testing.B) {
 				b.Run("mode="+redisMode, func(b *testing.B) {
-					for _, batched := range []bool{false, true} {
+					for _, mode := range capacityModes {
 						for _, alg := range redisAlgorithms {
-							name := "limitkit-" + alg.String()
-							if batched {
-								name = "limitkit-batched-" + alg.String()
-							}
-							b.Run("lib="+name, func(b *testing.B) {
+							b.Run("lib=limitkit-"+mode.name+alg.String(), func(b *testing.B) {
 								r.flush(b)
-								take := capacityTake(b, r, capacityRule(alg, nlimits), batched)
+								take := capacityTake(b, r, capacityRule(alg, nlimits), mode.batching)
 								keys := benchKeys(redisKeys)
 								warmRedis(b, take, keys, true)
 								if err := r.client.ConfigResetStat(context.Background()).Err(); err != nil {
@@ -59,6 +55,17 @@ func BenchmarkCapacity(b *testing.B) {
 	}
 }
 
+// capacityModes are the ways a row's decisions travel: unbatched, with
+// WithBatching as in the Redis family, and with WithCoalescing's defaults.
+var capacityModes = []struct {
+	name     string // the row's name after "limitkit-"
+	batching redisstore.Option
+}{
+	{"", nil},
+	{"batched-", redisstore.WithBatching(redisBatchWindow, 0)},
+	{"coalesce-", redisstore.WithCoalescing(0, 0)},
+}
+
 // capacityRule is limitkitRule's rule with nlimits limits, every one of
 // them admitting every call of a run: the first is limitkitRule's, the
 // others the same count over a half and a quarter of its period, so that
@@ -73,14 +80,14 @@ func capacityRule(alg core.Algorithm, nlimits int) core.Rule {
 }
 
 // capacityTake is redisstore's Take under rule, as the Redis family's
-// limitkit rows call it.
-func capacityTake(b *testing.B, r *benchRedis, rule core.Rule, batched bool) takeFunc {
+// limitkit rows call it, unbatched or with the batching option given.
+func capacityTake(b *testing.B, r *benchRedis, rule core.Rule, batching redisstore.Option) takeFunc {
 	if err := rule.Validate(); err != nil {
 		b.Fatal(err)
 	}
 	opts := []redisstore.Option{redisstore.WithTimeout(redisTimeout)}
-	if batched {
-		opts = append(opts, redisstore.WithBatching(redisBatchWindow, 0))
+	if batching != nil {
+		opts = append(opts, batching)
 	}
 	s := redisstore.New(r.client, opts...)
 	b.Cleanup(func() { s.Close() })
