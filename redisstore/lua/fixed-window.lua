@@ -67,7 +67,7 @@
       ttlMs = ttlMs + ms + (-ms) % 1 -- math.ceil(ms), without a call
     end
     if ttlMs > 0 then
-      redis.call('SET', KEYS[kb + i], fmt(D2, a, b), 'PX', ttlMs)
+      redis.call('SET', KEYS[kb + i], fmt(D2, a, b), 'PX', fmt(D1, ttlMs)) -- a string: Redis would format a number with %.17g, which costs more
     else
       redis.call('DEL', KEYS[kb + i])
     end

@@ -166,7 +166,7 @@ for i = 1, peek and 0 or n do
     -- the key outlives it by the window.
     local ttlMs = slack
     if math.max(now, newest or now) + window > now then ttlMs = ttlMs + math.ceil((math.max(now, newest or now) + window - now) / 1000) end
-    redis.call('PEXPIRE', lk, ttlMs)
+    redis.call('PEXPIRE', lk, fmt(D1, ttlMs))
   end
 end
 if not allOK then delay = 0 end

@@ -125,7 +125,7 @@ for i = 1, peek and 0 or n do
       ttlMs = ttlMs + ms + (-ms) % 1
     end
     if ttlMs > 0 then
-      redis.call('SET', KEYS[kb + i], fmt(D2, a, full), 'PX', ttlMs)
+      redis.call('SET', KEYS[kb + i], fmt(D2, a, full), 'PX', fmt(D1, ttlMs)) -- a string: Redis would format a number with %.17g, which costs more
     else
       redis.call('DEL', KEYS[kb + i])
     end
