@@ -63,20 +63,7 @@ func BenchmarkRedisCallers(b *testing.B) {
 // limitkitMode is redisstore's Take of the token bucket, unbatched or with
 // the batching option given.
 func limitkitMode(batching redisstore.Option) func(*testing.B, *benchRedis) takeFunc {
-	return func(b *testing.B, r *benchRedis) takeFunc {
-		rule := limitkitRule(core.TokenBucket, redisKeys)
-		opts := []redisstore.Option{redisstore.WithTimeout(redisTimeout)}
-		if batching != nil {
-			opts = append(opts, batching)
-		}
-		s := redisstore.New(r.client, opts...)
-		b.Cleanup(func() { s.Close() })
-		ctx := context.Background()
-		return func(key string) (bool, error) {
-			d, err := s.Take(ctx, key, rule, 1)
-			return d.Allowed, err
-		}
-	}
+	return limitkitRedis(core.TokenBucket, batching)
 }
 
 // tokenBucketScript is redisstore's composed token bucket script, and its

@@ -103,7 +103,7 @@
     -- the key outlives it by the window.
     local ttlMs = slack
     if math.max(now, newest or now) + window > now then ttlMs = ttlMs + math.ceil((math.max(now, newest or now) + window - now) / 1000) end
-    redis.call('PEXPIRE', lk, ttlMs)
+    redis.call('PEXPIRE', lk, fmt(D1, ttlMs))
   end
 --{{define refund}}
   -- The charge's own entry, the first at or after its time, while the

@@ -46,9 +46,9 @@ if now == '' then
   end
   now = nowCache
 else
-  now = tonumber(now)
+  now = now + 0
 end
-local cost, slack = tonumber(ARGV[ab + 2]), tonumber(ARGV[ab + 3])
+local cost, slack = ARGV[ab + 2] + 0, ARGV[ab + 3] + 0
 -- mode 1 is a peek: the decision a charge would get, charging nothing.
 local peek = ARGV[ab + 4] == '1'
 local allOK, delay = true, 0
@@ -59,15 +59,15 @@ local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 -- batch still answers its other decisions.
 for i = 1, n do
   local o = ab + (i - 1) * 3
-  local count, window, burst = tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6]), tonumber(ARGV[o + 7])
+  local count, window, burst = ARGV[o + 5] + 0, ARGV[o + 6] + 0, ARGV[o + 7] + 0
   local ok, never, rem, reset, retry, dly = false, false, 0, 0, 0, 0
   local a, b = 0, 0
   local v = redis.pcall('GET', KEYS[kb + i])
   if v then
     if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
-    local x, y = string.match(v, '^(%-?%d+),(%-?%d+)$')
-    a, b = tonumber(x), tonumber(y)
-    if not b then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
+    local p = string.find(v, ',', 1, true)
+    if p then a, b = tonumber(string.sub(v, 1, p - 1)), tonumber(string.sub(v, p + 1)) else a = nil end
+    if not a or not b then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
   end
   if i == 1 then A1, B1 = a, b
   else
@@ -81,13 +81,13 @@ for i = 1, n do
     we = ws + window
   else
     local p = ab - window
-    local b0, b3 = tonumber(ARGV[p + 1]), tonumber(ARGV[p + 4])
+    local b0, b3 = ARGV[p + 1] + 0, ARGV[p + 4] + 0
     -- Beyond the three windows Redis's clock is a window or more from the
     -- instance's: refuse rather than guess ({-2, i - 1, ...}).
     if now < b0 or now >= b3 then return {-2, i - 1, 0, 0, 0, 0, 0, 0} end
-    we = tonumber(ARGV[p + 2])
+    we = ARGV[p + 2] + 0
     if now >= we then
-      we = tonumber(ARGV[p + 3])
+      we = ARGV[p + 3] + 0
       if now >= we then we = b3 end
     end
     if we > a then cnt = 0 else we = a end
@@ -97,7 +97,8 @@ for i = 1, n do
   if cost <= count and cnt + cost <= count then
     ok, rem = true, count - cnt - cost
   else
-    rem = mmax(count - cnt, 0)
+    rem = count - cnt
+    if rem < 0 then rem = 0 end
     if cost > count then never = true else retry = we - now end
   end
   -- core's outranks.
@@ -115,7 +116,7 @@ end
 -- live for its state to matter, plus the slack a driven clock needs; zero
 -- when its state is as good as none. A peek commits nothing.
 for i = 1, peek and 0 or n do
-  local window = tonumber(ARGV[ab + (i - 1) * 3 + 6])
+  local window = ARGV[ab + (i - 1) * 3 + 6] + 0
   if allOK then
     local a, b
     if i == 1 then a, b = A1, B1
@@ -132,9 +133,12 @@ for i = 1, peek and 0 or n do
     b = b + cost
     -- The key outlives the window.
     local ttlMs = slack
-    if we > now then ttlMs = ttlMs + math.ceil((we - now) / 1000) end
+    if we > now then
+      local ms = (we - now) / 1000
+      ttlMs = ttlMs + ms + (-ms) % 1 -- math.ceil(ms), without a call
+    end
     if ttlMs > 0 then
-      redis.call('SET', KEYS[kb + i], fmt(D2, a, b), 'PX', ttlMs)
+      redis.call('SET', KEYS[kb + i], fmt(D2, a, b), 'PX', fmt(D1, ttlMs)) -- a string: Redis would format a number with %.17g, which costs more
     else
       redis.call('DEL', KEYS[kb + i])
     end

@@ -55,9 +55,9 @@ if now == '' then
   end
   now = nowCache
 else
-  now = tonumber(now)
+  now = now + 0
 end
-local cost, slack = tonumber(ARGV[ab + 2]), tonumber(ARGV[ab + 3])
+local cost, slack = ARGV[ab + 2] + 0, ARGV[ab + 3] + 0
 -- mode 1 is a peek: the decision a charge would get, charging nothing.
 local peek = ARGV[ab + 4] == '1'
 local allOK, delay = true, 0
@@ -68,15 +68,16 @@ local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 -- batch still answers its other decisions.
 for i = 1, n do
   local o = ab + (i - 1) * 3
-  local count, window, burst = tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6]), tonumber(ARGV[o + 7])
+  local count, window, burst = ARGV[o + 5] + 0, ARGV[o + 6] + 0, ARGV[o + 7] + 0
   local ok, never, rem, reset, retry, dly = false, false, 0, 0, 0, 0
   local a, b, c = 0, 0, 0
   local v = redis.pcall('GET', KEYS[kb + i])
   if v then
     if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
-    local x, y, z = string.match(v, '^(%-?%d+),(%-?%d+),(%-?%d+)$')
-    a, b, c = tonumber(x), tonumber(y), tonumber(z)
-    if not c then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
+    local p = string.find(v, ',', 1, true)
+    local q = p and string.find(v, ',', p + 1, true)
+    if q then a, b, c = tonumber(string.sub(v, 1, p - 1)), tonumber(string.sub(v, p + 1, q - 1)), tonumber(string.sub(v, q + 1)) else a = nil end
+    if not a or not b or not c then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
   end
   if i == 1 then A1, B1, C1 = a, b, c
   else
@@ -98,10 +99,13 @@ for i = 1, n do
   end
   if cost <= count and est + cost <= count then
     ok = true
-    rem = floor(count - est - cost)
+    rem = count - est - cost
+    rem = rem - rem % 1
     reset = ws + 2 * window - now
   else
-    rem = mmax(floor(count - est), 0)
+    rem = count - est
+    rem = rem - rem % 1
+    if rem < 0 then rem = 0 end
     if cost > count then
       never = true
     elseif curr + cost <= count then
@@ -125,7 +129,7 @@ end
 -- live for its state to matter, plus the slack a driven clock needs; zero
 -- when its state is as good as none. A peek commits nothing.
 for i = 1, peek and 0 or n do
-  local window = tonumber(ARGV[ab + (i - 1) * 3 + 6])
+  local window = ARGV[ab + (i - 1) * 3 + 6] + 0
   if allOK then
     local a, b, c
     if i == 1 then a, b, c = A1, B1, C1
@@ -140,9 +144,12 @@ for i = 1, peek and 0 or n do
     b = b + cost
     -- The key outlives the next window, which still counts this one.
     local ttlMs = slack
-    if a + 2 * window > now then ttlMs = ttlMs + math.ceil((a + 2 * window - now) / 1000) end
+    if a + 2 * window > now then
+      local ms = (a + 2 * window - now) / 1000
+      ttlMs = ttlMs + ms + (-ms) % 1 -- math.ceil(ms), without a call
+    end
     if ttlMs > 0 then
-      redis.call('SET', KEYS[kb + i], fmt(D3, a, b, c), 'PX', ttlMs)
+      redis.call('SET', KEYS[kb + i], fmt(D3, a, b, c), 'PX', fmt(D1, ttlMs)) -- a string: Redis would format a number with %.17g, which costs more
     else
       redis.call('DEL', KEYS[kb + i])
     end

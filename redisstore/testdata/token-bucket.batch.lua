@@ -47,9 +47,9 @@ if now == '' then
   end
   now = nowCache
 else
-  now = tonumber(now)
+  now = now + 0
 end
-local cost, slack = tonumber(ARGV[ab + 2]), tonumber(ARGV[ab + 3])
+local cost, slack = ARGV[ab + 2] + 0, ARGV[ab + 3] + 0
 -- mode 1 is a peek: the decision a charge would get, charging nothing.
 local peek = ARGV[ab + 4] == '1'
 local allOK, delay = true, 0
@@ -60,9 +60,10 @@ local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 -- batch still answers its other decisions.
 for i = 1, n do
   local o = ab + (i - 1) * 3
-  local count, window, burst = tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6]), tonumber(ARGV[o + 7])
+  local count, window, burst = ARGV[o + 5] + 0, ARGV[o + 6] + 0, ARGV[o + 7] + 0
   local ok, never, rem, reset, retry, dly = false, false, 0, 0, 0, 0
-  local step = floor((window + count - 1) / count)
+  local step = (window + count - 1) / count
+  step = step - step % 1
   if step * count < window then step = step + 1 end
   if (step - 1) * count >= window then step = step - 1 end
   local depth = burst * step
@@ -79,15 +80,19 @@ for i = 1, n do
     if not SA then SA, SB, SC = {}, {}, {} end
     SA[i], SB[i], SC[i] = a, step, full
   end
-  local tat = mmax(a, now)
+  local tat = now
+  if a > now then tat = a end
   local nxt = tat + cost * step
   if nxt - now <= depth then
     ok = true
-    rem = floor((depth - (nxt - now)) / step)
+    rem = (depth - (nxt - now)) / step
+    rem = rem - rem % 1
     reset = nxt - now
     if LEAKY then dly = tat - now end
   else
-    rem = mmax(floor((depth - (tat - now)) / step), 0)
+    rem = (depth - (tat - now)) / step
+    rem = rem - rem % 1
+    if rem < 0 then rem = 0 end
     reset = tat - now
     if cost > burst then never = true else retry = nxt - depth - now end
   end
@@ -106,18 +111,23 @@ end
 -- live for its state to matter, plus the slack a driven clock needs; zero
 -- when its state is as good as none. A peek commits nothing.
 for i = 1, peek and 0 or n do
-  local window = tonumber(ARGV[ab + (i - 1) * 3 + 6])
+  local window = ARGV[ab + (i - 1) * 3 + 6] + 0
   if allOK then
     local a, step, full
     if i == 1 then a, step, full = A1, B1, C1
     else a, step, full = SA[i], SB[i], SC[i] end
     if a <= now then full = now end -- what was charged before is all back
-    a = mmax(a, now) + cost * step
-    -- The key outlives the theoretical arrival time.
+    if a < now then a = now end
+    a = a + cost * step
+    -- The key outlives the theoretical arrival time: ttlMs rounds its
+    -- distance up to whole ms (x + (-x) % 1 is math.ceil(x), without a call).
     local ttlMs = slack
-    if a > now then ttlMs = ttlMs + math.ceil((a - now) / 1000) end
+    if a > now then
+      local ms = (a - now) / 1000
+      ttlMs = ttlMs + ms + (-ms) % 1
+    end
     if ttlMs > 0 then
-      redis.call('SET', KEYS[kb + i], fmt(D2, a, full), 'PX', ttlMs)
+      redis.call('SET', KEYS[kb + i], fmt(D2, a, full), 'PX', fmt(D1, ttlMs)) -- a string: Redis would format a number with %.17g, which costs more
     else
       redis.call('DEL', KEYS[kb + i])
     end
