@@ -14,8 +14,8 @@ import (
 // BenchmarkCapacity measures what one limitkit decision costs Redis, for
 // sizing a deployment (redisstore's TestCapacity measures the memory): for
 // every algorithm, with a rule of one limit and of three, unbatched, with
-// WithBatching and with WithCoalescing, redisCallers callers on redisKeys keys of one local
-// redis-server. Besides the Redis family's decisions/s, cpu-ns/op and
+// WithCoalescing and with WithBatching, redisCallers callers on redisKeys
+// keys of one local redis-server. Besides the Redis family's decisions/s, cpu-ns/op and
 // redis-cpu-ns/op (redis-server's whole CPU per decision: the scripts, and
 // reading requests and writing replies) it reports redis-cmd-ns/op, the
 // time Redis spent running the commands themselves, from INFO
@@ -55,15 +55,16 @@ func BenchmarkCapacity(b *testing.B) {
 	}
 }
 
-// capacityModes are the ways a row's decisions travel: unbatched, with
-// WithBatching as in the Redis family, and with WithCoalescing's defaults.
+// capacityModes are the ways a row's decisions travel, named as in the
+// Redis family: unbatched, with WithCoalescing's defaults and with
+// WithBatching's window.
 var capacityModes = []struct {
 	name     string // the row's name after "limitkit-"
 	batching redisstore.Option
 }{
 	{"", nil},
-	{"batched-", redisstore.WithBatching(redisBatchWindow, 0)},
-	{"coalesce-", redisstore.WithCoalescing(0, 0)},
+	{"coalesced-", redisstore.WithCoalescing(0, 0)},
+	{"window-", redisstore.WithBatching(redisBatchWindow, 0)},
 }
 
 // capacityRule is limitkitRule's rule with nlimits limits, every one of
