@@ -65,7 +65,7 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 	if client == nil {
 		panic("redisstore: New(nil): a Redis client is required")
 	}
-	cfg := config{prefix: DefaultPrefix, timeout: DefaultTimeout}
+	cfg := config{prefix: DefaultPrefix, timeout: DefaultTimeout, coalesce: true}
 	for _, o := range opts {
 		o(&cfg)
 	}
