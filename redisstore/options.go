@@ -91,6 +91,12 @@ func WithCoalescing(max, inFlight int) Option {
 	}
 }
 
+// WithoutBatching sends every decision alone, in its own round trip, as the
+// store did before coalescing became its default.
+func WithoutBatching() Option {
+	return func(c *config) { c.batch, c.coalesce = false, false }
+}
+
 // check reports the first option that cannot work, quoting it.
 func (c *config) check() error {
 	switch {

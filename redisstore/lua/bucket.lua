@@ -8,6 +8,7 @@
 --{{define helpers}}
 local LEAKY = ALGORITHM == 'leaky-bucket'
 --{{define check}}
+  local burst = burst + 0
   local step = (window + count - 1) / count
   step = step - step % 1
   if step * count < window then step = step + 1 end
@@ -16,10 +17,10 @@ local LEAKY = ALGORITHM == 'leaky-bucket'
   local a, full = 0, 0
   local v = redis.pcall('GET', KEYS[kb + i])
   if v then
-    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
+    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0} end
     local p = string.find(v, ',', 1, true)
     if p then a, full = tonumber(string.sub(v, 1, p - 1)), tonumber(string.sub(v, p + 1)) else a = tonumber(v) end
-    if not a or not full then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
+    if not a or not full then return {-1, i - 1, 0, 0, 0} end
   end
   if i == 1 then A1, B1, C1 = a, step, full
   else
