@@ -38,7 +38,7 @@ func BenchmarkCapacity(b *testing.B) {
 						for _, alg := range redisAlgorithms {
 							b.Run("lib=limitkit-"+mode.name+alg.String(), func(b *testing.B) {
 								r.flush(b)
-								take := capacityTake(b, r, capacityRule(alg, nlimits), mode.batching)
+								take := capacityTake(b, r, capacityRule(alg, nlimits), mode.sending)
 								keys := benchKeys(redisKeys)
 								warmRedis(b, take, keys, true)
 								if err := r.client.ConfigResetStat(context.Background()).Err(); err != nil {
@@ -56,13 +56,14 @@ func BenchmarkCapacity(b *testing.B) {
 }
 
 // capacityModes are the ways a row's decisions travel, named as in the
-// Redis family: unbatched, with WithCoalescing's defaults and with
-// WithBatching's window.
+// Redis family: unbatched, with WithCoalescing's defaults (the store's
+// default) and with WithBatching's window. Each is an explicit option, so
+// that a change of the store's default does not change a row.
 var capacityModes = []struct {
-	name     string // the row's name after "limitkit-"
-	batching redisstore.Option
+	name    string // the row's name after "limitkit-"
+	sending redisstore.Option
 }{
-	{"", nil},
+	{"", redisstore.WithoutBatching()},
 	{"coalesced-", redisstore.WithCoalescing(0, 0)},
 	{"window-", redisstore.WithBatching(redisBatchWindow, 0)},
 }
@@ -81,16 +82,12 @@ func capacityRule(alg core.Algorithm, nlimits int) core.Rule {
 }
 
 // capacityTake is redisstore's Take under rule, as the Redis family's
-// limitkit rows call it, unbatched or with the batching option given.
-func capacityTake(b *testing.B, r *benchRedis, rule core.Rule, batching redisstore.Option) takeFunc {
+// limitkit rows call it, sending decisions as the option given says.
+func capacityTake(b *testing.B, r *benchRedis, rule core.Rule, sending redisstore.Option) takeFunc {
 	if err := rule.Validate(); err != nil {
 		b.Fatal(err)
 	}
-	opts := []redisstore.Option{redisstore.WithTimeout(redisTimeout)}
-	if batching != nil {
-		opts = append(opts, batching)
-	}
-	s := redisstore.New(r.client, opts...)
+	s := redisstore.New(r.client, redisstore.WithTimeout(redisTimeout), sending)
 	b.Cleanup(func() { s.Close() })
 	ctx := context.Background()
 	return func(key string) (bool, error) {

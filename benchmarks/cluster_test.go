@@ -41,7 +41,7 @@ func BenchmarkRedisCluster(b *testing.B) {
 	c := startCluster(b)
 	rows := []clusterContender{{"floor", clusterFloor}}
 	for _, alg := range redisAlgorithms {
-		rows = append(rows, clusterContender{"limitkit-" + alg.String(), clusterLimitkit(alg, nil)})
+		rows = append(rows, clusterContender{"limitkit-" + alg.String(), clusterLimitkit(alg, redisstore.WithoutBatching())})
 	}
 	for _, alg := range redisAlgorithms {
 		rows = append(rows, clusterContender{"limitkit-coalesced-" + alg.String(),
@@ -94,18 +94,16 @@ func clusterFloor(b *testing.B, c *redis.ClusterClient) takeFunc {
 }
 
 // clusterLimitkit is redisstore's Take on the cluster, with the Redis
-// family's rule and timeout, unbatched or with the batching option given.
-func clusterLimitkit(alg core.Algorithm, batching redisstore.Option) func(*testing.B, *redis.ClusterClient) takeFunc {
+// family's rule and timeout and the way of sending decisions given:
+// WithoutBatching, WithCoalescing or WithBatching, always explicit, since
+// the store's default may change.
+func clusterLimitkit(alg core.Algorithm, sending redisstore.Option) func(*testing.B, *redis.ClusterClient) takeFunc {
 	return func(b *testing.B, c *redis.ClusterClient) takeFunc {
 		rule := limitkitRule(alg, redisKeys)
 		if err := rule.Validate(); err != nil {
 			b.Fatal(err)
 		}
-		opts := []redisstore.Option{redisstore.WithTimeout(redisTimeout)}
-		if batching != nil {
-			opts = append(opts, batching)
-		}
-		s := redisstore.New(c, opts...)
+		s := redisstore.New(c, redisstore.WithTimeout(redisTimeout), sending)
 		b.Cleanup(func() { s.Close() })
 		ctx := context.Background()
 		return func(key string) (bool, error) {
