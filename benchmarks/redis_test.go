@@ -124,9 +124,10 @@ func limitkitRedis(alg core.Algorithm, batching redisstore.Option) func(*testing
 			b.Fatal(err)
 		}
 		opts := []redisstore.Option{redisstore.WithTimeout(redisTimeout)}
-		if batching != nil {
-			opts = append(opts, batching)
+		if batching == nil {
+			batching = redisstore.WithoutBatching() // coalescing is the default
 		}
+		opts = append(opts, batching)
 		s := redisstore.New(r.client, opts...)
 		b.Cleanup(func() { s.Close() })
 		ctx := context.Background()
@@ -217,7 +218,7 @@ const denyKeys = 1000
 func limitkitDeny(cache bool) func(*testing.B, *benchRedis) takeFunc {
 	return func(b *testing.B, r *benchRedis) takeFunc {
 		rule := core.MustRule("1/hour", 0)
-		opts := []redisstore.Option{redisstore.WithTimeout(redisTimeout)}
+		opts := []redisstore.Option{redisstore.WithTimeout(redisTimeout), redisstore.WithoutBatching()}
 		if cache {
 			opts = append(opts, redisstore.WithDenyCache(10*denyKeys))
 		}

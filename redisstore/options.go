@@ -84,15 +84,19 @@ func WithBatching(window time.Duration, max int) Option {
 // (0 means DefaultBatchMax). Batches travel as under WithBatching. Unlike
 // WithBatching it never waits for a window: an idle store sends a decision
 // as soon as it is asked, and under load a batch holds what arrived during
-// the previous round trip. See the package documentation.
+// the previous round trip. It is the default, as WithCoalescing(0, 0); see
+// the package documentation.
 func WithCoalescing(max, inFlight int) Option {
 	return func(c *config) {
 		c.batch, c.coalesce, c.batchMax, c.inFlight = false, true, max, inFlight
 	}
 }
 
-// WithoutBatching sends every decision alone, in its own round trip, as the
-// store did before coalescing became its default.
+// WithoutBatching sends every decision alone, in its own round trip and on
+// its caller's goroutine, as the store did before coalescing became its
+// default. It costs Redis and the app more per decision under concurrency
+// and gains nothing measurable when idle; it is there for comparison and
+// for clients whose every command must go alone.
 func WithoutBatching() Option {
 	return func(c *config) { c.batch, c.coalesce = false, false }
 }
