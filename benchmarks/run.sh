@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the comparison benchmarks and prints them as benchstat tables, one per
-# cell (benchmark family × key count × mode), with every library as a row,
-# followed by each family's summary against its targets.
+# cell (benchmark family × key count × mode, and × limit for HTTP), with
+# every library as a row, followed by each family's summary against its
+# targets.
 #
 # The families, each run with its own -benchtime:
 #   Memory   in-process stores, one decision            (BENCHTIME_MEMORY, 200ms)
@@ -53,7 +54,7 @@ report() {
 	local file=$1
 	echo "== benchstat: $file"
 	echo
-	"${BENCHSTAT[@]}" -table .name,/keys,/mode -row /lib "$file"
+	"${BENCHSTAT[@]}" -table .name,/keys,/limit,/mode -row /lib "$file"
 	echo
 	echo "== memory, side by side: medians per cell. x-peer = ns/op over the fastest library that"
 	echo "   is not limitkit; x-cpu = the same for cpu-ns/op (CPU time per call, steadier"
