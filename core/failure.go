@@ -169,14 +169,14 @@ func (o *outcome) stopped() bool { return o.gone || o.closed || o.invalid }
 
 // take runs one check through the failure policy. rule must have its
 // defaults applied and be valid. scope and identity only label events.
-func (l *Limiter) take(ctx context.Context, scope, identity, key string, rule Rule, cost int64) outcome {
+func (l *Limiter) take(ctx context.Context, scope, identity string, key storeKey, rule Rule, cost int64) outcome {
 	return l.check(ctx, opTake, scope, identity, key, rule, cost)
 }
 
 // check is take for any op. A peek or a reservation on a store that is not
 // a QuotaStore is a mistake in set-up, reported as a rule that cannot be
 // enforced.
-func (l *Limiter) check(ctx context.Context, op op, scope, identity, key string, rule Rule, cost int64) outcome {
+func (l *Limiter) check(ctx context.Context, op op, scope, identity string, key storeKey, rule Rule, cost int64) outcome {
 	if op != opTake && !l.quota {
 		return outcome{err: l.noQuota(), invalid: true}
 	}
@@ -274,7 +274,7 @@ func (l *Limiter) policyAction() Action {
 }
 
 // degraded decides a check the store could not, by the policy.
-func (l *Limiter) degraded(ctx context.Context, op op, key string, rule Rule, cost int64, cause error) outcome {
+func (l *Limiter) degraded(ctx context.Context, op op, key storeKey, rule Rule, cost int64, cause error) outcome {
 	switch a := l.policyAction(); a {
 	case ActionFallback:
 		fb := l.fallbackStore()
@@ -330,7 +330,7 @@ type DeadlineKeeper interface {
 
 // ask calls the store under the deadline, turning a panic into an error.
 // The latency is measured only when an observer listens.
-func (l *Limiter) ask(ctx context.Context, op op, key string, rule Rule, cost int64) (d Decision, c Charge, lat time.Duration, err error) {
+func (l *Limiter) ask(ctx context.Context, op op, key storeKey, rule Rule, cost int64) (d Decision, c Charge, lat time.Duration, err error) {
 	var start time.Time
 	if l.cfg.observer != nil {
 		start = time.Now()
@@ -369,7 +369,7 @@ func (l *Limiter) ask(ctx context.Context, op op, key string, rule Rule, cost in
 }
 
 // storeCall calls the limiter's store, turning a panic into an error.
-func (l *Limiter) storeCall(ctx context.Context, op op, key string, rule Rule, cost int64) (d Decision, c Charge, err error) {
+func (l *Limiter) storeCall(ctx context.Context, op op, key storeKey, rule Rule, cost int64) (d Decision, c Charge, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			d, c, err = Decision{}, Charge{}, fmt.Errorf("limitkit: store panicked: %v", p)
@@ -378,8 +378,13 @@ func (l *Limiter) storeCall(ctx context.Context, op op, key string, rule Rule, c
 	return storeCall(ctx, l.cfg.store, op, key, rule, cost)
 }
 
-// storeCall asks st for op; st is a QuotaStore unless op is opTake.
-func storeCall(ctx context.Context, st Store, op op, key string, rule Rule, cost int64) (Decision, Charge, error) {
+// storeCall asks st for op; st is a QuotaStore unless op is opTake. The
+// memory store is given the key in its parts (see storeKey).
+func storeCall(ctx context.Context, st Store, op op, k storeKey, rule Rule, cost int64) (Decision, Charge, error) {
+	if ms, ok := st.(*MemoryStore); ok {
+		return ms.call(op, k, rule, cost)
+	}
+	key := k.String()
 	switch op {
 	case opPeek:
 		d, err := st.(QuotaStore).Peek(ctx, key, rule, cost)

@@ -185,10 +185,10 @@ const pkLabel = "limitkit partition key\x00"
 
 // appendPartitionKey appends the base64 of the partition key of the store
 // key to dst (see WithPartitionKey).
-func (h *IdentityHasher) appendPartitionKey(dst []byte, key string) []byte {
+func (h *IdentityHasher) appendPartitionKey(dst []byte, key storeKey) []byte {
 	k := h.pool.Get().(*keyedHash)
 	k.mac.Reset()
-	k.buf = append(append(k.buf[:0], pkLabel...), key...)
+	k.buf = append(append(append(k.buf[:0], pkLabel...), key.prefix...), key.id...)
 	k.mac.Write(k.buf)
 	clear(k.buf)
 	k.sum = k.mac.Sum(k.sum[:0])
@@ -281,7 +281,7 @@ func ceilSeconds(d time.Duration) int64 {
 //
 // now, when the middleware sends X-RateLimit-Reset as a time
 // (WithResetEpoch), is the time in Unix nanoseconds; else zero.
-func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, key string, d Decision, now int64) {
+func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, key storeKey, d Decision, now int64) {
 	if h == nil {
 		return
 	}

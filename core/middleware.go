@@ -310,13 +310,13 @@ func (m *Middleware) ruleSetOf(lim *Limiter, r *http.Request, native any) *ruleS
 // keyOf is the store key, identity and cost of a request under rs; or, when
 // ok is false, the result the key error policy gives a request that cannot
 // be identified.
-func (m *Middleware) keyOf(lim *Limiter, rs *ruleSet, r *http.Request, native any) (key, id string, cost int64, res Result, ok bool) {
+func (m *Middleware) keyOf(lim *Limiter, rs *ruleSet, r *http.Request, native any) (key storeKey, id string, cost int64, res Result, ok bool) {
 	return m.keyAndCost(lim, rs, r, native, true)
 }
 
 // keyAndCost is keyOf, asking the cost function only if withCost (a peek
 // does not: its request is not the route's); the cost is then 1.
-func (m *Middleware) keyAndCost(lim *Limiter, rs *ruleSet, r *http.Request, native any, withCost bool) (key, id string, cost int64, res Result, ok bool) {
+func (m *Middleware) keyAndCost(lim *Limiter, rs *ruleSet, r *http.Request, native any, withCost bool) (key storeKey, id string, cost int64, res Result, ok bool) {
 	id, err := m.identify(lim, r, native)
 	cost, costErr := int64(1), error(nil)
 	if withCost {
@@ -330,19 +330,18 @@ func (m *Middleware) keyAndCost(lim *Limiter, rs *ruleSet, r *http.Request, nati
 	}
 	if err == nil {
 		id = bound(id)
-		return rs.keyPrefix + id, id, cost, res, true
+		return storeKey{rs.keyPrefix, id}, id, cost, res, true
 	}
 	switch m.keyPolicy {
 	case KeyErrorServe:
-		return "", "", 0, Result{Verdict: Serve, Err: err}, false
+		return storeKey{}, "", 0, Result{Verdict: Serve, Err: err}, false
 	case KeyErrorRefuse:
-		return "", "", 0, Result{Verdict: Refuse, Status: http.StatusBadRequest, Err: err}, false
+		return storeKey{}, "", 0, Result{Verdict: Refuse, Status: http.StatusBadRequest, Err: err}, false
 	}
 	// fallbackPrefix keeps these apart from identities the key function
-	// gives, which bound keeps out of it (see keys.go). The identity is cut
-	// from the key so that both cost one string.
-	key = rs.keyPrefix + fallbackPrefix + IPIdentity(r.RemoteAddr)
-	return key, key[len(rs.keyPrefix):], cost, res, true
+	// gives, which bound keeps out of it (see keys.go).
+	id = fallbackPrefix + IPIdentity(r.RemoteAddr)
+	return storeKey{rs.keyPrefix, id}, id, cost, res, true
 }
 
 // stopped is the result of a check the limiter did not decide: its limiter
@@ -361,7 +360,7 @@ func (m *Middleware) stopped(lim *Limiter, rs *ruleSet, o outcome) Result {
 // respond turns a decided check into its result: the headers written,
 // refused or served by the decision and the failure policy (or served
 // anyway in shadow mode), and held until its slot by a leaky bucket.
-func (m *Middleware) respond(ctx context.Context, lim *Limiter, rs *ruleSet, h http.Header, key string, o outcome) Result {
+func (m *Middleware) respond(ctx context.Context, lim *Limiter, rs *ruleSet, h http.Header, key storeKey, o outcome) Result {
 	res := Result{Verdict: Serve, Decision: o.d, DecidedBy: o.action, Err: o.err}
 	switch {
 	case m.shadow || o.action == ActionFailOpen:

@@ -121,11 +121,11 @@ func (m *Middleware) reserving(lim *Limiter, rule Rule) bool {
 // is not served (its client left during the hold, or its deadline passed)
 // is given back at once; one served under WithChargeWhen carries its
 // reservation to Finish.
-func (m *Middleware) reserved(ctx context.Context, lim *Limiter, key string, rule Rule, cost int64, o outcome, res Result) Result {
+func (m *Middleware) reserved(ctx context.Context, lim *Limiter, key storeKey, rule Rule, cost int64, o outcome, res Result) Result {
 	if !o.d.Allowed || o.action == ActionFailOpen || o.action == ActionFailClosed {
 		return res
 	}
-	rv := lim.reservation(o, key, rule, cost)
+	rv := lim.reservation(o, key.String(), rule, cost)
 	switch {
 	case res.Verdict != Serve:
 		_ = rv.Cancel(context.WithoutCancel(ctx))
