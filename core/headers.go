@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // The response headers the middleware writes by default. Go's http.Header
@@ -273,11 +274,12 @@ func ceilSeconds(d time.Duration) int64 {
 // Retry-After if d refuses the request. key is the request's store key,
 // for the partition key.
 //
-// It costs two allocations whatever it writes: one string holding every
-// number, and one array backing every header's value slice (tightestKey's
-// among them). Each slice is capped at one element so that a later Add
-// copies rather than overwrites its neighbour. A middleware stacked on
-// another with the IETF fields on costs one more, to list its policy.
+// It costs one allocation whatever it writes (see headerSlots): an array
+// backing every header's value slice (tightestKey's among them), with the
+// text of every number beside it. Each slice is capped at one element so
+// that a later Add copies rather than overwrites its neighbour. A
+// middleware stacked on another with the IETF fields on costs one more, to
+// list its policy.
 //
 // now, when the middleware sends X-RateLimit-Reset as a time
 // (WithResetEpoch), is the time in Unix nanoseconds; else zero.
@@ -343,8 +345,7 @@ func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, key storeKey, d De
 			b = append(b, ':')
 		}
 	}
-	s := string(b)
-	vals := new([7]string)
+	vals, s := headerSlots(b, m.ietf)
 	set := func(i int, name, v string) {
 		if name != "" {
 			vals[i] = v
@@ -362,6 +363,40 @@ func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, key storeKey, d De
 		addPolicy(h, rs.policy, vals[4:5:5])
 		set(5, HeaderRateLimit, s[ietfStart:])
 	}
+}
+
+// headerBlock is what the headers of one response are written to: the
+// seven one-element slices writeHeaders hands to the header map, and the
+// bytes of the numbers, which their strings point into. Allocating both as
+// one object saves one of the two allocations a string and an array would
+// cost every request. The text is never written after its string is made,
+// so the strings are as immutable as any. headerBlockIETF has room for the
+// IETF fields' text too; text that fits neither (a very long policy name)
+// takes a string of its own.
+type headerBlock struct {
+	vals [7]string
+	text [64]byte // three int64s in decimal, with their signs, fit
+}
+
+type headerBlockIETF struct {
+	vals [7]string
+	text [208]byte // 112 + 208 bytes: Go's size class of 320
+}
+
+// headerSlots returns the slots for writeHeaders' values and b as a string
+// that lives as long as they do: one allocation.
+func headerSlots(b []byte, ietf bool) (*[7]string, string) {
+	switch {
+	case !ietf && len(b) <= len(headerBlock{}.text):
+		hb := new(headerBlock)
+		n := copy(hb.text[:], b)
+		return &hb.vals, unsafe.String(&hb.text[0], n)
+	case len(b) <= len(headerBlockIETF{}.text):
+		hb := new(headerBlockIETF)
+		n := copy(hb.text[:], b)
+		return &hb.vals, unsafe.String(&hb.text[0], n)
+	}
+	return new([7]string), string(b)
 }
 
 // addPolicy adds the RateLimit-Policy value pol to h, unless a middleware

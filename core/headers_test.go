@@ -555,3 +555,19 @@ func TestWithHeaderNames_refusesWhatIsNoHeaderName(t *testing.T) {
 		t.Fatalf("valid names: %v", err)
 	}
 }
+
+// headerSlots gives back the text it was handed, whatever its length: in
+// the block of the numbers, the larger block of the IETF fields, or a
+// string of its own beyond both.
+func TestHeaderSlots_holdTheTextWhole(t *testing.T) {
+	b := make([]byte, 0, 400)
+	for n := 1; n <= 400; n++ {
+		b = append(b, byte('0'+n%10))
+		for _, ietf := range []bool{false, true} {
+			vals, s := headerSlots(b, ietf)
+			if s != string(b) || vals == nil || *vals != [7]string{} {
+				t.Fatalf("%d bytes, ietf %v: %q, slots %v; want the text and seven empty slots", n, ietf, s, vals)
+			}
+		}
+	}
+}
