@@ -336,8 +336,8 @@ func (l *Limiter) ask(ctx context.Context, op op, key storeKey, rule Rule, cost 
 		start = time.Now()
 		defer func() { lat = time.Since(start) }()
 	}
-	if l.direct {
-		d, c, err = l.storeCall(ctx, op, key, rule, cost)
+	if l.mem != nil {
+		d, c, err = l.memoryCall(op, key, rule, cost)
 		return d, c, 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.timeout)
@@ -376,6 +376,17 @@ func (l *Limiter) storeCall(ctx context.Context, op op, key storeKey, rule Rule,
 		}
 	}()
 	return storeCall(ctx, l.cfg.store, op, key, rule, cost)
+}
+
+// memoryCall is storeCall for a limiter on the memory store, a call
+// shorter by two: nearly every request through the middleware is one.
+func (l *Limiter) memoryCall(op op, key storeKey, rule Rule, cost int64) (d Decision, c Charge, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			d, c, err = Decision{}, Charge{}, fmt.Errorf("limitkit: store panicked: %v", p)
+		}
+	}()
+	return l.mem.call(op, key, rule, cost)
 }
 
 // storeCall asks st for op; st is a QuotaStore unless op is opTake. The
