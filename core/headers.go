@@ -276,7 +276,7 @@ func ceilSeconds(d time.Duration) int64 {
 //
 // It costs one allocation whatever it writes (see headerSlots): an array
 // backing every header's value slice (tightestKey's among them), with the
-// text of every number beside it. Each slice is capped at one element so
+// text of every number beside it, of 112 bytes for the default headers. Each slice is capped at one element so
 // that a later Add copies rather than overwrites its neighbour. A
 // middleware stacked on another with the IETF fields on costs one more, to
 // list its policy.
@@ -345,58 +345,89 @@ func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, key storeKey, d De
 			b = append(b, ':')
 		}
 	}
-	vals, s := headerSlots(b, m.ietf)
-	set := func(i int, name, v string) {
+	// One slot for tightestKey, one for each header sent.
+	slots := 1
+	for _, name := range [...]string{n.limit, n.remaining, n.reset} {
 		if name != "" {
-			vals[i] = v
-			h[name] = vals[i : i+1 : i+1]
+			slots++
 		}
 	}
-	set(6, tightestKey, s[:remEnd])
-	set(0, n.limit, lt.count)
-	set(1, n.remaining, s[:remEnd])
-	set(2, n.reset, s[remEnd:resetEnd])
 	if retryEnd > resetEnd {
-		set(3, HeaderRetryAfter, s[resetEnd:retryEnd])
+		slots++
 	}
 	if m.ietf {
-		addPolicy(h, rs.policy, vals[4:5:5])
-		set(5, HeaderRateLimit, s[ietfStart:])
+		slots += 2
+	}
+	vals, s := headerSlots(b, slots)
+	next := 0
+	slot := func() []string {
+		next++
+		return vals[next-1 : next : next]
+	}
+	set := func(name, v string) {
+		if name != "" {
+			v1 := slot()
+			v1[0] = v
+			h[name] = v1
+		}
+	}
+	set(tightestKey, s[:remEnd])
+	set(n.limit, lt.count)
+	set(n.remaining, s[:remEnd])
+	set(n.reset, s[remEnd:resetEnd])
+	if retryEnd > resetEnd {
+		set(HeaderRetryAfter, s[resetEnd:retryEnd])
+	}
+	if m.ietf {
+		addPolicy(h, rs.policy, slot())
+		set(HeaderRateLimit, s[ietfStart:])
 	}
 }
 
-// headerBlock is what the headers of one response are written to: the
-// seven one-element slices writeHeaders hands to the header map, and the
-// bytes of the numbers, which their strings point into. Allocating both as
-// one object saves one of the two allocations a string and an array would
-// cost every request. The text is never written after its string is made,
-// so the strings are as immutable as any. headerBlockIETF has room for the
-// IETF fields' text too; text that fits neither (a very long policy name)
-// takes a string of its own.
-type headerBlock struct {
-	vals [7]string
-	text [64]byte // three int64s in decimal, with their signs, fit
-}
+// The blocks writeHeaders writes a response's headers to: the one-element
+// slices it hands to the header map, and the bytes of the numbers, which
+// their strings point into. Allocating both as one object saves one of the
+// two allocations a string and an array would cost every request, and the
+// smallest block that fits is chosen, since the bytes allocated per request
+// cost collection time too. The text is never written after its string is
+// made, so the strings are as immutable as any.
+type (
+	// headerBlock1 holds tightestKey alone, for a middleware that sends no
+	// headers (WithHeaderNames("", "", "")): 32 bytes.
+	headerBlock1 struct {
+		vals [1]string
+		text [16]byte
+	}
+	// headerBlock5 holds the X-RateLimit headers and Retry-After, with
+	// room for their numbers in any realistic case: 112 bytes, the size of
+	// the bare array of seven slots it replaces.
+	headerBlock5 struct {
+		vals [5]string
+		text [32]byte
+	}
+	// headerBlock7 holds the IETF fields too: 320 bytes.
+	headerBlock7 struct {
+		vals [7]string
+		text [208]byte
+	}
+)
 
-type headerBlockIETF struct {
-	vals [7]string
-	text [208]byte // 112 + 208 bytes: Go's size class of 320
-}
-
-// headerSlots returns the slots for writeHeaders' values and b as a string
-// that lives as long as they do: one allocation.
-func headerSlots(b []byte, ietf bool) (*[7]string, string) {
+// headerSlots returns slots empty strings for writeHeaders' values and b
+// as a string that lives as long as they do: one allocation, unless b is
+// longer than any block holds (a very long policy name, say).
+func headerSlots(b []byte, slots int) ([]string, string) {
 	switch {
-	case !ietf && len(b) <= len(headerBlock{}.text):
-		hb := new(headerBlock)
-		n := copy(hb.text[:], b)
-		return &hb.vals, unsafe.String(&hb.text[0], n)
-	case len(b) <= len(headerBlockIETF{}.text):
-		hb := new(headerBlockIETF)
-		n := copy(hb.text[:], b)
-		return &hb.vals, unsafe.String(&hb.text[0], n)
+	case slots <= 1 && len(b) <= len(headerBlock1{}.text):
+		hb := new(headerBlock1)
+		return hb.vals[:slots], unsafe.String(&hb.text[0], copy(hb.text[:], b))
+	case slots <= 5 && len(b) <= len(headerBlock5{}.text):
+		hb := new(headerBlock5)
+		return hb.vals[:slots], unsafe.String(&hb.text[0], copy(hb.text[:], b))
+	case slots <= 7 && len(b) <= len(headerBlock7{}.text):
+		hb := new(headerBlock7)
+		return hb.vals[:slots], unsafe.String(&hb.text[0], copy(hb.text[:], b))
 	}
-	return new([7]string), string(b)
+	return make([]string, slots), string(b)
 }
 
 // addPolicy adds the RateLimit-Policy value pol to h, unless a middleware
