@@ -176,7 +176,7 @@ func (l *Limiter) take(ctx context.Context, scope, identity string, key storeKey
 // check is take for any op. A peek or a reservation on a store that is not
 // a QuotaStore is a mistake in set-up, reported as a rule that cannot be
 // enforced.
-func (l *Limiter) check(ctx context.Context, op op, scope, identity string, key storeKey, rule Rule, cost int64) outcome {
+func (l *Limiter) check(ctx context.Context, op op, scope, identity string, key storeKey, rule Rule, cost int64) (o outcome) {
 	if op != opTake && !l.quota {
 		return outcome{err: l.noQuota(), invalid: true}
 	}
@@ -193,12 +193,19 @@ func (l *Limiter) check(ctx context.Context, op op, scope, identity string, key 
 		}
 		return l.degraded(ctx, op, key, rule, cost, errStoreDown)
 	}
-	d, c, lat, err := l.ask(ctx, op, key, rule, cost)
+	var lat time.Duration
+	var err error
+	if l.mem != nil {
+		lat, err = l.memoryCall(op, key, &rule, cost, &o)
+	} else {
+		o.d, o.charge, lat, err = l.ask(ctx, op, key, rule, cost)
+	}
 	if err == nil {
 		if probing {
 			l.answered(scope, lat)
 		}
-		return outcome{d: d, latency: lat, charge: c}
+		o.latency = lat
+		return o
 	}
 	if ctx.Err() != nil {
 		return outcome{err: ctx.Err(), gone: true}
@@ -220,7 +227,7 @@ func (l *Limiter) check(ctx context.Context, op op, scope, identity string, key 
 		if probing {
 			l.answered(scope, lat)
 		}
-		o := l.degraded(ctx, op, key, rule, cost, err)
+		o = l.degraded(ctx, op, key, rule, cost, err)
 		l.storeFailed(scope, identity, o, lat)
 		return o
 	}
@@ -230,7 +237,7 @@ func (l *Limiter) check(ctx context.Context, op op, scope, identity string, key 
 		l.logger().Warn("limitkit: rate limit store failed; applying the failure policy until it answers again",
 			"policy", l.cfg.policy.String(), "probe_interval", l.cfg.probe, "err", err)
 	}
-	o := l.degraded(ctx, op, key, rule, cost, err)
+	o = l.degraded(ctx, op, key, rule, cost, err)
 	l.storeFailed(scope, identity, o, lat)
 	return o
 }
@@ -336,10 +343,6 @@ func (l *Limiter) ask(ctx context.Context, op op, key storeKey, rule Rule, cost 
 		start = time.Now()
 		defer func() { lat = time.Since(start) }()
 	}
-	if l.mem != nil {
-		d, c, err = l.memoryCall(op, key, rule, cost)
-		return d, c, 0, err
-	}
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.timeout)
 	defer cancel()
 	if l.keeper {
@@ -378,15 +381,22 @@ func (l *Limiter) storeCall(ctx context.Context, op op, key storeKey, rule Rule,
 	return storeCall(ctx, l.cfg.store, op, key, rule, cost)
 }
 
-// memoryCall is storeCall for a limiter on the memory store, a call
-// shorter by two: nearly every request through the middleware is one.
-func (l *Limiter) memoryCall(op op, key storeKey, rule Rule, cost int64) (d Decision, c Charge, err error) {
+// memoryCall is ask for a limiter on the memory store, which never waits
+// on I/O, so it is called on the caller's goroutine without a deadline. It
+// writes the decision and charge to o, which is zero, and is shorter by
+// three calls than ask, each of which copied them on return: nearly every
+// request through the middleware is one of these.
+func (l *Limiter) memoryCall(op op, key storeKey, rule *Rule, cost int64, o *outcome) (lat time.Duration, err error) {
+	if l.cfg.observer != nil {
+		start := time.Now()
+		defer func() { lat = time.Since(start) }()
+	}
 	defer func() {
 		if p := recover(); p != nil {
-			d, c, err = Decision{}, Charge{}, fmt.Errorf("limitkit: store panicked: %v", p)
+			o.d, o.charge, err = Decision{}, Charge{}, fmt.Errorf("limitkit: store panicked: %v", p)
 		}
 	}()
-	return l.mem.call(op, key, rule, cost)
+	return 0, l.mem.callTo(op, key, rule, cost, &o.d, &o.charge)
 }
 
 // storeCall asks st for op; st is a QuotaStore unless op is opTake. The

@@ -250,8 +250,8 @@ func (s *MemoryStore) hashOf(key storeKey, rule *Rule, alg Algorithm) uint64 {
 }
 
 // Take implements Store.
-func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int64) (Decision, error) {
-	d, _, err := s.take(storeKey{id: key}, rule, cost)
+func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int64) (d Decision, err error) {
+	_, err = s.take(storeKey{id: key}, &rule, cost, &d)
 	return d, err
 }
 
@@ -260,58 +260,74 @@ func (s *MemoryStore) Reserve(ctx context.Context, key string, rule Rule, cost i
 	return s.reserve(storeKey{id: key}, rule, cost)
 }
 
-func (s *MemoryStore) reserve(key storeKey, rule Rule, cost int64) (Decision, Charge, error) {
-	d, now, err := s.take(key, rule, cost)
-	if err != nil || !d.Allowed {
-		return d, Charge{}, err
+func (s *MemoryStore) reserve(key storeKey, rule Rule, cost int64) (d Decision, c Charge, err error) {
+	err = s.reserveTo(key, &rule, cost, &d, &c)
+	return d, c, err
+}
+
+// reserveTo is reserve writing to d and c, which are zero.
+func (s *MemoryStore) reserveTo(key storeKey, rule *Rule, cost int64, d *Decision, c *Charge) error {
+	now, err := s.take(key, rule, cost, d)
+	if err == nil && d.Allowed {
+		*c = Charge{At: time.UnixMicro(now), Cost: cost}
 	}
-	return d, Charge{At: time.UnixMicro(now), Cost: cost}, nil
+	return err
 }
 
 // call is storeCall on the memory store, with the key in its parts.
-func (s *MemoryStore) call(op op, key storeKey, rule Rule, cost int64) (Decision, Charge, error) {
-	switch op {
-	case opPeek:
-		d, err := s.peek(key, rule, cost)
-		return d, Charge{}, err
-	case opReserve:
-		return s.reserve(key, rule, cost)
-	}
-	d, _, err := s.take(key, rule, cost)
-	return d, Charge{}, err
+func (s *MemoryStore) call(op op, key storeKey, rule Rule, cost int64) (d Decision, c Charge, err error) {
+	err = s.callTo(op, key, &rule, cost, &d, &c)
+	return d, c, err
 }
 
-// take is Take, also returning the time it decided at.
-func (s *MemoryStore) take(key storeKey, rule Rule, cost int64) (d Decision, now int64, err error) {
+// callTo is call writing the decision and the charge to d and c, which are
+// zero: the memory store is called from the middleware with pointers into
+// the outcome, so that the decision is not copied at every call on its way
+// back up, as it was at five.
+func (s *MemoryStore) callTo(op op, key storeKey, rule *Rule, cost int64, d *Decision, c *Charge) (err error) {
+	switch op {
+	case opPeek:
+		*d, err = s.peek(key, *rule, cost)
+		return err
+	case opReserve:
+		return s.reserveTo(key, rule, cost, d, c)
+	}
+	_, err = s.take(key, rule, cost, d)
+	return err
+}
+
+// take is Take writing the decision to d, which is zero, and returning the
+// time it decided at.
+func (s *MemoryStore) take(key storeKey, rule *Rule, cost int64, d *Decision) (now int64, err error) {
 	if cost < 0 {
-		return d, 0, fmt.Errorf("limitkit: cost %d must not be negative", cost)
+		return 0, fmt.Errorf("limitkit: cost %d must not be negative", cost)
 	}
 	if s.closed.Load() {
-		return d, 0, ErrClosed
+		return 0, ErrClosed
 	}
 	alg := rule.Algorithm.orDefault()
-	h := s.hashOf(key, &rule, alg)
+	h := s.hashOf(key, rule, alg)
 	sh := &s.shards[h&s.mask]
 	// The clock is read before the lock, to keep the time the lock is held
 	// short when callers share a key; every algorithm accepts readings that
 	// arrive slightly out of order.
 	now = s.now()
 	sh.mu.Lock()
-	e := sh.lookup(h, key, alg, &rule)
+	e := sh.lookup(h, key, alg, rule)
 	if e == nil {
 		// A new key or shape: the rule is validated once, here.
 		var buf [maxInlineLimits]shape
 		shapes, err := rule.shapes(alg, &buf)
 		if err != nil {
 			sh.mu.Unlock()
-			return d, 0, err
+			return 0, err
 		}
 		e = s.insertLocked(sh, h, key, alg, shapes, now)
 	}
 	if e.many == nil {
-		e.decideOne(&d, rule.Limits[0], now, cost)
+		e.decideOne(d, rule.Limits[0], now, cost)
 	} else {
-		d = decide(&rule, alg, e.many.shapes, e.many.cells, now, cost, true)
+		*d = decide(rule, alg, e.many.shapes, e.many.cells, now, cost, true)
 		if d.Allowed {
 			for i, sp := range e.many.shapes {
 				e.expires = max(e.expires, e.many.cells[i].expires(alg, sp))
@@ -319,7 +335,7 @@ func (s *MemoryStore) take(key storeKey, rule Rule, cost int64) (d Decision, now
 		}
 	}
 	sh.mu.Unlock()
-	return d, now, nil
+	return now, nil
 }
 
 // Peek implements QuotaStore: the decision Take would return now, charging

@@ -15,7 +15,7 @@ func TestMemoryStore_aSplitKeyIsTheWholeKey(t *testing.T) {
 	ctx := context.Background()
 	rule := MustRule("10/minute", FixedWindow)
 	for _, k := range []storeKey{{"scope:", "id"}, {"", "scope:id"}, {"s", "cope:id"}, {"scope:id", ""}} {
-		if _, _, err := s.take(k, rule, 1); err != nil {
+		if _, err := s.take(k, &rule, 1, new(Decision)); err != nil {
 			t.Fatal(err)
 		}
 	}
