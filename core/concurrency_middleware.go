@@ -261,9 +261,9 @@ func (cm *ConcurrencyMiddleware) EnforceWith(r *http.Request, h http.Header, nat
 		return Result{Verdict: Serve}, nil
 	}
 	rs := &m.base
-	k, id, _, res, ok := m.keyOf(lim, rs, r, native)
-	if !ok {
-		return res, nil
+	k, id, _, err := m.keyOf(lim, rs, r, native)
+	if err != nil {
+		return m.unidentified(err), nil
 	}
 	key := k.String()
 	ctx := r.Context()
@@ -332,7 +332,7 @@ func (cm *ConcurrencyMiddleware) writeHeaders(h http.Header, key string, d Decis
 		r, err := strconv.ParseInt(cur[0], 10, 64)
 		tighter = err == nil && r < d.Remaining
 	}
-	m.writeHeaders(h, &m.base, storeKey{id: key}, d, 0)
+	m.writeHeaders(h, &m.base, storeKey{id: key}, &d, 0)
 	if n := m.names.reset; n != "" && !tighter {
 		delete(h, n)
 	}

@@ -283,7 +283,7 @@ func ceilSeconds(d time.Duration) int64 {
 //
 // now, when the middleware sends X-RateLimit-Reset as a time
 // (WithResetEpoch), is the time in Unix nanoseconds; else zero.
-func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, key storeKey, d Decision, now int64) {
+func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, key storeKey, d *Decision, now int64) {
 	if h == nil {
 		return
 	}

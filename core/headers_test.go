@@ -426,7 +426,7 @@ func TestIETF_concurrencyPolicyHasNoWindow(t *testing.T) {
 	rs := newRuleSet(Rule{Limits: []Limit{{Count: 5}}}, "uploads", QuotaUnitConcurrentRequests)
 	m := &Middleware{middlewareConfig: middlewareConfig{ietf: true}}
 	h := http.Header{}
-	m.writeHeaders(h, &rs, storeKey{"uploads:", "ip"}, Decision{Allowed: true, Limit: Limit{Count: 5}, Remaining: 3}, 0)
+	m.writeHeaders(h, &rs, storeKey{"uploads:", "ip"}, &Decision{Allowed: true, Limit: Limit{Count: 5}, Remaining: 3}, 0)
 	ietfFields(t, h)
 	if got := h.Get(HeaderPolicy); got != `"uploads";q=5;qu="concurrent-requests"` {
 		t.Errorf("RateLimit-Policy %q", got)

@@ -266,9 +266,9 @@ func (m *Middleware) EnforceWith(r *http.Request, h http.Header, native any) Res
 		return Result{Verdict: Serve}
 	}
 	rs := m.ruleSetOf(lim, r, native)
-	key, id, cost, res, ok := m.keyOf(lim, rs, r, native)
-	if !ok {
-		return res
+	key, id, cost, err := m.keyOf(lim, rs, r, native)
+	if err != nil {
+		return m.unidentified(err)
 	}
 	ctx := r.Context()
 	rule := rs.ruleFor(lim)
@@ -287,7 +287,7 @@ func (m *Middleware) EnforceWith(r *http.Request, h http.Header, native any) Res
 			Shadow: m.shadow && decided && !o.d.Allowed, DecidedBy: o.action, Latency: o.latency, Err: o.err,
 		})
 	}
-	res = m.respond(ctx, lim, rs, h, key, o)
+	res := m.respond(ctx, lim, rs, h, key, &o)
 	if op == opReserve {
 		res = m.reserved(ctx, lim, key, rule, cost, o, res)
 	}
@@ -307,16 +307,16 @@ func (m *Middleware) ruleSetOf(lim *Limiter, r *http.Request, native any) *ruleS
 	return &m.base
 }
 
-// keyOf is the store key, identity and cost of a request under rs; or, when
-// ok is false, the result the key error policy gives a request that cannot
-// be identified.
-func (m *Middleware) keyOf(lim *Limiter, rs *ruleSet, r *http.Request, native any) (key storeKey, id string, cost int64, res Result, ok bool) {
+// keyOf is the store key, identity and cost of a request under rs; or, if
+// the request cannot be identified and the key error policy answers it
+// unchecked, why (see unidentified).
+func (m *Middleware) keyOf(lim *Limiter, rs *ruleSet, r *http.Request, native any) (key storeKey, id string, cost int64, unchecked error) {
 	return m.keyAndCost(lim, rs, r, native, true)
 }
 
 // keyAndCost is keyOf, asking the cost function only if withCost (a peek
 // does not: its request is not the route's); the cost is then 1.
-func (m *Middleware) keyAndCost(lim *Limiter, rs *ruleSet, r *http.Request, native any, withCost bool) (key storeKey, id string, cost int64, res Result, ok bool) {
+func (m *Middleware) keyAndCost(lim *Limiter, rs *ruleSet, r *http.Request, native any, withCost bool) (key storeKey, id string, cost int64, unchecked error) {
 	id, err := m.identify(lim, r, native)
 	cost, costErr := int64(1), error(nil)
 	if withCost {
@@ -330,18 +330,24 @@ func (m *Middleware) keyAndCost(lim *Limiter, rs *ruleSet, r *http.Request, nati
 	}
 	if err == nil {
 		id = bound(id)
-		return storeKey{rs.keyPrefix, id}, id, cost, res, true
+		return storeKey{rs.keyPrefix, id}, id, cost, nil
 	}
-	switch m.keyPolicy {
-	case KeyErrorServe:
-		return storeKey{}, "", 0, Result{Verdict: Serve, Err: err}, false
-	case KeyErrorRefuse:
-		return storeKey{}, "", 0, Result{Verdict: Refuse, Status: http.StatusBadRequest, Err: err}, false
+	if m.keyPolicy == KeyErrorServe || m.keyPolicy == KeyErrorRefuse {
+		return storeKey{}, "", 0, err
 	}
 	// fallbackPrefix keeps these apart from identities the key function
 	// gives, which bound keeps out of it (see keys.go).
 	id = fallbackPrefix + IPIdentity(r.RemoteAddr)
-	return storeKey{rs.keyPrefix, id}, id, cost, res, true
+	return storeKey{rs.keyPrefix, id}, id, cost, nil
+}
+
+// unidentified is the result the key error policy gives a request that
+// cannot be identified (err says why), which keyOf returns unchecked.
+func (m *Middleware) unidentified(err error) Result {
+	if m.keyPolicy == KeyErrorRefuse {
+		return Result{Verdict: Refuse, Status: http.StatusBadRequest, Err: err}
+	}
+	return Result{Verdict: Serve, Err: err}
 }
 
 // stopped is the result of a check the limiter did not decide: its limiter
@@ -360,7 +366,7 @@ func (m *Middleware) stopped(lim *Limiter, rs *ruleSet, o outcome) Result {
 // respond turns a decided check into its result: the headers written,
 // refused or served by the decision and the failure policy (or served
 // anyway in shadow mode), and held until its slot by a leaky bucket.
-func (m *Middleware) respond(ctx context.Context, lim *Limiter, rs *ruleSet, h http.Header, key storeKey, o outcome) Result {
+func (m *Middleware) respond(ctx context.Context, lim *Limiter, rs *ruleSet, h http.Header, key storeKey, o *outcome) Result {
 	res := Result{Verdict: Serve, Decision: o.d, DecidedBy: o.action, Err: o.err}
 	switch {
 	case m.shadow || o.action == ActionFailOpen:
@@ -376,7 +382,7 @@ func (m *Middleware) respond(ctx context.Context, lim *Limiter, rs *ruleSet, h h
 	if m.resetEpoch {
 		now = lim.now().UnixNano()
 	}
-	m.writeHeaders(h, rs, key, o.d, now)
+	m.writeHeaders(h, rs, key, &o.d, now)
 	if !o.d.Allowed {
 		res.Verdict, res.Status = Refuse, http.StatusTooManyRequests
 		if o.d.Never {

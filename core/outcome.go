@@ -184,12 +184,9 @@ func (m *Middleware) PeekWith(r *http.Request, native any) (Usage, error) {
 		}
 	}
 	u := Usage{Scope: rs.scope, Plan: plan}
-	key, id, _, res, ok := m.keyAndCost(lim, rs, r, native, false)
-	if !ok {
-		if res.Err == nil {
-			res.Err = fmt.Errorf("limitkit: the request could not be identified")
-		}
-		return u, res.Err
+	key, id, _, err := m.keyAndCost(lim, rs, r, native, false)
+	if err != nil {
+		return u, err
 	}
 	rule := rs.ruleFor(lim)
 	o := lim.check(r.Context(), opPeek, rs.scope, id, key, rule, 1)
