@@ -211,9 +211,6 @@ func newConcurrencyMiddleware[O AdapterOption](skip int, n int64, opts []O, nati
 	if !mc.namesSet {
 		mc.names = headerNames{HeaderLimit, HeaderRemaining, HeaderReset}
 	}
-	if mc.key == nil && mc.nativeKey == nil {
-		mc.key = ByIP
-	}
 	mc.problems = nil
 	m := &Middleware{middlewareConfig: *mc}
 	scope := mc.name

@@ -169,14 +169,14 @@ func (o *outcome) stopped() bool { return o.gone || o.closed || o.invalid }
 
 // take runs one check through the failure policy. rule must have its
 // defaults applied and be valid. scope and identity only label events.
-func (l *Limiter) take(ctx context.Context, scope, identity string, key storeKey, rule Rule, cost int64) outcome {
+func (l *Limiter) take(ctx context.Context, scope, identity string, key storeKey, rule *Rule, cost int64) outcome {
 	return l.check(ctx, opTake, scope, identity, key, rule, cost)
 }
 
 // check is take for any op. A peek or a reservation on a store that is not
 // a QuotaStore is a mistake in set-up, reported as a rule that cannot be
 // enforced.
-func (l *Limiter) check(ctx context.Context, op op, scope, identity string, key storeKey, rule Rule, cost int64) (o outcome) {
+func (l *Limiter) check(ctx context.Context, op op, scope, identity string, key storeKey, rule *Rule, cost int64) (o outcome) {
 	if op != opTake && !l.quota {
 		return outcome{err: l.noQuota(), invalid: true}
 	}
@@ -191,14 +191,14 @@ func (l *Limiter) check(ctx context.Context, op op, scope, identity string, key 
 		if err := rule.Validate(); err != nil {
 			return outcome{err: err, invalid: true}
 		}
-		return l.degraded(ctx, op, key, rule, cost, errStoreDown)
+		return l.degraded(ctx, op, key, *rule, cost, errStoreDown)
 	}
 	var lat time.Duration
 	var err error
 	if l.mem != nil {
-		lat, err = l.memoryCall(op, key, &rule, cost, &o)
+		lat, err = l.memoryCall(op, key, rule, cost, &o)
 	} else {
-		o.d, o.charge, lat, err = l.ask(ctx, op, key, rule, cost)
+		o.d, o.charge, lat, err = l.ask(ctx, op, key, *rule, cost)
 	}
 	if err == nil {
 		if probing {
@@ -227,7 +227,7 @@ func (l *Limiter) check(ctx context.Context, op op, scope, identity string, key 
 		if probing {
 			l.answered(scope, lat)
 		}
-		o = l.degraded(ctx, op, key, rule, cost, err)
+		o = l.degraded(ctx, op, key, *rule, cost, err)
 		l.storeFailed(scope, identity, o, lat)
 		return o
 	}
@@ -237,7 +237,7 @@ func (l *Limiter) check(ctx context.Context, op op, scope, identity string, key 
 		l.logger().Warn("limitkit: rate limit store failed; applying the failure policy until it answers again",
 			"policy", l.cfg.policy.String(), "probe_interval", l.cfg.probe, "err", err)
 	}
-	o = l.degraded(ctx, op, key, rule, cost, err)
+	o = l.degraded(ctx, op, key, *rule, cost, err)
 	l.storeFailed(scope, identity, o, lat)
 	return o
 }

@@ -195,7 +195,7 @@ func (l *Limiter) Take(ctx context.Context, key string, rule Rule, cost int64) (
 	if err := rule.Validate(); err != nil {
 		return Decision{}, err
 	}
-	o := l.take(ctx, "", "", storeKey{id: key}, rule, cost)
+	o := l.take(ctx, "", "", storeKey{id: key}, &rule, cost)
 	if o.stopped() {
 		return Decision{}, o.err
 	}

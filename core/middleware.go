@@ -23,8 +23,9 @@ import (
 type Middleware struct {
 	// The options it was built with, as given: requests only read them.
 	// The limiter is nil for Default(), looked up per request; the key
-	// function is nil when a native one is set, and planOf's native value
-	// is ignored for WithPlans' function.
+	// function is nil when a native one is set, both are nil for ByIP,
+	// the default (see identify), and planOf's native value is ignored
+	// for WithPlans' function.
 	middlewareConfig
 	base     ruleSet
 	planSets map[string]*ruleSet // by plan name, from the config's plans
@@ -56,15 +57,16 @@ type preparedRule struct {
 	rule Rule
 }
 
-// ruleFor returns the rule of rs with lim's defaults.
-func (rs *ruleSet) ruleFor(lim *Limiter) Rule {
+// ruleFor returns the rule of rs with lim's defaults, which no one may
+// change: it is shared by every request.
+func (rs *ruleSet) ruleFor(lim *Limiter) *Rule {
 	if p := rs.prepared.Load(); p != nil && p.lim == lim {
-		return p.rule
+		return &p.rule
 	}
 	p := &preparedRule{lim: lim, rule: rs.rule}
 	lim.applyDefaults(&p.rule)
 	rs.prepared.Store(p)
-	return p.rule
+	return &p.rule
 }
 
 // NewMiddleware returns a middleware enforcing the limits in expr (see
@@ -143,9 +145,6 @@ func newMiddleware[O AdapterOption](skip int, expr string, opts []O, native refl
 	}
 	if !mc.namesSet {
 		mc.names = headerNames{HeaderLimit, HeaderRemaining, HeaderReset}
-	}
-	if mc.key == nil && mc.nativeKey == nil {
-		mc.key = ByIP
 	}
 	mc.problems = nil
 	m := &Middleware{middlewareConfig: *mc}
@@ -273,7 +272,7 @@ func (m *Middleware) EnforceWith(r *http.Request, h http.Header, native any) Res
 	ctx := r.Context()
 	rule := rs.ruleFor(lim)
 	op := opTake
-	if m.reserving(lim, rule) {
+	if m.reserving(lim, *rule) {
 		op = opReserve
 	}
 	o := lim.check(ctx, op, rs.scope, id, key, rule, cost)
@@ -289,7 +288,7 @@ func (m *Middleware) EnforceWith(r *http.Request, h http.Header, native any) Res
 	}
 	res := m.respond(ctx, lim, rs, h, key, &o)
 	if op == opReserve {
-		res = m.reserved(ctx, lim, key, rule, cost, o, res)
+		res = m.reserved(ctx, lim, key, *rule, cost, o, res)
 	}
 	return res
 }
@@ -414,7 +413,17 @@ var errEmptyIdentity = errors.New("limitkit: the key function returned an empty 
 // identify runs the key function. A panic in it is a bug in the app, but
 // Enforce never panics on a request: it becomes the key function's error, so
 // the key error policy answers as it does for any key function that fails.
-func (m *Middleware) identify(lim *Limiter, r *http.Request, native any) (id string, err error) {
+// Without a key function the key is ByIP's, called directly: it cannot
+// panic, and it is what nearly every request is identified by.
+func (m *Middleware) identify(lim *Limiter, r *http.Request, native any) (string, error) {
+	if m.key == nil && m.nativeKey == nil {
+		return IPIdentity(r.RemoteAddr), nil
+	}
+	return m.identifyGuarded(lim, r, native)
+}
+
+// identifyGuarded is identify for a key function of the app's.
+func (m *Middleware) identifyGuarded(lim *Limiter, r *http.Request, native any) (id string, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			id, err = "", m.panicked(lim, &m.keyPanicked, "key", p)

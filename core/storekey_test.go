@@ -44,7 +44,7 @@ func TestMiddleware_limiterCallsReachARequestsBudgetByItsKey(t *testing.T) {
 	h := m.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	get(h, "/", "192.0.2.1:1234")
 	get(h, "/", "192.0.2.1:1234")
-	rule := m.base.ruleFor(lim)
+	rule := *m.base.ruleFor(lim)
 	d, err := lim.Peek(context.Background(), "quotes:192.0.2.1", rule, 1)
 	if err != nil || d.Remaining != 0 {
 		t.Fatalf("Peek(quotes:192.0.2.1): remaining %d, %v; want 0 (two charged, one more peeked)", d.Remaining, err)
