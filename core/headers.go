@@ -296,7 +296,9 @@ func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, key storeKey, d *D
 	// should see the tighter, so an admitting decision leaves a smaller
 	// remaining count written before it in place. The count travels in
 	// tightestKey, whatever the headers are named or whether they are sent.
-	if d.Allowed {
+	// (An empty map, as the first middleware of a response finds it, has
+	// none: len spares that lookup.)
+	if d.Allowed && len(h) > 0 {
 		if cur := h[tightestKey]; len(cur) == 1 {
 			if r, err := strconv.ParseInt(cur[0], 10, 64); err == nil && r < d.Remaining {
 				if m.ietf {
