@@ -276,10 +276,10 @@ func ceilSeconds(d time.Duration) int64 {
 //
 // It costs one allocation whatever it writes (see headerSlots): an array
 // backing every header's value slice (tightestKey's among them), with the
-// text of every number beside it, of 112 bytes for the default headers. Each slice is capped at one element so
-// that a later Add copies rather than overwrites its neighbour. A
-// middleware stacked on another with the IETF fields on costs one more, to
-// list its policy.
+// text of every number beside it, of 80 bytes for the default headers.
+// Each slice is capped at one element so that a later Add copies rather
+// than overwrites its neighbour. A middleware stacked on another with the
+// IETF fields on costs one more, to list its policy.
 //
 // now, when the middleware sends X-RateLimit-Reset as a time
 // (WithResetEpoch), is the time in Unix nanoseconds; else zero.
@@ -400,9 +400,16 @@ type (
 		vals [1]string
 		text [16]byte
 	}
+	// headerBlock4 holds the X-RateLimit headers of an admitted request,
+	// with room for a remaining count of up to 11 digits and a reset of up
+	// to 5: 80 bytes.
+	headerBlock4 struct {
+		vals [4]string
+		text [16]byte
+	}
 	// headerBlock5 holds the X-RateLimit headers and Retry-After, with
 	// room for their numbers in any realistic case: 112 bytes, the size of
-	// the bare array of seven slots it replaces.
+	// the bare array of seven slots the blocks replace.
 	headerBlock5 struct {
 		vals [5]string
 		text [32]byte
@@ -421,6 +428,9 @@ func headerSlots(b []byte, slots int) ([]string, string) {
 	switch {
 	case slots <= 1 && len(b) <= len(headerBlock1{}.text):
 		hb := new(headerBlock1)
+		return hb.vals[:slots], unsafe.String(&hb.text[0], copy(hb.text[:], b))
+	case slots <= 4 && len(b) <= len(headerBlock4{}.text):
+		hb := new(headerBlock4)
 		return hb.vals[:slots], unsafe.String(&hb.text[0], copy(hb.text[:], b))
 	case slots <= 5 && len(b) <= len(headerBlock5{}.text):
 		hb := new(headerBlock5)
