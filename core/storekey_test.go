@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -31,6 +32,14 @@ func TestMemoryStore_aSplitKeyIsTheWholeKey(t *testing.T) {
 	}
 	if err := s.Reset(ctx, "scope:id", rule); err != nil || s.Len() != 0 {
 		t.Errorf("Reset of the whole key: %v, %d keys left; want none", err, s.Len())
+	}
+	// A key longer than hashOf joins on the stack is hashed as a stream.
+	long := strings.Repeat("x", 200)
+	if _, err := s.take(storeKey{"scope:", long}, &rule, 1, new(Decision)); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := s.Peek(ctx, "scope:"+long, rule, 1); d.Remaining != 8 {
+		t.Errorf("a long key: remaining %d by the whole key; want 8 (one charged, one more peeked)", d.Remaining)
 	}
 }
 
