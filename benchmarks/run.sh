@@ -28,8 +28,9 @@
 # end; REDIS_URL=redis://... points them at a disposable database instead
 # (flushed before every cell). Without either they are skipped.
 #
-# With the defaults (6 rounds) the whole run takes about ten minutes on two
-# cores: memory about four, HTTP about one and a half, Redis about four.
+# With the defaults (6 rounds) the whole run takes about twelve minutes on two
+# cores: memory about four, HTTP about three and a half (two limits: 12
+# cells of 4 or 5 rows), Redis about four.
 # ns/op is wall time: run on a quiet machine if you can. Every cell also
 # reports cpu-ns/op (the process's CPU time per call), which other work on
 # the machine disturbs much less. The load average before and after is
