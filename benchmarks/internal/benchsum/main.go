@@ -9,11 +9,19 @@
 //     sends no headers; every limitkit row, the IETF fields' and Echo's
 //     header-less one too, at most 2 allocations added);
 //   - Redis: decisions/s of every row over the floor's and over the fastest
-//     peer's (targets: fixed window and token bucket at least 0.9 of the
-//     floor; every algorithm at least the fastest peer; batched at least
-//     twice the fastest peer);
+//     peer's (targets: unbatched, fixed window and token bucket at least
+//     the fastest peer, wall and per CPU-second, every algorithm at least
+//     0.9 of it, and Redis CPU per decision at most the thriftiest peer's;
+//     coalesced at least 1.5 times the fastest peer's wall and twice its
+//     decisions per CPU-second);
+//   - Redis callers: per caller count, throughput, CPU and p50/p99 latency
+//     of each way to send decisions, and whether coalescing beats sending
+//     each alone (within 3%, the spread of a quiet run);
 //   - Redis deny: how many times faster the deny cache answers a denial
-//     than a round trip (target: at least 10).
+//     than a round trip (target: at least 10);
+//   - Redis Cluster: every row's decisions/s, CPU and p50/p99 latency on a
+//     three-master Cluster, and limitkit's over the best peer's on each
+//     (no targets: it shows how the Redis family's standing carries over).
 //
 // Figures are medians over every sample of a row. The memory family's
 // summary is run.sh's own.
@@ -133,6 +141,10 @@ func main() {
 			redisCell(title, cells[k])
 		case k.family == "RedisDeny":
 			denyCell(title, cells[k])
+		case k.family == "RedisCallers":
+			callersCell(title, cells[k])
+		case k.family == "RedisCluster":
+			clusterCell(title, cells[k])
 		}
 	}
 }
@@ -286,19 +298,84 @@ func redisCell(title string, rs []*row) {
 		w, c := ratio(wall(r), wall(of)), ratio(perCPU(r), perCPU(ofCPU))
 		fmt.Printf("  target: %-40s >= %.1fx %-11s wall %.2fx -> %-6s cpu %.2fx -> %s\n", r.lib, want, what, w, verdict(w >= want), c, verdict(c >= want))
 	}
+	// Issue 12's targets: unbatched, the token bucket and the fixed window
+	// at least the fastest peer, every algorithm at least 0.9 of it, and
+	// Redis's CPU per decision at most the thriftiest peer's; coalesced, at
+	// least twice the fastest peer per CPU-second and 1.5 times its wall.
+	var thriftiest *row
+	for _, r := range rs {
+		if rc, ok := r.median("redis-cpu-ns/op"); ok && r != floor && !strings.HasPrefix(r.lib, "limitkit") {
+			if t, _ := thriftiest.medianOr("redis-cpu-ns/op"); thriftiest == nil || rc < t {
+				thriftiest = r
+			}
+		}
+	}
 	for _, r := range rs {
 		if !strings.HasPrefix(r.lib, "limitkit") {
 			continue
 		}
-		alg := strings.TrimPrefix(strings.TrimPrefix(r.lib, "limitkit-"), "batched-")
-		if strings.HasPrefix(r.lib, "limitkit-batched-") {
-			target(r, "best peer", 2, bestPeer, bestCPUPeer)
-			continue
+		switch alg := strings.TrimPrefix(r.lib, "limitkit-"); {
+		case strings.HasPrefix(alg, "coalesced-"):
+			w, c := ratio(wall(r), wall(bestPeer)), ratio(perCPU(r), perCPU(bestCPUPeer))
+			fmt.Printf("  target: %-40s >= 1.5x best peer wall %.2fx -> %-6s >= 2.0x best peer cpu %.2fx -> %s\n", r.lib, w, verdict(w >= 1.5), c, verdict(c >= 2))
+		case strings.HasPrefix(alg, "window-"):
+		default:
+			want := 0.9
+			if alg == "fixed-window" || alg == "token-bucket" {
+				want = 1
+			}
+			target(r, "best peer", want, bestPeer, bestCPUPeer)
+			if thriftiest != nil {
+				rc, _ := r.median("redis-cpu-ns/op")
+				t, _ := thriftiest.median("redis-cpu-ns/op")
+				fmt.Printf("  target: %-40s redis-cpu <= %s's: %.0f vs %.0f ns (%.2fx) -> %s\n", r.lib, thriftiest.lib, rc, t, ratio(rc, t), verdict(rc <= t))
+			}
 		}
-		if alg == "fixed-window" || alg == "token-bucket" {
-			target(r, "floor", 0.9, floor, floor)
+	}
+	fmt.Println()
+}
+
+// medianOr is median on a row that may be nil.
+func (r *row) medianOr(unit string) (float64, bool) {
+	if r == nil {
+		return 0, false
+	}
+	return r.median(unit)
+}
+
+// callersCell prints, for one caller count, each row's throughput, CPU and
+// latency, and whether coalescing beats sending each decision alone (issue
+// 12: it is the default only if it wins at 1, 8, 64 and 256 callers).
+func callersCell(title string, rs []*row) {
+	perCPU := func(r *row) float64 {
+		c, ok1 := r.median("cpu-ns/op")
+		rc, ok2 := r.median("redis-cpu-ns/op")
+		if !ok1 || !ok2 || c+rc <= 0 {
+			return 0
 		}
-		target(r, "best peer", 1, bestPeer, bestCPUPeer)
+		return 1e9 / (c + rc)
+	}
+	fmt.Printf("%s (medians of %d)\n", title, rs[0].n())
+	fmt.Printf("  %-24s %11s %9s %9s %9s %9s %9s\n", "lib", "decisions/s", "dec/cpu-s", "cpu-ns/op", "redis-cpu", "p50-µs", "p99-µs")
+	var alone, coalesced *row
+	for _, r := range rs {
+		switch r.lib {
+		case "limitkit":
+			alone = r
+		case "limitkit-coalesce":
+			coalesced = r
+		}
+		d, _ := r.median("decisions/s")
+		c, okc := r.median("cpu-ns/op")
+		rc, okr := r.median("redis-cpu-ns/op")
+		p50, _ := r.median("p50-µs")
+		p99, _ := r.median("p99-µs")
+		fmt.Printf("  %-24s %11.0f %9.0f %9s %9s %9.1f %9.1f\n", r.lib, d, perCPU(r), f1(c, okc), f1(rc, okr), p50, p99)
+	}
+	if alone != nil && coalesced != nil {
+		da, _ := alone.median("decisions/s")
+		dc, _ := coalesced.median("decisions/s")
+		fmt.Printf("  coalescing over unbatched: wall %.2fx, cpu %.2fx -> %s\n", dc/da, perCPU(coalesced)/perCPU(alone), verdict(dc >= da*0.97 && perCPU(coalesced) >= perCPU(alone)*0.97))
 	}
 	fmt.Println()
 }
