@@ -414,8 +414,15 @@ type (
 		vals [5]string
 		text [32]byte
 	}
-	// headerBlock7 holds the IETF fields too: 320 bytes.
+	// headerBlock7 holds the IETF fields too, with room for a policy
+	// named by a derived scope or a name of up to 24 characters, with a
+	// partition key: 192 bytes.
 	headerBlock7 struct {
+		vals [7]string
+		text [80]byte
+	}
+	// headerBlock7L holds longer policy names: 320 bytes.
+	headerBlock7L struct {
 		vals [7]string
 		text [208]byte
 	}
@@ -437,6 +444,9 @@ func headerSlots(b []byte, slots int) ([]string, string) {
 		return hb.vals[:slots], unsafe.String(&hb.text[0], copy(hb.text[:], b))
 	case slots <= 7 && len(b) <= len(headerBlock7{}.text):
 		hb := new(headerBlock7)
+		return hb.vals[:slots], unsafe.String(&hb.text[0], copy(hb.text[:], b))
+	case slots <= 7 && len(b) <= len(headerBlock7L{}.text):
+		hb := new(headerBlock7L)
 		return hb.vals[:slots], unsafe.String(&hb.text[0], copy(hb.text[:], b))
 	}
 	return make([]string, slots), string(b)
