@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the comparison benchmarks and prints them as benchstat tables, one per
-# cell (benchmark family × key count × mode), with every library as a row,
-# followed by each family's summary against its targets.
+# cell (benchmark family × key count × mode, and × limit for HTTP), with
+# every library as a row, followed by each family's summary against its
+# targets.
 #
 # The families, each run with its own -benchtime:
 #   Memory   in-process stores, one decision            (BENCHTIME_MEMORY, 200ms)
@@ -33,9 +34,9 @@
 # cells start three cluster-enabled redis-servers the same way (REDIS_URL
 # plays no part there) and skip without redis-server.
 #
-# With the defaults (6 rounds) the whole run takes about ten minutes on two
-# cores: memory about four, HTTP about one and a half, Redis about four,
-# Cluster about three.
+# With the defaults (6 rounds) the whole run takes about fifteen minutes on
+# two cores: memory about four, HTTP about three and a half (two limits: 12
+# cells of 4 or 5 rows), Redis about four, Cluster about three.
 # ns/op is wall time: run on a quiet machine if you can. Every cell also
 # reports cpu-ns/op (the process's CPU time per call), which other work on
 # the machine disturbs much less. The load average before and after is
@@ -61,7 +62,7 @@ report() {
 	local file=$1
 	echo "== benchstat: $file"
 	echo
-	"${BENCHSTAT[@]}" -table .name,/keys,/mode -row /lib "$file"
+	"${BENCHSTAT[@]}" -table .name,/keys,/limit,/mode -row /lib "$file"
 	echo
 	echo "== memory, side by side: medians per cell. x-peer = ns/op over the fastest library that"
 	echo "   is not limitkit; x-cpu = the same for cpu-ns/op (CPU time per call, steadier"

@@ -91,8 +91,8 @@ func (s *shape) sameShape(alg Algorithm, r *Rule, l Limit) bool {
 }
 
 // matches reports whether the entry is key's state under rule r and alg.
-func (e *entry) matches(key string, alg Algorithm, r *Rule) bool {
-	if e.key != key || e.alg != alg {
+func (e *entry) matches(key storeKey, alg Algorithm, r *Rule) bool {
+	if e.alg != alg || !key.is(e.key) {
 		return false
 	}
 	if e.many == nil {
@@ -232,57 +232,109 @@ func (s *MemoryStore) now() int64 {
 	return s.baseMicros + int64(time.Since(s.base)/time.Microsecond)
 }
 
-// hashOf is the hash under which key's state under rule lives.
-func (s *MemoryStore) hashOf(key string, rule *Rule, alg Algorithm) uint64 {
-	return mix64(maphash.String(s.seed, key) ^ rule.shapeHash(alg))
+// hashOf is the hash under which key's state under rule lives: that of
+// the key whole, however it is split (maphash.Hash hashes the bytes
+// written, not the writes).
+func (s *MemoryStore) hashOf(key storeKey, rule *Rule, alg Algorithm) uint64 {
+	var kh uint64
+	var buf [128]byte
+	switch n := len(key.prefix) + len(key.id); {
+	case key.prefix == "":
+		kh = maphash.String(s.seed, key.id)
+	case n <= len(buf):
+		// Joined on the stack: hashing the bytes at once costs half of
+		// streaming them through a maphash.Hash.
+		copy(buf[copy(buf[:], key.prefix):], key.id)
+		kh = maphash.Bytes(s.seed, buf[:n])
+	default:
+		var h maphash.Hash
+		h.SetSeed(s.seed)
+		h.WriteString(key.prefix)
+		h.WriteString(key.id)
+		kh = h.Sum64()
+	}
+	return mix64(kh ^ rule.shapeHash(alg))
 }
 
 // Take implements Store.
-func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int64) (Decision, error) {
-	d, _, err := s.take(key, rule, cost)
+func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int64) (d Decision, err error) {
+	_, err = s.take(storeKey{id: key}, &rule, cost, &d)
 	return d, err
 }
 
 // Reserve implements QuotaStore: Take, with the store's time of the charge.
 func (s *MemoryStore) Reserve(ctx context.Context, key string, rule Rule, cost int64) (Decision, Charge, error) {
-	d, now, err := s.take(key, rule, cost)
-	if err != nil || !d.Allowed {
-		return d, Charge{}, err
-	}
-	return d, Charge{At: time.UnixMicro(now), Cost: cost}, nil
+	return s.reserve(storeKey{id: key}, rule, cost)
 }
 
-// take is Take, also returning the time it decided at.
-func (s *MemoryStore) take(key string, rule Rule, cost int64) (d Decision, now int64, err error) {
+func (s *MemoryStore) reserve(key storeKey, rule Rule, cost int64) (d Decision, c Charge, err error) {
+	err = s.reserveTo(key, &rule, cost, &d, &c)
+	return d, c, err
+}
+
+// reserveTo is reserve writing to d and c, which are zero.
+func (s *MemoryStore) reserveTo(key storeKey, rule *Rule, cost int64, d *Decision, c *Charge) error {
+	now, err := s.take(key, rule, cost, d)
+	if err == nil && d.Allowed {
+		*c = Charge{At: time.UnixMicro(now), Cost: cost}
+	}
+	return err
+}
+
+// call is storeCall on the memory store, with the key in its parts.
+func (s *MemoryStore) call(op op, key storeKey, rule Rule, cost int64) (d Decision, c Charge, err error) {
+	err = s.callTo(op, key, &rule, cost, &d, &c)
+	return d, c, err
+}
+
+// callTo is call writing the decision and the charge to d and c, which are
+// zero: the memory store is called from the middleware with pointers into
+// the outcome, so that the decision is not copied at every call on its way
+// back up, as it was at five.
+func (s *MemoryStore) callTo(op op, key storeKey, rule *Rule, cost int64, d *Decision, c *Charge) (err error) {
+	switch op {
+	case opPeek:
+		*d, err = s.peek(key, *rule, cost)
+		return err
+	case opReserve:
+		return s.reserveTo(key, rule, cost, d, c)
+	}
+	_, err = s.take(key, rule, cost, d)
+	return err
+}
+
+// take is Take writing the decision to d, which is zero, and returning the
+// time it decided at.
+func (s *MemoryStore) take(key storeKey, rule *Rule, cost int64, d *Decision) (now int64, err error) {
 	if cost < 0 {
-		return d, 0, fmt.Errorf("limitkit: cost %d must not be negative", cost)
+		return 0, fmt.Errorf("limitkit: cost %d must not be negative", cost)
 	}
 	if s.closed.Load() {
-		return d, 0, ErrClosed
+		return 0, ErrClosed
 	}
 	alg := rule.Algorithm.orDefault()
-	h := s.hashOf(key, &rule, alg)
+	h := s.hashOf(key, rule, alg)
 	sh := &s.shards[h&s.mask]
 	// The clock is read before the lock, to keep the time the lock is held
 	// short when callers share a key; every algorithm accepts readings that
 	// arrive slightly out of order.
 	now = s.now()
 	sh.mu.Lock()
-	e := sh.lookup(h, key, alg, &rule)
+	e := sh.lookup(h, key, alg, rule)
 	if e == nil {
 		// A new key or shape: the rule is validated once, here.
 		var buf [maxInlineLimits]shape
 		shapes, err := rule.shapes(alg, &buf)
 		if err != nil {
 			sh.mu.Unlock()
-			return d, 0, err
+			return 0, err
 		}
 		e = s.insertLocked(sh, h, key, alg, shapes, now)
 	}
 	if e.many == nil {
-		e.decideOne(&d, rule.Limits[0], now, cost)
+		e.decideOne(d, rule.Limits[0], now, cost)
 	} else {
-		d = decide(&rule, alg, e.many.shapes, e.many.cells, now, cost, true)
+		*d = decide(rule, alg, e.many.shapes, e.many.cells, now, cost, true)
 		if d.Allowed {
 			for i, sp := range e.many.shapes {
 				e.expires = max(e.expires, e.many.cells[i].expires(alg, sp))
@@ -290,12 +342,16 @@ func (s *MemoryStore) take(key string, rule Rule, cost int64) (d Decision, now i
 		}
 	}
 	sh.mu.Unlock()
-	return d, now, nil
+	return now, nil
 }
 
 // Peek implements QuotaStore: the decision Take would return now, charging
 // nothing. A key the store does not hold is not added.
 func (s *MemoryStore) Peek(ctx context.Context, key string, rule Rule, cost int64) (d Decision, err error) {
+	return s.peek(storeKey{id: key}, rule, cost)
+}
+
+func (s *MemoryStore) peek(key storeKey, rule Rule, cost int64) (d Decision, err error) {
 	if cost < 0 {
 		return d, fmt.Errorf("limitkit: cost %d must not be negative", cost)
 	}
@@ -349,11 +405,12 @@ func (s *MemoryStore) Refund(ctx context.Context, key string, rule Rule, c Charg
 		return nil
 	}
 	alg := rule.Algorithm.orDefault()
-	h := s.hashOf(key, &rule, alg)
+	k := storeKey{id: key}
+	h := s.hashOf(k, &rule, alg)
 	sh := &s.shards[h&s.mask]
 	now, at := s.now(), c.At.UnixMicro()
 	sh.mu.Lock()
-	if e := sh.lookup(h, key, alg, &rule); e != nil {
+	if e := sh.lookup(h, k, alg, &rule); e != nil {
 		if e.many == nil {
 			e.one.refund(alg, e.shape, now, at, amount)
 		} else {
@@ -367,7 +424,7 @@ func (s *MemoryStore) Refund(ctx context.Context, key string, rule Rule, c Charg
 }
 
 // lookup finds key's state under rule; the shard's lock is held.
-func (sh *shard) lookup(h uint64, key string, alg Algorithm, rule *Rule) *entry {
+func (sh *shard) lookup(h uint64, key storeKey, alg Algorithm, rule *Rule) *entry {
 	e := sh.keys[h]
 	if e == nil || e.matches(key, alg, rule) {
 		return e
@@ -380,16 +437,17 @@ func (sh *shard) lookup(h uint64, key string, alg Algorithm, rule *Rule) *entry 
 	if err != nil {
 		return nil
 	}
-	return sh.collided[collisionKey(key, alg, shapes)]
+	return sh.collided[collisionKey(key.String(), alg, shapes)]
 }
 
 // insertLocked adds key's state under a rule of alg prepared as shapes,
-// which is not there; the shard's lock is held.
-func (s *MemoryStore) insertLocked(sh *shard, h uint64, key string, alg Algorithm, shapes []shape, now int64) *entry {
+// which is not there; the shard's lock is held. Here, once per key, the
+// key is made whole.
+func (s *MemoryStore) insertLocked(sh *shard, h uint64, key storeKey, alg Algorithm, shapes []shape, now int64) *entry {
 	if len(sh.keys)+len(sh.collided) >= sh.max {
 		sh.evictLocked(now)
 	}
-	e := &entry{key: key, hash: h, alg: alg}
+	e := &entry{key: key.String(), hash: h, alg: alg}
 	if len(shapes) == 1 {
 		e.shape = shapes[0]
 	} else {
@@ -401,7 +459,7 @@ func (s *MemoryStore) insertLocked(sh *shard, h uint64, key string, alg Algorith
 		if sh.collided == nil {
 			sh.collided = make(map[string]*entry)
 		}
-		sh.collided[collisionKey(key, alg, shapes)] = e
+		sh.collided[collisionKey(e.key, alg, shapes)] = e
 	}
 	return e
 }
@@ -535,10 +593,11 @@ func (s *MemoryStore) Reset(ctx context.Context, key string, rule Rule) error {
 		return ErrClosed
 	}
 	alg := rule.Algorithm.orDefault()
-	h := s.hashOf(key, &rule, alg)
+	k := storeKey{id: key}
+	h := s.hashOf(k, &rule, alg)
 	sh := &s.shards[h&s.mask]
 	sh.mu.Lock()
-	if e := sh.lookup(h, key, alg, &rule); e != nil {
+	if e := sh.lookup(h, k, alg, &rule); e != nil {
 		sh.removeLocked(e)
 	}
 	sh.mu.Unlock()
