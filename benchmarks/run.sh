@@ -16,6 +16,7 @@
 #   ./run.sh                      # every family, results in results/bench.txt
 #   ./run.sh BenchmarkMemory      # only the cells matching a -bench pattern
 #   ./run.sh 'BenchmarkHTTP|BenchmarkRedis'
+#   FAMILIES="Memory HTTP" ./run.sh  # some families, each at its own -benchtime
 #   BENCHTIME=500ms COUNT=3 ./run.sh BenchmarkRedisCluster  # only the Cluster family
 #   OUT=/tmp/new.txt ./run.sh     # write the raw results elsewhere
 #   COUNT=10 BENCHTIME=1s ./run.sh  # BENCHTIME overrides every family's
@@ -146,6 +147,21 @@ else
 		"^BenchmarkRedis(Deny|Callers)?\$=$BENCHTIME_REDIS"
 		"^BenchmarkRedisCluster\$=$BENCHTIME_CLUSTER"
 	)
+	# FAMILIES="Memory HTTP" keeps only those families, each at its own
+	# -benchtime: Memory, HTTP, Redis (with RedisDeny and RedisCallers) and
+	# Cluster.
+	if [[ -n ${FAMILIES:-} ]]; then
+		keep=()
+		for run in "${RUNS[@]}"; do
+			for f in $FAMILIES; do
+				case "$f:$run" in
+				Memory:^BenchmarkMemory* | HTTP:^BenchmarkHTTP* | Redis:^BenchmarkRedis\(* | Cluster:^BenchmarkRedisCluster*) keep+=("$run") ;;
+				esac
+			done
+		done
+		[[ ${#keep[@]} -gt 0 ]] || { echo "run.sh: FAMILIES=$FAMILIES names no family (Memory, HTTP, Redis, Cluster)" >&2; exit 2; }
+		RUNS=("${keep[@]}")
+	fi
 fi
 GOFLAGS_MOD=()
 if [[ -n ${LIMITKIT_REV:-} ]]; then
