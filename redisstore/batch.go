@@ -57,7 +57,7 @@ func newBatcher(client redis.UniversalClient, window time.Duration, max int, tim
 // without a deadline of its own passes when it stops waiting as due: the
 // batch's deadline is then no later.
 func (b *batcher) do(ctx context.Context, r *request, due time.Time) ([]int64, error) {
-	r.res, r.due = make(chan result, 1), due
+	r.res, r.due = make(chan result, 1), dueOf(ctx, due)
 	select {
 	case b.calls <- r:
 	case <-b.stop:
@@ -121,13 +121,19 @@ func (b *sender) send(batch []*request) { b.sendWithin(context.Background(), bat
 // sendWithin is send under parent, which only a batch of one caller's own
 // decision has: everyone else's batch must outlive any one caller.
 func (b *sender) sendWithin(parent context.Context, batch []*request) {
-	// The batch outlives any one caller's context: callers stop waiting at
-	// their own deadlines, and the batch at the store's timeout, or sooner
-	// for callers that rely on it for theirs.
-	deadline := time.Now().Add(b.timeout)
+	// The batch outlives any one caller's context: each caller stops
+	// waiting at its own deadline, and the batch at the last of theirs, so
+	// that no caller is failed sooner than it would be alone. A request
+	// without a deadline (none comes from a store's own calls) gets the
+	// store's timeout.
+	var deadline time.Time
 	for _, r := range batch {
-		if !r.due.IsZero() && r.due.Before(deadline) {
-			deadline = r.due
+		due := r.due
+		if due.IsZero() {
+			due = time.Now().Add(b.timeout)
+		}
+		if due.After(deadline) {
+			deadline = due
 		}
 	}
 	ctx, cancel := context.WithDeadline(parent, deadline)
@@ -213,6 +219,15 @@ func jointParts(ctx context.Context, batch []*request) []part {
 		parts = append(parts, part{cmd: redis.NewIntSliceCmd(ctx, args...), reqs: g, src: s.many})
 	}
 	return parts
+}
+
+// dueOf is when a caller waiting on ctx stops: due if set (a caller without
+// a deadline of its own), else ctx's deadline, else never (zero).
+func dueOf(ctx context.Context, due time.Time) time.Time {
+	if due.IsZero() {
+		due, _ = ctx.Deadline()
+	}
+	return due
 }
 
 // exec sends the parts' commands, one alone or else in one pipeline.

@@ -362,3 +362,39 @@ func waitFor(t *testing.T, what string, cond func() bool, mu *sync.Mutex) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestBatching_keepsEachCallersDeadline pauses Redis for longer than the
+// store's timeout while callers with deadlines of their own, longer still,
+// wait in one batch: the batch lasts as long as they do, so every one is
+// decided, as it would be alone.
+func TestBatching_keepsEachCallersDeadline(t *testing.T) {
+	for _, m := range batchModes {
+		t.Run(m.name, func(t *testing.T) {
+			c := redistest.Server(t)
+			st := New(c, WithTimeout(100*time.Millisecond), m.opt(time.Millisecond, 0))
+			defer st.Close()
+			rule := core.MustRule("5/minute", core.FixedWindow)
+			if _, err := st.Take(context.Background(), "warm", rule, 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Do(context.Background(), "CLIENT", "PAUSE", 400, "WRITE").Err(); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			errs := make([]error, 8)
+			for i := range errs {
+				wg.Go(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					_, errs[i] = st.Take(ctx, fmt.Sprint("caller", i), rule, 1)
+				})
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Errorf("caller %d, with 10s to wait, failed while Redis paused for 400ms: %v", i, err)
+				}
+			}
+		})
+	}
+}

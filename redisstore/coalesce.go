@@ -44,7 +44,7 @@ func newCoalescer(client redis.UniversalClient, max, inFlight int, timeout time.
 // do decides r: at once, on the caller's goroutine, if a batch may start,
 // else in the next batch. due is as for batcher.do.
 func (c *coalescer) do(ctx context.Context, r *request, due time.Time) ([]int64, error) {
-	r.res, r.due = make(chan result, 1), due
+	r.res, r.due = make(chan result, 1), dueOf(ctx, due)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

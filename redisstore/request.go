@@ -20,7 +20,7 @@ type request struct {
 	nums    []int64 // the script's ARGV: see argNow and the constants after it
 	clocked bool    // nums[argNow] is the time; else the script reads Redis's TIME
 	res     chan result
-	due     time.Time // under batching: when the caller stops waiting, if it has no deadline of its own
+	due     time.Time // under batching: when the caller stops waiting (zero: never)
 
 	self   [1]*request // a batch of this request alone (see coalescer.do)
 	keyBuf [smallLimits]string
