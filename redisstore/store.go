@@ -269,7 +269,11 @@ func (s *Store) run(ctx context.Context, r *request) ([]int64, error) {
 		defer cancel()
 	}
 	if s.batch != nil {
-		return s.batch.do(ctx, r, time.Time{})
+		v, err := s.batch.do(ctx, r, time.Time{})
+		if err != nil {
+			settle(ctx)
+		}
+		return v, err
 	}
 	if s.ctxAware {
 		return r.run(ctx, s.client)
@@ -284,6 +288,17 @@ func (s *Store) run(ctx context.Context, r *request) ([]int64, error) {
 		return res.v, res.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+}
+
+// settle waits, after a failed call, for ctx to end if its deadline has
+// passed: the batch the call went in may give up at that same instant by a
+// timer of its own, and the caller (core's limiter) tells a store that did
+// not answer in time by its context's error, which its timer may not have
+// set yet.
+func settle(ctx context.Context) {
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		<-ctx.Done()
 	}
 }
 
