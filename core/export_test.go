@@ -33,12 +33,12 @@ func (m MemoryInspector) Unexpiring(context.Context) ([]string, error) {
 				out = append(out, e.key+" expires in "+strconv.FormatInt(e.expires-now, 10)+"µs")
 			}
 		}
-		for _, e := range sh.keys {
+		sh.each(func(e *entry) bool {
+			e.mu.Lock()
 			check(e)
-		}
-		for _, e := range sh.collided {
-			check(e)
-		}
+			e.mu.Unlock()
+			return true
+		})
 		sh.mu.Unlock()
 	}
 	return out, nil

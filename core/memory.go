@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,12 +14,14 @@ import (
 //
 // A key's state belongs to one rule shape (Rule.Shape): a key checked under
 // two rules keeps two states, which never reset or misread each other.
-// Keys are spread by a seeded hash over up to 256 shards, each a map behind
-// one mutex that also guards its keys' state: a check takes exactly one
-// lock, held for a few dozen nanoseconds, and callers meet only when their
-// keys share a shard. One sweeper goroutine (not a timer per key, which
-// would cost a goroutine or a timer for every client) drops keys whose state
-// has run out.
+// Keys are spread by a seeded hash over up to 256 shards. A shard's index
+// of its keys is read without a lock (see table), and each key's state has
+// its own mutex: a check of a key the store holds finds it, writing
+// nothing shared, and takes that one lock, held for a few dozen
+// nanoseconds, so callers meet only when they check the same key. Adding
+// and removing keys take the shard's lock as well. One sweeper goroutine
+// (not a timer per key, which would cost a goroutine or a timer for every
+// client) drops keys whose state has run out.
 //
 // The bound (MemoryMaxKeys) is exact: it is shared out among the shards, and
 // Len never exceeds it. At the bound, a new key evicts the key whose loss
@@ -50,29 +50,39 @@ type MemoryStore struct {
 const maxShards = 256
 
 type shard struct {
+	// mu serialises adding and removing the shard's entries, which
+	// replaces or changes its table; a check of an entry it holds takes
+	// only the entry's lock. Lock order: a shard's, then an entry's.
 	mu sync.Mutex
-	// keys is indexed by the 64-bit hash of the key and its rule's shape,
-	// which is cheaper to look up than the string; the entry holds both to
-	// confirm the match. Another entry with the same hash, which is
-	// astronomically rare, lives in collided under its key and shape as text.
-	keys     map[uint64]*entry
-	collided map[string]*entry
-	max      int      // this shard's share of the bound
-	_        [64]byte // keep neighbouring shards' locks off one cache line
+	// table indexes the entries by the 64-bit hash of the key and its
+	// rule's shape, which is cheaper to find than the string; the entry
+	// holds both to confirm the match, and entries whose hashes collide,
+	// which is astronomically rare, lie one after the other on a probe.
+	table atomic.Pointer[table]
+	n     int      // entries held; mu guards it
+	max   int      // this shard's share of the bound
+	_     [64]byte // keep neighbouring shards' locks off one cache line
 }
 
-// entry is the state of one key under one rule shape; its shard's mutex
-// guards it. A check of a one-limit rule, nearly every check, touches only
-// the entry's first two cache lines: the fields are laid out for that,
-// since with many keys a check costs mostly cache misses.
+// entry is the state of one key under one rule shape. Its first fields are
+// those a check writes, under the entry's own mutex; those after them are
+// fixed when the entry is made, before any other caller can see it, and are
+// read without a lock, so that callers sharing a key do not pass a cache
+// line back and forth for them.
 type entry struct {
-	hash    uint64
-	key     string
+	mu sync.Mutex
+	// removed is set, under mu and the shard's lock, when the entry leaves
+	// its shard: a caller that found it without the shard's lock and then
+	// took mu looks for the key again.
+	removed bool
 	expires int64 // µs: when the state has run out and the key may go
-	alg     Algorithm
-	one     cell        // the state of a one-limit rule
-	shape   shape       // the one limit, prepared
-	many    *manyLimits // the state of a rule of several limits, else nil
+	one     cell  // the state of a one-limit rule
+
+	hash  uint64
+	key   string
+	alg   Algorithm
+	shape shape       // the one limit, prepared
+	many  *manyLimits // the state of a rule of several limits, else nil
 }
 
 // manyLimits is the state of a key checked against a rule of several limits.
@@ -85,24 +95,27 @@ type manyLimits struct {
 func isBucket(alg Algorithm) bool { return alg == TokenBucket || alg == LeakyBucket }
 
 // sameShape reports whether s is limit l of rule r under alg, as prepared.
-func (s *shape) sameShape(alg Algorithm, r *Rule, l Limit) bool {
+// It runs on every check, so the usual case, no calendar, is decided
+// without a call.
+func (s *shape) sameShape(alg Algorithm, r *Rule, l *Limit) bool {
 	return s.count == l.Count && s.window == int64(l.Period/time.Microsecond) &&
-		(!isBucket(alg) || s.burst == r.burst(l)) && s.sameCalendar(l)
+		(!isBucket(alg) || s.burst == r.burst(*l)) &&
+		(s.zone == nil && l.Calendar == 0 && l.TimeZone == nil || s.zone != nil && s.sameCalendar(*l))
 }
 
 // matches reports whether the entry is key's state under rule r and alg.
 func (e *entry) matches(key string, alg Algorithm, r *Rule) bool {
-	if e.key != key || e.alg != alg {
+	if e.alg != alg {
 		return false
 	}
 	if e.many == nil {
-		return len(r.Limits) == 1 && e.shape.sameShape(alg, r, r.Limits[0])
+		return len(r.Limits) == 1 && e.shape.sameShape(alg, r, &r.Limits[0]) && e.key == key
 	}
-	if len(e.many.shapes) != len(r.Limits) {
+	if len(e.many.shapes) != len(r.Limits) || e.key != key {
 		return false
 	}
-	for i, l := range r.Limits {
-		if !e.many.shapes[i].sameShape(alg, r, l) {
+	for i := range r.Limits {
+		if !e.many.shapes[i].sameShape(alg, r, &r.Limits[i]) {
 			return false
 		}
 	}
@@ -115,30 +128,6 @@ func (e *entry) shapes() []shape {
 		return []shape{e.shape}
 	}
 	return e.many.shapes
-}
-
-// collisionKey names an entry in a shard's collided map: its key and its
-// shape as text. Only a collision of 64-bit hashes builds one.
-func collisionKey(key string, alg Algorithm, shapes []shape) string {
-	var b strings.Builder
-	b.WriteString(key)
-	b.WriteByte(0)
-	b.WriteString(strconv.Itoa(int(alg)))
-	for _, s := range shapes {
-		b.WriteByte(0)
-		b.WriteString(strconv.FormatInt(s.count, 10))
-		b.WriteByte('/')
-		b.WriteString(strconv.FormatInt(s.window, 10))
-		if isBucket(alg) {
-			b.WriteByte('/')
-			b.WriteString(strconv.FormatInt(s.burst, 10))
-		}
-		if s.zone != nil {
-			b.WriteString("/calendar ")
-			b.WriteString(s.zone.String())
-		}
-	}
-	return b.String()
 }
 
 // MemoryOption configures a MemoryStore.
@@ -208,7 +197,7 @@ func NewMemoryStore(opts ...MemoryOption) *MemoryStore {
 	s.mask = uint64(n - 1)
 	for i := range n {
 		sh := &s.shards[i]
-		sh.keys = make(map[uint64]*entry)
+		sh.table.Store(newTable(minTableSlots))
 		sh.max = cfg.maxKeys / n
 		if i < cfg.maxKeys%n {
 			sh.max++
@@ -232,65 +221,142 @@ func (s *MemoryStore) now() int64 {
 	return s.baseMicros + int64(time.Since(s.base)/time.Microsecond)
 }
 
-// hashOf is the hash under which key's state under rule lives.
+// hashOf is the hash under which key's state under rule lives: the key's,
+// by a seeded hash, mixed with the algorithm and the first limit's count
+// and period, so that a key's states under the rules an app has usually
+// lie apart. It need not tell every shape apart (bursts, zones and further
+// limits are left out, to keep it cheap on every check): the table
+// confirms each match in full, and states of one key under one hash lie
+// one after another on its probe.
 func (s *MemoryStore) hashOf(key string, rule *Rule, alg Algorithm) uint64 {
-	return mix64(maphash.String(s.seed, key) ^ rule.shapeHash(alg))
+	x := uint64(alg)
+	if len(rule.Limits) > 0 { // else the rule is refused, on insert
+		l := &rule.Limits[0]
+		x ^= uint64(l.Count)<<8 ^ uint64(l.Period/time.Microsecond)*0x9e3779b97f4a7c15
+	}
+	return maphash.String(s.seed, key) ^ mix64(x)
 }
 
 // Take implements Store.
-func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int64) (Decision, error) {
-	d, _, err := s.take(key, rule, cost)
+func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int64) (d Decision, err error) {
+	_, err = s.take(&d, key, &rule, cost)
 	return d, err
 }
 
 // Reserve implements QuotaStore: Take, with the store's time of the charge.
-func (s *MemoryStore) Reserve(ctx context.Context, key string, rule Rule, cost int64) (Decision, Charge, error) {
-	d, now, err := s.take(key, rule, cost)
+func (s *MemoryStore) Reserve(ctx context.Context, key string, rule Rule, cost int64) (d Decision, c Charge, err error) {
+	now, err := s.take(&d, key, &rule, cost)
 	if err != nil || !d.Allowed {
 		return d, Charge{}, err
 	}
 	return d, Charge{At: time.UnixMicro(now), Cost: cost}, nil
 }
 
-// take is Take, also returning the time it decided at.
-func (s *MemoryStore) take(key string, rule Rule, cost int64) (d Decision, now int64, err error) {
+// take is Take, deciding into d, which is zero, and returning the time it
+// decided at.
+func (s *MemoryStore) take(d *Decision, key string, rule *Rule, cost int64) (now int64, err error) {
 	if cost < 0 {
-		return d, 0, fmt.Errorf("limitkit: cost %d must not be negative", cost)
+		return 0, fmt.Errorf("limitkit: cost %d must not be negative", cost)
 	}
 	if s.closed.Load() {
-		return d, 0, ErrClosed
+		return 0, ErrClosed
 	}
 	alg := rule.Algorithm.orDefault()
-	h := s.hashOf(key, &rule, alg)
+	h := s.hashOf(key, rule, alg)
 	sh := &s.shards[h&s.mask]
-	// The clock is read before the lock, to keep the time the lock is held
+	// The clock is read before any lock, to keep the time a lock is held
 	// short when callers share a key; every algorithm accepts readings that
 	// arrive slightly out of order.
 	now = s.now()
-	sh.mu.Lock()
-	e := sh.lookup(h, key, alg, &rule)
-	if e == nil {
-		// A new key or shape: the rule is validated once, here.
-		var buf [maxInlineLimits]shape
-		shapes, err := rule.shapes(alg, &buf)
-		if err != nil {
-			sh.mu.Unlock()
-			return d, 0, err
-		}
-		e = s.insertLocked(sh, h, key, alg, shapes, now)
-	}
-	if e.many == nil {
-		e.decideOne(&d, rule.Limits[0], now, cost)
-	} else {
-		d = decide(&rule, alg, e.many.shapes, e.many.cells, now, cost, true)
-		if d.Allowed {
-			for i, sp := range e.many.shapes {
-				e.expires = max(e.expires, e.many.cells[i].expires(alg, sp))
+	if e := sh.find(h, key, alg, rule); e != nil {
+		e.mu.Lock()
+		if !e.removed {
+			if e.many == nil {
+				e.decideOne(d, rule.Limits[0], now, cost)
+			} else {
+				e.decide(d, rule, now, cost)
 			}
+			e.mu.Unlock()
+			return now, nil
 		}
+		e.mu.Unlock()
+	}
+	// A key the store does not hold, or one evicted or reset since it was
+	// found: under the shard's lock the table holds exactly the live
+	// entries.
+	sh.mu.Lock()
+	if e := sh.find(h, key, alg, rule); e != nil {
+		e.mu.Lock()
+		sh.mu.Unlock()
+		e.decide(d, rule, now, cost)
+		e.mu.Unlock()
+		return now, nil
+	}
+	// A new key or shape: the rule is validated once, here, and the entry
+	// decided on before any other caller can find it.
+	var buf [maxInlineLimits]shape
+	shapes, err := rule.shapes(alg, &buf)
+	if err != nil {
+		sh.mu.Unlock()
+		return 0, err
+	}
+	if sh.n >= sh.max {
+		sh.evictLocked(now)
+	}
+	e := newEntry(h, key, alg, shapes)
+	e.decide(d, rule, now, cost)
+	sh.insertLocked(e)
+	sh.mu.Unlock()
+	return now, nil
+}
+
+// newEntry is a fresh state of key under a rule of alg prepared as shapes.
+func newEntry(h uint64, key string, alg Algorithm, shapes []shape) *entry {
+	e := &entry{key: key, hash: h, alg: alg}
+	if len(shapes) == 1 {
+		e.shape = shapes[0]
+	} else {
+		e.many = &manyLimits{cells: make([]cell, len(shapes)), shapes: append([]shape(nil), shapes...)}
+	}
+	return e
+}
+
+// decide charges the entry for a request of cost at now if rule admits it,
+// writing the decision to d, which is zero; e's lock is held, or no other
+// caller can see e yet.
+func (e *entry) decide(d *Decision, rule *Rule, now, cost int64) {
+	if e.many == nil {
+		e.decideOne(d, rule.Limits[0], now, cost)
+		return
+	}
+	*d = decide(rule, e.alg, e.many.shapes, e.many.cells, now, cost, true)
+	if d.Allowed {
+		for i, sp := range e.many.shapes {
+			e.expires = max(e.expires, e.many.cells[i].expires(e.alg, sp))
+		}
+	}
+}
+
+// lockEntry finds key's state under rule and returns it locked, or nil if
+// the store does not hold it.
+func (sh *shard) lockEntry(h uint64, key string, alg Algorithm, rule *Rule) *entry {
+	if e := sh.find(h, key, alg, rule); e != nil {
+		e.mu.Lock()
+		if !e.removed {
+			return e
+		}
+		e.mu.Unlock()
+	}
+	// Missed, or found it as it left: under the shard's lock the table
+	// holds exactly the live entries, and once e's lock is held e cannot
+	// leave.
+	sh.mu.Lock()
+	e := sh.find(h, key, alg, rule)
+	if e != nil {
+		e.mu.Lock()
 	}
 	sh.mu.Unlock()
-	return d, now, nil
+	return e
 }
 
 // Peek implements QuotaStore: the decision Take would return now, charging
@@ -306,22 +372,11 @@ func (s *MemoryStore) Peek(ctx context.Context, key string, rule Rule, cost int6
 	h := s.hashOf(key, &rule, alg)
 	sh := &s.shards[h&s.mask]
 	now := s.now()
-	var one [1]cell
-	// The cells are copied: a peek writes nothing (a log's expired entries
-	// are dropped from the shared log, which changes no decision).
-	sh.mu.Lock()
-	if e := sh.lookup(h, key, alg, &rule); e != nil {
-		if e.many == nil {
-			one[0] = e.one
-			d = decide(&rule, alg, []shape{e.shape}, one[:], now, cost, false)
-		} else {
-			cells := append([]cell(nil), e.many.cells...)
-			d = decide(&rule, alg, e.many.shapes, cells, now, cost, false)
-		}
-		sh.mu.Unlock()
+	if e := sh.lockEntry(h, key, alg, &rule); e != nil {
+		e.peek(&d, &rule, now, cost)
+		e.mu.Unlock()
 		return d, nil
 	}
-	sh.mu.Unlock()
 	// A key the store does not hold: fresh cells, which need no lock; the
 	// rule is validated here, as Take validates it for a new key.
 	var buf [maxInlineLimits]shape
@@ -329,11 +384,37 @@ func (s *MemoryStore) Peek(ctx context.Context, key string, rule Rule, cost int6
 	if err != nil {
 		return d, err
 	}
+	var one [1]cell
 	cells := one[:]
 	if len(shapes) > 1 {
 		cells = make([]cell, len(shapes))
 	}
 	return decide(&rule, alg, shapes, cells, now, cost, false), nil
+}
+
+// peek writes to d the decision decide would make at now, charging nothing;
+// e's lock is held. The cells are copied, so that nothing is written (a
+// log's expired entries are dropped from the shared log, which changes no
+// decision).
+func (e *entry) peek(d *Decision, rule *Rule, now, cost int64) {
+	if e.many != nil {
+		cells := append([]cell(nil), e.many.cells...)
+		*d = decide(rule, e.alg, e.many.shapes, cells, now, cost, false)
+		return
+	}
+	c := e.one
+	v := c.check(e.alg, e.shape, now, cost)
+	*d = Decision{
+		Allowed:    v.ok,
+		Limit:      rule.Limits[0],
+		Remaining:  v.remaining,
+		ResetAfter: time.Duration(v.resetAfter) * time.Microsecond,
+		RetryAfter: time.Duration(v.retryAfter) * time.Microsecond,
+		Never:      v.never,
+	}
+	if v.ok {
+		d.Delay = time.Duration(v.delay) * time.Microsecond
+	}
 }
 
 // Refund implements QuotaStore: it gives back amount of charge c, as far as
@@ -352,8 +433,7 @@ func (s *MemoryStore) Refund(ctx context.Context, key string, rule Rule, c Charg
 	h := s.hashOf(key, &rule, alg)
 	sh := &s.shards[h&s.mask]
 	now, at := s.now(), c.At.UnixMicro()
-	sh.mu.Lock()
-	if e := sh.lookup(h, key, alg, &rule); e != nil {
+	if e := sh.lockEntry(h, key, alg, &rule); e != nil {
 		if e.many == nil {
 			e.one.refund(alg, e.shape, now, at, amount)
 		} else {
@@ -361,49 +441,9 @@ func (s *MemoryStore) Refund(ctx context.Context, key string, rule Rule, c Charg
 				e.many.cells[i].refund(alg, sp, now, at, amount)
 			}
 		}
+		e.mu.Unlock()
 	}
-	sh.mu.Unlock()
 	return nil
-}
-
-// lookup finds key's state under rule; the shard's lock is held.
-func (sh *shard) lookup(h uint64, key string, alg Algorithm, rule *Rule) *entry {
-	e := sh.keys[h]
-	if e == nil || e.matches(key, alg, rule) {
-		return e
-	}
-	if len(sh.collided) == 0 {
-		return nil
-	}
-	var buf [maxInlineLimits]shape
-	shapes, err := rule.shapes(alg, &buf)
-	if err != nil {
-		return nil
-	}
-	return sh.collided[collisionKey(key, alg, shapes)]
-}
-
-// insertLocked adds key's state under a rule of alg prepared as shapes,
-// which is not there; the shard's lock is held.
-func (s *MemoryStore) insertLocked(sh *shard, h uint64, key string, alg Algorithm, shapes []shape, now int64) *entry {
-	if len(sh.keys)+len(sh.collided) >= sh.max {
-		sh.evictLocked(now)
-	}
-	e := &entry{key: key, hash: h, alg: alg}
-	if len(shapes) == 1 {
-		e.shape = shapes[0]
-	} else {
-		e.many = &manyLimits{cells: make([]cell, len(shapes)), shapes: append([]shape(nil), shapes...)}
-	}
-	if sh.keys[h] == nil {
-		sh.keys[h] = e
-	} else {
-		if sh.collided == nil {
-			sh.collided = make(map[string]*entry)
-		}
-		sh.collided[collisionKey(key, alg, shapes)] = e
-	}
-	return e
 }
 
 // evictSample is how many keys are compared to choose one to evict, and
@@ -419,7 +459,7 @@ const (
 
 // loss is the share of its budget the entry has spent at now, from 0 (as
 // good as new) to 1 (exhausted), by its tightest limit: what evicting it
-// would give back to its client.
+// would give back to its client. e's lock is held.
 func (e *entry) loss(now int64) float64 {
 	if e.expires <= now {
 		return 0
@@ -436,45 +476,27 @@ func (e *entry) loss(now int64) float64 {
 
 // evictLocked drops the entry of the shard whose loss gives back the least
 // budget, of a sample, widened when even the best of the sample has spent
-// more than half its budget. Go's map iteration starts at a random place,
-// so clients cannot choose the sample.
+// more than half its budget; the shard's lock is held. The sample starts at
+// a random slot, so clients cannot choose it.
 func (sh *shard) evictLocked(now int64) {
 	var victim *entry
-	best := 2.0
+	var best float64
+	var expires int64
 	seen := 0
-	for _, e := range sh.keys {
-		if l := e.loss(now); victim == nil || l < best || l == best && e.expires < victim.expires {
-			victim, best = e, l
+	sh.each(func(e *entry) bool {
+		e.mu.Lock()
+		l, x := e.loss(now), e.expires
+		e.mu.Unlock()
+		if victim == nil || l < best || l == best && x < expires {
+			victim, best, expires = e, l, x
 		}
-		if seen++; seen == evictSample && best <= 0.5 || seen == evictSample+evictWider {
-			break
-		}
-	}
-	if victim == nil {
-		for _, e := range sh.collided { // only collided entries are left
-			victim = e
-			break
-		}
-	}
+		seen++
+		return !(seen == evictSample && best <= 0.5 || seen == evictSample+evictWider)
+	})
 	if victim != nil {
+		victim.mu.Lock()
 		sh.removeLocked(victim)
-	}
-}
-
-// removeLocked unlinks e; the shard's lock is held.
-func (sh *shard) removeLocked(e *entry) {
-	if sh.keys[e.hash] != e {
-		delete(sh.collided, collisionKey(e.key, e.alg, e.shapes()))
-		return
-	}
-	delete(sh.keys, e.hash)
-	// Promote a collided entry with this hash, if there is one.
-	for k, c := range sh.collided {
-		if c.hash == e.hash {
-			delete(sh.collided, k)
-			sh.keys[e.hash] = c
-			break
-		}
+		victim.mu.Unlock()
 	}
 }
 
@@ -499,18 +521,18 @@ func (s *MemoryStore) Sweep() {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		now := s.now()
-		// The collided entries first: removing an entry of keys promotes
-		// its collided twin into keys while keys is being ranged over, where
-		// it may be missed, so only a live one may be promoted.
-		for _, e := range sh.collided {
+		sh.each(func(e *entry) bool {
+			e.mu.Lock()
 			if e.expires <= now {
 				sh.removeLocked(e)
 			}
-		}
-		for _, e := range sh.keys {
-			if e.expires <= now {
-				sh.removeLocked(e)
-			}
+			e.mu.Unlock()
+			return true
+		})
+		// A table left mostly empty is rebuilt smaller, so that a burst of
+		// keys does not keep its memory once they are gone.
+		if t := sh.table.Load(); len(t.slots) > minTableSlots && sh.n*8 < len(t.slots) {
+			sh.rebuildLocked(sh.n)
 		}
 		sh.mu.Unlock()
 	}
@@ -523,7 +545,7 @@ func (s *MemoryStore) Len() int {
 	for i := range s.mask + 1 {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		n += len(sh.keys) + len(sh.collided)
+		n += sh.n
 		sh.mu.Unlock()
 	}
 	return n
@@ -538,8 +560,10 @@ func (s *MemoryStore) Reset(ctx context.Context, key string, rule Rule) error {
 	h := s.hashOf(key, &rule, alg)
 	sh := &s.shards[h&s.mask]
 	sh.mu.Lock()
-	if e := sh.lookup(h, key, alg, &rule); e != nil {
+	if e := sh.find(h, key, alg, &rule); e != nil {
+		e.mu.Lock()
 		sh.removeLocked(e)
+		e.mu.Unlock()
 	}
 	sh.mu.Unlock()
 	return nil

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -236,5 +238,71 @@ func TestBuckets_enforceTheStatedRate(t *testing.T) {
 		if most := windows*l.Count + 1; admitted > most || admitted < most-windows {
 			t.Errorf("%s: admitted %d over %d windows, want at most %d and no less than %d", expr, admitted, windows, most, most-windows)
 		}
+	}
+}
+
+// Checks of keys the store holds find them without the shard's lock while
+// other keys are added (which rebuilds the shards' tables), reset and swept:
+// a held key is never lost or doubled meanwhile, so its admissions are
+// exactly its count.
+func TestMemoryStore_exactWhileTheIndexChanges(t *testing.T) {
+	clock := storetest.NewClock() // standing still: nothing expires
+	s := core.NewMemoryStore(core.MemoryClock(clock.Now), core.MemorySweepInterval(time.Hour))
+	defer s.Close()
+	ctx := context.Background()
+	const hotKeys, count, workers = 8, 300, 4
+	hot := core.MustRule("300/hour", core.FixedWindow)
+	other := core.MustRule("1/second", core.TokenBucket)
+	var admitted [hotKeys]atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2 * count * hotKeys / workers {
+				k := (i + w) % hotKeys
+				if _, err := s.Peek(ctx, "hot"+strconv.Itoa(k), hot, 1); err != nil {
+					t.Error(err)
+					return
+				}
+				d, err := s.Take(ctx, "hot"+strconv.Itoa(k), hot, 1)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if d.Allowed {
+					admitted[k].Add(1)
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 20_000 {
+			key := "other" + strconv.Itoa(i)
+			if _, err := s.Take(ctx, key, other, 1); err != nil {
+				t.Error(err)
+				return
+			}
+			if i%3 == 0 {
+				if err := s.Reset(ctx, key, other); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			if i%5000 == 0 {
+				s.Sweep()
+			}
+		}
+	}()
+	wg.Wait()
+	for k := range admitted {
+		if n := admitted[k].Load(); n != count {
+			t.Errorf("hot%d: %d admitted, want exactly %d", k, n, count)
+		}
+	}
+	if n, want := s.Len(), hotKeys+20_000-(20_000+2)/3; n != want {
+		t.Errorf("Len %d, want %d", n, want)
 	}
 }
