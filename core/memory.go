@@ -95,23 +95,18 @@ type manyLimits struct {
 func isBucket(alg Algorithm) bool { return alg == TokenBucket || alg == LeakyBucket }
 
 // sameShape reports whether s is limit l of rule r under alg, as prepared.
-// It runs on every check, so the usual case, no calendar, is decided
-// without a call.
 func (s *shape) sameShape(alg Algorithm, r *Rule, l *Limit) bool {
 	return s.count == l.Count && s.window == int64(l.Period/time.Microsecond) &&
-		(!isBucket(alg) || s.burst == r.burst(*l)) &&
-		(s.zone == nil && l.Calendar == 0 && l.TimeZone == nil || s.zone != nil && s.sameCalendar(*l))
+		(!isBucket(alg) || s.burst == r.burst(*l)) && s.sameCalendar(*l)
 }
 
-// matches reports whether the entry is key's state under rule r and alg.
-func (e *entry) matches(key string, alg Algorithm, r *Rule) bool {
-	if e.alg != alg {
-		return false
-	}
+// sameRule reports whether the entry is a state under rule r and alg,
+// which is the entry's algorithm.
+func (e *entry) sameRule(alg Algorithm, r *Rule) bool {
 	if e.many == nil {
-		return len(r.Limits) == 1 && e.shape.sameShape(alg, r, &r.Limits[0]) && e.key == key
+		return len(r.Limits) == 1 && e.shape.sameShape(alg, r, &r.Limits[0])
 	}
-	if len(e.many.shapes) != len(r.Limits) || e.key != key {
+	if len(e.many.shapes) != len(r.Limits) {
 		return false
 	}
 	for i := range r.Limits {
@@ -222,19 +217,18 @@ func (s *MemoryStore) now() int64 {
 }
 
 // hashOf is the hash under which key's state under rule lives: the key's,
-// by a seeded hash, mixed with the algorithm and the first limit's count
-// and period, so that a key's states under the rules an app has usually
-// lie apart. It need not tell every shape apart (bursts, zones and further
+// by a seeded hash, mixed with the algorithm and the first limit's count,
+// so that a key's states under the rules an app has usually lie apart. It
+// need not tell every shape apart (periods, bursts, zones and further
 // limits are left out, to keep it cheap on every check): the table
 // confirms each match in full, and states of one key under one hash lie
 // one after another on its probe.
 func (s *MemoryStore) hashOf(key string, rule *Rule, alg Algorithm) uint64 {
-	x := uint64(alg)
+	x := uint64(alg) << 56
 	if len(rule.Limits) > 0 { // else the rule is refused, on insert
-		l := &rule.Limits[0]
-		x ^= uint64(l.Count)<<8 ^ uint64(l.Period/time.Microsecond)*0x9e3779b97f4a7c15
+		x ^= uint64(rule.Limits[0].Count)
 	}
-	return maphash.String(s.seed, key) ^ mix64(x)
+	return maphash.String(s.seed, key) ^ x*0x9e3779b97f4a7c15
 }
 
 // Take implements Store.
@@ -281,16 +275,21 @@ func (s *MemoryStore) take(d *Decision, key string, rule *Rule, cost int64) (now
 		}
 		e.mu.Unlock()
 	}
-	// A key the store does not hold, or one evicted or reset since it was
-	// found: under the shard's lock the table holds exactly the live
-	// entries.
+	return now, s.takeLocked(d, sh, h, key, alg, rule, now, cost)
+}
+
+// takeLocked is take for a key the store does not hold, or one evicted or
+// reset since it was found: under the shard's lock the table holds exactly
+// the live entries. It is apart from take to keep the usual path's frame
+// small.
+func (s *MemoryStore) takeLocked(d *Decision, sh *shard, h uint64, key string, alg Algorithm, rule *Rule, now, cost int64) error {
 	sh.mu.Lock()
 	if e := sh.find(h, key, alg, rule); e != nil {
 		e.mu.Lock()
 		sh.mu.Unlock()
 		e.decide(d, rule, now, cost)
 		e.mu.Unlock()
-		return now, nil
+		return nil
 	}
 	// A new key or shape: the rule is validated once, here, and the entry
 	// decided on before any other caller can find it.
@@ -298,7 +297,7 @@ func (s *MemoryStore) take(d *Decision, key string, rule *Rule, cost int64) (now
 	shapes, err := rule.shapes(alg, &buf)
 	if err != nil {
 		sh.mu.Unlock()
-		return 0, err
+		return err
 	}
 	if sh.n >= sh.max {
 		sh.evictLocked(now)
@@ -307,7 +306,7 @@ func (s *MemoryStore) take(d *Decision, key string, rule *Rule, cost int64) (now
 	e.decide(d, rule, now, cost)
 	sh.insertLocked(e)
 	sh.mu.Unlock()
-	return now, nil
+	return nil
 }
 
 // newEntry is a fresh state of key under a rule of alg prepared as shapes.

@@ -3,6 +3,7 @@ package core
 import (
 	"math/rand/v2"
 	"sync/atomic"
+	"time"
 )
 
 // table is one shard's index of entries: open addressing with linear
@@ -57,9 +58,19 @@ func (t *table) find(h uint64, key string, alg Algorithm, rule *Rule) *entry {
 		case 0:
 			return nil
 		case tag:
-			// Another state under the same hash, which is astronomically
-			// rare, lies further along the probe.
-			if e := sl.e.Load(); e != nil && e.hash == h && e.matches(key, alg, rule) {
+			e := sl.e.Load()
+			if e == nil || e.hash != h || e.alg != alg || e.key != key {
+				continue // the other states under this tag lie further on
+			}
+			// The usual rule, of one limit and no calendar, is compared
+			// here, without a call: this runs on every check.
+			if e.many == nil && len(rule.Limits) == 1 && e.shape.zone == nil {
+				sp, l := &e.shape, &rule.Limits[0]
+				if sp.count == l.Count && sp.window == int64(l.Period/time.Microsecond) &&
+					l.Calendar == 0 && l.TimeZone == nil && (!isBucket(alg) || sp.burst == rule.burst(*l)) {
+					return e
+				}
+			} else if e.sameRule(alg, rule) {
 				return e
 			}
 		}
