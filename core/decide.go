@@ -11,12 +11,14 @@ import (
 // what Redis's TIME gives and what Lua's doubles hold exactly, so the Redis
 // store's scripts repeat this arithmetic step for step and decide the same.
 
-// shape is a limit prepared for arithmetic.
+// shape is a limit prepared for arithmetic. The buckets' step and depth
+// come first: the memory store's entry keeps them on the cache line of the
+// state, which a check writes, and the rest on the line a lookup reads.
 type shape struct {
-	count  int64 // L
-	window int64 // W, µs
 	step   int64 // T = W/L, µs: the emission interval of the buckets
 	depth  int64 // τ = burst·T, µs: how far the buckets may run ahead
+	count  int64 // L
+	window int64 // W, µs
 	burst  int64
 	// zone is a calendar limit's time zone (see calendar.go), nil for any
 	// other limit; its unit is the one whose nominal period is window.

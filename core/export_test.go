@@ -29,11 +29,11 @@ func (m MemoryInspector) Unexpiring(context.Context) ([]string, error) {
 					life = max(life, s.window)
 				}
 			}
-			if e.expires > now+life {
-				out = append(out, e.key+" expires in "+strconv.FormatInt(e.expires-now, 10)+"µs")
+			if e.expires() > now+life {
+				out = append(out, e.key+" expires in "+strconv.FormatInt(e.expires()-now, 10)+"µs")
 			}
 		}
-		sh.each(func(e *entry) bool {
+		sh.each(func(_ *slot, e *entry) bool {
 			e.mu.Lock()
 			check(e)
 			e.mu.Unlock()

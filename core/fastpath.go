@@ -10,10 +10,9 @@ import (
 // spends most of a check here. Each fast path is check and commit fused, for a cell that
 // only this shape has written (stores keep state per rule shape, so its
 // windows start where the shape's do); anything unusual falls through to
-// check and commit. It writes the decision to d, which is zero, and on
-// admission stores the cell's expiry.
+// check and commit. It writes the decision to d, which is zero.
 func (e *entry) decideOne(d *Decision, l Limit, now, cost int64) {
-	alg, s, c, expires := e.alg, &e.shape, &e.one, &e.expires
+	alg, s, c := e.alg, &e.shape, &e.one
 	d.Limit = l
 	switch alg {
 	case TokenBucket, LeakyBucket:
@@ -23,7 +22,6 @@ func (e *entry) decideOne(d *Decision, l Limit, now, cost int64) {
 				c.b = now // full: see cell.commit
 			}
 			c.a = next
-			*expires = next
 			d.Allowed = true
 			d.Remaining = (s.depth - (next - now)) / s.step
 			d.ResetAfter = time.Duration(next-now) * time.Microsecond
@@ -48,7 +46,6 @@ func (e *entry) decideOne(d *Decision, l Limit, now, cost int64) {
 			est := estimate(c.c, c.b, s.window, elapsed)
 			if est+float64(cost) <= float64(s.count) {
 				c.b += cost
-				*expires = c.a + 2*s.window
 				d.Allowed = true
 				d.Remaining = int64(math.Floor(float64(s.count) - est - float64(cost)))
 				d.ResetAfter = time.Duration(c.a+2*s.window-now) * time.Microsecond
@@ -63,7 +60,6 @@ func (e *entry) decideOne(d *Decision, l Limit, now, cost int64) {
 				d.Remaining = s.count - sum - cost
 				d.ResetAfter = time.Duration(s.window) * time.Microsecond
 				l.add(now, cost)
-				*expires = l.newest() + s.window
 				return
 			}
 		}
@@ -71,7 +67,6 @@ func (e *entry) decideOne(d *Decision, l Limit, now, cost int64) {
 	v := c.check(alg, *s, now, cost)
 	if v.ok {
 		c.commit(alg, *s, now, cost)
-		*expires = c.expires(alg, *s)
 	}
 	d.Allowed = v.ok
 	d.Remaining = v.remaining

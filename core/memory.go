@@ -64,31 +64,32 @@ type shard struct {
 	_     [64]byte // keep neighbouring shards' locks off one cache line
 }
 
-// entry is the state of one key under one rule shape. Its first fields are
-// those a check writes, under the entry's own mutex; those after them are
-// fixed when the entry is made, before any other caller can see it, and are
-// read without a lock, so that callers sharing a key do not pass a cache
-// line back and forth for them.
+// entry is the state of one key under one rule shape, 128 bytes, which
+// the allocator places on two whole cache lines. The first holds what a
+// check writes, under the entry's own mutex, and the buckets' step and
+// depth, which it reads once it holds the lock; the second holds what a
+// lookup reads to confirm the match, fixed when the entry is made, before
+// any other caller can see it, and read without a lock. So a lookup of a
+// key that other callers are charging reads a line they do not write, and
+// a check with many keys costs two cache misses for the entry.
 type entry struct {
 	mu sync.Mutex
 	// removed is set, under mu and the shard's lock, when the entry leaves
 	// its shard: a caller that found it without the shard's lock and then
 	// took mu looks for the key again.
 	removed bool
-	expires int64 // µs: when the state has run out and the key may go
 	one     cell  // the state of a one-limit rule
-
-	hash  uint64
-	key   string
-	alg   Algorithm
-	shape shape       // the one limit, prepared
-	many  *manyLimits // the state of a rule of several limits, else nil
+	shape   shape // the one limit, prepared: step and depth end the first line
+	key     string
+	many    *manyLimits // the state of a rule of several limits, else nil
+	alg     Algorithm
 }
 
 // manyLimits is the state of a key checked against a rule of several limits.
 type manyLimits struct {
-	cells  []cell
-	shapes []shape
+	cells   []cell
+	shapes  []shape
+	expires int64 // the latest expiry any of the cells has had
 }
 
 // isBucket reports whether burst is part of alg's shape.
@@ -117,6 +118,17 @@ func (e *entry) sameRule(alg Algorithm, r *Rule) bool {
 	return true
 }
 
+// expires is the time, in µs, after which the entry's state holds nothing
+// a fresh one would not, so that it may go; e's lock is held. A one-limit
+// entry's is its cell's, computed when asked, which keeps it out of the
+// check's path; a rule of several limits keeps the latest of its cells'.
+func (e *entry) expires() int64 {
+	if e.many == nil {
+		return e.one.expires(e.alg, e.shape)
+	}
+	return e.many.expires
+}
+
 // shapes returns the entry's prepared limits.
 func (e *entry) shapes() []shape {
 	if e.many == nil {
@@ -137,8 +149,8 @@ type memoryConfig struct {
 
 // DefaultMaxKeys is the memory store's default bound on keys. Measured
 // (BenchmarkMemoryStore_heapPerKey, live heap after a flood), a key takes
-// about 200 bytes under a one-limit rule (290 for the sliding log) and 475
-// to 720 under three limits, so a store full at the default bound holds
+// about 200 bytes under a one-limit rule (290 for the sliding log) and 490
+// to 755 under three limits, so a store full at the default bound holds
 // about 200 to 290 MB for one-limit rules.
 const DefaultMaxKeys = 1_000_000
 
@@ -262,7 +274,7 @@ func (s *MemoryStore) take(d *Decision, key string, rule *Rule, cost int64) (now
 	// short when callers share a key; every algorithm accepts readings that
 	// arrive slightly out of order.
 	now = s.now()
-	if e := sh.find(h, key, alg, rule); e != nil {
+	if e, _ := sh.find(h, key, alg, rule); e != nil {
 		e.mu.Lock()
 		if !e.removed {
 			if e.many == nil {
@@ -284,7 +296,7 @@ func (s *MemoryStore) take(d *Decision, key string, rule *Rule, cost int64) (now
 // small.
 func (s *MemoryStore) takeLocked(d *Decision, sh *shard, h uint64, key string, alg Algorithm, rule *Rule, now, cost int64) error {
 	sh.mu.Lock()
-	if e := sh.find(h, key, alg, rule); e != nil {
+	if e, _ := sh.find(h, key, alg, rule); e != nil {
 		e.mu.Lock()
 		sh.mu.Unlock()
 		e.decide(d, rule, now, cost)
@@ -302,16 +314,16 @@ func (s *MemoryStore) takeLocked(d *Decision, sh *shard, h uint64, key string, a
 	if sh.n >= sh.max {
 		sh.evictLocked(now)
 	}
-	e := newEntry(h, key, alg, shapes)
+	e := newEntry(key, alg, shapes)
 	e.decide(d, rule, now, cost)
-	sh.insertLocked(e)
+	sh.insertLocked(h, e)
 	sh.mu.Unlock()
 	return nil
 }
 
 // newEntry is a fresh state of key under a rule of alg prepared as shapes.
-func newEntry(h uint64, key string, alg Algorithm, shapes []shape) *entry {
-	e := &entry{key: key, hash: h, alg: alg}
+func newEntry(key string, alg Algorithm, shapes []shape) *entry {
+	e := &entry{key: key, alg: alg}
 	if len(shapes) == 1 {
 		e.shape = shapes[0]
 	} else {
@@ -331,7 +343,7 @@ func (e *entry) decide(d *Decision, rule *Rule, now, cost int64) {
 	*d = decide(rule, e.alg, e.many.shapes, e.many.cells, now, cost, true)
 	if d.Allowed {
 		for i, sp := range e.many.shapes {
-			e.expires = max(e.expires, e.many.cells[i].expires(e.alg, sp))
+			e.many.expires = max(e.many.expires, e.many.cells[i].expires(e.alg, sp))
 		}
 	}
 }
@@ -339,7 +351,7 @@ func (e *entry) decide(d *Decision, rule *Rule, now, cost int64) {
 // lockEntry finds key's state under rule and returns it locked, or nil if
 // the store does not hold it.
 func (sh *shard) lockEntry(h uint64, key string, alg Algorithm, rule *Rule) *entry {
-	if e := sh.find(h, key, alg, rule); e != nil {
+	if e, _ := sh.find(h, key, alg, rule); e != nil {
 		e.mu.Lock()
 		if !e.removed {
 			return e
@@ -350,7 +362,7 @@ func (sh *shard) lockEntry(h uint64, key string, alg Algorithm, rule *Rule) *ent
 	// holds exactly the live entries, and once e's lock is held e cannot
 	// leave.
 	sh.mu.Lock()
-	e := sh.find(h, key, alg, rule)
+	e, _ := sh.find(h, key, alg, rule)
 	if e != nil {
 		e.mu.Lock()
 	}
@@ -460,7 +472,7 @@ const (
 // good as new) to 1 (exhausted), by its tightest limit: what evicting it
 // would give back to its client. e's lock is held.
 func (e *entry) loss(now int64) float64 {
-	if e.expires <= now {
+	if e.expires() <= now {
 		return 0
 	}
 	if e.many == nil {
@@ -479,22 +491,23 @@ func (e *entry) loss(now int64) float64 {
 // a random slot, so clients cannot choose it.
 func (sh *shard) evictLocked(now int64) {
 	var victim *entry
+	var victimSlot *slot
 	var best float64
 	var expires int64
 	seen := 0
-	sh.each(func(e *entry) bool {
+	sh.each(func(sl *slot, e *entry) bool {
 		e.mu.Lock()
-		l, x := e.loss(now), e.expires
+		l, x := e.loss(now), e.expires()
 		e.mu.Unlock()
 		if victim == nil || l < best || l == best && x < expires {
-			victim, best, expires = e, l, x
+			victim, victimSlot, best, expires = e, sl, l, x
 		}
 		seen++
 		return !(seen == evictSample && best <= 0.5 || seen == evictSample+evictWider)
 	})
 	if victim != nil {
 		victim.mu.Lock()
-		sh.removeLocked(victim)
+		sh.removeLocked(victimSlot, victim)
 		victim.mu.Unlock()
 	}
 }
@@ -520,10 +533,10 @@ func (s *MemoryStore) Sweep() {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		now := s.now()
-		sh.each(func(e *entry) bool {
+		sh.each(func(sl *slot, e *entry) bool {
 			e.mu.Lock()
-			if e.expires <= now {
-				sh.removeLocked(e)
+			if e.expires() <= now {
+				sh.removeLocked(sl, e)
 			}
 			e.mu.Unlock()
 			return true
@@ -559,9 +572,9 @@ func (s *MemoryStore) Reset(ctx context.Context, key string, rule Rule) error {
 	h := s.hashOf(key, &rule, alg)
 	sh := &s.shards[h&s.mask]
 	sh.mu.Lock()
-	if e := sh.find(h, key, alg, &rule); e != nil {
+	if e, sl := sh.find(h, key, alg, &rule); e != nil {
 		e.mu.Lock()
-		sh.removeLocked(e)
+		sh.removeLocked(sl, e)
 		e.mu.Unlock()
 	}
 	sh.mu.Unlock()

@@ -42,24 +42,29 @@ func newTable(n int) *table {
 	return &table{slots: make([]slot, n), mask: uint64(n - 1)}
 }
 
+// tagOf is the tag of the entries under hash h. The bit it sets is one of
+// those that chose the shard (unless there is only one), which are the same
+// for all of a shard's entries.
 func tagOf(h uint64) uint64 { return h | 1 }
 
-// start is where h's probe begins. The low bits of h chose the shard, so
-// the table takes the bits above them.
+// start is where the probe of hash or tag h begins. The low bits of h
+// chose the shard, so the table takes the bits above them, which an
+// entry's tag keeps: the tag is all a table needs to place the entry.
 func (t *table) start(h uint64) uint64 { return (h >> 8) & t.mask }
 
-// find returns key's entry under rule, or nil, without a lock. A caller
-// without the shard's lock must check that the entry is not removed.
-func (t *table) find(h uint64, key string, alg Algorithm, rule *Rule) *entry {
+// find returns key's entry under rule, or nil, without a lock, and the
+// slot that holds it. A caller without the shard's lock must check that
+// the entry is not removed.
+func (t *table) find(h uint64, key string, alg Algorithm, rule *Rule) (*entry, *slot) {
 	tag := tagOf(h)
 	for i := t.start(h); ; i = (i + 1) & t.mask {
 		sl := &t.slots[i]
 		switch sl.tag.Load() {
 		case 0:
-			return nil
+			return nil, nil
 		case tag:
 			e := sl.e.Load()
-			if e == nil || e.hash != h || e.alg != alg || e.key != key {
+			if e == nil || e.alg != alg || e.key != key {
 				continue // the other states under this tag lie further on
 			}
 			// The usual rule, of one limit and no calendar, is compared
@@ -68,61 +73,60 @@ func (t *table) find(h uint64, key string, alg Algorithm, rule *Rule) *entry {
 				sp, l := &e.shape, &rule.Limits[0]
 				if sp.count == l.Count && sp.window == int64(l.Period/time.Microsecond) &&
 					l.Calendar == 0 && l.TimeZone == nil && (!isBucket(alg) || sp.burst == rule.burst(*l)) {
-					return e
+					return e, sl
 				}
 			} else if e.sameRule(alg, rule) {
-				return e
+				return e, sl
 			}
 		}
 	}
 }
 
 // find is table.find on the shard's current table.
-func (sh *shard) find(h uint64, key string, alg Algorithm, rule *Rule) *entry {
+func (sh *shard) find(h uint64, key string, alg Algorithm, rule *Rule) (*entry, *slot) {
 	return sh.table.Load().find(h, key, alg, rule)
 }
 
-// insertLocked adds e, which is not there; the shard's lock is held. It
-// fills the first removed slot of e's probe, else the empty one that ends
-// it, and builds a larger table first if that would fill more than 3/4 of
-// the slots, so that probes stay short.
-func (sh *shard) insertLocked(e *entry) {
+// insertLocked adds e, which is not there, under hash h; the shard's lock
+// is held. It fills the first removed slot of e's probe, else the empty
+// one that ends it, and builds a larger table first if that would fill
+// more than 3/4 of the slots, so that probes stay short.
+func (sh *shard) insertLocked(h uint64, e *entry) {
 	t := sh.table.Load()
 	if (t.used+1)*4 > len(t.slots)*3 {
 		t = sh.rebuildLocked(sh.n + 1)
 	}
-	for i := t.start(e.hash); ; i = (i + 1) & t.mask {
+	t.put(tagOf(h), e)
+	sh.n++
+}
+
+// put stores e under tag in the first slot of its probe that holds no
+// entry; the shard's lock is held.
+func (t *table) put(tag uint64, e *entry) {
+	for i := t.start(tag); ; i = (i + 1) & t.mask {
 		sl := &t.slots[i]
-		tag := sl.tag.Load()
-		if tag != 0 && sl.e.Load() != nil {
+		old := sl.tag.Load()
+		if old != 0 && sl.e.Load() != nil {
 			continue
 		}
-		if tag == 0 {
+		if old == 0 {
 			t.used++
 		}
 		// The tag first: a reader that sees the entry then finds it under
 		// its tag. One that reads the old tag and the new entry confirms
-		// the entry's hash and key, and so passes it.
-		sl.tag.Store(tagOf(e.hash))
+		// the entry's key and rule, and so passes it.
+		sl.tag.Store(tag)
 		sl.e.Store(e)
-		sh.n++
 		return
 	}
 }
 
-// removeLocked unlinks e, which its shard holds; the shard's lock and e's
-// are held.
-func (sh *shard) removeLocked(e *entry) {
-	t := sh.table.Load()
-	for i := t.start(e.hash); ; i = (i + 1) & t.mask {
-		sl := &t.slots[i]
-		if sl.e.Load() == e {
-			sl.e.Store(nil)
-			e.removed = true
-			sh.n--
-			return
-		}
-	}
+// removeLocked unlinks e from sl, the slot of the shard's table that holds
+// it; the shard's lock and e's are held.
+func (sh *shard) removeLocked(sl *slot, e *entry) {
+	sl.e.Store(nil)
+	e.removed = true
+	sh.n--
 }
 
 // rebuildLocked publishes a new table holding the shard's live entries,
@@ -135,30 +139,24 @@ func (sh *shard) rebuildLocked(live int) *table {
 	}
 	old, t := sh.table.Load(), newTable(n)
 	for i := range old.slots {
-		if e := old.slots[i].e.Load(); e != nil {
-			for j := t.start(e.hash); ; j = (j + 1) & t.mask {
-				if sl := &t.slots[j]; sl.tag.Load() == 0 {
-					sl.tag.Store(tagOf(e.hash))
-					sl.e.Store(e)
-					t.used++
-					break
-				}
-			}
+		if sl := &old.slots[i]; sl.e.Load() != nil {
+			t.put(sl.tag.Load(), sl.e.Load())
 		}
 	}
 	sh.table.Store(t)
 	return t
 }
 
-// each calls f on every live entry of the shard, starting at a random
-// slot, until f returns false; the shard's lock is held. The random start
-// makes eviction's sample one clients cannot choose.
-func (sh *shard) each(f func(e *entry) bool) {
+// each calls f on every live entry of the shard and its slot, starting at
+// a random slot, until f returns false; the shard's lock is held. The
+// random start makes eviction's sample one clients cannot choose.
+func (sh *shard) each(f func(sl *slot, e *entry) bool) {
 	t := sh.table.Load()
 	n := uint64(len(t.slots))
 	start := rand.Uint64() & t.mask
 	for k := range n {
-		if e := t.slots[(start+k)&t.mask].e.Load(); e != nil && !f(e) {
+		sl := &t.slots[(start+k)&t.mask]
+		if e := sl.e.Load(); e != nil && !f(sl, e) {
 			return
 		}
 	}
