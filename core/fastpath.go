@@ -11,8 +11,8 @@ import (
 // only this shape has written (stores keep state per rule shape, so its
 // windows start where the shape's do); anything unusual falls through to
 // check and commit. It writes the decision to d, which is zero.
-func (e *entry) decideOne(d *Decision, l Limit, now, cost int64) {
-	alg, s, c := e.alg, &e.shape, &e.one
+func (e *entry) decideOne(d *Decision, er *entryRule, l Limit, now, cost int64) {
+	alg, s, c := er.alg, &er.shape, &e.one
 	d.Limit = l
 	switch alg {
 	case TokenBucket, LeakyBucket:

@@ -44,6 +44,7 @@ type MemoryStore struct {
 	stop       chan struct{}
 	done       chan struct{}
 	closing    sync.Once
+	rules      sharedRules
 	leases     leaseState // concurrency limits: concurrency_memory.go
 }
 
@@ -64,32 +65,69 @@ type shard struct {
 	_     [64]byte // keep neighbouring shards' locks off one cache line
 }
 
-// entry is the state of one key under one rule shape, 128 bytes, which
-// the allocator places on two whole cache lines. The first holds what a
-// check writes, under the entry's own mutex, and the buckets' step and
-// depth, which it reads once it holds the lock; the second holds what a
-// lookup reads to confirm the match, fixed when the entry is made, before
-// any other caller can see it, and read without a lock. So a lookup of a
-// key that other callers are charging reads a line they do not write, and
-// a check with many keys costs two cache misses for the entry.
+// entry is the state of one key under one rule shape: 64 bytes, which the
+// allocator places on one whole cache line, so that with many keys a check
+// costs one cache miss for its entry. What it is kept under besides its key
+// lies in its entryRule, which a one-limit rule's entries share and so find
+// in the cache.
 type entry struct {
-	mu sync.Mutex
-	// removed is set, under mu and the shard's lock, when the entry leaves
-	// its shard: a caller that found it without the shard's lock and then
-	// took mu looks for the key again.
-	removed bool
-	one     cell  // the state of a one-limit rule
-	shape   shape // the one limit, prepared: step and depth end the first line
-	key     string
-	many    *manyLimits // the state of a rule of several limits, else nil
-	alg     Algorithm
+	mu  sync.Mutex // guards one, and the state in rule
+	key string
+	// rule is fixed when the entry is made, before any other caller can see
+	// it, and read without a lock. It is set to nil, under mu and the
+	// shard's lock, when the entry leaves its shard: a caller that found
+	// the entry without the shard's lock and then took mu looks for the key
+	// again.
+	rule atomic.Pointer[entryRule]
+	one  cell // the state under a one-limit rule
 }
 
-// manyLimits is the state of a key checked against a rule of several limits.
-type manyLimits struct {
-	cells   []cell
+// entryRule is what an entry is kept under besides its key: the algorithm
+// and the rule's limits, prepared. The entries of a one-limit rule share
+// one (see sharedRules); an entry of a rule of several limits has its own,
+// which holds its state as well.
+type entryRule struct {
+	alg   Algorithm
+	shape shape // the limit of a one-limit rule
+	// A rule of several limits: the limits, their state, and the latest
+	// expiry any of the cells has had; the entry's lock guards the last two.
 	shapes  []shape
-	expires int64 // the latest expiry any of the cells has had
+	cells   []cell
+	expires int64
+}
+
+// sharedRules interns the entryRule of each one-limit rule the store has
+// seen, so that the entries of a rule share one. An app has few rules; past
+// maxSharedRules, which is not reached but by rules made per request, a
+// new rule's entries have their own, which costs each a cache line.
+type sharedRules struct {
+	mu sync.Mutex
+	m  map[sharedRule]*entryRule
+}
+
+type sharedRule struct {
+	alg   Algorithm
+	shape shape
+}
+
+const maxSharedRules = 1024
+
+// get returns the entryRule of a one-limit rule of alg prepared as sp.
+func (r *sharedRules) get(alg Algorithm, sp shape) *entryRule {
+	k := sharedRule{alg, sp}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if er := r.m[k]; er != nil {
+		return er
+	}
+	er := &entryRule{alg: alg, shape: sp}
+	if len(r.m) < maxSharedRules {
+		if r.m == nil {
+			r.m = make(map[sharedRule]*entryRule)
+		}
+		r.m[k] = er
+	}
+	return er
 }
 
 // isBucket reports whether burst is part of alg's shape.
@@ -101,40 +139,40 @@ func (s *shape) sameShape(alg Algorithm, r *Rule, l *Limit) bool {
 		(!isBucket(alg) || s.burst == r.burst(*l)) && s.sameCalendar(*l)
 }
 
-// sameRule reports whether the entry is a state under rule r and alg,
-// which is the entry's algorithm.
-func (e *entry) sameRule(alg Algorithm, r *Rule) bool {
-	if e.many == nil {
-		return len(r.Limits) == 1 && e.shape.sameShape(alg, r, &r.Limits[0])
+// sameRule reports whether er is rule r's, whose algorithm is er's.
+func (er *entryRule) sameRule(r *Rule) bool {
+	if er.shapes == nil {
+		return len(r.Limits) == 1 && er.shape.sameShape(er.alg, r, &r.Limits[0])
 	}
-	if len(e.many.shapes) != len(r.Limits) {
+	if len(er.shapes) != len(r.Limits) {
 		return false
 	}
 	for i := range r.Limits {
-		if !e.many.shapes[i].sameShape(alg, r, &r.Limits[i]) {
+		if !er.shapes[i].sameShape(er.alg, r, &r.Limits[i]) {
 			return false
 		}
 	}
 	return true
 }
 
-// expires is the time, in µs, after which the entry's state holds nothing
-// a fresh one would not, so that it may go; e's lock is held. A one-limit
-// entry's is its cell's, computed when asked, which keeps it out of the
-// check's path; a rule of several limits keeps the latest of its cells'.
-func (e *entry) expires() int64 {
-	if e.many == nil {
-		return e.one.expires(e.alg, e.shape)
+// expires is the time, in µs, after which the entry's state under er, its
+// rule, holds nothing a fresh one would not, so that it may go; e's lock is
+// held. A one-limit entry's is its cell's, computed when asked, which keeps
+// it out of the check's path; a rule of several limits keeps the latest of
+// its cells'.
+func (e *entry) expires(er *entryRule) int64 {
+	if er.shapes == nil {
+		return e.one.expires(er.alg, er.shape)
 	}
-	return e.many.expires
+	return er.expires
 }
 
-// shapes returns the entry's prepared limits.
-func (e *entry) shapes() []shape {
-	if e.many == nil {
-		return []shape{e.shape}
+// shapes returns er's prepared limits.
+func (er *entryRule) limits() []shape {
+	if er.shapes == nil {
+		return []shape{er.shape}
 	}
-	return e.many.shapes
+	return er.shapes
 }
 
 // MemoryOption configures a MemoryStore.
@@ -149,9 +187,9 @@ type memoryConfig struct {
 
 // DefaultMaxKeys is the memory store's default bound on keys. Measured
 // (BenchmarkMemoryStore_heapPerKey, live heap after a flood), a key takes
-// about 200 bytes under a one-limit rule (290 for the sliding log) and 490
-// to 755 under three limits, so a store full at the default bound holds
-// about 200 to 290 MB for one-limit rules.
+// about 140 bytes under a one-limit rule (200 for the sliding log) and 490
+// to 680 under three limits, so a store full at the default bound holds
+// about 140 to 200 MB for one-limit rules.
 const DefaultMaxKeys = 1_000_000
 
 // MemoryMaxKeys bounds the number of keys the store holds (default
@@ -276,11 +314,11 @@ func (s *MemoryStore) take(d *Decision, key string, rule *Rule, cost int64) (now
 	now = s.now()
 	if e, _ := sh.find(h, key, alg, rule); e != nil {
 		e.mu.Lock()
-		if !e.removed {
-			if e.many == nil {
-				e.decideOne(d, rule.Limits[0], now, cost)
+		if er := e.rule.Load(); er != nil {
+			if er.shapes == nil {
+				e.decideOne(d, er, rule.Limits[0], now, cost)
 			} else {
-				e.decide(d, rule, now, cost)
+				e.decide(d, er, rule, now, cost)
 			}
 			e.mu.Unlock()
 			return now, nil
@@ -299,7 +337,7 @@ func (s *MemoryStore) takeLocked(d *Decision, sh *shard, h uint64, key string, a
 	if e, _ := sh.find(h, key, alg, rule); e != nil {
 		e.mu.Lock()
 		sh.mu.Unlock()
-		e.decide(d, rule, now, cost)
+		e.decide(d, e.rule.Load(), rule, now, cost)
 		e.mu.Unlock()
 		return nil
 	}
@@ -314,47 +352,46 @@ func (s *MemoryStore) takeLocked(d *Decision, sh *shard, h uint64, key string, a
 	if sh.n >= sh.max {
 		sh.evictLocked(now)
 	}
-	e := newEntry(key, alg, shapes)
-	e.decide(d, rule, now, cost)
+	e, er := &entry{key: key}, s.entryRule(alg, shapes)
+	e.rule.Store(er)
+	e.decide(d, er, rule, now, cost)
 	sh.insertLocked(h, e)
 	sh.mu.Unlock()
 	return nil
 }
 
-// newEntry is a fresh state of key under a rule of alg prepared as shapes.
-func newEntry(key string, alg Algorithm, shapes []shape) *entry {
-	e := &entry{key: key, alg: alg}
+// entryRule is what an entry of a rule of alg prepared as shapes is kept
+// under: a one-limit rule's shared one, else the entry's own.
+func (s *MemoryStore) entryRule(alg Algorithm, shapes []shape) *entryRule {
 	if len(shapes) == 1 {
-		e.shape = shapes[0]
-	} else {
-		e.many = &manyLimits{cells: make([]cell, len(shapes)), shapes: append([]shape(nil), shapes...)}
+		return s.rules.get(alg, shapes[0])
 	}
-	return e
+	return &entryRule{alg: alg, shapes: append([]shape(nil), shapes...), cells: make([]cell, len(shapes))}
 }
 
-// decide charges the entry for a request of cost at now if rule admits it,
-// writing the decision to d, which is zero; e's lock is held, or no other
-// caller can see e yet.
-func (e *entry) decide(d *Decision, rule *Rule, now, cost int64) {
-	if e.many == nil {
-		e.decideOne(d, rule.Limits[0], now, cost)
+// decide charges the entry, kept under er, for a request of cost at now if
+// rule admits it, writing the decision to d, which is zero; e's lock is
+// held, or no other caller can see e yet.
+func (e *entry) decide(d *Decision, er *entryRule, rule *Rule, now, cost int64) {
+	if er.shapes == nil {
+		e.decideOne(d, er, rule.Limits[0], now, cost)
 		return
 	}
-	*d = decide(rule, e.alg, e.many.shapes, e.many.cells, now, cost, true)
+	*d = decide(rule, er.alg, er.shapes, er.cells, now, cost, true)
 	if d.Allowed {
-		for i, sp := range e.many.shapes {
-			e.many.expires = max(e.many.expires, e.many.cells[i].expires(e.alg, sp))
+		for i, sp := range er.shapes {
+			er.expires = max(er.expires, er.cells[i].expires(er.alg, sp))
 		}
 	}
 }
 
-// lockEntry finds key's state under rule and returns it locked, or nil if
-// the store does not hold it.
-func (sh *shard) lockEntry(h uint64, key string, alg Algorithm, rule *Rule) *entry {
+// lockEntry finds key's state under rule and returns it locked, with the
+// entryRule it is kept under, or nil if the store does not hold it.
+func (sh *shard) lockEntry(h uint64, key string, alg Algorithm, rule *Rule) (*entry, *entryRule) {
 	if e, _ := sh.find(h, key, alg, rule); e != nil {
 		e.mu.Lock()
-		if !e.removed {
-			return e
+		if er := e.rule.Load(); er != nil {
+			return e, er
 		}
 		e.mu.Unlock()
 	}
@@ -362,12 +399,12 @@ func (sh *shard) lockEntry(h uint64, key string, alg Algorithm, rule *Rule) *ent
 	// holds exactly the live entries, and once e's lock is held e cannot
 	// leave.
 	sh.mu.Lock()
-	e, _ := sh.find(h, key, alg, rule)
-	if e != nil {
+	defer sh.mu.Unlock()
+	if e, _ := sh.find(h, key, alg, rule); e != nil {
 		e.mu.Lock()
+		return e, e.rule.Load()
 	}
-	sh.mu.Unlock()
-	return e
+	return nil, nil
 }
 
 // Peek implements QuotaStore: the decision Take would return now, charging
@@ -383,8 +420,8 @@ func (s *MemoryStore) Peek(ctx context.Context, key string, rule Rule, cost int6
 	h := s.hashOf(key, &rule, alg)
 	sh := &s.shards[h&s.mask]
 	now := s.now()
-	if e := sh.lockEntry(h, key, alg, &rule); e != nil {
-		e.peek(&d, &rule, now, cost)
+	if e, er := sh.lockEntry(h, key, alg, &rule); e != nil {
+		e.peek(&d, er, &rule, now, cost)
 		e.mu.Unlock()
 		return d, nil
 	}
@@ -403,18 +440,18 @@ func (s *MemoryStore) Peek(ctx context.Context, key string, rule Rule, cost int6
 	return decide(&rule, alg, shapes, cells, now, cost, false), nil
 }
 
-// peek writes to d the decision decide would make at now, charging nothing;
-// e's lock is held. The cells are copied, so that nothing is written (a
+// peek writes to d the decision decide would make at now on the entry,
+// kept under er, charging nothing; e's lock is held. The cells are copied, so that nothing is written (a
 // log's expired entries are dropped from the shared log, which changes no
 // decision).
-func (e *entry) peek(d *Decision, rule *Rule, now, cost int64) {
-	if e.many != nil {
-		cells := append([]cell(nil), e.many.cells...)
-		*d = decide(rule, e.alg, e.many.shapes, cells, now, cost, false)
+func (e *entry) peek(d *Decision, er *entryRule, rule *Rule, now, cost int64) {
+	if er.shapes != nil {
+		cells := append([]cell(nil), er.cells...)
+		*d = decide(rule, er.alg, er.shapes, cells, now, cost, false)
 		return
 	}
 	c := e.one
-	v := c.check(e.alg, e.shape, now, cost)
+	v := c.check(er.alg, er.shape, now, cost)
 	*d = Decision{
 		Allowed:    v.ok,
 		Limit:      rule.Limits[0],
@@ -444,12 +481,12 @@ func (s *MemoryStore) Refund(ctx context.Context, key string, rule Rule, c Charg
 	h := s.hashOf(key, &rule, alg)
 	sh := &s.shards[h&s.mask]
 	now, at := s.now(), c.At.UnixMicro()
-	if e := sh.lockEntry(h, key, alg, &rule); e != nil {
-		if e.many == nil {
-			e.one.refund(alg, e.shape, now, at, amount)
+	if e, er := sh.lockEntry(h, key, alg, &rule); e != nil {
+		if er.shapes == nil {
+			e.one.refund(alg, er.shape, now, at, amount)
 		} else {
-			for i, sp := range e.many.shapes {
-				e.many.cells[i].refund(alg, sp, now, at, amount)
+			for i, sp := range er.shapes {
+				er.cells[i].refund(alg, sp, now, at, amount)
 			}
 		}
 		e.mu.Unlock()
@@ -468,19 +505,19 @@ const (
 	evictWider  = 64
 )
 
-// loss is the share of its budget the entry has spent at now, from 0 (as
-// good as new) to 1 (exhausted), by its tightest limit: what evicting it
-// would give back to its client. e's lock is held.
-func (e *entry) loss(now int64) float64 {
-	if e.expires() <= now {
+// loss is the share of its budget the entry, kept under er, has spent at
+// now, from 0 (as good as new) to 1 (exhausted), by its tightest limit:
+// what evicting it would give back to its client. e's lock is held.
+func (e *entry) loss(er *entryRule, now int64) float64 {
+	if e.expires(er) <= now {
 		return 0
 	}
-	if e.many == nil {
-		return e.one.loss(e.alg, e.shape, now)
+	if er.shapes == nil {
+		return e.one.loss(er.alg, er.shape, now)
 	}
 	worst := 0.0
-	for i, sp := range e.many.shapes {
-		worst = max(worst, e.many.cells[i].loss(e.alg, sp, now))
+	for i, sp := range er.shapes {
+		worst = max(worst, er.cells[i].loss(er.alg, sp, now))
 	}
 	return worst
 }
@@ -497,7 +534,8 @@ func (sh *shard) evictLocked(now int64) {
 	seen := 0
 	sh.each(func(sl *slot, e *entry) bool {
 		e.mu.Lock()
-		l, x := e.loss(now), e.expires()
+		er := e.rule.Load()
+		l, x := e.loss(er, now), e.expires(er)
 		e.mu.Unlock()
 		if victim == nil || l < best || l == best && x < expires {
 			victim, victimSlot, best, expires = e, sl, l, x
@@ -535,7 +573,7 @@ func (s *MemoryStore) Sweep() {
 		now := s.now()
 		sh.each(func(sl *slot, e *entry) bool {
 			e.mu.Lock()
-			if e.expires() <= now {
+			if e.expires(e.rule.Load()) <= now {
 				sh.removeLocked(sl, e)
 			}
 			e.mu.Unlock()

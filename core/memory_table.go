@@ -17,7 +17,7 @@ import (
 // while the table changes still finds every entry that was there the whole
 // time; an entry inserted meanwhile it may miss, and an entry removed
 // meanwhile it may find, which is why a reader that misses looks again
-// under the shard's lock and one that finds checks entry.removed under the
+// under the shard's lock and one that finds checks entry.rule under the
 // entry's lock. When too many slots have been used the shard builds a new
 // table of the live entries and publishes it, leaving the old one to the
 // readers still probing it.
@@ -64,18 +64,22 @@ func (t *table) find(h uint64, key string, alg Algorithm, rule *Rule) (*entry, *
 			return nil, nil
 		case tag:
 			e := sl.e.Load()
-			if e == nil || e.alg != alg || e.key != key {
+			if e == nil {
+				continue
+			}
+			er := e.rule.Load()
+			if er == nil || er.alg != alg || e.key != key {
 				continue // the other states under this tag lie further on
 			}
 			// The usual rule, of one limit and no calendar, is compared
 			// here, without a call: this runs on every check.
-			if e.many == nil && len(rule.Limits) == 1 && e.shape.zone == nil {
-				sp, l := &e.shape, &rule.Limits[0]
+			if er.shapes == nil && len(rule.Limits) == 1 && er.shape.zone == nil {
+				sp, l := &er.shape, &rule.Limits[0]
 				if sp.count == l.Count && sp.window == int64(l.Period/time.Microsecond) &&
 					l.Calendar == 0 && l.TimeZone == nil && (!isBucket(alg) || sp.burst == rule.burst(*l)) {
 					return e, sl
 				}
-			} else if e.sameRule(alg, rule) {
+			} else if er.sameRule(rule) {
 				return e, sl
 			}
 		}
@@ -125,7 +129,7 @@ func (t *table) put(tag uint64, e *entry) {
 // it; the shard's lock and e's are held.
 func (sh *shard) removeLocked(sl *slot, e *entry) {
 	sl.e.Store(nil)
-	e.removed = true
+	e.rule.Store(nil)
 	sh.n--
 }
 
