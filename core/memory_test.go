@@ -306,3 +306,30 @@ func TestMemoryStore_exactWhileTheIndexChanges(t *testing.T) {
 		t.Errorf("Len %d, want %d", n, want)
 	}
 }
+
+// Entries of one rule share what they are kept under; past the store's
+// first 1024 one-limit rules a rule's entries have their own, and decide
+// the same.
+func TestMemoryStore_manyRulesKeepTheirOwnState(t *testing.T) {
+	s := core.NewMemoryStore()
+	defer s.Close()
+	ctx := context.Background()
+	const rules = 1500
+	for round := range 2 {
+		for i := range rules {
+			r := core.Rule{Limits: []core.Limit{core.Per(int64(10+i), time.Hour)}, Algorithm: core.FixedWindow}
+			for _, key := range []string{"a", "b"} {
+				d, err := s.Take(ctx, key, r, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := int64(10+i) - int64(round) - 1; !d.Allowed || d.Remaining != want {
+					t.Fatalf("round %d, rule %d, key %s: %+v, want admitted with %d left", round, i, key, d, want)
+				}
+			}
+		}
+	}
+	if n := s.Len(); n != 2*rules {
+		t.Fatalf("Len %d, want %d", n, 2*rules)
+	}
+}
