@@ -316,7 +316,7 @@ func (s *MemoryStore) take(d *Decision, key string, rule *Rule, cost int64) (now
 		e.mu.Lock()
 		if er := e.rule.Load(); er != nil {
 			if er.shapes == nil {
-				e.decideOne(d, er, rule.Limits[0], now, cost)
+				e.decideOne(d, er, rule.Limits[0], now, cost, true)
 			} else {
 				e.decide(d, er, rule, now, cost)
 			}
@@ -374,7 +374,7 @@ func (s *MemoryStore) entryRule(alg Algorithm, shapes []shape) *entryRule {
 // held, or no other caller can see e yet.
 func (e *entry) decide(d *Decision, er *entryRule, rule *Rule, now, cost int64) {
 	if er.shapes == nil {
-		e.decideOne(d, er, rule.Limits[0], now, cost)
+		e.decideOne(d, er, rule.Limits[0], now, cost, true)
 		return
 	}
 	*d = decide(rule, er.alg, er.shapes, er.cells, now, cost, true)
@@ -440,29 +440,18 @@ func (s *MemoryStore) Peek(ctx context.Context, key string, rule Rule, cost int6
 	return decide(&rule, alg, shapes, cells, now, cost, false), nil
 }
 
-// peek writes to d the decision decide would make at now on the entry,
-// kept under er, charging nothing; e's lock is held. The cells are copied, so that nothing is written (a
-// log's expired entries are dropped from the shared log, which changes no
-// decision).
+// peek writes to d, which is zero, the decision decide would make at now
+// on the entry, kept under er, charging nothing; e's lock is held. A rule
+// of several limits is decided on a copy of its cells, so that nothing is
+// written (a log's expired entries are dropped from the shared log, which
+// changes no decision).
 func (e *entry) peek(d *Decision, er *entryRule, rule *Rule, now, cost int64) {
-	if er.shapes != nil {
-		cells := append([]cell(nil), er.cells...)
-		*d = decide(rule, er.alg, er.shapes, cells, now, cost, false)
+	if er.shapes == nil {
+		e.decideOne(d, er, rule.Limits[0], now, cost, false)
 		return
 	}
-	c := e.one
-	v := c.check(er.alg, er.shape, now, cost)
-	*d = Decision{
-		Allowed:    v.ok,
-		Limit:      rule.Limits[0],
-		Remaining:  v.remaining,
-		ResetAfter: time.Duration(v.resetAfter) * time.Microsecond,
-		RetryAfter: time.Duration(v.retryAfter) * time.Microsecond,
-		Never:      v.never,
-	}
-	if v.ok {
-		d.Delay = time.Duration(v.delay) * time.Microsecond
-	}
+	cells := append([]cell(nil), er.cells...)
+	*d = decide(rule, er.alg, er.shapes, cells, now, cost, false)
 }
 
 // Refund implements QuotaStore: it gives back amount of charge c, as far as

@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"math/rand/v2"
 	"runtime"
 	"strconv"
 	"strings"
@@ -331,5 +332,38 @@ func TestMemoryStore_manyRulesKeepTheirOwnState(t *testing.T) {
 	}
 	if n := s.Len(); n != 2*rules {
 		t.Fatalf("Len %d, want %d", n, 2*rules)
+	}
+}
+
+// A peek is exactly the decision a take would get, on the memory store's
+// fast paths as well as its slow ones: over random arrivals and costs, two
+// keys kept in step, one peeked at and then charged, the other charged.
+func TestMemoryStore_peekIsTakeWithoutTheCharge(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	ctx := context.Background()
+	for _, alg := range []core.Algorithm{core.FixedWindow, core.SlidingWindowCounter, core.SlidingWindowLog, core.TokenBucket, core.LeakyBucket} {
+		for _, r := range []core.Rule{
+			core.MustRule("20/second", alg),
+			{Limits: core.MustParseLimits("50/minute"), Algorithm: alg, Burst: 7},
+		} {
+			clock := storetest.NewClock()
+			s := core.NewMemoryStore(core.MemoryClock(clock.Now))
+			at := time.Duration(0)
+			for i := range 3000 {
+				at += time.Duration(rng.Int64N(int64(200 * time.Millisecond)))
+				clock.Set(at)
+				cost := rng.Int64N(4)
+				peeked, err := s.Peek(ctx, "a", r, cost)
+				if err != nil {
+					t.Fatal(err)
+				}
+				took, _ := s.Take(ctx, "a", r, cost)
+				other, _ := s.Take(ctx, "b", r, cost)
+				if peeked != took || took != other {
+					t.Fatalf("%v %v step %d at %v cost %d:\npeek %+v\ntake %+v\nother %+v", alg, r, i, at, cost, peeked, took, other)
+				}
+			}
+			s.Close()
+		}
 	}
 }
