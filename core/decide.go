@@ -322,6 +322,9 @@ type eventLog struct {
 	ev   []logEvent
 	head int   // the first event still in the log
 	base int64 // the total of costs before head
+	// oldest is ev[head].at while the log holds events: the usual check,
+	// in which nothing has left the window, reads no event but the newest.
+	oldest int64
 }
 
 // logEvent is one entry of an eventLog.
@@ -346,7 +349,7 @@ func (l *eventLog) newest() int64 {
 
 // expire drops events at or before cutoff.
 func (l *eventLog) expire(cutoff int64) {
-	if l.head == len(l.ev) || l.ev[l.head].at > cutoff {
+	if l.head == len(l.ev) || l.oldest > cutoff {
 		return // nearly always: nothing has left the window
 	}
 	i := l.head + sort.Search(len(l.ev)-l.head, func(j int) bool { return l.ev[l.head+j].at > cutoff })
@@ -356,6 +359,9 @@ func (l *eventLog) expire(cutoff int64) {
 	} else if l.head > 32 && l.head > len(l.ev)/2 {
 		n := copy(l.ev, l.ev[l.head:])
 		l.ev, l.head = l.ev[:n], 0
+	}
+	if l.head < len(l.ev) {
+		l.oldest = l.ev[l.head].at
 	}
 }
 
@@ -394,6 +400,9 @@ func (l *eventLog) add(now, cost int64) {
 		}
 		total -= l.base
 		l.base = 0
+	}
+	if n == l.head {
+		l.oldest = now
 	}
 	l.ev = append(l.ev, logEvent{at: now, cum: total + cost})
 }
@@ -523,6 +532,8 @@ func (l *eventLog) refund(at, amount int64) {
 		l.ev = l.ev[:n-1]
 		if l.head == len(l.ev) {
 			l.ev, l.head, l.base = l.ev[:0], 0, 0
+		} else if i == l.head {
+			l.oldest = l.ev[l.head].at
 		}
 	}
 }
