@@ -24,8 +24,10 @@ import (
 //   - floor: an EVALSHA of a script that only INCRs the key, the least a
 //     Redis rate limiter can do per decision (one round trip, one write);
 //   - limitkit-<algorithm>: redisstore.Store.Take, one script per decision;
-//   - limitkit-batched-<algorithm>: the same with WithBatching, which sends
-//     the decisions waiting at once as one pipeline;
+//   - limitkit-coalesced-<algorithm>: the same with WithCoalescing, which
+//     sends a decision at once when it can and the decisions that arrive
+//     meanwhile together; limitkit-window-token-bucket with WithBatching's
+//     fixed window instead;
 //   - the peers: go-redis/redis_rate (GCRA in one script), ulule/limiter's
 //     Redis store (a fixed window in one script), throttled's GCRA over its
 //     go-redis v9 store (goredisstore.v9: a read, then a compare-and-swap
@@ -43,11 +45,12 @@ func BenchmarkRedis(b *testing.B) {
 	r := startRedis(b)
 	rows := []redisContender{{"floor", redisFloor}}
 	for _, alg := range redisAlgorithms {
-		rows = append(rows, redisContender{"limitkit-" + alg.String(), limitkitRedis(alg, false)})
+		rows = append(rows, redisContender{"limitkit-" + alg.String(), limitkitRedis(alg, nil)})
 	}
 	for _, alg := range redisAlgorithms {
-		rows = append(rows, redisContender{"limitkit-batched-" + alg.String(), limitkitRedis(alg, true)})
+		rows = append(rows, redisContender{"limitkit-coalesced-" + alg.String(), limitkitRedis(alg, redisstore.WithCoalescing(0, 0))})
 	}
+	rows = append(rows, redisContender{"limitkit-window-" + core.TokenBucket.String(), limitkitRedis(core.TokenBucket, redisstore.WithBatching(redisBatchWindow, 0))})
 	rows = append(rows,
 		redisContender{"redis_rate", redisRate},
 		redisContender{"ulule", ululeRedis},
@@ -112,17 +115,19 @@ func redisFloor(b *testing.B, r *benchRedis) takeFunc {
 }
 
 // limitkitRedis is redisstore's Take, as the memory family calls
-// MemoryStore.Take, with limitkitRule's limits.
-func limitkitRedis(alg core.Algorithm, batched bool) func(*testing.B, *benchRedis) takeFunc {
+// MemoryStore.Take, with limitkitRule's limits: unbatched (batching nil)
+// or with the batching option given.
+func limitkitRedis(alg core.Algorithm, batching redisstore.Option) func(*testing.B, *benchRedis) takeFunc {
 	return func(b *testing.B, r *benchRedis) takeFunc {
 		rule := limitkitRule(alg, redisKeys)
 		if err := rule.Validate(); err != nil {
 			b.Fatal(err)
 		}
 		opts := []redisstore.Option{redisstore.WithTimeout(redisTimeout)}
-		if batched {
-			opts = append(opts, redisstore.WithBatching(redisBatchWindow, 0))
+		if batching == nil {
+			batching = redisstore.WithoutBatching() // coalescing is the default
 		}
+		opts = append(opts, batching)
 		s := redisstore.New(r.client, opts...)
 		b.Cleanup(func() { s.Close() })
 		ctx := context.Background()
@@ -213,7 +218,7 @@ const denyKeys = 1000
 func limitkitDeny(cache bool) func(*testing.B, *benchRedis) takeFunc {
 	return func(b *testing.B, r *benchRedis) takeFunc {
 		rule := core.MustRule("1/hour", 0)
-		opts := []redisstore.Option{redisstore.WithTimeout(redisTimeout)}
+		opts := []redisstore.Option{redisstore.WithTimeout(redisTimeout), redisstore.WithoutBatching()}
 		if cache {
 			opts = append(opts, redisstore.WithDenyCache(10*denyKeys))
 		}

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Runs the comparison benchmarks and prints them as benchstat tables, one per
-# cell (benchmark family × key count × mode), with every library as a row,
-# followed by each family's summary against its targets.
+# cell (benchmark family × key count × mode, and × limit for HTTP), with
+# every library as a row, followed by each family's summary against its
+# targets.
 #
 # The families, each run with its own -benchtime:
 #   Memory   in-process stores, one decision            (BENCHTIME_MEMORY, 200ms)
 #   HTTP     whole requests through Gin, Echo and chi   (BENCHTIME_HTTP, 200ms)
 #   Redis    decisions against a local redis-server,    (BENCHTIME_REDIS, 500ms)
-#            and RedisDeny, denials from the deny cache
+#            RedisDeny, denials from the deny cache, and
+#            RedisCallers, by the number of callers
+#   Cluster  RedisCluster: the Redis cell on a local    (BENCHTIME_CLUSTER, 500ms)
+#            three-master Redis Cluster, with latencies
 #
 #   ./run.sh                      # every family, results in results/bench.txt
 #   ./run.sh BenchmarkMemory      # only the cells matching a -bench pattern
 #   ./run.sh 'BenchmarkHTTP|BenchmarkRedis'
+#   BENCHTIME=500ms COUNT=3 ./run.sh BenchmarkRedisCluster  # only the Cluster family
 #   OUT=/tmp/new.txt ./run.sh     # write the raw results elsewhere
 #   COUNT=10 BENCHTIME=1s ./run.sh  # BENCHTIME overrides every family's
 #   ./run.sh -report old.txt      # print the tables of an earlier run
@@ -25,10 +30,13 @@
 # The Redis cells start their own redis-server (/usr/bin/redis-server or on
 # PATH) on a free port of 127.0.0.1, without persistence, and kill it at the
 # end; REDIS_URL=redis://... points them at a disposable database instead
-# (flushed before every cell). Without either they are skipped.
+# (flushed before every cell). Without either they are skipped. The Cluster
+# cells start three cluster-enabled redis-servers the same way (REDIS_URL
+# plays no part there) and skip without redis-server.
 #
-# With the defaults (6 rounds) the whole run takes about ten minutes on two
-# cores: memory about four, HTTP about one and a half, Redis about four.
+# With the defaults (6 rounds) the whole run takes about fifteen minutes on
+# two cores: memory about four, HTTP about three and a half (two limits: 12
+# cells of 4 or 5 rows), Redis about four, Cluster about three.
 # ns/op is wall time: run on a quiet machine if you can. Every cell also
 # reports cpu-ns/op (the process's CPU time per call), which other work on
 # the machine disturbs much less. The load average before and after is
@@ -47,20 +55,21 @@ COUNT=${COUNT:-6}
 BENCHTIME_MEMORY=${BENCHTIME:-${BENCHTIME_MEMORY:-200ms}}
 BENCHTIME_HTTP=${BENCHTIME:-${BENCHTIME_HTTP:-200ms}}
 BENCHTIME_REDIS=${BENCHTIME:-${BENCHTIME_REDIS:-500ms}}
+BENCHTIME_CLUSTER=${BENCHTIME:-${BENCHTIME_CLUSTER:-500ms}}
 OUT=${OUT:-results/bench.txt}
 
 report() {
 	local file=$1
 	echo "== benchstat: $file"
 	echo
-	"${BENCHSTAT[@]}" -table .name,/keys,/mode -row /lib "$file"
+	"${BENCHSTAT[@]}" -table .name,/keys,/limit,/mode -row /lib "$file"
 	echo
 	echo "== memory, side by side: medians per cell. x-peer = ns/op over the fastest library that"
 	echo "   is not limitkit; x-cpu = the same for cpu-ns/op (CPU time per call, steadier"
 	echo "   than wall time when other work shares the machine)"
 	echo
 	"${BENCHSTAT[@]}" -filter .name:Memory -format csv -table .name,/keys,/mode -row /lib "$file" 2>/dev/null | summarize
-	echo "== HTTP and Redis against their targets: medians per cell (see internal/benchsum)"
+	echo "== HTTP and Redis against their targets, and Redis Cluster: medians per cell (see internal/benchsum)"
 	echo
 	go run ./internal/benchsum "$file"
 }
@@ -132,7 +141,10 @@ else
 	RUNS=(
 		"^BenchmarkMemory\$=$BENCHTIME_MEMORY"
 		"^BenchmarkHTTP=$BENCHTIME_HTTP"
-		"^BenchmarkRedis=$BENCHTIME_REDIS"
+		# The Redis family names its benchmarks, so that it does not run the
+		# Cluster family's too: a new BenchmarkRedis... goes in this list.
+		"^BenchmarkRedis(Deny|Callers)?\$=$BENCHTIME_REDIS"
+		"^BenchmarkRedisCluster\$=$BENCHTIME_CLUSTER"
 	)
 fi
 GOFLAGS_MOD=()

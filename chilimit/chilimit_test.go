@@ -269,3 +269,51 @@ func TestRoutes_settlesAChargeByOutcome(t *testing.T) {
 func TestRoutes_eventsCarryTheMatchedRoute(t *testing.T) {
 	httptestkit.RoutesLabelEvents(t, "/items/{id}", func(set *core.LimitSet) http.Handler { return routesApp(set) })
 }
+
+// limitkit adds at most httptestkit.MaxAddedAllocs allocations to a
+// request on a known key, with header values of three digits and of ten,
+// with the default headers and with the IETF fields. The middleware alone
+// is counted under -race too (no pool is involved); whole requests, the
+// limited route against the bare one, only without it: chi pools its
+// route contexts, and -race makes sync.Pool drop items at random, which
+// moves both counts by one now and then.
+func TestLimit_addsAtMostTwoAllocationsPerRequest(t *testing.T) {
+	noop := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }
+	for _, expr := range httptestkit.AllocLimits {
+		for _, ietf := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/ietf=%v", expr, ietf), func(t *testing.T) {
+				opts := func() []chilimit.Option {
+					lim, _ := httptestkit.NewLimiter(t)
+					opts := []chilimit.Option{core.WithLimiter(lim), core.WithName("allocs")}
+					if ietf {
+						opts = append(opts, core.WithIETFHeaders())
+					}
+					return opts
+				}
+				h := chilimit.Limit(expr, opts()...)(http.HandlerFunc(noop))
+				r := httptest.NewRequest(http.MethodGet, "/", nil)
+				r.RemoteAddr = httptestkit.Client
+				w := httptestkit.NewReusedWriter()
+				n := httptestkit.AllocsPerCall(func() {
+					clear(w.H)
+					h.ServeHTTP(w, r)
+				})
+				httptestkit.CheckLimitHeaders(t, w.H, expr)
+				if n > httptestkit.MaxAddedAllocs {
+					t.Errorf("the middleware allocates %v times per request; want at most %d", n, httptestkit.MaxAddedAllocs)
+				}
+				if raceEnabled {
+					return
+				}
+				m := chi.NewRouter()
+				m.Get("/bare", noop)
+				m.With(chilimit.Limit(expr, opts()...)).Get("/limited", noop)
+				bare, limited := httptestkit.AllocsPerRequest(m, "/bare"), httptestkit.AllocsPerRequest(m, "/limited")
+				t.Logf("allocations per request: middleware %v; bare route %v, limited %v (+%v)", n, bare, limited, limited-bare)
+				if limited-bare > httptestkit.MaxAddedAllocs {
+					t.Errorf("limitkit adds %v allocations per request; want at most %d", limited-bare, httptestkit.MaxAddedAllocs)
+				}
+			})
+		}
+	}
+}

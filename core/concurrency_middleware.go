@@ -211,9 +211,6 @@ func newConcurrencyMiddleware[O AdapterOption](skip int, n int64, opts []O, nati
 	if !mc.namesSet {
 		mc.names = headerNames{HeaderLimit, HeaderRemaining, HeaderReset}
 	}
-	if mc.key == nil && mc.nativeKey == nil {
-		mc.key = ByIP
-	}
 	mc.problems = nil
 	m := &Middleware{middlewareConfig: *mc}
 	scope := mc.name
@@ -261,10 +258,11 @@ func (cm *ConcurrencyMiddleware) EnforceWith(r *http.Request, h http.Header, nat
 		return Result{Verdict: Serve}, nil
 	}
 	rs := &m.base
-	key, id, _, res, ok := m.keyOf(lim, rs, r, native)
-	if !ok {
-		return res, nil
+	k, id, _, err := m.keyOf(lim, rs, r, native)
+	if err != nil {
+		return m.unidentified(err), nil
 	}
+	key := k.String()
 	ctx := r.Context()
 	var deadline time.Time
 	backoff := waitFirstRetry
@@ -331,7 +329,7 @@ func (cm *ConcurrencyMiddleware) writeHeaders(h http.Header, key string, d Decis
 		r, err := strconv.ParseInt(cur[0], 10, 64)
 		tighter = err == nil && r < d.Remaining
 	}
-	m.writeHeaders(h, &m.base, key, d, 0)
+	m.writeHeaders(h, &m.base, storeKey{id: key}, &d, 0)
 	if n := m.names.reset; n != "" && !tighter {
 		delete(h, n)
 	}

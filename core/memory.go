@@ -266,39 +266,88 @@ func (s *MemoryStore) now() int64 {
 	return s.baseMicros + int64(time.Since(s.base)/time.Microsecond)
 }
 
-// hashOf is the hash under which key's state under rule lives: the key's,
-// by a seeded hash, mixed with the algorithm and the first limit's count,
-// so that a key's states under the rules an app has usually lie apart. It
-// need not tell every shape apart (periods, bursts, zones and further
-// limits are left out, to keep it cheap on every check): the table
+// hashOf is the hash under which key's state under rule lives: the key's
+// whole, however it is split (maphash.Hash hashes the bytes written, not
+// the writes), by a seeded hash, mixed with the algorithm and the first
+// limit's count, so that a key's states under the rules an app has usually
+// lie apart. It need not tell every shape apart (periods, bursts, zones and
+// further limits are left out, to keep it cheap on every check): the table
 // confirms each match in full, and states of one key under one hash lie
 // one after another on its probe.
-func (s *MemoryStore) hashOf(key string, rule *Rule, alg Algorithm) uint64 {
+func (s *MemoryStore) hashOf(key storeKey, rule *Rule, alg Algorithm) uint64 {
+	var kh uint64
+	var buf [128]byte
+	switch n := len(key.prefix) + len(key.id); {
+	case key.prefix == "":
+		kh = maphash.String(s.seed, key.id)
+	case n <= len(buf):
+		// Joined on the stack: hashing the bytes at once costs half of
+		// streaming them through a maphash.Hash.
+		copy(buf[copy(buf[:], key.prefix):], key.id)
+		kh = maphash.Bytes(s.seed, buf[:n])
+	default:
+		var h maphash.Hash
+		h.SetSeed(s.seed)
+		h.WriteString(key.prefix)
+		h.WriteString(key.id)
+		kh = h.Sum64()
+	}
 	x := uint64(alg) << 56
 	if len(rule.Limits) > 0 { // else the rule is refused, on insert
 		x ^= uint64(rule.Limits[0].Count)
 	}
-	return maphash.String(s.seed, key) ^ x*0x9e3779b97f4a7c15
+	return kh ^ x*0x9e3779b97f4a7c15
 }
 
 // Take implements Store.
 func (s *MemoryStore) Take(ctx context.Context, key string, rule Rule, cost int64) (d Decision, err error) {
-	_, err = s.take(&d, key, &rule, cost)
+	_, err = s.take(storeKey{id: key}, &rule, cost, &d)
 	return d, err
 }
 
 // Reserve implements QuotaStore: Take, with the store's time of the charge.
-func (s *MemoryStore) Reserve(ctx context.Context, key string, rule Rule, cost int64) (d Decision, c Charge, err error) {
-	now, err := s.take(&d, key, &rule, cost)
-	if err != nil || !d.Allowed {
-		return d, Charge{}, err
-	}
-	return d, Charge{At: time.UnixMicro(now), Cost: cost}, nil
+func (s *MemoryStore) Reserve(ctx context.Context, key string, rule Rule, cost int64) (Decision, Charge, error) {
+	return s.reserve(storeKey{id: key}, rule, cost)
 }
 
-// take is Take, deciding into d, which is zero, and returning the time it
-// decided at.
-func (s *MemoryStore) take(d *Decision, key string, rule *Rule, cost int64) (now int64, err error) {
+func (s *MemoryStore) reserve(key storeKey, rule Rule, cost int64) (d Decision, c Charge, err error) {
+	err = s.reserveTo(key, &rule, cost, &d, &c)
+	return d, c, err
+}
+
+// reserveTo is reserve writing to d and c, which are zero.
+func (s *MemoryStore) reserveTo(key storeKey, rule *Rule, cost int64, d *Decision, c *Charge) error {
+	now, err := s.take(key, rule, cost, d)
+	if err == nil && d.Allowed {
+		*c = Charge{At: time.UnixMicro(now), Cost: cost}
+	}
+	return err
+}
+
+// call is storeCall on the memory store, with the key in its parts.
+func (s *MemoryStore) call(op op, key storeKey, rule Rule, cost int64) (d Decision, c Charge, err error) {
+	err = s.callTo(op, key, &rule, cost, &d, &c)
+	return d, c, err
+}
+
+// callTo is call writing the decision and the charge to d and c, which are
+// zero: the memory store is called from the middleware with pointers into
+// the outcome, so that the decision is not copied at every call on its way
+// back up, as it was at five.
+func (s *MemoryStore) callTo(op op, key storeKey, rule *Rule, cost int64, d *Decision, c *Charge) (err error) {
+	switch op {
+	case opPeek:
+		return s.peekTo(key, rule, cost, d)
+	case opReserve:
+		return s.reserveTo(key, rule, cost, d, c)
+	}
+	_, err = s.take(key, rule, cost, d)
+	return err
+}
+
+// take is Take writing the decision to d, which is zero, and returning the
+// time it decided at.
+func (s *MemoryStore) take(key storeKey, rule *Rule, cost int64, d *Decision) (now int64, err error) {
 	if cost < 0 {
 		return 0, fmt.Errorf("limitkit: cost %d must not be negative", cost)
 	}
@@ -325,14 +374,14 @@ func (s *MemoryStore) take(d *Decision, key string, rule *Rule, cost int64) (now
 		}
 		e.mu.Unlock()
 	}
-	return now, s.takeLocked(d, sh, h, key, alg, rule, now, cost)
+	return now, s.takeLocked(sh, h, key, alg, rule, now, cost, d)
 }
 
 // takeLocked is take for a key the store does not hold, or one evicted or
 // reset since it was found: under the shard's lock the table holds exactly
 // the live entries. It is apart from take to keep the usual path's frame
 // small.
-func (s *MemoryStore) takeLocked(d *Decision, sh *shard, h uint64, key string, alg Algorithm, rule *Rule, now, cost int64) error {
+func (s *MemoryStore) takeLocked(sh *shard, h uint64, key storeKey, alg Algorithm, rule *Rule, now, cost int64, d *Decision) error {
 	sh.mu.Lock()
 	if e, _ := sh.find(h, key, alg, rule); e != nil {
 		e.mu.Lock()
@@ -341,8 +390,8 @@ func (s *MemoryStore) takeLocked(d *Decision, sh *shard, h uint64, key string, a
 		e.mu.Unlock()
 		return nil
 	}
-	// A new key or shape: the rule is validated once, here, and the entry
-	// decided on before any other caller can find it.
+	// A new key or shape: the rule is validated once, here, the key made
+	// whole, and the entry decided on before any other caller can find it.
 	var buf [maxInlineLimits]shape
 	shapes, err := rule.shapes(alg, &buf)
 	if err != nil {
@@ -352,7 +401,7 @@ func (s *MemoryStore) takeLocked(d *Decision, sh *shard, h uint64, key string, a
 	if sh.n >= sh.max {
 		sh.evictLocked(now)
 	}
-	e, er := &entry{key: key}, s.entryRule(alg, shapes)
+	e, er := &entry{key: key.String()}, s.entryRule(alg, shapes)
 	e.rule.Store(er)
 	e.decide(d, er, rule, now, cost)
 	sh.insertLocked(h, e)
@@ -387,7 +436,7 @@ func (e *entry) decide(d *Decision, er *entryRule, rule *Rule, now, cost int64) 
 
 // lockEntry finds key's state under rule and returns it locked, with the
 // entryRule it is kept under, or nil if the store does not hold it.
-func (sh *shard) lockEntry(h uint64, key string, alg Algorithm, rule *Rule) (*entry, *entryRule) {
+func (sh *shard) lockEntry(h uint64, key storeKey, alg Algorithm, rule *Rule) (*entry, *entryRule) {
 	if e, _ := sh.find(h, key, alg, rule); e != nil {
 		e.mu.Lock()
 		if er := e.rule.Load(); er != nil {
@@ -410,34 +459,45 @@ func (sh *shard) lockEntry(h uint64, key string, alg Algorithm, rule *Rule) (*en
 // Peek implements QuotaStore: the decision Take would return now, charging
 // nothing. A key the store does not hold is not added.
 func (s *MemoryStore) Peek(ctx context.Context, key string, rule Rule, cost int64) (d Decision, err error) {
+	return s.peek(storeKey{id: key}, rule, cost)
+}
+
+func (s *MemoryStore) peek(key storeKey, rule Rule, cost int64) (d Decision, err error) {
+	err = s.peekTo(key, &rule, cost, &d)
+	return d, err
+}
+
+// peekTo is peek writing the decision to d, which is zero.
+func (s *MemoryStore) peekTo(key storeKey, rule *Rule, cost int64, d *Decision) error {
 	if cost < 0 {
-		return d, fmt.Errorf("limitkit: cost %d must not be negative", cost)
+		return fmt.Errorf("limitkit: cost %d must not be negative", cost)
 	}
 	if s.closed.Load() {
-		return d, ErrClosed
+		return ErrClosed
 	}
 	alg := rule.Algorithm.orDefault()
-	h := s.hashOf(key, &rule, alg)
+	h := s.hashOf(key, rule, alg)
 	sh := &s.shards[h&s.mask]
 	now := s.now()
-	if e, er := sh.lockEntry(h, key, alg, &rule); e != nil {
-		e.peek(&d, er, &rule, now, cost)
+	if e, er := sh.lockEntry(h, key, alg, rule); e != nil {
+		e.peek(d, er, rule, now, cost)
 		e.mu.Unlock()
-		return d, nil
+		return nil
 	}
 	// A key the store does not hold: fresh cells, which need no lock; the
 	// rule is validated here, as Take validates it for a new key.
 	var buf [maxInlineLimits]shape
 	shapes, err := rule.shapes(alg, &buf)
 	if err != nil {
-		return d, err
+		return err
 	}
 	var one [1]cell
 	cells := one[:]
 	if len(shapes) > 1 {
 		cells = make([]cell, len(shapes))
 	}
-	return decide(&rule, alg, shapes, cells, now, cost, false), nil
+	*d = decide(rule, alg, shapes, cells, now, cost, false)
+	return nil
 }
 
 // peek writes to d, which is zero, the decision decide would make at now
@@ -467,10 +527,11 @@ func (s *MemoryStore) Refund(ctx context.Context, key string, rule Rule, c Charg
 		return nil
 	}
 	alg := rule.Algorithm.orDefault()
-	h := s.hashOf(key, &rule, alg)
+	k := storeKey{id: key}
+	h := s.hashOf(k, &rule, alg)
 	sh := &s.shards[h&s.mask]
 	now, at := s.now(), c.At.UnixMicro()
-	if e, er := sh.lockEntry(h, key, alg, &rule); e != nil {
+	if e, er := sh.lockEntry(h, k, alg, &rule); e != nil {
 		if er.shapes == nil {
 			e.one.refund(alg, er.shape, now, at, amount)
 		} else {
@@ -596,10 +657,11 @@ func (s *MemoryStore) Reset(ctx context.Context, key string, rule Rule) error {
 		return ErrClosed
 	}
 	alg := rule.Algorithm.orDefault()
-	h := s.hashOf(key, &rule, alg)
+	k := storeKey{id: key}
+	h := s.hashOf(k, &rule, alg)
 	sh := &s.shards[h&s.mask]
 	sh.mu.Lock()
-	if e, sl := sh.find(h, key, alg, &rule); e != nil {
+	if e, sl := sh.find(h, k, alg, &rule); e != nil {
 		e.mu.Lock()
 		sh.removeLocked(sl, e)
 		e.mu.Unlock()

@@ -55,7 +55,7 @@ func (t *table) start(h uint64) uint64 { return (h >> 8) & t.mask }
 // find returns key's entry under rule, or nil, without a lock, and the
 // slot that holds it. A caller without the shard's lock must check that
 // the entry is not removed.
-func (t *table) find(h uint64, key string, alg Algorithm, rule *Rule) (*entry, *slot) {
+func (t *table) find(h uint64, key storeKey, alg Algorithm, rule *Rule) (*entry, *slot) {
 	tag := tagOf(h)
 	for i := t.start(h); ; i = (i + 1) & t.mask {
 		sl := &t.slots[i]
@@ -68,7 +68,7 @@ func (t *table) find(h uint64, key string, alg Algorithm, rule *Rule) (*entry, *
 				continue
 			}
 			er := e.rule.Load()
-			if er == nil || er.alg != alg || e.key != key {
+			if er == nil || er.alg != alg || !key.is(e.key) {
 				continue // the other states under this tag lie further on
 			}
 			// The usual rule, of one limit and no calendar, is compared
@@ -87,7 +87,7 @@ func (t *table) find(h uint64, key string, alg Algorithm, rule *Rule) (*entry, *
 }
 
 // find is table.find on the shard's current table.
-func (sh *shard) find(h uint64, key string, alg Algorithm, rule *Rule) (*entry, *slot) {
+func (sh *shard) find(h uint64, key storeKey, alg Algorithm, rule *Rule) (*entry, *slot) {
 	return sh.table.Load().find(h, key, alg, rule)
 }
 

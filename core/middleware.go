@@ -23,8 +23,9 @@ import (
 type Middleware struct {
 	// The options it was built with, as given: requests only read them.
 	// The limiter is nil for Default(), looked up per request; the key
-	// function is nil when a native one is set, and planOf's native value
-	// is ignored for WithPlans' function.
+	// function is nil when a native one is set, both are nil for ByIP,
+	// the default (see identify), and planOf's native value is ignored
+	// for WithPlans' function.
 	middlewareConfig
 	base     ruleSet
 	planSets map[string]*ruleSet // by plan name, from the config's plans
@@ -56,15 +57,16 @@ type preparedRule struct {
 	rule Rule
 }
 
-// ruleFor returns the rule of rs with lim's defaults.
-func (rs *ruleSet) ruleFor(lim *Limiter) Rule {
+// ruleFor returns the rule of rs with lim's defaults, which no one may
+// change: it is shared by every request.
+func (rs *ruleSet) ruleFor(lim *Limiter) *Rule {
 	if p := rs.prepared.Load(); p != nil && p.lim == lim {
-		return p.rule
+		return &p.rule
 	}
 	p := &preparedRule{lim: lim, rule: rs.rule}
 	lim.applyDefaults(&p.rule)
 	rs.prepared.Store(p)
-	return p.rule
+	return &p.rule
 }
 
 // NewMiddleware returns a middleware enforcing the limits in expr (see
@@ -143,9 +145,6 @@ func newMiddleware[O AdapterOption](skip int, expr string, opts []O, native refl
 	}
 	if !mc.namesSet {
 		mc.names = headerNames{HeaderLimit, HeaderRemaining, HeaderReset}
-	}
-	if mc.key == nil && mc.nativeKey == nil {
-		mc.key = ByIP
 	}
 	mc.problems = nil
 	m := &Middleware{middlewareConfig: *mc}
@@ -266,14 +265,14 @@ func (m *Middleware) EnforceWith(r *http.Request, h http.Header, native any) Res
 		return Result{Verdict: Serve}
 	}
 	rs := m.ruleSetOf(lim, r, native)
-	key, id, cost, res, ok := m.keyOf(lim, rs, r, native)
-	if !ok {
-		return res
+	key, id, cost, err := m.keyOf(lim, rs, r, native)
+	if err != nil {
+		return m.unidentified(err)
 	}
 	ctx := r.Context()
 	rule := rs.ruleFor(lim)
 	op := opTake
-	if m.reserving(lim, rule) {
+	if m.reserving(lim, *rule) {
 		op = opReserve
 	}
 	o := lim.check(ctx, op, rs.scope, id, key, rule, cost)
@@ -287,9 +286,9 @@ func (m *Middleware) EnforceWith(r *http.Request, h http.Header, native any) Res
 			Shadow: m.shadow && decided && !o.d.Allowed, DecidedBy: o.action, Latency: o.latency, Err: o.err,
 		})
 	}
-	res = m.respond(ctx, lim, rs, h, key, o)
+	res := m.respond(ctx, lim, rs, h, key, &o)
 	if op == opReserve {
-		res = m.reserved(ctx, lim, key, rule, cost, o, res)
+		res = m.reserved(ctx, lim, key, *rule, cost, o, res)
 	}
 	return res
 }
@@ -307,16 +306,16 @@ func (m *Middleware) ruleSetOf(lim *Limiter, r *http.Request, native any) *ruleS
 	return &m.base
 }
 
-// keyOf is the store key, identity and cost of a request under rs; or, when
-// ok is false, the result the key error policy gives a request that cannot
-// be identified.
-func (m *Middleware) keyOf(lim *Limiter, rs *ruleSet, r *http.Request, native any) (key, id string, cost int64, res Result, ok bool) {
+// keyOf is the store key, identity and cost of a request under rs; or, if
+// the request cannot be identified and the key error policy answers it
+// unchecked, why (see unidentified).
+func (m *Middleware) keyOf(lim *Limiter, rs *ruleSet, r *http.Request, native any) (key storeKey, id string, cost int64, unchecked error) {
 	return m.keyAndCost(lim, rs, r, native, true)
 }
 
 // keyAndCost is keyOf, asking the cost function only if withCost (a peek
 // does not: its request is not the route's); the cost is then 1.
-func (m *Middleware) keyAndCost(lim *Limiter, rs *ruleSet, r *http.Request, native any, withCost bool) (key, id string, cost int64, res Result, ok bool) {
+func (m *Middleware) keyAndCost(lim *Limiter, rs *ruleSet, r *http.Request, native any, withCost bool) (key storeKey, id string, cost int64, unchecked error) {
 	id, err := m.identify(lim, r, native)
 	cost, costErr := int64(1), error(nil)
 	if withCost {
@@ -330,19 +329,24 @@ func (m *Middleware) keyAndCost(lim *Limiter, rs *ruleSet, r *http.Request, nati
 	}
 	if err == nil {
 		id = bound(id)
-		return rs.keyPrefix + id, id, cost, res, true
+		return storeKey{rs.keyPrefix, id}, id, cost, nil
 	}
-	switch m.keyPolicy {
-	case KeyErrorServe:
-		return "", "", 0, Result{Verdict: Serve, Err: err}, false
-	case KeyErrorRefuse:
-		return "", "", 0, Result{Verdict: Refuse, Status: http.StatusBadRequest, Err: err}, false
+	if m.keyPolicy == KeyErrorServe || m.keyPolicy == KeyErrorRefuse {
+		return storeKey{}, "", 0, err
 	}
 	// fallbackPrefix keeps these apart from identities the key function
-	// gives, which bound keeps out of it (see keys.go). The identity is cut
-	// from the key so that both cost one string.
-	key = rs.keyPrefix + fallbackPrefix + IPIdentity(r.RemoteAddr)
-	return key, key[len(rs.keyPrefix):], cost, res, true
+	// gives, which bound keeps out of it (see keys.go).
+	id = fallbackPrefix + IPIdentity(r.RemoteAddr)
+	return storeKey{rs.keyPrefix, id}, id, cost, nil
+}
+
+// unidentified is the result the key error policy gives a request that
+// cannot be identified (err says why), which keyOf returns unchecked.
+func (m *Middleware) unidentified(err error) Result {
+	if m.keyPolicy == KeyErrorRefuse {
+		return Result{Verdict: Refuse, Status: http.StatusBadRequest, Err: err}
+	}
+	return Result{Verdict: Serve, Err: err}
 }
 
 // stopped is the result of a check the limiter did not decide: its limiter
@@ -361,7 +365,7 @@ func (m *Middleware) stopped(lim *Limiter, rs *ruleSet, o outcome) Result {
 // respond turns a decided check into its result: the headers written,
 // refused or served by the decision and the failure policy (or served
 // anyway in shadow mode), and held until its slot by a leaky bucket.
-func (m *Middleware) respond(ctx context.Context, lim *Limiter, rs *ruleSet, h http.Header, key string, o outcome) Result {
+func (m *Middleware) respond(ctx context.Context, lim *Limiter, rs *ruleSet, h http.Header, key storeKey, o *outcome) Result {
 	res := Result{Verdict: Serve, Decision: o.d, DecidedBy: o.action, Err: o.err}
 	switch {
 	case m.shadow || o.action == ActionFailOpen:
@@ -377,7 +381,7 @@ func (m *Middleware) respond(ctx context.Context, lim *Limiter, rs *ruleSet, h h
 	if m.resetEpoch {
 		now = lim.now().UnixNano()
 	}
-	m.writeHeaders(h, rs, key, o.d, now)
+	m.writeHeaders(h, rs, key, &o.d, now)
 	if !o.d.Allowed {
 		res.Verdict, res.Status = Refuse, http.StatusTooManyRequests
 		if o.d.Never {
@@ -409,7 +413,17 @@ var errEmptyIdentity = errors.New("limitkit: the key function returned an empty 
 // identify runs the key function. A panic in it is a bug in the app, but
 // Enforce never panics on a request: it becomes the key function's error, so
 // the key error policy answers as it does for any key function that fails.
-func (m *Middleware) identify(lim *Limiter, r *http.Request, native any) (id string, err error) {
+// Without a key function the key is ByIP's, called directly: it cannot
+// panic, and it is what nearly every request is identified by.
+func (m *Middleware) identify(lim *Limiter, r *http.Request, native any) (string, error) {
+	if m.key == nil && m.nativeKey == nil {
+		return IPIdentity(r.RemoteAddr), nil
+	}
+	return m.identifyGuarded(lim, r, native)
+}
+
+// identifyGuarded is identify for a key function of the app's.
+func (m *Middleware) identifyGuarded(lim *Limiter, r *http.Request, native any) (id string, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			id, err = "", m.panicked(lim, &m.keyPanicked, "key", p)

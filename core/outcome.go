@@ -121,11 +121,11 @@ func (m *Middleware) reserving(lim *Limiter, rule Rule) bool {
 // is not served (its client left during the hold, or its deadline passed)
 // is given back at once; one served under WithChargeWhen carries its
 // reservation to Finish.
-func (m *Middleware) reserved(ctx context.Context, lim *Limiter, key string, rule Rule, cost int64, o outcome, res Result) Result {
+func (m *Middleware) reserved(ctx context.Context, lim *Limiter, key storeKey, rule Rule, cost int64, o outcome, res Result) Result {
 	if !o.d.Allowed || o.action == ActionFailOpen || o.action == ActionFailClosed {
 		return res
 	}
-	rv := lim.reservation(o, key, rule, cost)
+	rv := lim.reservation(o, key.String(), rule, cost)
 	switch {
 	case res.Verdict != Serve:
 		_ = rv.Cancel(context.WithoutCancel(ctx))
@@ -184,12 +184,9 @@ func (m *Middleware) PeekWith(r *http.Request, native any) (Usage, error) {
 		}
 	}
 	u := Usage{Scope: rs.scope, Plan: plan}
-	key, id, _, res, ok := m.keyAndCost(lim, rs, r, native, false)
-	if !ok {
-		if res.Err == nil {
-			res.Err = fmt.Errorf("limitkit: the request could not be identified")
-		}
-		return u, res.Err
+	key, id, _, err := m.keyAndCost(lim, rs, r, native, false)
+	if err != nil {
+		return u, err
 	}
 	rule := rs.ruleFor(lim)
 	o := lim.check(r.Context(), opPeek, rs.scope, id, key, rule, 1)

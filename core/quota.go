@@ -45,7 +45,7 @@ func (l *Limiter) Peek(ctx context.Context, key string, rule Rule, cost int64) (
 	if err := rule.Validate(); err != nil {
 		return Decision{}, err
 	}
-	o := l.check(ctx, opPeek, "", "", key, rule, cost)
+	o := l.check(ctx, opPeek, "", "", storeKey{id: key}, &rule, cost)
 	if o.stopped() {
 		return Decision{}, o.err
 	}
@@ -128,7 +128,7 @@ func (l *Limiter) Reserve(ctx context.Context, key string, rule Rule, estimate i
 	if err := rule.Validate(); err != nil {
 		return nil, err
 	}
-	o := l.check(ctx, opReserve, "", "", key, rule, estimate)
+	o := l.check(ctx, opReserve, "", "", storeKey{id: key}, &rule, estimate)
 	if o.stopped() {
 		return nil, o.err
 	}

@@ -79,3 +79,22 @@ type Charge struct {
 var ErrNoQuota = errors.New("limitkit: the store cannot peek, reserve or refund (it does not implement core.QuotaStore)")
 
 var _ QuotaStore = (*MemoryStore)(nil)
+
+// storeKey is a store key in its two parts, a scope's prefix (scope + ":",
+// or "" for a key a caller gave whole) and an identity, so that a request's
+// key is made into one string only where a string is needed: the memory
+// store hashes and compares the parts, and joins them only to keep a key it
+// has not seen, so that a check of a known key through the middleware
+// allocates nothing for its key. Other stores get String.
+type storeKey struct {
+	prefix, id string
+}
+
+// String is the key whole. It allocates only if both parts are non-empty:
+// a key given whole is returned as it is.
+func (k storeKey) String() string { return k.prefix + k.id }
+
+// is reports whether s is the key whole, without joining it.
+func (k storeKey) is(s string) bool {
+	return len(s) == len(k.prefix)+len(k.id) && s[:len(k.prefix)] == k.prefix && s[len(k.prefix):] == k.id
+}

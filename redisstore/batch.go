@@ -20,27 +20,34 @@ import (
 // over servers, which one script cannot span: there each decision is its
 // own EVALSHA, in one pipeline.
 type batcher struct {
+	sender
+	window time.Duration
+	max    int
+	calls  chan *request
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// sender sends batches of decisions, for the batcher and the coalescer.
+type sender struct {
 	client  redis.UniversalClient
 	joint   bool // one script call per algorithm and batch
-	window  time.Duration
-	max     int
 	timeout time.Duration
-	calls   chan *request
-	stop    chan struct{}
-	done    chan struct{}
+}
+
+func newSender(client redis.UniversalClient, timeout time.Duration) sender {
+	_, joint := client.(*redis.Client)
+	return sender{client: client, joint: joint, timeout: timeout}
 }
 
 func newBatcher(client redis.UniversalClient, window time.Duration, max int, timeout time.Duration) *batcher {
-	_, joint := client.(*redis.Client)
 	b := &batcher{
-		client:  client,
-		joint:   joint,
-		window:  window,
-		max:     max,
-		timeout: timeout,
-		calls:   make(chan *request),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		sender: newSender(client, timeout),
+		window: window,
+		max:    max,
+		calls:  make(chan *request),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	go b.loop()
 	return b
@@ -109,7 +116,11 @@ type part struct {
 // per algorithm (joint) or per decision. Scripts Redis does not know (after
 // SCRIPT FLUSH or a restart) are sent again in full in a second pipeline,
 // which also loads them.
-func (b *batcher) send(batch []*request) {
+func (b *sender) send(batch []*request) { b.sendWithin(context.Background(), batch) }
+
+// sendWithin is send under parent, which only a batch of one caller's own
+// decision has: everyone else's batch must outlive any one caller.
+func (b *sender) sendWithin(parent context.Context, batch []*request) {
 	// The batch outlives any one caller's context: callers stop waiting at
 	// their own deadlines, and the batch at the store's timeout, or sooner
 	// for callers that rely on it for theirs.
@@ -119,7 +130,7 @@ func (b *batcher) send(batch []*request) {
 			deadline = r.due
 		}
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	ctx, cancel := context.WithDeadline(parent, deadline)
 	defer cancel()
 
 	var parts []part
@@ -205,7 +216,7 @@ func jointParts(ctx context.Context, batch []*request) []part {
 }
 
 // exec sends the parts' commands, one alone or else in one pipeline.
-func (b *batcher) exec(ctx context.Context, parts []part) {
+func (b *sender) exec(ctx context.Context, parts []part) {
 	if len(parts) == 1 {
 		_ = b.client.Process(ctx, parts[0].cmd)
 		return

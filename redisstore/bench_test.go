@@ -52,20 +52,20 @@ func BenchmarkTake(b *testing.B) {
 		c := benchClient(b, ctxTimeout)
 		for alg := core.FixedWindow; alg <= core.LeakyBucket; alg++ {
 			rule := core.MustRule("100000/hour", alg)
-			for _, batch := range []bool{false, true} {
-				name := alg.String()
-				if batch {
-					name += "/batched"
-				}
+			for _, mode := range []struct {
+				name string
+				opt  Option
+			}{
+				{"", WithoutBatching()},
+				{"/coalesced", WithCoalescing(0, 0)},
+				{"/batched", WithBatching(50*time.Microsecond, 0)},
+			} {
+				name := alg.String() + mode.name
 				if !ctxTimeout {
 					name += "/goroutine-deadline"
 				}
 				b.Run(name, func(b *testing.B) {
-					opts := []Option{WithTimeout(time.Second)}
-					if batch {
-						opts = append(opts, WithBatching(50*time.Microsecond, 0))
-					}
-					st := New(c, opts...)
+					st := New(c, WithTimeout(time.Second), mode.opt)
 					defer st.Close()
 					runParallel(b, func(ctx context.Context, key string) error {
 						_, err := st.Take(ctx, key, rule, 1)

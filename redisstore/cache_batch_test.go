@@ -102,18 +102,40 @@ func TestDenyCache_isBounded(t *testing.T) {
 	}
 }
 
+// batchModes are the two ways a store sends decisions together, each as
+// the tests below use it: a window long enough that concurrent callers
+// meet in one batch, and coalescing with one batch in flight, so that
+// callers queue behind it.
+var batchModes = []struct {
+	name string
+	opt  func(window time.Duration, max int) Option
+}{
+	{"window", WithBatching},
+	{"coalesce", func(_ time.Duration, max int) Option { return WithCoalescing(max, 1) }},
+}
+
 func TestBatching_decidesAsUnbatched(t *testing.T) {
-	c := redistest.Server(t)
-	clk := storetest.NewClock()
-	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithBatching(200*time.Microsecond, 16))
-	defer st.Close()
-	runDifferential(t, clk, st, randomOps(rand.New(rand.NewPCG(11, 3)), 600, false), equal)
+	for _, m := range batchModes {
+		t.Run(m.name, func(t *testing.T) {
+			c := redistest.Server(t)
+			clk := storetest.NewClock()
+			st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), m.opt(200*time.Microsecond, 16))
+			defer st.Close()
+			runDifferential(t, clk, st, randomOps(rand.New(rand.NewPCG(11, 3)), 600, false), equal)
+		})
+	}
 }
 
 func TestBatching_concurrentCallersGetTheirOwnDecisions(t *testing.T) {
+	for _, m := range batchModes {
+		t.Run(m.name, func(t *testing.T) { concurrentCallers(t, m.opt(2*time.Millisecond, 8)) })
+	}
+}
+
+func concurrentCallers(t *testing.T, batching Option) {
 	c := redistest.Server(t)
 	clk := storetest.NewClock()
-	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), WithBatching(2*time.Millisecond, 8))
+	st := New(c, WithClock(clk.Now), WithTimeout(testTimeout), batching)
 	defer st.Close()
 	ctx := context.Background()
 	// 32 callers on their own keys with their own rules: each sees exactly
@@ -219,10 +241,16 @@ func evalCalls(t *testing.T, c *redis.Client) int64 {
 }
 
 func TestBatching_corruptStateFailsOnlyItsOwnDecision(t *testing.T) {
+	for _, m := range batchModes {
+		t.Run(m.name, func(t *testing.T) { corruptStateInBatch(t, m.opt(20*time.Millisecond, 8)) })
+	}
+}
+
+func corruptStateInBatch(t *testing.T, batching Option) {
 	c := redistest.Server(t)
 	ctx := context.Background()
 	for alg := core.FixedWindow; alg <= core.LeakyBucket; alg++ {
-		st := New(c, WithTimeout(testTimeout), WithBatching(20*time.Millisecond, 8), WithPrefix(fmt.Sprintf("corrupt%d:", alg)))
+		st := New(c, WithTimeout(testTimeout), batching, WithPrefix(fmt.Sprintf("corrupt%d:", alg)))
 		rule := core.MustRule("5/minute", alg)
 		if err := c.HSet(ctx, st.keys(nil, "bad", rule.Shape(), 1)[0], "a", 1).Err(); err != nil {
 			t.Fatal(err)
@@ -253,5 +281,84 @@ func TestBatching_corruptStateFailsOnlyItsOwnDecision(t *testing.T) {
 			}
 		}
 		st.Close()
+	}
+}
+
+// TestCoalescing_queuesBehindABatchInFlight holds a coalescing store's one
+// batch in flight (Redis is paused for writes) while 20 more decisions
+// arrive: they wait, then travel together as one script call, and each
+// caller gets its own decision.
+func TestCoalescing_queuesBehindABatchInFlight(t *testing.T) {
+	s := redistest.Start(t)
+	c := s.Client()
+	st := New(c, WithTimeout(time.Minute), WithCoalescing(0, 1))
+	defer st.Close()
+	co := st.batch.(*coalescer)
+	ctx := context.Background()
+	rule := core.MustRule("5/minute", core.TokenBucket)
+	if _, err := st.Take(ctx, "warm", rule, 1); err != nil { // loads the script
+		t.Fatal(err)
+	}
+	if err := c.ScriptLoad(ctx, scripts[core.TokenBucket].many.(string)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := evalCalls(t, c)
+	if err := c.Do(ctx, "CLIENT", "PAUSE", 60000, "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	unpaused := false
+	unpause := func() {
+		if !unpaused {
+			unpaused = true
+			if err := c.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer unpause()
+
+	const queued = 20
+	var wg sync.WaitGroup
+	errs := make([]error, queued+1)
+	take := func(i int) {
+		d, err := st.Take(ctx, fmt.Sprint("caller", i), rule, 1)
+		if err == nil && (!d.Allowed || d.Remaining != 4) {
+			err = fmt.Errorf("decision %+v, want allowed with 4 left", d)
+		}
+		errs[i] = err
+	}
+	wg.Go(func() { take(0) })
+	waitFor(t, "the first decision to be in flight", func() bool { return co.busy == 1 }, &co.mu)
+	for i := 1; i <= queued; i++ {
+		wg.Go(func() { take(i) })
+	}
+	waitFor(t, "20 decisions to queue", func() bool { return len(co.queue) == queued }, &co.mu)
+	unpause()
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("caller %d: %v", i, err)
+		}
+	}
+	if calls := evalCalls(t, c) - before; calls != 2 {
+		t.Fatalf("%d decisions took %d script calls, want 2: the one in flight, then the 20 queued behind it as one", queued+1, calls)
+	}
+}
+
+// waitFor waits until cond, read under mu, holds.
+func waitFor(t *testing.T, what string, cond func() bool, mu *sync.Mutex) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		ok := cond()
+		mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -22,6 +22,7 @@ type request struct {
 	res     chan result
 	due     time.Time // under batching: when the caller stops waiting, if it has no deadline of its own
 
+	self   [1]*request // a batch of this request alone (see coalescer.do)
 	keyBuf [smallLimits]string
 	numBuf [argLimits + limitArgs*smallLimits]int64
 	argBuf [cmdHead + smallLimits + argLimits + limitArgs*smallLimits]any

@@ -25,7 +25,7 @@ type Store struct {
 	ctxAware bool  // the client itself gives up at the context's deadline
 	epoch    time.Time
 	deny     *denyCache
-	batch    *batcher
+	batch    batchRunner // nil unbatched
 	closed   atomic.Bool
 	closing  sync.Once
 	cluster  *redis.ClusterClient // the client, if it is one: see noteFailure
@@ -65,7 +65,7 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 	if client == nil {
 		panic("redisstore: New(nil): a Redis client is required")
 	}
-	cfg := config{prefix: DefaultPrefix, timeout: DefaultTimeout}
+	cfg := config{prefix: DefaultPrefix, timeout: DefaultTimeout, coalesce: true}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -88,14 +88,30 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 	if cfg.denyMaxKeys > 0 {
 		s.deny = newDenyCache(cfg.denyMaxKeys)
 	}
-	if cfg.batch {
-		max := cfg.batchMax
-		if max == 0 {
-			max = DefaultBatchMax
-		}
+	max := cfg.batchMax
+	if max == 0 {
+		max = DefaultBatchMax
+	}
+	switch {
+	case cfg.batch:
 		s.batch = newBatcher(client, cfg.batchWindow, max, s.timeout)
+	case cfg.coalesce:
+		inFlight := cfg.inFlight
+		if inFlight == 0 {
+			inFlight = DefaultCoalesceInFlight
+		}
+		s.batch = newCoalescer(client, max, inFlight, s.timeout, s.ctxAware)
 	}
 	return s
+}
+
+// batchRunner decides requests together with others: a batcher or a
+// coalescer.
+type batchRunner interface {
+	// do decides r and waits for its result or ctx; due is when a
+	// caller without a deadline of its own stops waiting.
+	do(ctx context.Context, r *request, due time.Time) ([]int64, error)
+	close()
 }
 
 // honoursContext reports whether the client stops waiting for Redis at the
@@ -214,7 +230,7 @@ func (s *Store) decide(ctx context.Context, opName, key string, rule core.Rule, 
 	if cached {
 		s.deny.record(key, shape, cost, sent, d)
 	}
-	return d, v[7], nil
+	return d, v[4], nil
 }
 
 // KeepsDeadlines reports that Take returns by its context's deadline (or the
@@ -272,34 +288,43 @@ func (s *Store) run(ctx context.Context, r *request) ([]int64, error) {
 }
 
 // replyLen is the length of a script's reply; see lua/one.lua.
-const replyLen = 8
+const replyLen = 5
 
 // decision reads a script's reply to a decision on keys, refusing anything
-// that is not exactly what the scripts return.
+// that is not exactly what the scripts return: {verdict, remaining, reset,
+// wait, time}, the verdict being allowed + 2·never + 4·limit index and the
+// wait the delay of an admission or the retry-after of a refusal; or
+// {-1, key index, 0, 0, 0} for corrupt state and {-2, limit index, 0, 0, 0}
+// for a clock too far from Redis's.
 func decision(r []int64, rule *core.Rule, keys []string) (core.Decision, error) {
 	if len(r) != replyLen {
 		return core.Decision{}, fmt.Errorf("unexpected script reply %v", r)
 	}
-	allowed, idx, never := r[0], r[1], r[6]
-	if allowed == -1 && idx >= 0 && idx < int64(len(keys)) {
-		return core.Decision{}, fmt.Errorf("%w under %s", core.ErrCorruptState, keys[idx])
+	verdict := r[0]
+	switch {
+	case verdict == -1 && r[1] >= 0 && r[1] < int64(len(keys)):
+		return core.Decision{}, fmt.Errorf("%w under %s", core.ErrCorruptState, keys[r[1]])
+	case verdict == -2:
+		return core.Decision{}, clockSkew(rule, r[1])
 	}
-	if allowed == -2 {
-		return core.Decision{}, clockSkew(rule, idx)
-	}
-	if allowed < 0 || allowed > 1 || never < 0 || never > 1 || idx < 0 || idx >= int64(len(rule.Limits)) {
+	allowed, never, idx := verdict&1 == 1, verdict&2 == 2, verdict>>2
+	if verdict < 0 || allowed && never || idx >= int64(len(rule.Limits)) {
 		return core.Decision{}, fmt.Errorf("unexpected script reply %v", r)
 	}
-	return core.Decision{
-		Allowed:    allowed == 1,
+	d := core.Decision{
+		Allowed:    allowed,
 		Limit:      rule.Limits[idx],
 		Index:      int(idx),
-		Remaining:  r[2],
-		ResetAfter: time.Duration(r[3]) * time.Microsecond,
-		RetryAfter: time.Duration(r[4]) * time.Microsecond,
-		Delay:      time.Duration(r[5]) * time.Microsecond,
-		Never:      never == 1,
-	}, nil
+		Remaining:  r[1],
+		ResetAfter: time.Duration(r[2]) * time.Microsecond,
+		Never:      never,
+	}
+	if allowed {
+		d.Delay = time.Duration(r[3]) * time.Microsecond
+	} else {
+		d.RetryAfter = time.Duration(r[3]) * time.Microsecond
+	}
+	return d, nil
 }
 
 // Reset implements core.Store: it deletes key's state under rule's shape,

@@ -331,13 +331,13 @@ func TestDecision_rejectsMalformedReplies(t *testing.T) {
 	}{
 		{"nil", nil},
 		{"too short", []int64{1, 0}},
-		{"too long", []int64{1, 0, 0, 0, 0, 0, 0, 0, 0}},
-		{"allowed out of range", []int64{2, 0, 0, 0, 0, 0, 0, 0}},
-		{"limit index out of range", []int64{1, 2, 0, 0, 0, 0, 0, 0}},
-		{"negative limit index", []int64{1, -1, 0, 0, 0, 0, 0, 0}},
-		{"never out of range", []int64{0, 0, 0, 0, 0, 0, 3, 0}},
-		{"corrupt key out of range", []int64{-1, 2, 0, 0, 0, 0, 0, 0}},
-		{"corrupt state", []int64{-1, 1, 0, 0, 0, 0, 0, 0}},
+		{"too long", []int64{1, 0, 0, 0, 0, 0}},
+		{"allowed and never", []int64{3, 0, 0, 0, 0}},
+		{"limit index out of range", []int64{1 + 4*2, 0, 0, 0, 0}},
+		{"negative verdict", []int64{-3, 0, 0, 0, 0}},
+		{"corrupt key out of range", []int64{-1, 2, 0, 0, 0}},
+		{"corrupt key negative", []int64{-1, -1, 0, 0, 0}},
+		{"corrupt state", []int64{-1, 1, 0, 0, 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

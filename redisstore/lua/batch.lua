@@ -7,7 +7,7 @@
 -- ARGV: for each decision, its number of limits n, then its arguments as
 --       for one decision (now, cost, slack, mode, then count, window and
 --       burst per limit).
--- Reply: every decision's reply (eight integers, as for one decision), one
+-- Reply: every decision's reply (five integers, as for one decision), one
 --        after another.
 --
 -- For example, two decisions of cost 1 against 5 per minute with a burst
@@ -20,9 +20,10 @@ local out = {}
 -- returns nothing; only corrupt state returns a reply of its own.
 local function decide(kb, ab, n)
 --{{decide}}
+local verdict = 4 * (bIdx - 1)
+if allOK then verdict, bRetry = verdict + 1, delay elseif bNever then verdict = verdict + 2 end
 local o = #out
-out[o + 1], out[o + 2], out[o + 3], out[o + 4] = allOK and 1 or 0, bIdx - 1, bRem, bReset
-out[o + 5], out[o + 6], out[o + 7], out[o + 8] = bRetry, delay, bNever and 1 or 0, now
+out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = verdict, bRem, bReset, bRetry, now
 end
 local kb, ab, m = 0, 0, #ARGV
 while ab < m do
@@ -30,7 +31,7 @@ while ab < m do
   local r = decide(kb, ab + 1, n)
   if r then
     local o = #out
-    for j = 1, 8 do out[o + j] = r[j] end
+    for j = 1, 5 do out[o + j] = r[j] end
   end
   kb = kb + n
   ab = ab + 5 + 3 * n

@@ -10,20 +10,26 @@ if now == '' then
   end
   now = nowCache
 else
-  now = tonumber(now)
+  now = now + 0
 end
-local cost, slack = tonumber(ARGV[ab + 2]), tonumber(ARGV[ab + 3])
+-- Each number argument costs a strtod; the usual cost and slack are
+-- recognised by their (interned) strings instead.
+local cost, slack = ARGV[ab + 2], ARGV[ab + 3]
+if cost == '1' then cost = 1 else cost = cost + 0 end
+if slack == '0' then slack = 0 else slack = slack + 0 end
 -- mode 1 is a peek: the decision a charge would get, charging nothing.
 local peek = ARGV[ab + 4] == '1'
 local allOK, delay = true, 0
 local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 -- Check each limit into ok, never, rem, reset, retry and dly. State this
 -- store did not write ends the decision with {-1, index of the key among
--- the decision's keys, 0, 0, 0, 0, 0, 0}: a reply, not an error, so that a
+-- the decision's keys, 0, 0, 0}: a reply, not an error, so that a
 -- batch still answers its other decisions.
 for i = 1, n do
   local o = ab + (i - 1) * 3
-  local count, window, burst = tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6]), tonumber(ARGV[o + 7])
+  -- burst stays a string: only the buckets read it.
+  local count, window, burst = ARGV[o + 5] + 0, ARGV[o + 6] + 0, ARGV[o + 7]
+  if i == 1 then W1 = window end
   local ok, never, rem, reset, retry, dly = false, false, 0, 0, 0, 0
   --{{check}}
   -- core's outranks.
@@ -41,7 +47,8 @@ end
 -- live for its state to matter, plus the slack a driven clock needs; zero
 -- when its state is as good as none. A peek commits nothing.
 for i = 1, peek and 0 or n do
-  local window = tonumber(ARGV[ab + (i - 1) * 3 + 6])
+  local window = W1
+  if i > 1 then window = ARGV[ab + (i - 1) * 3 + 6] + 0 end
   --{{commit}}
 end
 if not allOK then delay = 0 end

@@ -8,10 +8,10 @@
   local a, b = 0, 0
   local v = redis.pcall('GET', KEYS[kb + i])
   if v then
-    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
-    local x, y = string.match(v, '^(%-?%d+),(%-?%d+)$')
-    a, b = tonumber(x), tonumber(y)
-    if not b then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
+    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0} end
+    local p = string.find(v, ',', 1, true)
+    if p then a, b = tonumber(string.sub(v, 1, p - 1)), tonumber(string.sub(v, p + 1)) else a = nil end
+    if not a or not b then return {-1, i - 1, 0, 0, 0} end
   end
   if i == 1 then A1, B1 = a, b
   else
@@ -25,13 +25,13 @@
     we = ws + window
   else
     local p = ab - window
-    local b0, b3 = tonumber(ARGV[p + 1]), tonumber(ARGV[p + 4])
+    local b0, b3 = ARGV[p + 1] + 0, ARGV[p + 4] + 0
     -- Beyond the three windows Redis's clock is a window or more from the
     -- instance's: refuse rather than guess ({-2, i - 1, ...}).
-    if now < b0 or now >= b3 then return {-2, i - 1, 0, 0, 0, 0, 0, 0} end
-    we = tonumber(ARGV[p + 2])
+    if now < b0 or now >= b3 then return {-2, i - 1, 0, 0, 0} end
+    we = ARGV[p + 2] + 0
     if now >= we then
-      we = tonumber(ARGV[p + 3])
+      we = ARGV[p + 3] + 0
       if now >= we then we = b3 end
     end
     if we > a then cnt = 0 else we = a end
@@ -41,7 +41,8 @@
   if cost <= count and cnt + cost <= count then
     ok, rem = true, count - cnt - cost
   else
-    rem = mmax(count - cnt, 0)
+    rem = count - cnt
+    if rem < 0 then rem = 0 end
     if cost > count then never = true else retry = we - now end
   end
 --{{define commit}}
@@ -61,9 +62,12 @@
     b = b + cost
     -- The key outlives the window.
     local ttlMs = slack
-    if we > now then ttlMs = ttlMs + math.ceil((we - now) / 1000) end
+    if we > now then
+      local ms = (we - now) / 1000
+      ttlMs = ttlMs + ms + (-ms) % 1 -- math.ceil(ms), without a call
+    end
     if ttlMs > 0 then
-      redis.call('SET', KEYS[kb + i], fmt(D2, a, b), 'PX', ttlMs)
+      redis.call('SET', KEYS[kb + i], fmt(D2, a, b), 'PX', fmt(D1, ttlMs)) -- a string: Redis would format a number with %.17g, which costs more
     else
       redis.call('DEL', KEYS[kb + i])
     end

@@ -17,10 +17,11 @@ end
   local a, b, c = 0, 0, 0
   local v = redis.pcall('GET', KEYS[kb + i])
   if v then
-    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
-    local x, y, z = string.match(v, '^(%-?%d+),(%-?%d+),(%-?%d+)$')
-    a, b, c = tonumber(x), tonumber(y), tonumber(z)
-    if not c then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
+    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0} end
+    local p = string.find(v, ',', 1, true)
+    local q = p and string.find(v, ',', p + 1, true)
+    if q then a, b, c = tonumber(string.sub(v, 1, p - 1)), tonumber(string.sub(v, p + 1, q - 1)), tonumber(string.sub(v, q + 1)) else a = nil end
+    if not a or not b or not c then return {-1, i - 1, 0, 0, 0} end
   end
   if i == 1 then A1, B1, C1 = a, b, c
   else
@@ -42,10 +43,13 @@ end
   end
   if cost <= count and est + cost <= count then
     ok = true
-    rem = floor(count - est - cost)
+    rem = count - est - cost
+    rem = rem - rem % 1
     reset = ws + 2 * window - now
   else
-    rem = mmax(floor(count - est), 0)
+    rem = count - est
+    rem = rem - rem % 1
+    if rem < 0 then rem = 0 end
     if cost > count then
       never = true
     elseif curr + cost <= count then
@@ -69,9 +73,12 @@ end
     b = b + cost
     -- The key outlives the next window, which still counts this one.
     local ttlMs = slack
-    if a + 2 * window > now then ttlMs = ttlMs + math.ceil((a + 2 * window - now) / 1000) end
+    if a + 2 * window > now then
+      local ms = (a + 2 * window - now) / 1000
+      ttlMs = ttlMs + ms + (-ms) % 1 -- math.ceil(ms), without a call
+    end
     if ttlMs > 0 then
-      redis.call('SET', KEYS[kb + i], fmt(D3, a, b, c), 'PX', ttlMs)
+      redis.call('SET', KEYS[kb + i], fmt(D3, a, b, c), 'PX', fmt(D1, ttlMs)) -- a string: Redis would format a number with %.17g, which costs more
     else
       redis.call('DEL', KEYS[kb + i])
     end

@@ -7,7 +7,7 @@
 -- ARGV: for each decision, its number of limits n, then its arguments as
 --       for one decision (now, cost, slack, mode, then count, window and
 --       burst per limit).
--- Reply: every decision's reply (eight integers, as for one decision), one
+-- Reply: every decision's reply (five integers, as for one decision), one
 --        after another.
 --
 -- For example, two decisions of cost 1 against 5 per minute with a burst
@@ -28,6 +28,8 @@ if fmt(D1, 9007199254740991) ~= '9007199254740991' then D1, D2, D3 = '%.0f', '%.
 -- has more, for the others. Tables cost Redis a fraction of a microsecond
 -- each to make and collect, and most rules have one limit.
 local A1, B1, C1, SA, SB, SC
+-- W1 is the first limit's window, which its commit reads again.
+local W1
 -- nowCache is Redis's TIME in µs, read at most once per script run.
 local nowCache
 local out = {}
@@ -46,28 +48,34 @@ if now == '' then
   end
   now = nowCache
 else
-  now = tonumber(now)
+  now = now + 0
 end
-local cost, slack = tonumber(ARGV[ab + 2]), tonumber(ARGV[ab + 3])
+-- Each number argument costs a strtod; the usual cost and slack are
+-- recognised by their (interned) strings instead.
+local cost, slack = ARGV[ab + 2], ARGV[ab + 3]
+if cost == '1' then cost = 1 else cost = cost + 0 end
+if slack == '0' then slack = 0 else slack = slack + 0 end
 -- mode 1 is a peek: the decision a charge would get, charging nothing.
 local peek = ARGV[ab + 4] == '1'
 local allOK, delay = true, 0
 local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 -- Check each limit into ok, never, rem, reset, retry and dly. State this
 -- store did not write ends the decision with {-1, index of the key among
--- the decision's keys, 0, 0, 0, 0, 0, 0}: a reply, not an error, so that a
+-- the decision's keys, 0, 0, 0}: a reply, not an error, so that a
 -- batch still answers its other decisions.
 for i = 1, n do
   local o = ab + (i - 1) * 3
-  local count, window, burst = tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6]), tonumber(ARGV[o + 7])
+  -- burst stays a string: only the buckets read it.
+  local count, window, burst = ARGV[o + 5] + 0, ARGV[o + 6] + 0, ARGV[o + 7]
+  if i == 1 then W1 = window end
   local ok, never, rem, reset, retry, dly = false, false, 0, 0, 0, 0
   local a, b = 0, 0
   local v = redis.pcall('GET', KEYS[kb + i])
   if v then
-    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
-    local x, y = string.match(v, '^(%-?%d+),(%-?%d+)$')
-    a, b = tonumber(x), tonumber(y)
-    if not b then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
+    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0} end
+    local p = string.find(v, ',', 1, true)
+    if p then a, b = tonumber(string.sub(v, 1, p - 1)), tonumber(string.sub(v, p + 1)) else a = nil end
+    if not a or not b then return {-1, i - 1, 0, 0, 0} end
   end
   if i == 1 then A1, B1 = a, b
   else
@@ -81,13 +89,13 @@ for i = 1, n do
     we = ws + window
   else
     local p = ab - window
-    local b0, b3 = tonumber(ARGV[p + 1]), tonumber(ARGV[p + 4])
+    local b0, b3 = ARGV[p + 1] + 0, ARGV[p + 4] + 0
     -- Beyond the three windows Redis's clock is a window or more from the
     -- instance's: refuse rather than guess ({-2, i - 1, ...}).
-    if now < b0 or now >= b3 then return {-2, i - 1, 0, 0, 0, 0, 0, 0} end
-    we = tonumber(ARGV[p + 2])
+    if now < b0 or now >= b3 then return {-2, i - 1, 0, 0, 0} end
+    we = ARGV[p + 2] + 0
     if now >= we then
-      we = tonumber(ARGV[p + 3])
+      we = ARGV[p + 3] + 0
       if now >= we then we = b3 end
     end
     if we > a then cnt = 0 else we = a end
@@ -97,7 +105,8 @@ for i = 1, n do
   if cost <= count and cnt + cost <= count then
     ok, rem = true, count - cnt - cost
   else
-    rem = mmax(count - cnt, 0)
+    rem = count - cnt
+    if rem < 0 then rem = 0 end
     if cost > count then never = true else retry = we - now end
   end
   -- core's outranks.
@@ -115,7 +124,8 @@ end
 -- live for its state to matter, plus the slack a driven clock needs; zero
 -- when its state is as good as none. A peek commits nothing.
 for i = 1, peek and 0 or n do
-  local window = tonumber(ARGV[ab + (i - 1) * 3 + 6])
+  local window = W1
+  if i > 1 then window = ARGV[ab + (i - 1) * 3 + 6] + 0 end
   if allOK then
     local a, b
     if i == 1 then a, b = A1, B1
@@ -132,18 +142,22 @@ for i = 1, peek and 0 or n do
     b = b + cost
     -- The key outlives the window.
     local ttlMs = slack
-    if we > now then ttlMs = ttlMs + math.ceil((we - now) / 1000) end
+    if we > now then
+      local ms = (we - now) / 1000
+      ttlMs = ttlMs + ms + (-ms) % 1 -- math.ceil(ms), without a call
+    end
     if ttlMs > 0 then
-      redis.call('SET', KEYS[kb + i], fmt(D2, a, b), 'PX', ttlMs)
+      redis.call('SET', KEYS[kb + i], fmt(D2, a, b), 'PX', fmt(D1, ttlMs)) -- a string: Redis would format a number with %.17g, which costs more
     else
       redis.call('DEL', KEYS[kb + i])
     end
   end
 end
 if not allOK then delay = 0 end
+local verdict = 4 * (bIdx - 1)
+if allOK then verdict, bRetry = verdict + 1, delay elseif bNever then verdict = verdict + 2 end
 local o = #out
-out[o + 1], out[o + 2], out[o + 3], out[o + 4] = allOK and 1 or 0, bIdx - 1, bRem, bReset
-out[o + 5], out[o + 6], out[o + 7], out[o + 8] = bRetry, delay, bNever and 1 or 0, now
+out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = verdict, bRem, bReset, bRetry, now
 end
 local kb, ab, m = 0, 0, #ARGV
 while ab < m do
@@ -151,7 +165,7 @@ while ab < m do
   local r = decide(kb, ab + 1, n)
   if r then
     local o = #out
-    for j = 1, 8 do out[o + j] = r[j] end
+    for j = 1, 5 do out[o + j] = r[j] end
   end
   kb = kb + n
   ab = ab + 5 + 3 * n

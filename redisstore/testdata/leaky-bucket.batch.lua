@@ -7,7 +7,7 @@
 -- ARGV: for each decision, its number of limits n, then its arguments as
 --       for one decision (now, cost, slack, mode, then count, window and
 --       burst per limit).
--- Reply: every decision's reply (eight integers, as for one decision), one
+-- Reply: every decision's reply (five integers, as for one decision), one
 --        after another.
 --
 -- For example, two decisions of cost 1 against 5 per minute with a burst
@@ -28,6 +28,8 @@ if fmt(D1, 9007199254740991) ~= '9007199254740991' then D1, D2, D3 = '%.0f', '%.
 -- has more, for the others. Tables cost Redis a fraction of a microsecond
 -- each to make and collect, and most rules have one limit.
 local A1, B1, C1, SA, SB, SC
+-- W1 is the first limit's window, which its commit reads again.
+local W1
 -- nowCache is Redis's TIME in µs, read at most once per script run.
 local nowCache
 local LEAKY = ALGORITHM == 'leaky-bucket'
@@ -47,47 +49,59 @@ if now == '' then
   end
   now = nowCache
 else
-  now = tonumber(now)
+  now = now + 0
 end
-local cost, slack = tonumber(ARGV[ab + 2]), tonumber(ARGV[ab + 3])
+-- Each number argument costs a strtod; the usual cost and slack are
+-- recognised by their (interned) strings instead.
+local cost, slack = ARGV[ab + 2], ARGV[ab + 3]
+if cost == '1' then cost = 1 else cost = cost + 0 end
+if slack == '0' then slack = 0 else slack = slack + 0 end
 -- mode 1 is a peek: the decision a charge would get, charging nothing.
 local peek = ARGV[ab + 4] == '1'
 local allOK, delay = true, 0
 local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 -- Check each limit into ok, never, rem, reset, retry and dly. State this
 -- store did not write ends the decision with {-1, index of the key among
--- the decision's keys, 0, 0, 0, 0, 0, 0}: a reply, not an error, so that a
+-- the decision's keys, 0, 0, 0}: a reply, not an error, so that a
 -- batch still answers its other decisions.
 for i = 1, n do
   local o = ab + (i - 1) * 3
-  local count, window, burst = tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6]), tonumber(ARGV[o + 7])
+  -- burst stays a string: only the buckets read it.
+  local count, window, burst = ARGV[o + 5] + 0, ARGV[o + 6] + 0, ARGV[o + 7]
+  if i == 1 then W1 = window end
   local ok, never, rem, reset, retry, dly = false, false, 0, 0, 0, 0
-  local step = floor((window + count - 1) / count)
+  local burst = burst + 0
+  local step = (window + count - 1) / count
+  step = step - step % 1
   if step * count < window then step = step + 1 end
   if (step - 1) * count >= window then step = step - 1 end
   local depth = burst * step
   local a, full = 0, 0
   local v = redis.pcall('GET', KEYS[kb + i])
   if v then
-    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
+    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0} end
     local p = string.find(v, ',', 1, true)
     if p then a, full = tonumber(string.sub(v, 1, p - 1)), tonumber(string.sub(v, p + 1)) else a = tonumber(v) end
-    if not a or not full then return {-1, i - 1, 0, 0, 0, 0, 0, 0} end
+    if not a or not full then return {-1, i - 1, 0, 0, 0} end
   end
   if i == 1 then A1, B1, C1 = a, step, full
   else
     if not SA then SA, SB, SC = {}, {}, {} end
     SA[i], SB[i], SC[i] = a, step, full
   end
-  local tat = mmax(a, now)
+  local tat = now
+  if a > now then tat = a end
   local nxt = tat + cost * step
   if nxt - now <= depth then
     ok = true
-    rem = floor((depth - (nxt - now)) / step)
+    rem = (depth - (nxt - now)) / step
+    rem = rem - rem % 1
     reset = nxt - now
     if LEAKY then dly = tat - now end
   else
-    rem = mmax(floor((depth - (tat - now)) / step), 0)
+    rem = (depth - (tat - now)) / step
+    rem = rem - rem % 1
+    if rem < 0 then rem = 0 end
     reset = tat - now
     if cost > burst then never = true else retry = nxt - depth - now end
   end
@@ -106,27 +120,34 @@ end
 -- live for its state to matter, plus the slack a driven clock needs; zero
 -- when its state is as good as none. A peek commits nothing.
 for i = 1, peek and 0 or n do
-  local window = tonumber(ARGV[ab + (i - 1) * 3 + 6])
+  local window = W1
+  if i > 1 then window = ARGV[ab + (i - 1) * 3 + 6] + 0 end
   if allOK then
     local a, step, full
     if i == 1 then a, step, full = A1, B1, C1
     else a, step, full = SA[i], SB[i], SC[i] end
     if a <= now then full = now end -- what was charged before is all back
-    a = mmax(a, now) + cost * step
-    -- The key outlives the theoretical arrival time.
+    if a < now then a = now end
+    a = a + cost * step
+    -- The key outlives the theoretical arrival time: ttlMs rounds its
+    -- distance up to whole ms (x + (-x) % 1 is math.ceil(x), without a call).
     local ttlMs = slack
-    if a > now then ttlMs = ttlMs + math.ceil((a - now) / 1000) end
+    if a > now then
+      local ms = (a - now) / 1000
+      ttlMs = ttlMs + ms + (-ms) % 1
+    end
     if ttlMs > 0 then
-      redis.call('SET', KEYS[kb + i], fmt(D2, a, full), 'PX', ttlMs)
+      redis.call('SET', KEYS[kb + i], fmt(D2, a, full), 'PX', fmt(D1, ttlMs)) -- a string: Redis would format a number with %.17g, which costs more
     else
       redis.call('DEL', KEYS[kb + i])
     end
   end
 end
 if not allOK then delay = 0 end
+local verdict = 4 * (bIdx - 1)
+if allOK then verdict, bRetry = verdict + 1, delay elseif bNever then verdict = verdict + 2 end
 local o = #out
-out[o + 1], out[o + 2], out[o + 3], out[o + 4] = allOK and 1 or 0, bIdx - 1, bRem, bReset
-out[o + 5], out[o + 6], out[o + 7], out[o + 8] = bRetry, delay, bNever and 1 or 0, now
+out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = verdict, bRem, bReset, bRetry, now
 end
 local kb, ab, m = 0, 0, #ARGV
 while ab < m do
@@ -134,7 +155,7 @@ while ab < m do
   local r = decide(kb, ab + 1, n)
   if r then
     local o = #out
-    for j = 1, 8 do out[o + j] = r[j] end
+    for j = 1, 5 do out[o + j] = r[j] end
   end
   kb = kb + n
   ab = ab + 5 + 3 * n

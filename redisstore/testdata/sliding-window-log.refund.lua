@@ -32,6 +32,8 @@ if fmt(D1, 9007199254740991) ~= '9007199254740991' then D1, D2, D3 = '%.0f', '%.
 -- has more, for the others. Tables cost Redis a fraction of a microsecond
 -- each to make and collect, and most rules have one limit.
 local A1, B1, C1, SA, SB, SC
+-- W1 is the first limit's window, which its commit reads again.
+local W1
 -- nowCache is Redis's TIME in µs, read at most once per script run.
 local nowCache
 local now = ARGV[1]
