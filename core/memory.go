@@ -44,8 +44,8 @@ type MemoryStore struct {
 	stop       chan struct{}
 	done       chan struct{}
 	closing    sync.Once
-	rules      sharedRules
-	leases     leaseState // concurrency limits: concurrency_memory.go
+	rules      sharedRules // one-limit rules' entryRules, shared by their entries
+	leases     leaseState  // concurrency limits: concurrency_memory.go
 }
 
 const maxShards = 256
@@ -55,10 +55,12 @@ type shard struct {
 	// replaces or changes its table; a check of an entry it holds takes
 	// only the entry's lock. Lock order: a shard's, then an entry's.
 	mu sync.Mutex
-	// table indexes the entries by the 64-bit hash of the key and its
-	// rule's shape, which is cheaper to find than the string; the entry
-	// holds both to confirm the match, and entries whose hashes collide,
-	// which is astronomically rare, lie one after the other on a probe.
+	// table indexes the entries by hashOf, the key's hash mixed with part
+	// of its rule's shape, which is cheaper to find than the string; the
+	// entry holds the key and the rule to confirm the match, and entries
+	// under one hash (one key's states under rules that differ only where
+	// the hash does not look, or a collision) lie one after the other on a
+	// probe.
 	table atomic.Pointer[table]
 	n     int      // entries held; mu guards it
 	max   int      // this shard's share of the bound
