@@ -305,15 +305,6 @@ func (s *shape) sameCalendar(l Limit) bool {
 		(s.zone == l.zone() || s.zone.String() == l.zone().String())
 }
 
-// zoneHash is a hash of the zone's name, for the memory store's maps.
-func zoneHash(zone *time.Location) uint64 {
-	h := uint64(14695981039346656037) // FNV-1a
-	for _, c := range []byte(zone.String()) {
-		h = (h ^ uint64(c)) * 1099511628211
-	}
-	return h
-}
-
 // zones caches the zones the grammar has loaded, by name, so that parsing
 // one expression twice gives equal limits, and parsing reads the zone
 // database once per zone. Only names that loaded are kept, so it holds at

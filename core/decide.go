@@ -11,12 +11,14 @@ import (
 // what Redis's TIME gives and what Lua's doubles hold exactly, so the Redis
 // store's scripts repeat this arithmetic step for step and decide the same.
 
-// shape is a limit prepared for arithmetic.
+// shape is a limit prepared for arithmetic. The buckets' step and depth
+// come first: the memory store's entry keeps them on the cache line of the
+// state, which a check writes, and the rest on the line a lookup reads.
 type shape struct {
-	count  int64 // L
-	window int64 // W, µs
 	step   int64 // T = W/L, µs: the emission interval of the buckets
 	depth  int64 // τ = burst·T, µs: how far the buckets may run ahead
+	count  int64 // L
+	window int64 // W, µs
 	burst  int64
 	// zone is a calendar limit's time zone (see calendar.go), nil for any
 	// other limit; its unit is the one whose nominal period is window.
@@ -313,68 +315,80 @@ func (c *cell) checkLog(s shape, now, cost int64) limitCheck {
 // enough, binary searches: no decision walks the log, however long it is
 // and whatever the cost (the Redis store keeps the log the same way, where
 // a walk would hold up every other client). It holds at most Count events,
-// because every event costs at least one.
+// because every event costs at least one. A time and its total lie side by
+// side, so that logging a request writes one cache line and grows one
+// slice.
 type eventLog struct {
-	at   []int64
-	cum  []int64 // cum[i]: the total of costs through event i
-	head int     // the first event still in the log
-	base int64   // the total of costs before head
+	ev   []logEvent
+	head int   // the first event still in the log
+	base int64 // the total of costs before head
+	// oldest is ev[head].at while the log holds events: the usual check,
+	// in which nothing has left the window, reads no event but the newest.
+	oldest int64
+}
+
+// logEvent is one entry of an eventLog.
+type logEvent struct {
+	at  int64 // µs
+	cum int64 // the total of costs through this event
 }
 
 func (l *eventLog) sum() int64 {
-	if l.head == len(l.at) {
+	if l.head == len(l.ev) {
 		return 0
 	}
-	return l.cum[len(l.cum)-1] - l.base
+	return l.ev[len(l.ev)-1].cum - l.base
 }
 
 func (l *eventLog) newest() int64 {
-	if l == nil || l.head == len(l.at) {
+	if l == nil || l.head == len(l.ev) {
 		return 0
 	}
-	return l.at[len(l.at)-1]
+	return l.ev[len(l.ev)-1].at
 }
 
 // expire drops events at or before cutoff.
 func (l *eventLog) expire(cutoff int64) {
-	if l.head == len(l.at) || l.at[l.head] > cutoff {
+	if l.head == len(l.ev) || l.oldest > cutoff {
 		return // nearly always: nothing has left the window
 	}
-	i := l.head + sort.Search(len(l.at)-l.head, func(j int) bool { return l.at[l.head+j] > cutoff })
-	l.base, l.head = l.cum[i-1], i
-	if l.head == len(l.at) {
-		l.at, l.cum, l.head, l.base = l.at[:0], l.cum[:0], 0, 0
-	} else if l.head > 32 && l.head > len(l.at)/2 {
-		n := copy(l.at, l.at[l.head:])
-		copy(l.cum, l.cum[l.head:])
-		l.at, l.cum, l.head = l.at[:n], l.cum[:n], 0
+	i := l.head + sort.Search(len(l.ev)-l.head, func(j int) bool { return l.ev[l.head+j].at > cutoff })
+	l.base, l.head = l.ev[i-1].cum, i
+	if l.head == len(l.ev) {
+		l.ev, l.head, l.base = l.ev[:0], 0, 0
+	} else if l.head > 32 && l.head > len(l.ev)/2 {
+		n := copy(l.ev, l.ev[l.head:])
+		l.ev, l.head = l.ev[:n], 0
+	}
+	if l.head < len(l.ev) {
+		l.oldest = l.ev[l.head].at
 	}
 }
 
 // freedAt is the time of the first event whose expiry frees at least need,
 // which is at most the log's sum.
 func (l *eventLog) freedAt(need int64) int64 {
-	n := len(l.at) - l.head
-	i := l.head + sort.Search(n, func(j int) bool { return l.cum[l.head+j]-l.base >= need })
-	if i == len(l.at) {
+	n := len(l.ev) - l.head
+	i := l.head + sort.Search(n, func(j int) bool { return l.ev[l.head+j].cum-l.base >= need })
+	if i == len(l.ev) {
 		return l.newest()
 	}
-	return l.at[i]
+	return l.ev[i].at
 }
 
 func (l *eventLog) add(now, cost int64) {
 	if cost == 0 {
 		return // a request of cost 0 only looks; logging it would let the log outgrow the count
 	}
-	n := len(l.at)
+	n := len(l.ev)
 	total := l.base
 	if n > l.head {
-		total = l.cum[n-1]
+		total = l.ev[n-1].cum
 	}
 	// Callers racing for a key may arrive with their clock readings out of
 	// order; the later one is logged with the newest, keeping the log sorted.
-	if n > l.head && l.at[n-1] >= now {
-		l.cum[n-1] = total + cost
+	if n > l.head && l.ev[n-1].at >= now {
+		l.ev[n-1].cum = total + cost
 		return
 	}
 	if total > maxExact {
@@ -382,13 +396,15 @@ func (l *eventLog) add(now, cost int64) {
 		// overflow: rare, since the totals grow by at most the limit's
 		// count per window.
 		for i := l.head; i < n; i++ {
-			l.cum[i] -= l.base
+			l.ev[i].cum -= l.base
 		}
 		total -= l.base
 		l.base = 0
 	}
-	l.at = append(l.at, now)
-	l.cum = append(l.cum, total+cost)
+	if n == l.head {
+		l.oldest = now
+	}
+	l.ev = append(l.ev, logEvent{at: now, cum: total + cost})
 }
 
 // decide runs a rule over the cells of one key, all or nothing: shapes and
@@ -498,25 +514,26 @@ func (c *cell) refund(alg Algorithm, s shape, now, at, amount int64) {
 // the running totals after it with it; an entry that comes to cost nothing
 // leaves the log, which so still holds no more entries than its count.
 func (l *eventLog) refund(at, amount int64) {
-	n := len(l.at)
-	i := l.head + sort.Search(n-l.head, func(j int) bool { return l.at[l.head+j] >= at })
+	n := len(l.ev)
+	i := l.head + sort.Search(n-l.head, func(j int) bool { return l.ev[l.head+j].at >= at })
 	if i == n {
 		return
 	}
 	prev := l.base
 	if i > l.head {
-		prev = l.cum[i-1]
+		prev = l.ev[i-1].cum
 	}
-	r := min(amount, l.cum[i]-prev)
+	r := min(amount, l.ev[i].cum-prev)
 	for j := i; j < n; j++ {
-		l.cum[j] -= r
+		l.ev[j].cum -= r
 	}
-	if l.cum[i] == prev { // the entry costs nothing now
-		copy(l.at[i:], l.at[i+1:])
-		copy(l.cum[i:], l.cum[i+1:])
-		l.at, l.cum = l.at[:n-1], l.cum[:n-1]
-		if l.head == len(l.at) {
-			l.at, l.cum, l.head, l.base = l.at[:0], l.cum[:0], 0, 0
+	if l.ev[i].cum == prev { // the entry costs nothing now
+		copy(l.ev[i:], l.ev[i+1:])
+		l.ev = l.ev[:n-1]
+		if l.head == len(l.ev) {
+			l.ev, l.head, l.base = l.ev[:0], 0, 0
+		} else if i == l.head {
+			l.oldest = l.ev[l.head].at
 		}
 	}
 }

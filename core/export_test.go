@@ -19,8 +19,9 @@ func (m MemoryInspector) Unexpiring(context.Context) ([]string, error) {
 		sh.mu.Lock()
 		check := func(e *entry) {
 			life := int64(0)
-			for _, s := range e.shapes() {
-				switch e.alg {
+			er := e.rule.Load()
+			for _, s := range er.limits() {
+				switch er.alg {
 				case SlidingWindowCounter:
 					life = max(life, 2*s.window)
 				case TokenBucket, LeakyBucket:
@@ -29,16 +30,16 @@ func (m MemoryInspector) Unexpiring(context.Context) ([]string, error) {
 					life = max(life, s.window)
 				}
 			}
-			if e.expires > now+life {
-				out = append(out, e.key+" expires in "+strconv.FormatInt(e.expires-now, 10)+"µs")
+			if e.expires(er) > now+life {
+				out = append(out, e.key+" expires in "+strconv.FormatInt(e.expires(er)-now, 10)+"µs")
 			}
 		}
-		for _, e := range sh.keys {
+		sh.each(func(_ *slot, e *entry) bool {
+			e.mu.Lock()
 			check(e)
-		}
-		for _, e := range sh.collided {
-			check(e)
-		}
+			e.mu.Unlock()
+			return true
+		})
 		sh.mu.Unlock()
 	}
 	return out, nil

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,12 +14,14 @@ import (
 //
 // A key's state belongs to one rule shape (Rule.Shape): a key checked under
 // two rules keeps two states, which never reset or misread each other.
-// Keys are spread by a seeded hash over up to 256 shards, each a map behind
-// one mutex that also guards its keys' state: a check takes exactly one
-// lock, held for a few dozen nanoseconds, and callers meet only when their
-// keys share a shard. One sweeper goroutine (not a timer per key, which
-// would cost a goroutine or a timer for every client) drops keys whose state
-// has run out.
+// Keys are spread by a seeded hash over up to 256 shards. A shard's index
+// of its keys is read without a lock (see table), and each key's state has
+// its own mutex: a check of a key the store holds finds it, writing
+// nothing shared, and takes that one lock, held for a few dozen
+// nanoseconds, so callers meet only when they check the same key. Adding
+// and removing keys take the shard's lock as well. One sweeper goroutine
+// (not a timer per key, which would cost a goroutine or a timer for every
+// client) drops keys whose state has run out.
 //
 // The bound (MemoryMaxKeys) is exact: it is shared out among the shards, and
 // Len never exceeds it. At the bound, a new key evicts the key whose loss
@@ -44,101 +44,137 @@ type MemoryStore struct {
 	stop       chan struct{}
 	done       chan struct{}
 	closing    sync.Once
-	leases     leaseState // concurrency limits: concurrency_memory.go
+	rules      sharedRules // one-limit rules' entryRules, shared by their entries
+	leases     leaseState  // concurrency limits: concurrency_memory.go
 }
 
 const maxShards = 256
 
 type shard struct {
+	// mu serialises adding and removing the shard's entries, which
+	// replaces or changes its table; a check of an entry it holds takes
+	// only the entry's lock. Lock order: a shard's, then an entry's.
 	mu sync.Mutex
-	// keys is indexed by the 64-bit hash of the key and its rule's shape,
-	// which is cheaper to look up than the string; the entry holds both to
-	// confirm the match. Another entry with the same hash, which is
-	// astronomically rare, lives in collided under its key and shape as text.
-	keys     map[uint64]*entry
-	collided map[string]*entry
-	max      int      // this shard's share of the bound
-	_        [64]byte // keep neighbouring shards' locks off one cache line
+	// table indexes the entries by hashOf, the key's hash mixed with part
+	// of its rule's shape, which is cheaper to find than the string; the
+	// entry holds the key and the rule to confirm the match, and entries
+	// under one hash (one key's states under rules that differ only where
+	// the hash does not look, or a collision) lie one after the other on a
+	// probe.
+	table atomic.Pointer[table]
+	n     int      // entries held; mu guards it
+	max   int      // this shard's share of the bound
+	_     [64]byte // keep neighbouring shards' locks off one cache line
 }
 
-// entry is the state of one key under one rule shape; its shard's mutex
-// guards it. A check of a one-limit rule, nearly every check, touches only
-// the entry's first two cache lines: the fields are laid out for that,
-// since with many keys a check costs mostly cache misses.
+// entry is the state of one key under one rule shape: 64 bytes, which the
+// allocator places on one whole cache line, so that with many keys a check
+// costs one cache miss for its entry. What it is kept under besides its key
+// lies in its entryRule, which a one-limit rule's entries share and so find
+// in the cache.
 type entry struct {
-	hash    uint64
-	key     string
-	expires int64 // µs: when the state has run out and the key may go
-	alg     Algorithm
-	one     cell        // the state of a one-limit rule
-	shape   shape       // the one limit, prepared
-	many    *manyLimits // the state of a rule of several limits, else nil
+	mu  sync.Mutex // guards one, and the state in rule
+	key string
+	// rule is fixed when the entry is made, before any other caller can see
+	// it, and read without a lock. It is set to nil, under mu and the
+	// shard's lock, when the entry leaves its shard: a caller that found
+	// the entry without the shard's lock and then took mu looks for the key
+	// again.
+	rule atomic.Pointer[entryRule]
+	one  cell // the state under a one-limit rule
 }
 
-// manyLimits is the state of a key checked against a rule of several limits.
-type manyLimits struct {
-	cells  []cell
-	shapes []shape
+// entryRule is what an entry is kept under besides its key: the algorithm
+// and the rule's limits, prepared. The entries of a one-limit rule share
+// one (see sharedRules); an entry of a rule of several limits has its own,
+// which holds its state as well.
+type entryRule struct {
+	alg   Algorithm
+	shape shape // the limit of a one-limit rule
+	// A rule of several limits: the limits, their state, and the latest
+	// expiry any of the cells has had; the entry's lock guards the last two.
+	shapes  []shape
+	cells   []cell
+	expires int64
+}
+
+// sharedRules interns the entryRule of each one-limit rule the store has
+// seen, so that the entries of a rule share one. An app has few rules; past
+// maxSharedRules, which is not reached but by rules made per request, a
+// new rule's entries have their own, which costs each a cache line.
+type sharedRules struct {
+	mu sync.Mutex
+	m  map[sharedRule]*entryRule
+}
+
+type sharedRule struct {
+	alg   Algorithm
+	shape shape
+}
+
+const maxSharedRules = 1024
+
+// get returns the entryRule of a one-limit rule of alg prepared as sp.
+func (r *sharedRules) get(alg Algorithm, sp shape) *entryRule {
+	k := sharedRule{alg, sp}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if er := r.m[k]; er != nil {
+		return er
+	}
+	er := &entryRule{alg: alg, shape: sp}
+	if len(r.m) < maxSharedRules {
+		if r.m == nil {
+			r.m = make(map[sharedRule]*entryRule)
+		}
+		r.m[k] = er
+	}
+	return er
 }
 
 // isBucket reports whether burst is part of alg's shape.
 func isBucket(alg Algorithm) bool { return alg == TokenBucket || alg == LeakyBucket }
 
 // sameShape reports whether s is limit l of rule r under alg, as prepared.
-func (s *shape) sameShape(alg Algorithm, r *Rule, l Limit) bool {
+func (s *shape) sameShape(alg Algorithm, r *Rule, l *Limit) bool {
 	return s.count == l.Count && s.window == int64(l.Period/time.Microsecond) &&
-		(!isBucket(alg) || s.burst == r.burst(l)) && s.sameCalendar(l)
+		(!isBucket(alg) || s.burst == r.burst(*l)) && s.sameCalendar(*l)
 }
 
-// matches reports whether the entry is key's state under rule r and alg.
-func (e *entry) matches(key storeKey, alg Algorithm, r *Rule) bool {
-	if e.alg != alg || !key.is(e.key) {
+// sameRule reports whether er is rule r's, whose algorithm is er's.
+func (er *entryRule) sameRule(r *Rule) bool {
+	if er.shapes == nil {
+		return len(r.Limits) == 1 && er.shape.sameShape(er.alg, r, &r.Limits[0])
+	}
+	if len(er.shapes) != len(r.Limits) {
 		return false
 	}
-	if e.many == nil {
-		return len(r.Limits) == 1 && e.shape.sameShape(alg, r, r.Limits[0])
-	}
-	if len(e.many.shapes) != len(r.Limits) {
-		return false
-	}
-	for i, l := range r.Limits {
-		if !e.many.shapes[i].sameShape(alg, r, l) {
+	for i := range r.Limits {
+		if !er.shapes[i].sameShape(er.alg, r, &r.Limits[i]) {
 			return false
 		}
 	}
 	return true
 }
 
-// shapes returns the entry's prepared limits.
-func (e *entry) shapes() []shape {
-	if e.many == nil {
-		return []shape{e.shape}
+// expires is the time, in µs, after which the entry's state under er, its
+// rule, holds nothing a fresh one would not, so that it may go; e's lock is
+// held. A one-limit entry's is its cell's, computed when asked, which keeps
+// it out of the check's path; a rule of several limits keeps the latest of
+// its cells'.
+func (e *entry) expires(er *entryRule) int64 {
+	if er.shapes == nil {
+		return e.one.expires(er.alg, er.shape)
 	}
-	return e.many.shapes
+	return er.expires
 }
 
-// collisionKey names an entry in a shard's collided map: its key and its
-// shape as text. Only a collision of 64-bit hashes builds one.
-func collisionKey(key string, alg Algorithm, shapes []shape) string {
-	var b strings.Builder
-	b.WriteString(key)
-	b.WriteByte(0)
-	b.WriteString(strconv.Itoa(int(alg)))
-	for _, s := range shapes {
-		b.WriteByte(0)
-		b.WriteString(strconv.FormatInt(s.count, 10))
-		b.WriteByte('/')
-		b.WriteString(strconv.FormatInt(s.window, 10))
-		if isBucket(alg) {
-			b.WriteByte('/')
-			b.WriteString(strconv.FormatInt(s.burst, 10))
-		}
-		if s.zone != nil {
-			b.WriteString("/calendar ")
-			b.WriteString(s.zone.String())
-		}
+// shapes returns er's prepared limits.
+func (er *entryRule) limits() []shape {
+	if er.shapes == nil {
+		return []shape{er.shape}
 	}
-	return b.String()
+	return er.shapes
 }
 
 // MemoryOption configures a MemoryStore.
@@ -153,9 +189,9 @@ type memoryConfig struct {
 
 // DefaultMaxKeys is the memory store's default bound on keys. Measured
 // (BenchmarkMemoryStore_heapPerKey, live heap after a flood), a key takes
-// about 200 bytes under a one-limit rule (290 for the sliding log) and 475
-// to 720 under three limits, so a store full at the default bound holds
-// about 200 to 290 MB for one-limit rules.
+// about 140 bytes under a one-limit rule (200 for the sliding log) and 490
+// to 680 under three limits, so a store full at the default bound holds
+// about 140 to 200 MB for one-limit rules.
 const DefaultMaxKeys = 1_000_000
 
 // MemoryMaxKeys bounds the number of keys the store holds (default
@@ -208,7 +244,7 @@ func NewMemoryStore(opts ...MemoryOption) *MemoryStore {
 	s.mask = uint64(n - 1)
 	for i := range n {
 		sh := &s.shards[i]
-		sh.keys = make(map[uint64]*entry)
+		sh.table.Store(newTable(minTableSlots))
 		sh.max = cfg.maxKeys / n
 		if i < cfg.maxKeys%n {
 			sh.max++
@@ -232,9 +268,14 @@ func (s *MemoryStore) now() int64 {
 	return s.baseMicros + int64(time.Since(s.base)/time.Microsecond)
 }
 
-// hashOf is the hash under which key's state under rule lives: that of
-// the key whole, however it is split (maphash.Hash hashes the bytes
-// written, not the writes).
+// hashOf is the hash under which key's state under rule lives: the key's
+// whole, however it is split (maphash.Hash hashes the bytes written, not
+// the writes), by a seeded hash, mixed with the algorithm and the first
+// limit's count, so that a key's states under the rules an app has usually
+// lie apart. It need not tell every shape apart (periods, bursts, zones and
+// further limits are left out, to keep it cheap on every check): the table
+// confirms each match in full, and states of one key under one hash lie
+// one after another on its probe.
 func (s *MemoryStore) hashOf(key storeKey, rule *Rule, alg Algorithm) uint64 {
 	var kh uint64
 	var buf [128]byte
@@ -253,7 +294,11 @@ func (s *MemoryStore) hashOf(key storeKey, rule *Rule, alg Algorithm) uint64 {
 		h.WriteString(key.id)
 		kh = h.Sum64()
 	}
-	return mix64(kh ^ rule.shapeHash(alg))
+	x := uint64(alg) << 56
+	if len(rule.Limits) > 0 { // else the rule is refused, on insert
+		x ^= uint64(rule.Limits[0].Count)
+	}
+	return kh ^ x*0x9e3779b97f4a7c15
 }
 
 // Take implements Store.
@@ -294,8 +339,7 @@ func (s *MemoryStore) call(op op, key storeKey, rule Rule, cost int64) (d Decisi
 func (s *MemoryStore) callTo(op op, key storeKey, rule *Rule, cost int64, d *Decision, c *Charge) (err error) {
 	switch op {
 	case opPeek:
-		*d, err = s.peek(key, *rule, cost)
-		return err
+		return s.peekTo(key, rule, cost, d)
 	case opReserve:
 		return s.reserveTo(key, rule, cost, d, c)
 	}
@@ -315,34 +359,103 @@ func (s *MemoryStore) take(key storeKey, rule *Rule, cost int64, d *Decision) (n
 	alg := rule.Algorithm.orDefault()
 	h := s.hashOf(key, rule, alg)
 	sh := &s.shards[h&s.mask]
-	// The clock is read before the lock, to keep the time the lock is held
+	// The clock is read before any lock, to keep the time a lock is held
 	// short when callers share a key; every algorithm accepts readings that
 	// arrive slightly out of order.
 	now = s.now()
-	sh.mu.Lock()
-	e := sh.lookup(h, key, alg, rule)
-	if e == nil {
-		// A new key or shape: the rule is validated once, here.
-		var buf [maxInlineLimits]shape
-		shapes, err := rule.shapes(alg, &buf)
-		if err != nil {
-			sh.mu.Unlock()
-			return 0, err
-		}
-		e = s.insertLocked(sh, h, key, alg, shapes, now)
-	}
-	if e.many == nil {
-		e.decideOne(d, rule.Limits[0], now, cost)
-	} else {
-		*d = decide(rule, alg, e.many.shapes, e.many.cells, now, cost, true)
-		if d.Allowed {
-			for i, sp := range e.many.shapes {
-				e.expires = max(e.expires, e.many.cells[i].expires(alg, sp))
+	if e, _ := sh.find(h, key, alg, rule); e != nil {
+		e.mu.Lock()
+		if er := e.rule.Load(); er != nil {
+			if er.shapes == nil {
+				e.decideOne(d, er, rule.Limits[0], now, cost, true)
+			} else {
+				e.decide(d, er, rule, now, cost)
 			}
+			e.mu.Unlock()
+			return now, nil
+		}
+		e.mu.Unlock()
+	}
+	return now, s.takeLocked(sh, h, key, alg, rule, now, cost, d)
+}
+
+// takeLocked is take for a key the store does not hold, or one evicted or
+// reset since it was found: under the shard's lock the table holds exactly
+// the live entries. It is apart from take to keep the usual path's frame
+// small.
+func (s *MemoryStore) takeLocked(sh *shard, h uint64, key storeKey, alg Algorithm, rule *Rule, now, cost int64, d *Decision) error {
+	sh.mu.Lock()
+	if e, _ := sh.find(h, key, alg, rule); e != nil {
+		e.mu.Lock()
+		sh.mu.Unlock()
+		e.decide(d, e.rule.Load(), rule, now, cost)
+		e.mu.Unlock()
+		return nil
+	}
+	// A new key or shape: the rule is validated once, here, the key made
+	// whole, and the entry decided on before any other caller can find it.
+	var buf [maxInlineLimits]shape
+	shapes, err := rule.shapes(alg, &buf)
+	if err != nil {
+		sh.mu.Unlock()
+		return err
+	}
+	if sh.n >= sh.max {
+		sh.evictLocked(now)
+	}
+	e, er := &entry{key: key.String()}, s.entryRule(alg, shapes)
+	e.rule.Store(er)
+	e.decide(d, er, rule, now, cost)
+	sh.insertLocked(h, e)
+	sh.mu.Unlock()
+	return nil
+}
+
+// entryRule is what an entry of a rule of alg prepared as shapes is kept
+// under: a one-limit rule's shared one, else the entry's own.
+func (s *MemoryStore) entryRule(alg Algorithm, shapes []shape) *entryRule {
+	if len(shapes) == 1 {
+		return s.rules.get(alg, shapes[0])
+	}
+	return &entryRule{alg: alg, shapes: append([]shape(nil), shapes...), cells: make([]cell, len(shapes))}
+}
+
+// decide charges the entry, kept under er, for a request of cost at now if
+// rule admits it, writing the decision to d, which is zero; e's lock is
+// held, or no other caller can see e yet.
+func (e *entry) decide(d *Decision, er *entryRule, rule *Rule, now, cost int64) {
+	if er.shapes == nil {
+		e.decideOne(d, er, rule.Limits[0], now, cost, true)
+		return
+	}
+	*d = decide(rule, er.alg, er.shapes, er.cells, now, cost, true)
+	if d.Allowed {
+		for i, sp := range er.shapes {
+			er.expires = max(er.expires, er.cells[i].expires(er.alg, sp))
 		}
 	}
-	sh.mu.Unlock()
-	return now, nil
+}
+
+// lockEntry finds key's state under rule and returns it locked, with the
+// entryRule it is kept under, or nil if the store does not hold it.
+func (sh *shard) lockEntry(h uint64, key storeKey, alg Algorithm, rule *Rule) (*entry, *entryRule) {
+	if e, _ := sh.find(h, key, alg, rule); e != nil {
+		e.mu.Lock()
+		if er := e.rule.Load(); er != nil {
+			return e, er
+		}
+		e.mu.Unlock()
+	}
+	// Missed, or found it as it left: under the shard's lock the table
+	// holds exactly the live entries, and once e's lock is held e cannot
+	// leave.
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e, _ := sh.find(h, key, alg, rule); e != nil {
+		e.mu.Lock()
+		return e, e.rule.Load()
+	}
+	return nil, nil
 }
 
 // Peek implements QuotaStore: the decision Take would return now, charging
@@ -352,44 +465,55 @@ func (s *MemoryStore) Peek(ctx context.Context, key string, rule Rule, cost int6
 }
 
 func (s *MemoryStore) peek(key storeKey, rule Rule, cost int64) (d Decision, err error) {
+	err = s.peekTo(key, &rule, cost, &d)
+	return d, err
+}
+
+// peekTo is peek writing the decision to d, which is zero.
+func (s *MemoryStore) peekTo(key storeKey, rule *Rule, cost int64, d *Decision) error {
 	if cost < 0 {
-		return d, fmt.Errorf("limitkit: cost %d must not be negative", cost)
+		return fmt.Errorf("limitkit: cost %d must not be negative", cost)
 	}
 	if s.closed.Load() {
-		return d, ErrClosed
+		return ErrClosed
 	}
 	alg := rule.Algorithm.orDefault()
-	h := s.hashOf(key, &rule, alg)
+	h := s.hashOf(key, rule, alg)
 	sh := &s.shards[h&s.mask]
 	now := s.now()
-	var one [1]cell
-	// The cells are copied: a peek writes nothing (a log's expired entries
-	// are dropped from the shared log, which changes no decision).
-	sh.mu.Lock()
-	if e := sh.lookup(h, key, alg, &rule); e != nil {
-		if e.many == nil {
-			one[0] = e.one
-			d = decide(&rule, alg, []shape{e.shape}, one[:], now, cost, false)
-		} else {
-			cells := append([]cell(nil), e.many.cells...)
-			d = decide(&rule, alg, e.many.shapes, cells, now, cost, false)
-		}
-		sh.mu.Unlock()
-		return d, nil
+	if e, er := sh.lockEntry(h, key, alg, rule); e != nil {
+		e.peek(d, er, rule, now, cost)
+		e.mu.Unlock()
+		return nil
 	}
-	sh.mu.Unlock()
 	// A key the store does not hold: fresh cells, which need no lock; the
 	// rule is validated here, as Take validates it for a new key.
 	var buf [maxInlineLimits]shape
 	shapes, err := rule.shapes(alg, &buf)
 	if err != nil {
-		return d, err
+		return err
 	}
+	var one [1]cell
 	cells := one[:]
 	if len(shapes) > 1 {
 		cells = make([]cell, len(shapes))
 	}
-	return decide(&rule, alg, shapes, cells, now, cost, false), nil
+	*d = decide(rule, alg, shapes, cells, now, cost, false)
+	return nil
+}
+
+// peek writes to d, which is zero, the decision decide would make at now
+// on the entry, kept under er, charging nothing; e's lock is held. A rule
+// of several limits is decided on a copy of its cells, so that nothing is
+// written (a log's expired entries are dropped from the shared log, which
+// changes no decision).
+func (e *entry) peek(d *Decision, er *entryRule, rule *Rule, now, cost int64) {
+	if er.shapes == nil {
+		e.decideOne(d, er, rule.Limits[0], now, cost, false)
+		return
+	}
+	cells := append([]cell(nil), er.cells...)
+	*d = decide(rule, er.alg, er.shapes, cells, now, cost, false)
 }
 
 // Refund implements QuotaStore: it gives back amount of charge c, as far as
@@ -409,59 +533,17 @@ func (s *MemoryStore) Refund(ctx context.Context, key string, rule Rule, c Charg
 	h := s.hashOf(k, &rule, alg)
 	sh := &s.shards[h&s.mask]
 	now, at := s.now(), c.At.UnixMicro()
-	sh.mu.Lock()
-	if e := sh.lookup(h, k, alg, &rule); e != nil {
-		if e.many == nil {
-			e.one.refund(alg, e.shape, now, at, amount)
+	if e, er := sh.lockEntry(h, k, alg, &rule); e != nil {
+		if er.shapes == nil {
+			e.one.refund(alg, er.shape, now, at, amount)
 		} else {
-			for i, sp := range e.many.shapes {
-				e.many.cells[i].refund(alg, sp, now, at, amount)
+			for i, sp := range er.shapes {
+				er.cells[i].refund(alg, sp, now, at, amount)
 			}
 		}
+		e.mu.Unlock()
 	}
-	sh.mu.Unlock()
 	return nil
-}
-
-// lookup finds key's state under rule; the shard's lock is held.
-func (sh *shard) lookup(h uint64, key storeKey, alg Algorithm, rule *Rule) *entry {
-	e := sh.keys[h]
-	if e == nil || e.matches(key, alg, rule) {
-		return e
-	}
-	if len(sh.collided) == 0 {
-		return nil
-	}
-	var buf [maxInlineLimits]shape
-	shapes, err := rule.shapes(alg, &buf)
-	if err != nil {
-		return nil
-	}
-	return sh.collided[collisionKey(key.String(), alg, shapes)]
-}
-
-// insertLocked adds key's state under a rule of alg prepared as shapes,
-// which is not there; the shard's lock is held. Here, once per key, the
-// key is made whole.
-func (s *MemoryStore) insertLocked(sh *shard, h uint64, key storeKey, alg Algorithm, shapes []shape, now int64) *entry {
-	if len(sh.keys)+len(sh.collided) >= sh.max {
-		sh.evictLocked(now)
-	}
-	e := &entry{key: key.String(), hash: h, alg: alg}
-	if len(shapes) == 1 {
-		e.shape = shapes[0]
-	} else {
-		e.many = &manyLimits{cells: make([]cell, len(shapes)), shapes: append([]shape(nil), shapes...)}
-	}
-	if sh.keys[h] == nil {
-		sh.keys[h] = e
-	} else {
-		if sh.collided == nil {
-			sh.collided = make(map[string]*entry)
-		}
-		sh.collided[collisionKey(e.key, alg, shapes)] = e
-	}
-	return e
 }
 
 // evictSample is how many keys are compared to choose one to evict, and
@@ -475,64 +557,48 @@ const (
 	evictWider  = 64
 )
 
-// loss is the share of its budget the entry has spent at now, from 0 (as
-// good as new) to 1 (exhausted), by its tightest limit: what evicting it
-// would give back to its client.
-func (e *entry) loss(now int64) float64 {
-	if e.expires <= now {
+// loss is the share of its budget the entry, kept under er, has spent at
+// now, from 0 (as good as new) to 1 (exhausted), by its tightest limit:
+// what evicting it would give back to its client. e's lock is held.
+func (e *entry) loss(er *entryRule, now int64) float64 {
+	if e.expires(er) <= now {
 		return 0
 	}
-	if e.many == nil {
-		return e.one.loss(e.alg, e.shape, now)
+	if er.shapes == nil {
+		return e.one.loss(er.alg, er.shape, now)
 	}
 	worst := 0.0
-	for i, sp := range e.many.shapes {
-		worst = max(worst, e.many.cells[i].loss(e.alg, sp, now))
+	for i, sp := range er.shapes {
+		worst = max(worst, er.cells[i].loss(er.alg, sp, now))
 	}
 	return worst
 }
 
 // evictLocked drops the entry of the shard whose loss gives back the least
 // budget, of a sample, widened when even the best of the sample has spent
-// more than half its budget. Go's map iteration starts at a random place,
-// so clients cannot choose the sample.
+// more than half its budget; the shard's lock is held. The sample starts at
+// a random slot, so clients cannot choose it.
 func (sh *shard) evictLocked(now int64) {
 	var victim *entry
-	best := 2.0
+	var victimSlot *slot
+	var best float64
+	var expires int64
 	seen := 0
-	for _, e := range sh.keys {
-		if l := e.loss(now); victim == nil || l < best || l == best && e.expires < victim.expires {
-			victim, best = e, l
+	sh.each(func(sl *slot, e *entry) bool {
+		e.mu.Lock()
+		er := e.rule.Load()
+		l, x := e.loss(er, now), e.expires(er)
+		e.mu.Unlock()
+		if victim == nil || l < best || l == best && x < expires {
+			victim, victimSlot, best, expires = e, sl, l, x
 		}
-		if seen++; seen == evictSample && best <= 0.5 || seen == evictSample+evictWider {
-			break
-		}
-	}
-	if victim == nil {
-		for _, e := range sh.collided { // only collided entries are left
-			victim = e
-			break
-		}
-	}
+		seen++
+		return !(seen == evictSample && best <= 0.5 || seen == evictSample+evictWider)
+	})
 	if victim != nil {
-		sh.removeLocked(victim)
-	}
-}
-
-// removeLocked unlinks e; the shard's lock is held.
-func (sh *shard) removeLocked(e *entry) {
-	if sh.keys[e.hash] != e {
-		delete(sh.collided, collisionKey(e.key, e.alg, e.shapes()))
-		return
-	}
-	delete(sh.keys, e.hash)
-	// Promote a collided entry with this hash, if there is one.
-	for k, c := range sh.collided {
-		if c.hash == e.hash {
-			delete(sh.collided, k)
-			sh.keys[e.hash] = c
-			break
-		}
+		victim.mu.Lock()
+		sh.removeLocked(victimSlot, victim)
+		victim.mu.Unlock()
 	}
 }
 
@@ -557,18 +623,18 @@ func (s *MemoryStore) Sweep() {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		now := s.now()
-		// The collided entries first: removing an entry of keys promotes
-		// its collided twin into keys while keys is being ranged over, where
-		// it may be missed, so only a live one may be promoted.
-		for _, e := range sh.collided {
-			if e.expires <= now {
-				sh.removeLocked(e)
+		sh.each(func(sl *slot, e *entry) bool {
+			e.mu.Lock()
+			if e.expires(e.rule.Load()) <= now {
+				sh.removeLocked(sl, e)
 			}
-		}
-		for _, e := range sh.keys {
-			if e.expires <= now {
-				sh.removeLocked(e)
-			}
+			e.mu.Unlock()
+			return true
+		})
+		// A table left mostly empty is rebuilt smaller, so that a burst of
+		// keys does not keep its memory once they are gone.
+		if t := sh.table.Load(); len(t.slots) > minTableSlots && sh.n*8 < len(t.slots) {
+			sh.rebuildLocked(sh.n)
 		}
 		sh.mu.Unlock()
 	}
@@ -581,7 +647,7 @@ func (s *MemoryStore) Len() int {
 	for i := range s.mask + 1 {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		n += len(sh.keys) + len(sh.collided)
+		n += sh.n
 		sh.mu.Unlock()
 	}
 	return n
@@ -597,8 +663,10 @@ func (s *MemoryStore) Reset(ctx context.Context, key string, rule Rule) error {
 	h := s.hashOf(k, &rule, alg)
 	sh := &s.shards[h&s.mask]
 	sh.mu.Lock()
-	if e := sh.lookup(h, k, alg, &rule); e != nil {
-		sh.removeLocked(e)
+	if e, sl := sh.find(h, k, alg, &rule); e != nil {
+		e.mu.Lock()
+		sh.removeLocked(sl, e)
+		e.mu.Unlock()
 	}
 	sh.mu.Unlock()
 	return nil

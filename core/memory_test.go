@@ -2,9 +2,12 @@ package core_test
 
 import (
 	"context"
+	"math/rand/v2"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,6 +238,132 @@ func TestBuckets_enforceTheStatedRate(t *testing.T) {
 		s.Close()
 		if most := windows*l.Count + 1; admitted > most || admitted < most-windows {
 			t.Errorf("%s: admitted %d over %d windows, want at most %d and no less than %d", expr, admitted, windows, most, most-windows)
+		}
+	}
+}
+
+// Checks of keys the store holds find them without the shard's lock while
+// other keys are added (which rebuilds the shards' tables), reset and swept:
+// a held key is never lost or doubled meanwhile, so its admissions are
+// exactly its count.
+func TestMemoryStore_exactWhileTheIndexChanges(t *testing.T) {
+	clock := storetest.NewClock() // standing still: nothing expires
+	s := core.NewMemoryStore(core.MemoryClock(clock.Now), core.MemorySweepInterval(time.Hour))
+	defer s.Close()
+	ctx := context.Background()
+	const hotKeys, count, workers = 8, 300, 4
+	hot := core.MustRule("300/hour", core.FixedWindow)
+	other := core.MustRule("1/second", core.TokenBucket)
+	var admitted [hotKeys]atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2 * count * hotKeys / workers {
+				k := (i + w) % hotKeys
+				if _, err := s.Peek(ctx, "hot"+strconv.Itoa(k), hot, 1); err != nil {
+					t.Error(err)
+					return
+				}
+				d, err := s.Take(ctx, "hot"+strconv.Itoa(k), hot, 1)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if d.Allowed {
+					admitted[k].Add(1)
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 20_000 {
+			key := "other" + strconv.Itoa(i)
+			if _, err := s.Take(ctx, key, other, 1); err != nil {
+				t.Error(err)
+				return
+			}
+			if i%3 == 0 {
+				if err := s.Reset(ctx, key, other); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			if i%5000 == 0 {
+				s.Sweep()
+			}
+		}
+	}()
+	wg.Wait()
+	for k := range admitted {
+		if n := admitted[k].Load(); n != count {
+			t.Errorf("hot%d: %d admitted, want exactly %d", k, n, count)
+		}
+	}
+	if n, want := s.Len(), hotKeys+20_000-(20_000+2)/3; n != want {
+		t.Errorf("Len %d, want %d", n, want)
+	}
+}
+
+// Entries of one rule share what they are kept under; past the store's
+// first 1024 one-limit rules a rule's entries have their own, and decide
+// the same.
+func TestMemoryStore_manyRulesKeepTheirOwnState(t *testing.T) {
+	s := core.NewMemoryStore()
+	defer s.Close()
+	ctx := context.Background()
+	const rules = 1500
+	for round := range 2 {
+		for i := range rules {
+			r := core.Rule{Limits: []core.Limit{core.Per(int64(10+i), time.Hour)}, Algorithm: core.FixedWindow}
+			for _, key := range []string{"a", "b"} {
+				d, err := s.Take(ctx, key, r, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := int64(10+i) - int64(round) - 1; !d.Allowed || d.Remaining != want {
+					t.Fatalf("round %d, rule %d, key %s: %+v, want admitted with %d left", round, i, key, d, want)
+				}
+			}
+		}
+	}
+	if n := s.Len(); n != 2*rules {
+		t.Fatalf("Len %d, want %d", n, 2*rules)
+	}
+}
+
+// A peek is exactly the decision a take would get, on the memory store's
+// fast paths as well as its slow ones: over random arrivals and costs, two
+// keys kept in step, one peeked at and then charged, the other charged.
+func TestMemoryStore_peekIsTakeWithoutTheCharge(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	ctx := context.Background()
+	for _, alg := range []core.Algorithm{core.FixedWindow, core.SlidingWindowCounter, core.SlidingWindowLog, core.TokenBucket, core.LeakyBucket} {
+		for _, r := range []core.Rule{
+			core.MustRule("20/second", alg),
+			{Limits: core.MustParseLimits("50/minute"), Algorithm: alg, Burst: 7},
+		} {
+			clock := storetest.NewClock()
+			s := core.NewMemoryStore(core.MemoryClock(clock.Now))
+			at := time.Duration(0)
+			for i := range 3000 {
+				at += time.Duration(rng.Int64N(int64(200 * time.Millisecond)))
+				clock.Set(at)
+				cost := rng.Int64N(4)
+				peeked, err := s.Peek(ctx, "a", r, cost)
+				if err != nil {
+					t.Fatal(err)
+				}
+				took, _ := s.Take(ctx, "a", r, cost)
+				other, _ := s.Take(ctx, "b", r, cost)
+				if peeked != took || took != other {
+					t.Fatalf("%v %v step %d at %v cost %d:\npeek %+v\ntake %+v\nother %+v", alg, r, i, at, cost, peeked, took, other)
+				}
+			}
+			s.Close()
 		}
 	}
 }

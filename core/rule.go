@@ -181,33 +181,3 @@ func (r Rule) Shape() uint64 {
 	sum := sha256.Sum256(b)
 	return binary.BigEndian.Uint64(sum[:8])
 }
-
-// shapeHash is a fast hash of the rule's shape under alg, the rule's
-// algorithm with defaults applied, for the memory store's maps, which
-// confirm every match in full: unlike Shape, it is not made to be hard to
-// collide.
-func (r *Rule) shapeHash(alg Algorithm) uint64 {
-	h := mix64(uint64(alg) + 0x9e3779b97f4a7c15)
-	bucket := isBucket(alg)
-	for _, l := range r.Limits {
-		h = mix64(h ^ uint64(l.Count))
-		h = mix64(h ^ uint64(l.Period/time.Microsecond))
-		if bucket {
-			h = mix64(h ^ uint64(r.burst(l)))
-		}
-		if l.Calendar != 0 {
-			h = mix64(h ^ uint64(l.Calendar)<<56 ^ zoneHash(l.zone()))
-		}
-	}
-	return h
-}
-
-// mix64 is a strong 64-bit finaliser (MurmurHash3's fmix64).
-func mix64(x uint64) uint64 {
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	x *= 0xc4ceb9fe1a85ec53
-	x ^= x >> 33
-	return x
-}
