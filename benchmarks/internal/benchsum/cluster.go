@@ -11,16 +11,6 @@ import (
 // Redis family's standing carries over to a Cluster client.
 func clusterCell(title string, rs []*row) {
 	med := func(r *row, unit string) float64 { v, _ := r.median(unit); return v }
-	// Decisions per second of CPU, this process's and the masters'
-	// together: the figure a shared machine disturbs least.
-	perCPU := func(r *row) float64 {
-		c, ok1 := r.median("cpu-ns/op")
-		rc, ok2 := r.median("redis-cpu-ns/op")
-		if !ok1 || !ok2 || c+rc <= 0 {
-			return 0
-		}
-		return 1e9 / (c + rc)
-	}
 	ratio := func(a, b float64) float64 {
 		if b == 0 {
 			return 0

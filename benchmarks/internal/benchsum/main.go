@@ -248,14 +248,6 @@ func redisCell(title string, rs []*row) {
 	// machine other work shares, the wall figure follows the load; the CPU
 	// figure much less.
 	wall := func(r *row) float64 { d, _ := r.median("decisions/s"); return d }
-	perCPU := func(r *row) float64 {
-		c, ok1 := r.median("cpu-ns/op")
-		rc, ok2 := r.median("redis-cpu-ns/op")
-		if !ok1 || !ok2 || c+rc <= 0 {
-			return 0
-		}
-		return 1e9 / (c + rc)
-	}
 	var floor *row
 	bestPeer, bestCPUPeer := (*row)(nil), (*row)(nil)
 	for _, r := range rs {
@@ -335,6 +327,18 @@ func redisCell(title string, rs []*row) {
 	fmt.Println()
 }
 
+// perCPU is a row's decisions per second of CPU, this process's and
+// redis-server's (or the masters') together: the figure that other work on
+// a shared machine disturbs least.
+func perCPU(r *row) float64 {
+	c, ok1 := r.median("cpu-ns/op")
+	rc, ok2 := r.median("redis-cpu-ns/op")
+	if !ok1 || !ok2 || c+rc <= 0 {
+		return 0
+	}
+	return 1e9 / (c + rc)
+}
+
 // medianOr is median on a row that may be nil.
 func (r *row) medianOr(unit string) (float64, bool) {
 	if r == nil {
@@ -347,14 +351,6 @@ func (r *row) medianOr(unit string) (float64, bool) {
 // latency, and whether coalescing beats sending each decision alone (issue
 // 12: it is the default only if it wins at 1, 8, 64 and 256 callers).
 func callersCell(title string, rs []*row) {
-	perCPU := func(r *row) float64 {
-		c, ok1 := r.median("cpu-ns/op")
-		rc, ok2 := r.median("redis-cpu-ns/op")
-		if !ok1 || !ok2 || c+rc <= 0 {
-			return 0
-		}
-		return 1e9 / (c + rc)
-	}
 	fmt.Printf("%s (medians of %d)\n", title, rs[0].n())
 	fmt.Printf("  %-24s %11s %9s %9s %9s %9s %9s\n", "lib", "decisions/s", "dec/cpu-s", "cpu-ns/op", "redis-cpu", "p50-µs", "p99-µs")
 	var alone, coalesced *row
