@@ -398,3 +398,35 @@ func TestBatching_keepsEachCallersDeadline(t *testing.T) {
 		})
 	}
 }
+
+// TestNew_coalescesOnlyOnOneServer: a store coalesces by default on a
+// plain client and sends each decision alone on a Cluster client or Ring,
+// where a batch would make healthy masters' decisions wait for a failing
+// one's; an option chooses either way.
+func TestNew_coalescesOnlyOnOneServer(t *testing.T) {
+	plain := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": "127.0.0.1:1"}})
+	defer plain.Close()
+	defer cluster.Close()
+	defer ring.Close()
+	for _, tc := range []struct {
+		name     string
+		client   redis.UniversalClient
+		opts     []Option
+		coalesce bool
+	}{
+		{"plain", plain, nil, true},
+		{"plain, WithoutBatching", plain, []Option{WithoutBatching()}, false},
+		{"Cluster", cluster, nil, false},
+		{"Ring", ring, nil, false},
+		{"Cluster, WithCoalescing", cluster, []Option{WithCoalescing(0, 0)}, true},
+	} {
+		st := New(tc.client, tc.opts...)
+		_, coalesces := st.batch.(*coalescer)
+		if coalesces != tc.coalesce || !tc.coalesce && st.batch != nil {
+			t.Errorf("%s: batch %T, want coalescing %v", tc.name, st.batch, tc.coalesce)
+		}
+		st.Close()
+	}
+}

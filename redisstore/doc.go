@@ -125,15 +125,18 @@
 // up to window of added latency. A caller whose context ends first returns
 // its context's error; its decision may still be made.
 //
-// By default the store coalesces, as WithCoalescing(0, 0): a decision goes
-// at once, on its caller's goroutine, while fewer than inFlight batches are
-// in flight, and otherwise waits for the next batch, which leaves as soon as
-// one in flight comes back and holds every decision that arrived meanwhile
-// (up to max). An idle store so adds no latency, and a busy one sends
-// batches as large as its load makes them, where a window is too long when
-// idle and too short under load. Batches travel as under WithBatching, which
-// replaces coalescing with a window; WithoutBatching sends each decision
-// alone.
+// By default a store on a *redis.Client (standalone, or Sentinel's failover
+// client) coalesces, as WithCoalescing(0, 0); one on a Cluster client or a
+// Ring sends each decision alone unless told otherwise, because there a
+// batch's decisions on a healthy master would wait for those on a failing
+// one. Coalescing sends a decision at once, on its caller's goroutine, while
+// fewer than inFlight batches are in flight, and otherwise holds it for the
+// next batch, which leaves as soon as one in flight comes back with every
+// decision that arrived meanwhile (up to max). An idle store so adds no
+// latency, and a busy one sends batches as large as its load makes them,
+// where a window is too long when idle and too short under load. Batches
+// travel as under WithBatching, which replaces coalescing with a window;
+// WithoutBatching sends each decision alone.
 //
 // # Peek, reserve and refund
 //

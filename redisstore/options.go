@@ -21,6 +21,7 @@ type config struct {
 	batchMax    int
 	coalesce    bool
 	inFlight    int
+	sending     bool // an option chose how decisions travel
 }
 
 // DefaultPrefix starts every key the store writes, unless WithPrefix says
@@ -74,7 +75,7 @@ func WithDenyCache(maxKeys int) Option {
 // see the package documentation.
 func WithBatching(window time.Duration, max int) Option {
 	return func(c *config) {
-		c.batch, c.coalesce, c.batchWindow, c.batchMax = true, false, window, max
+		c.batch, c.coalesce, c.batchWindow, c.batchMax, c.sending = true, false, window, max, true
 	}
 }
 
@@ -84,11 +85,15 @@ func WithBatching(window time.Duration, max int) Option {
 // (0 means DefaultBatchMax). Batches travel as under WithBatching. Unlike
 // WithBatching it never waits for a window: an idle store sends a decision
 // as soon as it is asked, and under load a batch holds what arrived during
-// the previous round trip. It is the default, as WithCoalescing(0, 0); see
-// the package documentation.
+// the previous round trip. It is the default on a *redis.Client (standalone
+// or Sentinel), as WithCoalescing(0, 0); a Cluster client or Ring sends
+// each decision alone unless asked, since there a batch is a pipeline over
+// several masters, all of whose decisions wait for the slowest, so that a
+// failing master would hold up decisions on the healthy ones. See the
+// package documentation.
 func WithCoalescing(max, inFlight int) Option {
 	return func(c *config) {
-		c.batch, c.coalesce, c.batchMax, c.inFlight = false, true, max, inFlight
+		c.batch, c.coalesce, c.batchMax, c.inFlight, c.sending = false, true, max, inFlight, true
 	}
 }
 
@@ -98,7 +103,7 @@ func WithCoalescing(max, inFlight int) Option {
 // and gains nothing measurable when idle; it is there for comparison and
 // for clients whose every command must go alone.
 func WithoutBatching() Option {
-	return func(c *config) { c.batch, c.coalesce = false, false }
+	return func(c *config) { c.batch, c.coalesce, c.sending = false, false, true }
 }
 
 // check reports the first option that cannot work, quoting it.

@@ -65,9 +65,13 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 	if client == nil {
 		panic("redisstore: New(nil): a Redis client is required")
 	}
-	cfg := config{prefix: DefaultPrefix, timeout: DefaultTimeout, coalesce: true}
+	cfg := config{prefix: DefaultPrefix, timeout: DefaultTimeout}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if !cfg.sending {
+		// Coalesce by default on one server; see WithCoalescing.
+		_, cfg.coalesce = client.(*redis.Client)
 	}
 	if err := cfg.check(); err != nil {
 		panic(err.Error())
