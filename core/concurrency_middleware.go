@@ -161,24 +161,8 @@ func MustAdaptConcurrency[C any, H any, O AdapterOption](constructor string, ski
 // newConcurrencyMiddleware's skip counts frames above its caller, and
 // native is the adapter's framework context, as for newMiddleware.
 func newConcurrencyMiddleware[O AdapterOption](skip int, n int64, opts []O, native reflect.Type) (*ConcurrencyMiddleware, error) {
-	var c middlewareConfig
-	for _, o := range opts {
-		if any(o) != nil {
-			o.applyMiddleware(&c)
-		}
-	}
-	mc := &c
-	for _, nt := range mc.natives {
-		if nt.native != native {
-			passes := "no framework context"
-			if native != nil {
-				passes = native.String()
-			}
-			mc.problem("limitkit: %s reads a %s, and this middleware is given %s: give it to its own framework's adapter", nt.name, nt.native, passes)
-		}
-	}
-	mc.natives = nil
-	if err := errors.Join(mc.problems...); err != nil {
+	mc, err := applyOptions(opts, native)
+	if err != nil {
 		return nil, err
 	}
 	var meaningless []error

@@ -97,17 +97,17 @@ func NewMiddlewareSkip(skip int, expr string, opts ...MiddlewareOption) (*Middle
 	return newMiddleware(skip+1, expr, opts, nil)
 }
 
-// newMiddleware's skip counts frames above its caller: 0 is the caller.
-// native is the type of the framework context the adapter passes to
-// EnforceWith, nil for none: native options of any other type fail.
-func newMiddleware[O AdapterOption](skip int, expr string, opts []O, native reflect.Type) (*Middleware, error) {
-	var c middlewareConfig
+// applyOptions applies opts to a fresh configuration and refuses, with
+// every problem they have, options a middleware cannot take: among them a
+// framework's own options (natives) given to an adapter whose framework
+// context is not native.
+func applyOptions[O AdapterOption](opts []O, native reflect.Type) (*middlewareConfig, error) {
+	mc := &middlewareConfig{}
 	for _, o := range opts {
 		if any(o) != nil {
-			o.applyMiddleware(&c)
+			o.applyMiddleware(mc)
 		}
 	}
-	mc := &c
 	for _, n := range mc.natives {
 		if n.native != native {
 			passes := "no framework context"
@@ -119,6 +119,17 @@ func newMiddleware[O AdapterOption](skip int, expr string, opts []O, native refl
 	}
 	mc.natives = nil
 	if err := errors.Join(mc.problems...); err != nil {
+		return nil, err
+	}
+	return mc, nil
+}
+
+// newMiddleware's skip counts frames above its caller: 0 is the caller.
+// native is the type of the framework context the adapter passes to
+// EnforceWith, nil for none: native options of any other type fail.
+func newMiddleware[O AdapterOption](skip int, expr string, opts []O, native reflect.Type) (*Middleware, error) {
+	mc, err := applyOptions(opts, native)
+	if err != nil {
 		return nil, err
 	}
 	if err := mc.conc.forRateLimit(); err != nil {
