@@ -309,21 +309,26 @@ func (l *Limiter) acquire(ctx context.Context, scope, identity, key string, c Co
 	if errors.Is(err, ErrClosed) {
 		return outcome{err: err, closed: true}, nil
 	}
-	if !errors.Is(err, ErrCorruptState) {
-		l.orphan(cs, scope, key, id, c.TTL)
-	}
-	if ctx.Err() != nil {
-		return outcome{err: ctx.Err(), gone: true}, nil
-	}
-	if errors.Is(err, ErrCorruptState) {
+	corrupt, gone := errors.Is(err, ErrCorruptState), ctx.Err() != nil
+	switch {
+	case gone:
+	case corrupt:
 		if probing {
 			l.answered(scope, lat)
 		}
-	} else if !probing && l.health.down.CompareAndSwap(false, true) {
+	case !probing && l.health.down.CompareAndSwap(false, true):
 		l.health.nextProbe.Store(l.now().UnixNano() + int64(l.cfg.probe))
 		l.emit(Event{Kind: EventStoreDown, Scope: scope, Err: err, DecidedBy: l.policyAction()})
 		l.logger().Warn("limitkit: rate limit store failed; applying the failure policy until it answers again",
 			"policy", l.cfg.policy.String(), "probe_interval", l.cfg.probe, "err", err)
+	}
+	// The store is marked down before the orphan starts, so that it waits
+	// for the store to answer again instead of racing the marking.
+	if !corrupt {
+		l.orphan(cs, scope, key, id, c.TTL)
+	}
+	if gone {
+		return outcome{err: ctx.Err(), gone: true}, nil
 	}
 	o, ls := l.acquireDegraded(ctx, scope, key, id, c, err)
 	o.latency = lat
