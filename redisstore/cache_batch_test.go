@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -399,11 +400,12 @@ func TestBatching_keepsEachCallersDeadline(t *testing.T) {
 	}
 }
 
-// TestNew_coalescesOnlyOnOneServer: a store coalesces by default on a
-// plain client and sends each decision alone on a Cluster client or Ring,
-// where a batch would make healthy masters' decisions wait for a failing
-// one's; an option chooses either way.
-func TestNew_coalescesOnlyOnOneServer(t *testing.T) {
+// TestNew_coalescesByDefaultPerMasterOnCluster: a store coalesces by
+// default on a plain client and on a Cluster client, there per master, so
+// that a failing master holds up no other's decisions; a Ring, whose
+// batches would span its shards, sends each decision alone unless asked;
+// an option chooses either way.
+func TestNew_coalescesByDefaultPerMasterOnCluster(t *testing.T) {
 	plain := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
 	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": "127.0.0.1:1"}})
@@ -411,22 +413,113 @@ func TestNew_coalescesOnlyOnOneServer(t *testing.T) {
 	defer cluster.Close()
 	defer ring.Close()
 	for _, tc := range []struct {
-		name     string
-		client   redis.UniversalClient
-		opts     []Option
-		coalesce bool
+		name   string
+		client redis.UniversalClient
+		opts   []Option
+		want   string // the batch runner's type, "" for none
 	}{
-		{"plain", plain, nil, true},
-		{"plain, WithoutBatching", plain, []Option{WithoutBatching()}, false},
-		{"Cluster", cluster, nil, false},
-		{"Ring", ring, nil, false},
-		{"Cluster, WithCoalescing", cluster, []Option{WithCoalescing(0, 0)}, true},
+		{"plain", plain, nil, "*redisstore.coalescer"},
+		{"plain, WithoutBatching", plain, []Option{WithoutBatching()}, ""},
+		{"Cluster", cluster, nil, "*redisstore.perMaster"},
+		{"Cluster, WithCoalescing", cluster, []Option{WithCoalescing(0, 0)}, "*redisstore.perMaster"},
+		{"Cluster, WithoutBatching", cluster, []Option{WithoutBatching()}, ""},
+		{"Ring", ring, nil, ""},
+		{"Ring, WithCoalescing", ring, []Option{WithCoalescing(0, 0)}, "*redisstore.coalescer"},
 	} {
 		st := New(tc.client, tc.opts...)
-		_, coalesces := st.batch.(*coalescer)
-		if coalesces != tc.coalesce || !tc.coalesce && st.batch != nil {
-			t.Errorf("%s: batch %T, want coalescing %v", tc.name, st.batch, tc.coalesce)
+		got := ""
+		if st.batch != nil {
+			got = fmt.Sprintf("%T", st.batch)
+		}
+		if got != tc.want {
+			t.Errorf("%s: batch runner %q, want %q", tc.name, got, tc.want)
 		}
 		st.Close()
+	}
+}
+
+// TestCoalescing_aPausedMasterHoldsUpOnlyItsOwnKeys pauses one master of a
+// Cluster for writes while decisions on its keys fill its batches in flight
+// and queue behind them: a decision on another master's key is answered
+// all the same, before any of the paused master's. One coalescer over the
+// whole cluster would have queued it behind the paused master's batches.
+func TestCoalescing_aPausedMasterHoldsUpOnlyItsOwnKeys(t *testing.T) {
+	cc := redistest.Cluster(t)
+	st := New(cc, WithTimeout(time.Minute))
+	defer st.Close()
+	pm := st.batch.(*perMaster)
+	ctx := context.Background()
+	rule := core.MustRule("100/minute", core.TokenBucket)
+	// One key on the master to pause, one on another master.
+	var paused, other string
+	var pausedNode *redis.Client
+	var pausedAddr string
+	for i := 0; paused == "" || other == ""; i++ {
+		key := fmt.Sprint("k", i)
+		node, err := cc.MasterForKey(ctx, st.prefix+"{"+key+"}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch addr := node.Options().Addr; {
+		case paused == "":
+			paused, pausedNode, pausedAddr = key, node, addr
+		case addr != pausedAddr:
+			other = key
+		}
+	}
+	for _, k := range []string{paused, other} { // loads the script, makes the coalescers
+		if _, err := st.Take(ctx, k, rule, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	co := (*pm.by.Load())[pausedAddr]
+	if co == nil {
+		t.Fatalf("no coalescer for the master %s of key %q", pausedAddr, paused)
+	}
+	if err := pausedNode.Do(ctx, "CLIENT", "PAUSE", 60000, "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	unpaused := false
+	unpause := func() {
+		if !unpaused {
+			unpaused = true
+			if err := pausedNode.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer unpause()
+
+	const held = DefaultCoalesceInFlight + 3 // fills the batches in flight, and queues
+	var answered atomic.Int32
+	var wg sync.WaitGroup
+	errs := make([]error, held)
+	for i := range held {
+		wg.Go(func() {
+			_, errs[i] = st.Take(ctx, paused, rule, 1)
+			answered.Add(1)
+		})
+	}
+	waitFor(t, "the paused master's batches to fill and queue", func() bool {
+		return co.busy == DefaultCoalesceInFlight && len(co.queue) == held-DefaultCoalesceInFlight
+	}, &co.mu)
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second) // a bound for a failure
+	d, err := st.Take(octx, other, rule, 1)
+	cancel()
+	if err != nil || !d.Allowed {
+		t.Fatalf("a decision on another master while one is paused: %+v, %v; want it answered", d, err)
+	}
+	if n := answered.Load(); n != 0 {
+		t.Fatalf("%d of the paused master's decisions were answered while it was paused", n)
+	}
+	unpause()
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("decision %d on the paused master, once unpaused: %v", i, err)
+		}
+	}
+	if d, err := st.Peek(ctx, paused, rule, 1); err != nil || d.Remaining != 100-1-held-1 {
+		t.Errorf("the paused master's key after its decisions: remaining %d, %v; want %d", d.Remaining, err, 100-1-held-1)
 	}
 }

@@ -2,7 +2,9 @@ package redisstore
 
 import (
 	"context"
+	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -132,4 +134,78 @@ func (c *coalescer) close() {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
+}
+
+// perMaster coalesces a Cluster client's decisions per master: each master
+// has a coalescer of its own, so that a batch is a pipeline to one master
+// and a master that stalls or fails holds up only the decisions on its own
+// slots. One coalescer over the whole cluster would send pipelines spanning
+// masters, each of whose decisions waits for the slowest master's.
+type perMaster struct {
+	cc    *redis.ClusterClient
+	spawn func() *coalescer
+
+	// by maps a master's address to its coalescer. It is replaced, never
+	// changed, under mu, so that a decision reads it without a lock; a
+	// cluster has few masters.
+	by     atomic.Pointer[map[string]*coalescer]
+	mu     sync.Mutex
+	closed bool
+}
+
+func newPerMaster(cc *redis.ClusterClient, max, inFlight int, timeout time.Duration, ctxAware bool) *perMaster {
+	p := &perMaster{cc: cc, spawn: func() *coalescer { return newCoalescer(cc, max, inFlight, timeout, ctxAware) }}
+	p.by.Store(&map[string]*coalescer{})
+	return p
+}
+
+// do decides r in the coalescer of the master that serves its keys (one
+// slot: they share a hash tag), as the client's state has it now. Should
+// the client know no master for it (the cluster's layout cannot be loaded),
+// r goes through a coalescer of its own, whose pipeline then fails as the
+// client would fail a decision sent alone. A decision grouped by a layout
+// that has changed still reaches the right master: the client follows
+// Redis's redirections.
+func (p *perMaster) do(ctx context.Context, r *request, due time.Time) ([]int64, error) {
+	addr := ""
+	if node, err := p.cc.MasterForKey(ctx, r.keys[0]); err == nil {
+		addr = node.Options().Addr
+	}
+	c := (*p.by.Load())[addr]
+	if c == nil {
+		var err error
+		if c, err = p.add(addr); err != nil {
+			return nil, err
+		}
+	}
+	return c.do(ctx, r, due)
+}
+
+// add returns addr's coalescer, making it if no other caller has.
+func (p *perMaster) add(addr string) (*coalescer, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	old := *p.by.Load()
+	if c := old[addr]; c != nil {
+		return c, nil
+	}
+	by := maps.Clone(old)
+	c := p.spawn()
+	by[addr] = c
+	p.by.Store(&by)
+	return c, nil
+}
+
+// close refuses new decisions on every master; those queued or in flight
+// are still decided.
+func (p *perMaster) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for _, c := range *p.by.Load() {
+		c.close()
+	}
 }

@@ -126,10 +126,13 @@
 // its context's error; its decision may still be made.
 //
 // By default a store on a *redis.Client (standalone, or Sentinel's failover
-// client) coalesces, as WithCoalescing(0, 0); one on a Cluster client or a
-// Ring sends each decision alone unless told otherwise, because there a
-// batch's decisions on a healthy master would wait for those on a failing
-// one. Coalescing sends a decision at once, on its caller's goroutine, while
+// client) or on a *redis.ClusterClient coalesces, as WithCoalescing(0, 0);
+// on a Cluster it coalesces each master's decisions apart, so that a batch
+// is a pipeline to one master and a master that fails or stalls holds up
+// only the decisions on its own slots. A store on a Ring sends each
+// decision alone unless told otherwise, because there one batch's decisions
+// on a healthy shard would wait for those on a failing one. Coalescing
+// sends a decision at once, on its caller's goroutine, while
 // fewer than inFlight batches are in flight, and otherwise holds it for the
 // next batch, which leaves as soon as one in flight comes back with every
 // decision that arrived meanwhile (up to max). An idle store so adds no

@@ -85,12 +85,12 @@ func WithBatching(window time.Duration, max int) Option {
 // (0 means DefaultBatchMax). Batches travel as under WithBatching. Unlike
 // WithBatching it never waits for a window: an idle store sends a decision
 // as soon as it is asked, and under load a batch holds what arrived during
-// the previous round trip. It is the default on a *redis.Client (standalone
-// or Sentinel), as WithCoalescing(0, 0); a Cluster client or Ring sends
-// each decision alone unless asked, since there a batch is a pipeline over
-// several masters, all of whose decisions wait for the slowest, so that a
-// failing master would hold up decisions on the healthy ones. See the
-// package documentation.
+// the previous round trip. It is the default, as WithCoalescing(0, 0), on
+// a *redis.Client (standalone or Sentinel) and on a *redis.ClusterClient,
+// which coalesces per master (inFlight batches for each), so that a batch
+// is a pipeline to one master and a failing master holds up no decision on
+// a healthy one. A Ring sends each decision alone unless asked: there a
+// batch is one pipeline over its shards. See the package documentation.
 func WithCoalescing(max, inFlight int) Option {
 	return func(c *config) {
 		c.batch, c.coalesce, c.batchMax, c.inFlight, c.sending = false, true, max, inFlight, true

@@ -70,8 +70,11 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 		o(&cfg)
 	}
 	if !cfg.sending {
-		// Coalesce by default on one server; see WithCoalescing.
-		_, cfg.coalesce = client.(*redis.Client)
+		// Coalesce by default, on a Cluster per master; see WithCoalescing.
+		switch client.(type) {
+		case *redis.Client, *redis.ClusterClient:
+			cfg.coalesce = true
+		}
 	}
 	if err := cfg.check(); err != nil {
 		panic(err.Error())
@@ -104,7 +107,11 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 		if inFlight == 0 {
 			inFlight = DefaultCoalesceInFlight
 		}
-		s.batch = newCoalescer(client, max, inFlight, s.timeout, s.ctxAware)
+		if cc, ok := client.(*redis.ClusterClient); ok {
+			s.batch = newPerMaster(cc, max, inFlight, s.timeout, s.ctxAware)
+		} else {
+			s.batch = newCoalescer(client, max, inFlight, s.timeout, s.ctxAware)
+		}
 	}
 	return s
 }
