@@ -69,10 +69,12 @@ func WithDenyCache(maxKeys int) Option {
 // WithBatching coalesces concurrent decisions into one round trip, sent when
 // the first of them has waited window or when max of them are waiting (0
 // means DefaultBatchMax): on a plain client, one script call per algorithm
-// in the batch; on a Cluster client or Ring, one pipeline of EVALSHAs. Each
-// caller still gets its own decision and error. It trades up to window of
-// latency for fewer round trips and far less work in Redis per decision;
-// see the package documentation.
+// in the batch; on a Cluster client or Ring, one pipeline of EVALSHAs,
+// which spans masters, so that a failing master holds up the whole batch
+// (WithCoalescing, the default, batches each master apart). Each caller
+// still gets its own decision and error. It trades up to window of latency
+// for fewer round trips and far less work in Redis per decision; see the
+// package documentation.
 func WithBatching(window time.Duration, max int) Option {
 	return func(c *config) {
 		c.batch, c.coalesce, c.batchWindow, c.batchMax, c.sending = true, false, window, max, true
