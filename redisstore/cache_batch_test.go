@@ -304,18 +304,7 @@ func TestCoalescing_queuesBehindABatchInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := evalCalls(t, c)
-	if err := c.Do(ctx, "CLIENT", "PAUSE", 60000, "WRITE").Err(); err != nil {
-		t.Fatal(err)
-	}
-	unpaused := false
-	unpause := func() {
-		if !unpaused {
-			unpaused = true
-			if err := c.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
-				t.Error(err)
-			}
-		}
-	}
+	unpause := pauseWrites(t, c)
 	defer unpause()
 
 	const queued = 20
@@ -343,6 +332,25 @@ func TestCoalescing_queuesBehindABatchInFlight(t *testing.T) {
 	}
 	if calls := evalCalls(t, c) - before; calls != 2 {
 		t.Fatalf("%d decisions took %d script calls, want 2: the one in flight, then the 20 queued behind it as one", queued+1, calls)
+	}
+}
+
+// pauseWrites pauses c's server for write commands (scripts among them)
+// for up to a minute, and returns what ends the pause; calling it again does
+// nothing.
+func pauseWrites(t *testing.T, c *redis.Client) (unpause func()) {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.Do(ctx, "CLIENT", "PAUSE", 60000, "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if err := c.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 }
 
@@ -476,18 +484,7 @@ func TestCoalescing_aPausedMasterHoldsUpOnlyItsOwnKeys(t *testing.T) {
 	if co == nil {
 		t.Fatalf("no coalescer for the master %s of key %q", pausedAddr, paused)
 	}
-	if err := pausedNode.Do(ctx, "CLIENT", "PAUSE", 60000, "WRITE").Err(); err != nil {
-		t.Fatal(err)
-	}
-	unpaused := false
-	unpause := func() {
-		if !unpaused {
-			unpaused = true
-			if err := pausedNode.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
-				t.Error(err)
-			}
-		}
-	}
+	unpause := pauseWrites(t, pausedNode)
 	defer unpause()
 
 	const held = DefaultCoalesceInFlight + 3 // fills the batches in flight, and queues
