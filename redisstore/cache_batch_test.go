@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -452,12 +454,17 @@ func TestNew_coalescesByDefaultPerMasterOnCluster(t *testing.T) {
 // all the same, before any of the paused master's. One coalescer over the
 // whole cluster would have queued it behind the paused master's batches.
 func TestCoalescing_aPausedMasterHoldsUpOnlyItsOwnKeys(t *testing.T) {
-	cc := redistest.Cluster(t)
+	// A client that waits a minute for a reply, so that the pause, however
+	// long a loaded machine makes it, never times a batch out into a retry.
+	opts := redistest.Cluster(t).Options()
+	opts.ReadTimeout, opts.WriteTimeout = time.Minute, time.Minute
+	cc := redis.NewClusterClient(opts)
+	defer cc.Close()
 	st := New(cc, WithTimeout(time.Minute))
 	defer st.Close()
 	pm := st.batch.(*perMaster)
 	ctx := context.Background()
-	rule := core.MustRule("100/minute", core.TokenBucket)
+	rule := core.MustRule("100/hour", core.TokenBucket) // no refill within the test
 	// One key on the master to pause, one on another master.
 	var paused, other string
 	var pausedNode *redis.Client
@@ -475,15 +482,21 @@ func TestCoalescing_aPausedMasterHoldsUpOnlyItsOwnKeys(t *testing.T) {
 			other = key
 		}
 	}
-	for _, k := range []string{paused, other} { // loads the script, makes the coalescers
-		if _, err := st.Take(ctx, k, rule, 1); err != nil {
+	// Until the store has seen the client's slot map, decisions go through
+	// the coalescer of unknown masters; take until the paused master has
+	// its own.
+	charged := 0
+	deadline := time.Now().Add(10 * time.Second)
+	for (*pm.by.Load())[pausedAddr] == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("no coalescer for the master %s of key %q within 10s", pausedAddr, paused)
+		}
+		if _, err := st.Take(ctx, paused, rule, 1); err != nil {
 			t.Fatal(err)
 		}
+		charged++
 	}
 	co := (*pm.by.Load())[pausedAddr]
-	if co == nil {
-		t.Fatalf("no coalescer for the master %s of key %q", pausedAddr, paused)
-	}
 	unpause := pauseWrites(t, pausedNode)
 	defer unpause()
 
@@ -516,7 +529,64 @@ func TestCoalescing_aPausedMasterHoldsUpOnlyItsOwnKeys(t *testing.T) {
 			t.Errorf("decision %d on the paused master, once unpaused: %v", i, err)
 		}
 	}
-	if d, err := st.Peek(ctx, paused, rule, 1); err != nil || d.Remaining != 100-1-held-1 {
-		t.Errorf("the paused master's key after its decisions: remaining %d, %v; want %d", d.Remaining, err, 100-1-held-1)
+	want := int64(100 - charged - held - 1)
+	if d, err := st.Peek(ctx, paused, rule, 1); err != nil || d.Remaining != want {
+		t.Errorf("the paused master's key after its decisions: remaining %d, %v; want %d", d.Remaining, err, want)
+	}
+}
+
+// TestCoalescing_keepsDeadlinesBeforeTheSlotMapLoads: a Cluster store whose
+// client cannot load the slot map (its seed accepts connections and never
+// answers) still returns by the caller's deadline, or by the store's timeout
+// for a caller without one, with or without the client's
+// ContextTimeoutEnabled: looking up a key's master must not load the map
+// on the caller's goroutine, where go-redis would wait its own ten-second
+// read timeout.
+func TestCoalescing_keepsDeadlinesBeforeTheSlotMapLoads(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held sync.WaitGroup // the accepting loop and each connection it holds
+	defer func() { ln.Close(); held.Wait() }()
+	held.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held.Go(func() { _, _ = io.Copy(io.Discard, conn); conn.Close() })
+		}
+	})
+	const bound = 3 * time.Second // far below the client's 10s, far above 200ms
+	rule := core.MustRule("5/minute", core.TokenBucket)
+	for _, ctxAware := range []bool{false, true} {
+		cc := redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs:                 []string{ln.Addr().String()},
+			ReadTimeout:           10 * time.Second,
+			WriteTimeout:          10 * time.Second,
+			MaxRedirects:          -1,
+			ContextTimeoutEnabled: ctxAware,
+		})
+		st := New(cc, WithTimeout(200*time.Millisecond))
+		if _, ok := st.batch.(*perMaster); !ok {
+			t.Fatalf("batch runner %T, want per master", st.batch)
+		}
+		for _, withDeadline := range []bool{true, false} {
+			ctx, cancel := context.Background(), context.CancelFunc(func() {})
+			if withDeadline {
+				ctx, cancel = context.WithTimeout(ctx, 200*time.Millisecond)
+			}
+			start := time.Now()
+			_, err := st.Take(ctx, "k", rule, 1)
+			took := time.Since(start)
+			cancel()
+			if err == nil || took > bound {
+				t.Errorf("ContextTimeoutEnabled %v, caller's deadline %v: Take returned %v after %v; want an error within %v",
+					ctxAware, withDeadline, err, took.Round(time.Millisecond), bound)
+			}
+		}
+		st.Close()
+		cc.Close() // ends the client's connections to the listener
 	}
 }

@@ -151,24 +151,36 @@ type perMaster struct {
 	by     atomic.Pointer[map[string]*coalescer]
 	mu     sync.Mutex
 	closed bool
+
+	// mapped is set once the client holds the cluster's slot map: from
+	// then on MasterForKey answers from memory (go-redis reloads the map
+	// in the background), where before it loads the map on its caller's
+	// goroutine, bounded by go-redis's own timeouts rather than by the
+	// caller's deadline. mapping is set while a load runs in the
+	// background, so that there is at most one.
+	mapped, mapping atomic.Bool
+	timeout         time.Duration
 }
 
 func newPerMaster(cc *redis.ClusterClient, max, inFlight int, timeout time.Duration, ctxAware bool) *perMaster {
-	p := &perMaster{cc: cc, spawn: func() *coalescer { return newCoalescer(cc, max, inFlight, timeout, ctxAware) }}
+	p := &perMaster{cc: cc, timeout: timeout, spawn: func() *coalescer { return newCoalescer(cc, max, inFlight, timeout, ctxAware) }}
 	p.by.Store(&map[string]*coalescer{})
 	return p
 }
 
 // do decides r in the coalescer of the master that serves its keys (one
-// slot: they share a hash tag), as the client's state has it now. Should
-// the client know no master for it (the cluster's layout cannot be loaded),
-// r goes through a coalescer of its own, whose pipeline then fails as the
-// client would fail a decision sent alone. A decision grouped by a layout
-// that has changed still reaches the right master: the client follows
+// slot: they share a hash tag), as the client's slot map has it now. Until
+// the client holds a slot map, and for a key the map gives no master, r
+// goes through the coalescer of decisions whose master is unknown, whose
+// pipelines span masters and keep every caller's deadline as any batch
+// does, and the map is loaded in the background. A decision grouped by a
+// map that has changed still reaches the right master: the client follows
 // Redis's redirections.
 func (p *perMaster) do(ctx context.Context, r *request, due time.Time) ([]int64, error) {
 	addr := ""
-	if node, err := p.cc.MasterForKey(ctx, r.keys[0]); err == nil {
+	if !p.mapped.Load() {
+		p.loadMap()
+	} else if node, err := p.cc.MasterForKey(ctx, r.keys[0]); err == nil {
 		addr = node.Options().Addr
 	}
 	c := (*p.by.Load())[addr]
@@ -179,6 +191,22 @@ func (p *perMaster) do(ctx context.Context, r *request, due time.Time) ([]int64,
 		}
 	}
 	return c.do(ctx, r, due)
+}
+
+// loadMap has the client load the cluster's slot map in the background,
+// unless a load is running, and sets mapped once it holds one.
+func (p *perMaster) loadMap() {
+	if !p.mapping.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer p.mapping.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+		defer cancel()
+		if _, err := p.cc.MasterForKey(ctx, ""); err == nil {
+			p.mapped.Store(true)
+		}
+	}()
 }
 
 // add returns addr's coalescer, making it if no other caller has.

@@ -139,7 +139,14 @@
 // latency, and a busy one sends batches as large as its load makes them,
 // where a window is too long when idle and too short under load. Batches
 // travel as under WithBatching, which replaces coalescing with a window;
-// WithoutBatching sends each decision alone.
+// WithoutBatching sends each decision alone. As under WithBatching, a
+// caller whose context ends while its decision waits in a batch returns its
+// context's error, and its decision may still be made. A go-redis hook on
+// the client sees a batch as a pipeline (ProcessPipelineHook), not as
+// single commands. Until a Cluster client has loaded the slot map, the
+// store loads it in the background and sends the decisions meanwhile
+// through one coalescer, so that no caller waits past its deadline for the
+// map.
 //
 // # Peek, reserve and refund
 //
