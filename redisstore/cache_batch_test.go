@@ -590,3 +590,61 @@ func TestCoalescing_keepsDeadlinesBeforeTheSlotMapLoads(t *testing.T) {
 		cc.Close() // ends the client's connections to the listener
 	}
 }
+
+// TestPerMaster_dropsTheCoalescersOfMastersNoLongerUsed: when a new master
+// appears, at most once per pruneEvery, the coalescers that no decision used
+// since the last pruning and that have nothing in flight are dropped, so
+// that the addresses of masters long gone do not pile up; one in use or
+// busy stays.
+func TestPerMaster_dropsTheCoalescersOfMastersNoLongerUsed(t *testing.T) {
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
+	defer cc.Close()
+	p := newPerMaster(cc, 0, 1, time.Second, true)
+	defer p.close()
+	mustAdd := func(addr string) *coalescer {
+		t.Helper()
+		c, err := p.add(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	agePruning := func() {
+		p.mu.Lock()
+		p.pruned = p.pruned.Add(-pruneEvery)
+		p.mu.Unlock()
+	}
+	has := func(want map[string]bool) {
+		t.Helper()
+		by := *p.by.Load()
+		for addr, kept := range want {
+			if (by[addr] != nil) != kept {
+				t.Errorf("coalescer of %q held: %v, want %v (map %v)", addr, by[addr] != nil, kept, by)
+			}
+		}
+	}
+	a := mustAdd("a")
+	a.used.Store(true)
+	mustAdd("b") // within pruneEvery of the first: nothing is pruned
+	has(map[string]bool{"a": true, "b": true})
+
+	agePruning()
+	c := mustAdd("c") // prunes b, unused; keeps a, used, and forgets that it was
+	has(map[string]bool{"a": true, "b": false, "c": true})
+	if a.used.Load() {
+		t.Error("a pruning left a's use marked; the next pruning could not tell it idle")
+	}
+
+	agePruning()
+	c.mu.Lock()
+	c.busy = 1 // a batch in flight: kept, used or not
+	c.mu.Unlock()
+	mustAdd("d") // prunes a, unused since the last pruning
+	has(map[string]bool{"a": false, "c": true, "d": true})
+	c.mu.Lock()
+	c.busy = 0
+	c.mu.Unlock()
+	if got := mustAdd("a"); got == a {
+		t.Error("a master's coalescer, once dropped, came back as the same one")
+	}
+}

@@ -31,6 +31,8 @@ type coalescer struct {
 	busy   int        // batches in flight
 	queue  []*request // decisions waiting for a batch
 	closed bool
+
+	used atomic.Bool // a decision came since perMaster last pruned
 }
 
 // DefaultCoalesceInFlight is how many batches a coalescing store keeps in
@@ -160,6 +162,7 @@ type perMaster struct {
 	// background, so that there is at most one.
 	mapped, mapping atomic.Bool
 	timeout         time.Duration
+	pruned          time.Time // the last pruning (see add); mu guards it
 }
 
 func newPerMaster(cc *redis.ClusterClient, max, inFlight int, timeout time.Duration, ctxAware bool) *perMaster {
@@ -189,6 +192,9 @@ func (p *perMaster) do(ctx context.Context, r *request, due time.Time) ([]int64,
 		if c, err = p.add(addr); err != nil {
 			return nil, err
 		}
+	}
+	if !c.used.Load() {
+		c.used.Store(true)
 	}
 	return c.do(ctx, r, due)
 }
@@ -221,11 +227,32 @@ func (p *perMaster) add(addr string) (*coalescer, error) {
 		return c, nil
 	}
 	by := maps.Clone(old)
+	if now := time.Now(); now.Sub(p.pruned) >= pruneEvery {
+		// Masters come and go (failovers, new hosts), and a map that only
+		// grew would keep every address a cluster ever had: drop the
+		// coalescers no decision used since the last pruning, at least
+		// pruneEvery ago, and that have nothing in flight. One dropped
+		// for a master still in use is made again at its next decision; a
+		// caller that found it before it was dropped still uses it.
+		p.pruned = now
+		for a, c := range by {
+			c.mu.Lock()
+			idle := c.busy == 0 && len(c.queue) == 0
+			c.mu.Unlock()
+			if !c.used.Swap(false) && idle {
+				delete(by, a)
+			}
+		}
+	}
 	c := p.spawn()
 	by[addr] = c
 	p.by.Store(&by)
 	return c, nil
 }
+
+// pruneEvery is how often, at most, perMaster drops the coalescers of
+// masters no decision used meanwhile.
+const pruneEvery = time.Minute
 
 // close refuses new decisions on every master; those queued or in flight
 // are still decided.
