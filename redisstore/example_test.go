@@ -20,7 +20,8 @@ func Example() {
 }
 
 // A Cluster client works as is: every key of one decision carries the same
-// hash tag, so each decision's script runs on one node.
+// hash tag, so each decision's script runs on one node, and decisions that
+// arrive together for one master travel together, one pipeline per master.
 func ExampleNew_cluster() {
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{
 		Addrs:                 []string{"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"},
