@@ -497,6 +497,10 @@ func TestCoalescing_aPausedMasterHoldsUpOnlyItsOwnKeys(t *testing.T) {
 		charged++
 	}
 	co := (*pm.by.Load())[pausedAddr]
+	// A caller may return before the goroutine that sent its decision has
+	// freed the batch's place: wait for every place to be free, so that the
+	// decisions below fill them.
+	waitFor(t, "the warm-up batches to come back", func() bool { return co.busy == 0 && len(co.queue) == 0 }, &co.mu)
 	unpause := pauseWrites(t, pausedNode)
 	defer unpause()
 
