@@ -233,12 +233,12 @@ func dueOf(ctx context.Context, due time.Time) time.Time {
 // exec sends the parts' commands, one alone or else in one pipeline.
 func (b *sender) exec(ctx context.Context, parts []part) {
 	if len(parts) == 1 {
-		_ = b.client.Process(ctx, parts[0].cmd)
+		_ = b.client.Process(ctx, once{parts[0].cmd})
 		return
 	}
 	pipe := b.client.Pipeline()
 	for _, p := range parts {
-		_ = pipe.Process(ctx, p.cmd)
+		_ = pipe.Process(ctx, once{p.cmd})
 	}
 	_, _ = pipe.Exec(ctx) // each command carries its own error
 }

@@ -113,13 +113,25 @@ func (r *request) command(ctx context.Context) *redis.IntSliceCmd {
 // script.
 func (r *request) run(ctx context.Context, c redis.UniversalClient) ([]int64, error) {
 	cmd := r.command(ctx)
-	_ = c.Process(ctx, cmd)
+	_ = c.Process(ctx, once{cmd})
 	if err := cmd.Err(); isNoScript(err) {
 		cmd = withSource(ctx, cmd, r.script.one)
-		_ = c.Process(ctx, cmd)
+		_ = c.Process(ctx, once{cmd})
 	}
 	return cmd.Result()
 }
+
+// once is a script call that go-redis must not send again once it may have
+// reached Redis. By default go-redis resends a command whose reply it lost
+// (a read that timed out, a connection reset after the write), up to
+// MaxRetries times, which for a decision would run its script again and
+// charge it twice, or refund twice. go-redis still follows MOVED and ASK,
+// and resends a call it knows never left; other failures, such as a dial
+// that failed, come back at once, for the limiter's failure policy.
+type once struct{ *redis.IntSliceCmd }
+
+// NoRetry tells go-redis not to resend the call.
+func (once) NoRetry() bool { return true }
 
 // withSource returns cmd, an EVALSHA, as an EVAL of src, which also loads
 // the script.

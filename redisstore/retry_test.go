@@ -1,0 +1,180 @@
+package redisstore
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/limitkit/limitkit/core"
+	"github.com/limitkit/limitkit/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestTake_aLostReplyIsChargedOnce: Redis runs a decision's script and its
+// reply is lost (the connection drops after the write), which go-redis by
+// default answers by sending the command again, up to MaxRetries times. The
+// store's calls forbid that: the decision fails, for the failure policy to
+// decide, and its key is charged once, not twice; unbatched, coalesced, and
+// for a refund, which a second run would give back twice.
+func TestTake_aLostReplyIsChargedOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	direct := New(srv.Client(), WithoutBatching())
+	defer direct.Close()
+	ctx := context.Background()
+	rule := core.MustRule("5/minute", core.FixedWindow)
+	// Loads the scripts, so that the lost call is a script that runs.
+	if _, err := direct.Take(ctx, "warm", rule, 1); err != nil {
+		t.Fatal(err)
+	}
+	_, warm, err := direct.Reserve(ctx, "warm", rule, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.Refund(ctx, "warm", rule, warm, 1); err != nil {
+		t.Fatal(err)
+	}
+	remaining := func(key string) int64 {
+		t.Helper()
+		d, err := direct.Peek(ctx, key, rule, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Remaining
+	}
+	for _, tc := range []struct {
+		name string
+		opts []Option
+	}{
+		{"unbatched", []Option{WithoutBatching()}},
+		{"coalesced", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := proxiedClient(t, srv)
+			defer c.Close()
+			st := New(c, append([]Option{WithTimeout(10 * time.Second)}, tc.opts...)...)
+			defer st.Close()
+			key := "lost-" + tc.name
+			_, err := st.Take(ctx, key, rule, 1)
+			if got := remaining(key); got != 4 {
+				t.Fatalf("after a Take whose reply was lost (err %v): %d left, want 4: charged once", err, got)
+			}
+			if err == nil {
+				t.Fatal("Take whose reply was lost: no error; want the loss reported")
+			}
+			// The proxy loses one reply: the next calls go through.
+			if _, err := st.Take(ctx, key, rule, 1); err != nil {
+				t.Fatal(err)
+			}
+			if got := remaining(key); got != 3 {
+				t.Fatalf("after a second Take: %d left, want 3", got)
+			}
+		})
+	}
+	t.Run("refund", func(t *testing.T) {
+		c := proxiedClient(t, srv)
+		defer c.Close()
+		st := New(c, WithTimeout(10*time.Second))
+		defer st.Close()
+		key := "lost-refund"
+		var charge core.Charge
+		for range 3 {
+			var err error
+			if _, charge, err = direct.Reserve(ctx, key, rule, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := st.Refund(ctx, key, rule, charge, 1)
+		if got := remaining(key); got != 3 {
+			t.Fatalf("after a refund of 1 whose reply was lost, on 3 charged (err %v): %d left, want 3: refunded once", err, got)
+		}
+		if err == nil {
+			t.Fatal("Refund whose reply was lost: no error; want the loss reported")
+		}
+	})
+}
+
+// proxiedClient is a client of srv through a lossyProxy, with go-redis's
+// default retries, said out loud: they are what would resend the script.
+func proxiedClient(t *testing.T, srv *redistest.Standalone) *redis.Client {
+	t.Helper()
+	o := srv.Client().Options()
+	return redis.NewClient(&redis.Options{
+		Addr:       lossyProxy(t, srv.Addr()),
+		Username:   o.Username,
+		Password:   o.Password,
+		DB:         o.DB,
+		MaxRetries: 3,
+	})
+}
+
+// lossyProxy forwards connections to addr, but loses Redis's reply to the
+// first command it sees whose bytes hold EVALSHA (or EVAL, for a refund
+// whose script Redis knows by its SHA): it passes the command on, and when
+// the reply comes back, closes both connections instead of forwarding it.
+// It stops when the test ends.
+func lossyProxy(t *testing.T, addr string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	var lost atomic.Bool // a reply was lost: pass everything from now on
+	wg.Go(func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", addr)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			var armed atomic.Bool // the next bytes from Redis are the reply to lose
+			drop := func() { client.Close(); server.Close() }
+			wg.Go(func() { // Redis to the client
+				defer drop()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := server.Read(buf)
+					if n > 0 {
+						if armed.Load() {
+							return
+						}
+						if _, err := client.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			})
+			wg.Go(func() { // the client to Redis
+				defer drop()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := client.Read(buf)
+					if n > 0 {
+						if bytes.Contains(bytes.ToLower(buf[:n]), []byte("evalsha")) && lost.CompareAndSwap(false, true) {
+							armed.Store(true)
+						}
+						if _, err := server.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	return ln.Addr().String()
+}
