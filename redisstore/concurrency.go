@@ -13,10 +13,20 @@ import (
 // The concurrency scripts run as they are in lua/: each is one round trip
 // (EVALSHA, and EVAL once after Redis lost its script cache).
 var (
-	acquireScript = redis.NewScript(luaFile("concurrency-acquire.lua"))
-	renewScript   = redis.NewScript(luaFile("concurrency-renew.lua"))
-	releaseScript = redis.NewScript(luaFile("concurrency-release.lua"))
+	acquireScript = newLeaseScript("concurrency-acquire.lua")
+	renewScript   = newLeaseScript("concurrency-renew.lua")
+	releaseScript = newLeaseScript("concurrency-release.lua")
 )
+
+// leaseScript is a concurrency script: its SHA and its source.
+type leaseScript struct {
+	sha, src string
+}
+
+func newLeaseScript(name string) *leaseScript {
+	src := luaFile(name)
+	return &leaseScript{sha: redis.NewScript(src).Hash(), src: src}
+}
 
 // leaseKey is the Redis key of key's concurrency leases:
 // prefix{tag}:concurrency, in the key's Cluster slot like its rate-limit
@@ -43,15 +53,14 @@ func (s *Store) nowArg() any {
 
 // eval runs a concurrency script within the call's deadline (the store's
 // timeout if ctx has none), as Take runs its scripts.
-func (s *Store) eval(ctx context.Context, sc *redis.Script, key string, args ...any) (any, error) {
+func (s *Store) eval(ctx context.Context, sc *leaseScript, key string, args ...any) (any, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.timeout)
 		defer cancel()
 	}
-	keys := []string{key}
 	if s.ctxAware {
-		return sc.Run(ctx, s.client, keys, args...).Result()
+		return s.runLease(ctx, sc, key, args)
 	}
 	type result struct {
 		v   any
@@ -59,7 +68,7 @@ func (s *Store) eval(ctx context.Context, sc *redis.Script, key string, args ...
 	}
 	done := make(chan result, 1)
 	go func() {
-		v, err := sc.Run(ctx, s.client, keys, args...).Result()
+		v, err := s.runLease(ctx, sc, key, args)
 		done <- result{v, err}
 	}()
 	select {
@@ -68,6 +77,24 @@ func (s *Store) eval(ctx context.Context, sc *redis.Script, key string, args ...
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// runLease runs sc on key with args: EVALSHA, then EVAL should Redis not
+// know the script, each sent once (see once): a resent acquire whose first
+// run took the slot would find the limit full of its own lease and refuse
+// its caller, who would then never release it.
+func (s *Store) runLease(ctx context.Context, sc *leaseScript, key string, vals []any) (any, error) {
+	args := make([]any, 0, 4+len(vals))
+	args = append(args, "evalsha", sc.sha, 1, key)
+	args = append(args, vals...)
+	cmd := redis.NewCmd(ctx, args...)
+	_ = s.client.Process(ctx, onceAny{cmd})
+	if isNoScript(cmd.Err()) {
+		args[0], args[1] = "eval", sc.src
+		cmd = redis.NewCmd(ctx, args...)
+		_ = s.client.Process(ctx, onceAny{cmd})
+	}
+	return cmd.Result()
 }
 
 // Acquire implements core.ConcurrencyStore: one script, one round trip.
@@ -119,7 +146,7 @@ func (s *Store) Release(ctx context.Context, key, lease string) error {
 
 // leaseOp runs the renew or release script, whose reply is 1 done, 0 not
 // held, -1 corrupt.
-func (s *Store) leaseOp(ctx context.Context, op string, sc *redis.Script, key, lease string, args ...any) error {
+func (s *Store) leaseOp(ctx context.Context, op string, sc *leaseScript, key, lease string, args ...any) error {
 	k := s.leaseKey(key)
 	v, err := s.eval(ctx, sc, k, append([]any{s.nowArg(), lease}, args...)...)
 	if err != nil {

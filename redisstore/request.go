@@ -133,6 +133,12 @@ type once struct{ *redis.IntSliceCmd }
 // NoRetry tells go-redis not to resend the call.
 func (once) NoRetry() bool { return true }
 
+// onceAny is once for a script whose reply is not a list of integers.
+type onceAny struct{ *redis.Cmd }
+
+// NoRetry tells go-redis not to resend the call.
+func (onceAny) NoRetry() bool { return true }
+
 // withSource returns cmd, an EVALSHA, as an EVAL of src, which also loads
 // the script.
 func withSource(ctx context.Context, cmd *redis.IntSliceCmd, src any) *redis.IntSliceCmd {

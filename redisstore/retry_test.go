@@ -111,6 +111,36 @@ func proxiedClient(t *testing.T, srv *redistest.Standalone) *redis.Client {
 	})
 }
 
+// TestAcquire_aLostReplyIsSentOnce: an Acquire whose first run took the one
+// slot and whose reply was lost must fail, so that the limiter gives the
+// slot back; resent, it would find the slot held by its own lease and be
+// refused without an error, holding that slot, unrenewed, for its TTL.
+func TestAcquire_aLostReplyIsSentOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	direct := New(srv.Client(), WithoutBatching())
+	defer direct.Close()
+	ctx := context.Background()
+	one := core.Concurrency{Limit: 1, TTL: time.Minute}
+	// Loads the script, so that the lost call is a script that runs.
+	if _, err := direct.Acquire(ctx, "warm", "w", one); err != nil {
+		t.Fatal(err)
+	}
+	c := proxiedClient(t, srv)
+	defer c.Close()
+	st := New(c, WithTimeout(10*time.Second))
+	defer st.Close()
+	d, err := st.Acquire(ctx, "lost", "lease-1", one)
+	if err == nil {
+		t.Fatalf("Acquire whose reply was lost: %+v, no error; want the loss reported, for the limiter to give the slot back", d)
+	}
+	if err := direct.Release(ctx, "lost", "lease-1"); err != nil {
+		t.Fatalf("releasing the lease the lost Acquire took: %v; want it held, once", err)
+	}
+	if d, err := direct.Acquire(ctx, "lost", "lease-2", one); err != nil || !d.Allowed {
+		t.Fatalf("after the release: %+v, %v; want the slot free", d, err)
+	}
+}
+
 // lossyProxy forwards connections to addr, but loses Redis's reply to the
 // first command it sees whose bytes hold EVALSHA (or EVAL, for a refund
 // whose script Redis knows by its SHA): it passes the command on, and when
