@@ -142,10 +142,10 @@ func TestAcquire_aLostReplyIsSentOnce(t *testing.T) {
 }
 
 // lossyProxy forwards connections to addr, but loses Redis's reply to the
-// first command it sees whose bytes hold EVALSHA (or EVAL, for a refund
-// whose script Redis knows by its SHA): it passes the command on, and when
-// the reply comes back, closes both connections instead of forwarding it.
-// It stops when the test ends.
+// first command it sees whose bytes hold EVALSHA (every script call of the
+// store, its scripts loaded): it passes the command on, and when the reply
+// comes back, closes both connections instead of forwarding it. It stops
+// when the test ends.
 func lossyProxy(t *testing.T, addr string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -170,41 +170,38 @@ func lossyProxy(t *testing.T, addr string) string {
 			drop := func() { client.Close(); server.Close() }
 			wg.Go(func() { // Redis to the client
 				defer drop()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := server.Read(buf)
-					if n > 0 {
-						if armed.Load() {
-							return
-						}
-						if _, err := client.Write(buf[:n]); err != nil {
-							return
-						}
-					}
-					if err != nil {
-						return
-					}
-				}
+				forward(client, server, func([]byte) bool { return !armed.Load() })
 			})
 			wg.Go(func() { // the client to Redis
 				defer drop()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := client.Read(buf)
-					if n > 0 {
-						if bytes.Contains(bytes.ToLower(buf[:n]), []byte("evalsha")) && lost.CompareAndSwap(false, true) {
-							armed.Store(true)
-						}
-						if _, err := server.Write(buf[:n]); err != nil {
-							return
-						}
+				forward(server, client, func(b []byte) bool {
+					if bytes.Contains(bytes.ToLower(b), []byte("evalsha")) && lost.CompareAndSwap(false, true) {
+						armed.Store(true)
 					}
-					if err != nil {
-						return
-					}
-				}
+					return true
+				})
 			})
 		}
 	})
 	return ln.Addr().String()
+}
+
+// forward copies from src to dst what pass lets through, until either
+// fails or pass refuses a read.
+func forward(dst, src net.Conn, pass func([]byte) bool) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if !pass(buf[:n]) {
+				return
+			}
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
