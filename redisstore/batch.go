@@ -230,17 +230,34 @@ func dueOf(ctx context.Context, due time.Time) time.Time {
 	return due
 }
 
-// exec sends the parts' commands, one alone or else in one pipeline.
+// exec sends the parts' commands, one alone or else in one pipeline, and
+// sends again those that Redis refused without running them (see unrun),
+// up to resends times.
 func (b *sender) exec(ctx context.Context, parts []part) {
-	if len(parts) == 1 {
-		_ = b.client.Process(ctx, once{parts[0].cmd})
-		return
+	for n := 0; ; n++ {
+		if len(parts) == 1 {
+			_ = b.client.Process(ctx, once{parts[0].cmd})
+		} else {
+			pipe := b.client.Pipeline()
+			for _, p := range parts {
+				_ = pipe.Process(ctx, once{p.cmd})
+			}
+			_, _ = pipe.Exec(ctx) // each command carries its own error
+		}
+		if n == resends {
+			return
+		}
+		var again []part
+		for _, p := range parts {
+			if unrun(p.cmd.Err()) {
+				again = append(again, p)
+			}
+		}
+		if len(again) == 0 || !backoff(ctx, n) {
+			return
+		}
+		parts = again
 	}
-	pipe := b.client.Pipeline()
-	for _, p := range parts {
-		_ = pipe.Process(ctx, once{p.cmd})
-	}
-	_, _ = pipe.Exec(ctx) // each command carries its own error
 }
 
 func (b *batcher) close() {

@@ -50,10 +50,10 @@ func (s *Store) Refund(ctx context.Context, key string, rule core.Rule, c core.C
 	}
 	v, err := s.bounded(ctx, func(ctx context.Context) ([]int64, error) {
 		cmd := redis.NewIntSliceCmd(ctx, args...)
-		_ = s.client.Process(ctx, once{cmd})
+		process(ctx, s.client, once{cmd})
 		if err := cmd.Err(); isNoScript(err) {
 			cmd = withSource(ctx, cmd, sc.refund)
-			_ = s.client.Process(ctx, once{cmd})
+			process(ctx, s.client, once{cmd})
 		}
 		return cmd.Result()
 	})

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/limitkit/limitkit/core"
@@ -113,10 +114,10 @@ func (r *request) command(ctx context.Context) *redis.IntSliceCmd {
 // script.
 func (r *request) run(ctx context.Context, c redis.UniversalClient) ([]int64, error) {
 	cmd := r.command(ctx)
-	_ = c.Process(ctx, once{cmd})
+	process(ctx, c, once{cmd})
 	if err := cmd.Err(); isNoScript(err) {
 		cmd = withSource(ctx, cmd, r.script.one)
-		_ = c.Process(ctx, once{cmd})
+		process(ctx, c, once{cmd})
 	}
 	return cmd.Result()
 }
@@ -125,9 +126,10 @@ func (r *request) run(ctx context.Context, c redis.UniversalClient) ([]int64, er
 // reached Redis. By default go-redis resends a command whose reply it lost
 // (a read that timed out, a connection reset after the write), up to
 // MaxRetries times, which for a decision would run its script again and
-// charge it twice, or refund twice. go-redis still follows MOVED and ASK,
-// and resends a call it knows never left; other failures, such as a dial
-// that failed, come back at once, for the limiter's failure policy.
+// charge it twice, or refund twice. go-redis still follows MOVED and ASK;
+// the refusals that prove a call did not run (see unrun) the store resends
+// itself; every other failure, such as a failed dial, comes back at once,
+// for the limiter's failure policy.
 type once struct{ *redis.IntSliceCmd }
 
 // NoRetry tells go-redis not to resend the call.
@@ -138,6 +140,58 @@ type onceAny struct{ *redis.Cmd }
 
 // NoRetry tells go-redis not to resend the call.
 func (onceAny) NoRetry() bool { return true }
+
+// resends is how many times, at most, the store sends a call again that
+// Redis refused without running it, each after a backoff of 8ms doubling,
+// within the call's deadline.
+const resends = 3
+
+// unrun reports whether err proves that the call did not run, so that
+// sending it again cannot charge twice: the pool had no connection for it
+// in time, or Redis refused it before running it (loading its data, a
+// replica, a slot being migrated, the cluster down, no master, no room for
+// another client). go-redis resends these itself, but not a NoRetry call.
+func unrun(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, redis.ErrPoolTimeout) {
+		return true
+	}
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	msg := rerr.Error()
+	for _, p := range [...]string{"LOADING ", "READONLY ", "TRYAGAIN ", "CLUSTERDOWN ", "MASTERDOWN ", "ERR max number of clients reached"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// backoff waits before the n-th resend (from 0), and reports false if ctx
+// ended first.
+func backoff(ctx context.Context, n int) bool {
+	t := time.NewTimer(8 * time.Millisecond << n)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// process sends cmd on c, and again while Redis refuses it without
+// running it (see unrun), up to resends times.
+func process(ctx context.Context, c redis.UniversalClient, cmd redis.Cmder) {
+	_ = c.Process(ctx, cmd)
+	for n := 0; n < resends && unrun(cmd.Err()) && backoff(ctx, n); n++ {
+		_ = c.Process(ctx, cmd)
+	}
+}
 
 // withSource returns cmd, an EVALSHA, as an EVAL of src, which also loads
 // the script.

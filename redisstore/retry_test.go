@@ -3,7 +3,9 @@ package redisstore
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,13 +99,97 @@ func TestTake_aLostReplyIsChargedOnce(t *testing.T) {
 	})
 }
 
+// TestTake_aCallRedisRefusedUnrunIsSentAgain: a refusal that proves the
+// script did not run (LOADING, READONLY, TRYAGAIN, ...) is sent again by the
+// store, as go-redis would resend it but for NoRetry, and charged once;
+// unbatched and coalesced.
+func TestTake_aCallRedisRefusedUnrunIsSentAgain(t *testing.T) {
+	srv := redistest.Start(t)
+	direct := New(srv.Client(), WithoutBatching())
+	defer direct.Close()
+	ctx := context.Background()
+	rule := core.MustRule("5/minute", core.FixedWindow)
+	if _, err := direct.Take(ctx, "warm", rule, 1); err != nil { // loads the scripts
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		refusal string
+		opts    []Option
+	}{
+		{"unbatched, LOADING", "-LOADING Redis is loading the dataset in memory\r\n", []Option{WithoutBatching()}},
+		{"coalesced, TRYAGAIN", "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := proxiedClientRefusing(t, srv, tc.refusal)
+			defer c.Close()
+			st := New(c, append([]Option{WithTimeout(10 * time.Second)}, tc.opts...)...)
+			defer st.Close()
+			key := "refused-" + tc.name
+			d, err := st.Take(ctx, key, rule, 1)
+			if err != nil || !d.Allowed {
+				t.Fatalf("Take refused once unrun: %+v, %v; want it sent again and admitted", d, err)
+			}
+			if got, _ := direct.Peek(ctx, key, rule, 0); got.Remaining != 4 {
+				t.Fatalf("after the Take: %d left, want 4: charged once", got.Remaining)
+			}
+		})
+	}
+	// A refusal that does not prove the script did not run is not resent.
+	c := proxiedClientRefusing(t, srv, "-ERR something else\r\n")
+	defer c.Close()
+	st := New(c, WithoutBatching(), WithTimeout(10*time.Second))
+	defer st.Close()
+	if _, err := st.Take(ctx, "refused-other", rule, 1); err == nil || !strings.Contains(err.Error(), "something else") {
+		t.Fatalf("Take refused with another error: %v; want that error", err)
+	}
+}
+
+// TestBatch_aLostReplyChargesEachDecisionOnce: two decisions of different
+// algorithms in one batch travel as a pipeline of two calls; the replies
+// lost, go-redis would resend the whole pipeline and charge both twice.
+func TestBatch_aLostReplyChargesEachDecisionOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	direct := New(srv.Client(), WithoutBatching())
+	defer direct.Close()
+	ctx := context.Background()
+	rules := []core.Rule{core.MustRule("5/minute", core.FixedWindow), core.MustRule("5/minute", core.SlidingWindowCounter)}
+	for _, r := range rules { // loads the scripts
+		if _, err := direct.Take(ctx, "warm", r, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := proxiedClient(t, srv)
+	defer c.Close()
+	// A batch leaves when it holds two decisions: these two.
+	st := New(c, WithBatching(time.Minute, 2), WithTimeout(10*time.Second))
+	defer st.Close()
+	var wg sync.WaitGroup
+	for i, r := range rules {
+		wg.Go(func() { _, _ = st.Take(ctx, fmt.Sprint("batched-", i), r, 1) })
+	}
+	wg.Wait()
+	for i, r := range rules {
+		if d, err := direct.Peek(ctx, fmt.Sprint("batched-", i), r, 0); err != nil || d.Remaining != 4 {
+			t.Errorf("%v after a batch whose replies were lost: %d left, %v; want 4: charged once", r.Algorithm, d.Remaining, err)
+		}
+	}
+}
+
 // proxiedClient is a client of srv through a lossyProxy, with go-redis's
 // default retries, said out loud: they are what would resend the script.
 func proxiedClient(t *testing.T, srv *redistest.Standalone) *redis.Client {
 	t.Helper()
+	return proxiedClientRefusing(t, srv, "")
+}
+
+// proxiedClientRefusing is proxiedClient, whose proxy answers the first
+// EVALSHA with refusal instead, if not empty (see lossyProxy).
+func proxiedClientRefusing(t *testing.T, srv *redistest.Standalone, refusal string) *redis.Client {
+	t.Helper()
 	o := srv.Client().Options()
 	return redis.NewClient(&redis.Options{
-		Addr:       lossyProxy(t, srv.Addr()),
+		Addr:       lossyProxy(t, srv.Addr(), refusal),
 		Username:   o.Username,
 		Password:   o.Password,
 		DB:         o.DB,
@@ -144,9 +230,11 @@ func TestAcquire_aLostReplyIsSentOnce(t *testing.T) {
 // lossyProxy forwards connections to addr, but loses Redis's reply to the
 // first command it sees whose bytes hold EVALSHA (every script call of the
 // store, its scripts loaded): it passes the command on, and when the reply
-// comes back, closes both connections instead of forwarding it. It stops
-// when the test ends.
-func lossyProxy(t *testing.T, addr string) string {
+// comes back, closes both connections instead of forwarding it. With a
+// refusal (a RESP error line, such as "-LOADING ...\r\n"), it answers that
+// command with the refusal instead and never passes it on, as Redis
+// refusing it unrun. It stops when the test ends.
+func lossyProxy(t *testing.T, addr, refusal string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -170,15 +258,20 @@ func lossyProxy(t *testing.T, addr string) string {
 			drop := func() { client.Close(); server.Close() }
 			wg.Go(func() { // Redis to the client
 				defer drop()
-				forward(client, server, func([]byte) bool { return !armed.Load() })
+				forward(client, server, func([]byte) (bool, bool) { return !armed.Load(), !armed.Load() })
 			})
 			wg.Go(func() { // the client to Redis
 				defer drop()
-				forward(server, client, func(b []byte) bool {
-					if bytes.Contains(bytes.ToLower(b), []byte("evalsha")) && lost.CompareAndSwap(false, true) {
-						armed.Store(true)
+				forward(server, client, func(b []byte) (bool, bool) {
+					if !bytes.Contains(bytes.ToLower(b), []byte("evalsha")) || !lost.CompareAndSwap(false, true) {
+						return true, true
 					}
-					return true
+					if refusal != "" {
+						_, err := client.Write([]byte(refusal))
+						return false, err == nil
+					}
+					armed.Store(true)
+					return true, true
 				})
 			})
 		}
@@ -186,15 +279,19 @@ func lossyProxy(t *testing.T, addr string) string {
 	return ln.Addr().String()
 }
 
-// forward copies from src to dst what pass lets through, until either
-// fails or pass refuses a read.
-func forward(dst, src net.Conn, pass func([]byte) bool) {
+// forward copies what it reads from src to dst, each read if pass says to
+// send it, until either fails or pass says not to go on.
+func forward(dst, src net.Conn, pass func([]byte) (send, goOn bool)) {
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			if !pass(buf[:n]) {
+			send, goOn := pass(buf[:n])
+			if !goOn {
 				return
+			}
+			if !send {
+				continue
 			}
 			if _, err := dst.Write(buf[:n]); err != nil {
 				return
