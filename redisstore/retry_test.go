@@ -23,22 +23,9 @@ import (
 // decide, and its key is charged once, not twice; unbatched, coalesced, and
 // for a refund, which a second run would give back twice.
 func TestTake_aLostReplyIsChargedOnce(t *testing.T) {
-	srv := redistest.Start(t)
-	direct := New(srv.Client(), WithoutBatching())
-	defer direct.Close()
+	srv, direct := retryServer(t)
 	ctx := context.Background()
 	rule := core.MustRule("5/minute", core.FixedWindow)
-	// Loads the scripts, so that the lost call is a script that runs.
-	if _, err := direct.Take(ctx, "warm", rule, 1); err != nil {
-		t.Fatal(err)
-	}
-	_, warm, err := direct.Reserve(ctx, "warm", rule, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := direct.Refund(ctx, "warm", rule, warm, 1); err != nil {
-		t.Fatal(err)
-	}
 	remaining := func(key string) int64 {
 		t.Helper()
 		d, err := direct.Peek(ctx, key, rule, 0)
@@ -104,14 +91,9 @@ func TestTake_aLostReplyIsChargedOnce(t *testing.T) {
 // store, as go-redis would resend it but for NoRetry, and charged once;
 // unbatched and coalesced.
 func TestTake_aCallRedisRefusedUnrunIsSentAgain(t *testing.T) {
-	srv := redistest.Start(t)
-	direct := New(srv.Client(), WithoutBatching())
-	defer direct.Close()
+	srv, direct := retryServer(t)
 	ctx := context.Background()
 	rule := core.MustRule("5/minute", core.FixedWindow)
-	if _, err := direct.Take(ctx, "warm", rule, 1); err != nil { // loads the scripts
-		t.Fatal(err)
-	}
 	for _, tc := range []struct {
 		name    string
 		refusal string
@@ -149,16 +131,9 @@ func TestTake_aCallRedisRefusedUnrunIsSentAgain(t *testing.T) {
 // algorithms in one batch travel as a pipeline of two calls; the replies
 // lost, go-redis would resend the whole pipeline and charge both twice.
 func TestBatch_aLostReplyChargesEachDecisionOnce(t *testing.T) {
-	srv := redistest.Start(t)
-	direct := New(srv.Client(), WithoutBatching())
-	defer direct.Close()
+	srv, direct := retryServer(t)
 	ctx := context.Background()
 	rules := []core.Rule{core.MustRule("5/minute", core.FixedWindow), core.MustRule("5/minute", core.SlidingWindowCounter)}
-	for _, r := range rules { // loads the scripts
-		if _, err := direct.Take(ctx, "warm", r, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
 	c := proxiedClient(t, srv)
 	defer c.Close()
 	// A batch leaves when it holds two decisions: these two.
@@ -174,6 +149,32 @@ func TestBatch_aLostReplyChargesEachDecisionOnce(t *testing.T) {
 			t.Errorf("%v after a batch whose replies were lost: %d left, %v; want 4: charged once", r.Algorithm, d.Remaining, err)
 		}
 	}
+}
+
+// retryServer starts a Redis and a store on it that is not proxied, and
+// has Redis load every script the tests' calls run, so that a lost or
+// refused call is one of a script Redis knows (a NOSCRIPT reply would
+// prove nothing ran).
+func retryServer(t *testing.T) (*redistest.Standalone, *Store) {
+	t.Helper()
+	srv := redistest.Start(t)
+	direct := New(srv.Client(), WithoutBatching())
+	t.Cleanup(func() { direct.Close() })
+	ctx := context.Background()
+	for _, alg := range []core.Algorithm{core.FixedWindow, core.SlidingWindowCounter} {
+		rule := core.MustRule("5/minute", alg)
+		_, charge, err := direct.Reserve(ctx, "warm", rule, 1)
+		if err == nil {
+			err = direct.Refund(ctx, "warm", rule, charge, 1)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := direct.Acquire(ctx, "warm", "w", core.Concurrency{Limit: 1, TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	return srv, direct
 }
 
 // proxiedClient is a client of srv through a lossyProxy, with go-redis's
@@ -202,15 +203,9 @@ func proxiedClientRefusing(t *testing.T, srv *redistest.Standalone, refusal stri
 // slot back; resent, it would find the slot held by its own lease and be
 // refused without an error, holding that slot, unrenewed, for its TTL.
 func TestAcquire_aLostReplyIsSentOnce(t *testing.T) {
-	srv := redistest.Start(t)
-	direct := New(srv.Client(), WithoutBatching())
-	defer direct.Close()
+	srv, direct := retryServer(t)
 	ctx := context.Background()
 	one := core.Concurrency{Limit: 1, TTL: time.Minute}
-	// Loads the script, so that the lost call is a script that runs.
-	if _, err := direct.Acquire(ctx, "warm", "w", one); err != nil {
-		t.Fatal(err)
-	}
 	c := proxiedClient(t, srv)
 	defer c.Close()
 	st := New(c, WithTimeout(10*time.Second))
