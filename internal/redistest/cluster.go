@@ -27,23 +27,41 @@ const clusterUpTimeout = 20 * time.Second
 // not available; REDIS_URL plays no part.
 func Cluster(t testing.TB) *redis.ClusterClient {
 	t.Helper()
+	return StartCluster(t).Client
+}
+
+// LocalCluster is a Cluster this package started: a client of it, and the
+// process ids of its masters, whose CPU time a benchmark reads.
+type LocalCluster struct {
+	Client *redis.ClusterClient
+	PIDs   []int
+}
+
+// StartCluster is Cluster, with the masters' process ids.
+func StartCluster(t testing.TB) *LocalCluster {
+	t.Helper()
 	bin, err := binary()
 	if err != nil {
 		unavailable(t, err.Error())
 	}
 	addrs := make([]string, clusterMasters)
 	admins := make([]*redis.Client, clusterMasters)
+	pids := make([]int, clusterMasters)
 	for i := range clusterMasters {
 		dir := t.TempDir()
+		// A node that misses pings for the node timeout is taken for
+		// failed, and with no replicas the whole cluster then refuses
+		// queries: 5s, so that a benchmark saturating two cores is not.
 		p, err := start(bin, dir, true,
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", dir+"/nodes.conf",
-			"--cluster-node-timeout", "2000",
+			"--cluster-node-timeout", "5000",
 		)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(p.kill)
+		pids[i] = p.cmd.Process.Pid
 		addrs[i] = p.addr()
 		admins[i] = redis.NewClient(&redis.Options{Addr: p.addr()})
 		t.Cleanup(func() { _ = admins[i].Close() })
@@ -70,7 +88,7 @@ func Cluster(t testing.TB) *redis.ClusterClient {
 
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, MaxRetries: -1})
 	t.Cleanup(func() { _ = c.Close() })
-	return c
+	return &LocalCluster{Client: c, PIDs: pids}
 }
 
 // waitClusterOK polls every node until it reports cluster_state:ok and knows
