@@ -41,7 +41,7 @@ func BenchmarkRedisCallers(b *testing.B) {
 		{"limitkit-window", limitkitMode(redisstore.WithBatching(redisBatchWindow, 0))},
 		{"goredis-autopipeline", goredisAutoPipeline},
 		{"rueidis", rueidisScript},
-		{"ulule", ululeRedis},
+		{"ulule", onServer(ululeRedis)},
 	}
 	b.Run("keys="+strconv.Itoa(redisKeys), func(b *testing.B) {
 		for _, callers := range []int{1, 8, 64, 256} {
@@ -63,7 +63,7 @@ func BenchmarkRedisCallers(b *testing.B) {
 // limitkitMode is redisstore's Take of the token bucket, unbatched or with
 // the batching option given.
 func limitkitMode(batching redisstore.Option) func(*testing.B, *benchRedis) takeFunc {
-	return limitkitRedis(core.TokenBucket, batching)
+	return onServer(limitkitRedis(core.TokenBucket, batching))
 }
 
 // tokenBucketScript is redisstore's composed token bucket script, and its

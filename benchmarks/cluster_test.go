@@ -1,7 +1,6 @@
 package benchmarks
 
 import (
-	"context"
 	"runtime"
 	"slices"
 	"strconv"
@@ -9,13 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
-	"github.com/limitkit/limitkit/core"
 	"github.com/limitkit/limitkit/redisstore"
-	"github.com/redis/go-redis/v9"
-	goredisstore "github.com/throttled/throttled/v2/store/goredisstore.v9"
-	ulule "github.com/ulule/limiter/v3"
-	ulredis "github.com/ulule/limiter/v3/drivers/store/redis"
 )
 
 // The RedisCluster family is the Redis family's cell on a local Redis
@@ -39,22 +32,22 @@ import (
 // client and servers together) and redis-cpu-ns/op are what carry over.
 func BenchmarkRedisCluster(b *testing.B) {
 	c := startCluster(b)
-	rows := []clusterContender{{"floor", clusterFloor}}
+	rows := []clusterContender{{"floor", redisFloor}}
 	for _, alg := range redisAlgorithms {
-		rows = append(rows, clusterContender{"limitkit-" + alg.String(), clusterLimitkit(alg, redisstore.WithoutBatching())})
+		rows = append(rows, clusterContender{"limitkit-" + alg.String(), limitkitRedis(alg, redisstore.WithoutBatching())})
 	}
 	for _, alg := range redisAlgorithms {
 		rows = append(rows, clusterContender{"limitkit-coalesced-" + alg.String(),
-			clusterLimitkit(alg, redisstore.WithCoalescing(0, 0))})
+			limitkitRedis(alg, redisstore.WithCoalescing(0, 0))})
 	}
 	for _, alg := range redisAlgorithms {
 		rows = append(rows, clusterContender{"limitkit-window-" + alg.String(),
-			clusterLimitkit(alg, redisstore.WithBatching(redisBatchWindow, 0))})
+			limitkitRedis(alg, redisstore.WithBatching(redisBatchWindow, 0))})
 	}
 	rows = append(rows,
-		clusterContender{"redis_rate", clusterRedisRate},
-		clusterContender{"ulule", clusterUlule},
-		clusterContender{"throttled", clusterThrottled},
+		clusterContender{"redis_rate", redisRate},
+		clusterContender{"ulule", ululeRedis},
+		clusterContender{"throttled", throttledRedis},
 	)
 	b.Run("keys="+strconv.Itoa(redisKeys), func(b *testing.B) {
 		b.Run("mode="+redisMode, func(b *testing.B) {
@@ -72,87 +65,10 @@ func BenchmarkRedisCluster(b *testing.B) {
 }
 
 // clusterContender is one row: setup builds the library on the cluster's
-// client.
+// client, as the Redis family builds it on the server's.
 type clusterContender struct {
 	name  string
-	setup func(b *testing.B, c *redis.ClusterClient) takeFunc
-}
-
-// clusterFloor is the Redis family's floor on the cluster: one EVALSHA of
-// a script that INCRs the key. SCRIPT LOAD through a ClusterClient loads
-// the script on every master.
-func clusterFloor(b *testing.B, c *redis.ClusterClient) takeFunc {
-	ctx := context.Background()
-	sha, err := c.ScriptLoad(ctx, "return redis.call('INCR', KEYS[1])").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	return func(key string) (bool, error) {
-		err := c.EvalSha(ctx, sha, []string{key}).Err()
-		return err == nil, err
-	}
-}
-
-// clusterLimitkit is redisstore's Take on the cluster, with the Redis
-// family's rule and timeout and the way of sending decisions given:
-// WithoutBatching, WithCoalescing or WithBatching, always explicit, since
-// the store's default may change.
-func clusterLimitkit(alg core.Algorithm, sending redisstore.Option) func(*testing.B, *redis.ClusterClient) takeFunc {
-	return func(b *testing.B, c *redis.ClusterClient) takeFunc {
-		rule := limitkitRule(alg, redisKeys)
-		if err := rule.Validate(); err != nil {
-			b.Fatal(err)
-		}
-		s := redisstore.New(c, redisstore.WithTimeout(redisTimeout), sending)
-		b.Cleanup(func() { s.Close() })
-		ctx := context.Background()
-		return func(key string) (bool, error) {
-			d, err := s.Take(ctx, key, rule, 1)
-			return d.Allowed, err
-		}
-	}
-}
-
-// clusterRedisRate is go-redis/redis_rate on the cluster, as redisRate.
-func clusterRedisRate(b *testing.B, c *redis.ClusterClient) takeFunc {
-	lim := redis_rate.NewLimiter(c)
-	limit := redis_rate.Limit{Rate: bigCount, Burst: bigCount, Period: time.Hour}
-	ctx := context.Background()
-	return func(key string) (bool, error) {
-		res, err := lim.Allow(ctx, key, limit)
-		if err != nil {
-			return false, err
-		}
-		return res.Allowed > 0, nil
-	}
-}
-
-// clusterUlule is ulule/limiter's Redis store on the cluster, as ululeRedis.
-func clusterUlule(b *testing.B, c *redis.ClusterClient) takeFunc {
-	st, err := ulredis.NewStoreWithOptions(c, ulule.StoreOptions{Prefix: "ulule"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	rt, err := ulule.NewRateFromFormatted("1000000000-H")
-	if err != nil {
-		b.Fatal(err)
-	}
-	lim := ulule.New(st, rt)
-	ctx := context.Background()
-	return func(key string) (bool, error) {
-		res, err := lim.Get(ctx, key)
-		return !res.Reached, err
-	}
-}
-
-// clusterThrottled is throttled's GCRA over its go-redis v9 store on the
-// cluster, as throttledRedis.
-func clusterThrottled(b *testing.B, c *redis.ClusterClient) takeFunc {
-	st, err := goredisstore.NewCtx(c, "throttled:")
-	if err != nil {
-		b.Fatal(err)
-	}
-	return throttledGCRA(b, st)
+	setup clientSetup
 }
 
 // runCluster is runRedis that also times every call. The calls' latencies

@@ -12,6 +12,7 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/limitkit/limitkit/core"
 	"github.com/limitkit/limitkit/redisstore"
+	"github.com/redis/go-redis/v9"
 	goredisstore "github.com/throttled/throttled/v2/store/goredisstore.v9"
 	ulule "github.com/ulule/limiter/v3"
 	ulredis "github.com/ulule/limiter/v3/drivers/store/redis"
@@ -43,18 +44,18 @@ import (
 // of Redis.
 func BenchmarkRedis(b *testing.B) {
 	r := startRedis(b)
-	rows := []redisContender{{"floor", redisFloor}}
+	rows := []redisContender{{"floor", onServer(redisFloor)}}
 	for _, alg := range redisAlgorithms {
-		rows = append(rows, redisContender{"limitkit-" + alg.String(), limitkitRedis(alg, nil)})
+		rows = append(rows, redisContender{"limitkit-" + alg.String(), onServer(limitkitRedis(alg, nil))})
 	}
 	for _, alg := range redisAlgorithms {
-		rows = append(rows, redisContender{"limitkit-coalesced-" + alg.String(), limitkitRedis(alg, redisstore.WithCoalescing(0, 0))})
+		rows = append(rows, redisContender{"limitkit-coalesced-" + alg.String(), onServer(limitkitRedis(alg, redisstore.WithCoalescing(0, 0)))})
 	}
-	rows = append(rows, redisContender{"limitkit-window-" + core.TokenBucket.String(), limitkitRedis(core.TokenBucket, redisstore.WithBatching(redisBatchWindow, 0))})
+	rows = append(rows, redisContender{"limitkit-window-" + core.TokenBucket.String(), onServer(limitkitRedis(core.TokenBucket, redisstore.WithBatching(redisBatchWindow, 0)))})
 	rows = append(rows,
-		redisContender{"redis_rate", redisRate},
-		redisContender{"ulule", ululeRedis},
-		redisContender{"throttled", throttledRedis},
+		redisContender{"redis_rate", onServer(redisRate)},
+		redisContender{"ulule", onServer(ululeRedis)},
+		redisContender{"throttled", onServer(throttledRedis)},
 	)
 	b.Run("keys="+strconv.Itoa(redisKeys), func(b *testing.B) {
 		b.Run("mode="+redisMode, func(b *testing.B) {
@@ -100,16 +101,25 @@ type redisContender struct {
 	setup func(b *testing.B, r *benchRedis) takeFunc
 }
 
+// clientSetup builds a library on a client of a standalone Redis or of the
+// Cluster: the rows both families share.
+type clientSetup func(b *testing.B, c redis.UniversalClient) takeFunc
+
+// onServer is setup on the standalone server's client.
+func onServer(setup clientSetup) func(*testing.B, *benchRedis) takeFunc {
+	return func(b *testing.B, r *benchRedis) takeFunc { return setup(b, r.client) }
+}
+
 // redisFloor is one EVALSHA of a script that INCRs the key and returns the
 // count: the round trip and the write, nothing else.
-func redisFloor(b *testing.B, r *benchRedis) takeFunc {
+func redisFloor(b *testing.B, c redis.UniversalClient) takeFunc {
 	ctx := context.Background()
-	sha, err := r.client.ScriptLoad(ctx, "return redis.call('INCR', KEYS[1])").Result()
+	sha, err := c.ScriptLoad(ctx, "return redis.call('INCR', KEYS[1])").Result()
 	if err != nil {
 		b.Fatal(err)
 	}
 	return func(key string) (bool, error) {
-		err := r.client.EvalSha(ctx, sha, []string{key}).Err()
+		err := c.EvalSha(ctx, sha, []string{key}).Err()
 		return err == nil, err
 	}
 }
@@ -117,8 +127,8 @@ func redisFloor(b *testing.B, r *benchRedis) takeFunc {
 // limitkitRedis is redisstore's Take, as the memory family calls
 // MemoryStore.Take, with limitkitRule's limits: unbatched (batching nil)
 // or with the batching option given.
-func limitkitRedis(alg core.Algorithm, batching redisstore.Option) func(*testing.B, *benchRedis) takeFunc {
-	return func(b *testing.B, r *benchRedis) takeFunc {
+func limitkitRedis(alg core.Algorithm, batching redisstore.Option) clientSetup {
+	return func(b *testing.B, c redis.UniversalClient) takeFunc {
 		rule := limitkitRule(alg, redisKeys)
 		if err := rule.Validate(); err != nil {
 			b.Fatal(err)
@@ -128,7 +138,7 @@ func limitkitRedis(alg core.Algorithm, batching redisstore.Option) func(*testing
 			batching = redisstore.WithoutBatching() // coalescing is the default
 		}
 		opts = append(opts, batching)
-		s := redisstore.New(r.client, opts...)
+		s := redisstore.New(c, opts...)
 		b.Cleanup(func() { s.Close() })
 		ctx := context.Background()
 		return func(key string) (bool, error) {
@@ -139,8 +149,8 @@ func limitkitRedis(alg core.Algorithm, batching redisstore.Option) func(*testing
 }
 
 // redisRate is go-redis/redis_rate: GCRA in one Lua script.
-func redisRate(b *testing.B, r *benchRedis) takeFunc {
-	lim := redis_rate.NewLimiter(r.client)
+func redisRate(b *testing.B, c redis.UniversalClient) takeFunc {
+	lim := redis_rate.NewLimiter(c)
 	limit := redis_rate.Limit{Rate: bigCount, Burst: bigCount, Period: time.Hour}
 	ctx := context.Background()
 	return func(key string) (bool, error) {
@@ -153,8 +163,8 @@ func redisRate(b *testing.B, r *benchRedis) takeFunc {
 }
 
 // ululeRedis is ulule/limiter's Redis store: a fixed window in one script.
-func ululeRedis(b *testing.B, r *benchRedis) takeFunc {
-	st, err := ulredis.NewStoreWithOptions(r.client, ulule.StoreOptions{Prefix: "ulule"})
+func ululeRedis(b *testing.B, c redis.UniversalClient) takeFunc {
+	st, err := ulredis.NewStoreWithOptions(c, ulule.StoreOptions{Prefix: "ulule"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -173,8 +183,8 @@ func ululeRedis(b *testing.B, r *benchRedis) takeFunc {
 // throttledRedis is throttled's GCRA limiter over its store for go-redis v9.
 // Its compare-and-swap rounds are unbounded, as in the memory family, so
 // that a rare collision of two callers on one key costs time, not the run.
-func throttledRedis(b *testing.B, r *benchRedis) takeFunc {
-	st, err := goredisstore.NewCtx(r.client, "throttled:")
+func throttledRedis(b *testing.B, c redis.UniversalClient) takeFunc {
+	st, err := goredisstore.NewCtx(c, "throttled:")
 	if err != nil {
 		b.Fatal(err)
 	}
