@@ -353,14 +353,8 @@ func (r *row) medianOr(unit string) (float64, bool) {
 func callersCell(title string, rs []*row) {
 	fmt.Printf("%s (medians of %d)\n", title, rs[0].n())
 	fmt.Printf("  %-24s %11s %9s %9s %9s %9s %9s\n", "lib", "decisions/s", "dec/cpu-s", "cpu-ns/op", "redis-cpu", "p50-µs", "p99-µs")
-	var alone, coalesced *row
+	alone, coalesced := rowOf(rs, "limitkit"), rowOf(rs, "limitkit-coalesce")
 	for _, r := range rs {
-		switch r.lib {
-		case "limitkit":
-			alone = r
-		case "limitkit-coalesce":
-			coalesced = r
-		}
 		d, _ := r.median("decisions/s")
 		c, okc := r.median("cpu-ns/op")
 		rc, okr := r.median("redis-cpu-ns/op")
@@ -376,16 +370,18 @@ func callersCell(title string, rs []*row) {
 	fmt.Println()
 }
 
-func denyCell(title string, rs []*row) {
-	var cache, trip *row
+// rowOf is the row of lib in rs, or nil.
+func rowOf(rs []*row, lib string) *row {
 	for _, r := range rs {
-		switch r.lib {
-		case "limitkit-denycache":
-			cache = r
-		case "limitkit-roundtrip":
-			trip = r
+		if r.lib == lib {
+			return r
 		}
 	}
+	return nil
+}
+
+func denyCell(title string, rs []*row) {
+	cache, trip := rowOf(rs, "limitkit-denycache"), rowOf(rs, "limitkit-roundtrip")
 	if cache == nil || trip == nil {
 		return
 	}
