@@ -2,6 +2,9 @@ package redisenv
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -91,10 +94,66 @@ func (s *Standalone) NewClient(opts ...func(*redis.Options)) *redis.Client {
 
 // Pause freezes the server (docker pause): connections stay open but nothing
 // is answered, like a stalled or partitioned server. Clients see timeouts.
+//
+// It returns only once the freeze is seen from outside: a command sent on a
+// fresh connection goes unanswered for frozenProbe. docker pause returns when
+// the cgroup freezer reports FROZEN, yet a CI run once saw the server answer
+// a GET sent after it returned; so Pause checks, and if the server still
+// answers it thaws and freezes again, failing the test after a few tries.
 func (s *Standalone) Pause() {
 	s.t.Helper()
-	if err := s.pool.docker.Client.PauseContainer(s.srv.id); err != nil {
-		s.t.Fatalf("redisenv: pause %s: %v", s.srv.name, err)
+	const tries = 4
+	for try := 1; ; try++ {
+		if err := s.pool.docker.Client.PauseContainer(s.srv.id); err != nil {
+			s.t.Fatalf("redisenv: pause %s: %v", s.srv.name, err)
+		}
+		answered, err := answers(s.srv.addr)
+		if err != nil {
+			s.t.Fatalf("redisenv: pause %s: probing %s: %v", s.srv.name, s.srv.addr, err)
+		}
+		if !answered {
+			return
+		}
+		if try == tries {
+			s.t.Fatalf("redisenv: pause %s: still answering PING after %d docker pauses", s.srv.name, tries)
+		}
+		s.t.Logf("redisenv: pause %s: docker pause returned but the server still answers; pausing again", s.srv.name)
+		if err := s.pool.docker.Client.UnpauseContainer(s.srv.id); err != nil {
+			s.t.Fatalf("redisenv: unpause %s: %v", s.srv.name, err)
+		}
+	}
+}
+
+// frozenProbe is how long a paused server must stay silent. A running server
+// on the Docker bridge answers PING in well under a millisecond, so 150ms is
+// far beyond a slow reply even on a loaded machine.
+const frozenProbe = 150 * time.Millisecond
+
+// answers reports whether a PING sent on a new connection to addr is answered
+// within frozenProbe. A frozen server still completes the TCP handshake (the
+// kernel does that), so only the missing reply tells it is frozen.
+func answers(addr string) (bool, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(frozenProbe)); err != nil {
+		return false, err
+	}
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return false, err
+	}
+	buf := make([]byte, 16)
+	n, err := c.Read(buf)
+	var netErr net.Error
+	switch {
+	case n > 0:
+		return true, nil
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return false, nil
+	default:
+		return false, fmt.Errorf("PING: read %q, %v", buf[:n], err)
 	}
 }
 
