@@ -1,13 +1,17 @@
 package redisstore
 
 import (
+	"context"
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/limitkit/limitkit/core"
+	"github.com/limitkit/limitkit/internal/redistest"
+	"github.com/redis/go-redis/v9"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.lua, the composed scripts, from lua/")
@@ -77,4 +81,58 @@ func TestCompose_panicsOnMarkerLeftInLine(t *testing.T) {
 		}
 	}()
 	compose("x = 1 --{{check}}\n", map[string]string{"check": ""})
+}
+
+// TestScripts_32bitFormatsAsThe64bitPath runs every algorithm's script both
+// as composed and with its 32-bit fallback forced (%.0f in place of %d, as
+// a Redis whose C long is 32 bits wide gets), on the same clocked sequence of
+// charges, refusals and peeks, and requires the same replies and the same
+// stored state, so that the fallback a 64-bit test server never takes is
+// exact too.
+func TestScripts_32bitFormatsAsThe64bitPath(t *testing.T) {
+	c := redistest.Server(t)
+	ctx := context.Background()
+	const check = "struct.size('l') < 8"
+	for _, alg := range []core.Algorithm{core.TokenBucket, core.FixedWindow, core.SlidingWindowCounter, core.SlidingWindowLog, core.LeakyBucket} {
+		src := scripts[alg].one.(string)
+		if !strings.Contains(src, check) {
+			t.Fatalf("%v: the script has no %q to force", alg, check)
+		}
+		fallback := strings.Replace(src, check, "true", 1)
+		state := func(key string) string {
+			v, err := c.Eval(ctx, `if redis.call('TYPE', KEYS[1]).ok == 'list' then return table.concat(redis.call('LRANGE', KEYS[1], 0, -1), ' ') end return redis.call('GET', KEYS[1])`, []string{key}).Result()
+			if err != nil && err != redis.Nil {
+				t.Fatalf("%v: reading %s: %v", alg, key, err)
+			}
+			s, _ := v.(string)
+			return s
+		}
+		now := int64(1_796_150_000_123_457) // µs, with digits in every place
+		for i := range 40 {
+			now += int64(i%7) * 1_234_567
+			mode, cost := "0", "1"
+			if i%5 == 4 {
+				mode = "1"
+			}
+			if i%3 == 0 {
+				cost = "2"
+			}
+			args := []any{now, cost, "0", mode, "5", "60000000", "5"}
+			keys := func(p string) []string { return []string{p + ":" + alg.String()} }
+			want, err := c.Eval(ctx, src, keys("64"), args...).Int64Slice()
+			if err != nil {
+				t.Fatalf("%v call %d: %v", alg, i, err)
+			}
+			got, err := c.Eval(ctx, fallback, keys("32"), args...).Int64Slice()
+			if err != nil {
+				t.Fatalf("%v call %d, 32-bit fallback: %v", alg, i, err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%v call %d: 32-bit fallback replies %v, the script %v", alg, i, got, want)
+			}
+			if g, w := state(keys("32")[0]), state(keys("64")[0]); g != w || w == "" {
+				t.Fatalf("%v call %d: 32-bit fallback stores %q, the script %q", alg, i, g, w)
+			}
+		}
+	}
 }
