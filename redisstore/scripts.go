@@ -5,6 +5,7 @@ import (
 	"embed"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"regexp"
 	"strings"
 
@@ -78,10 +79,10 @@ func newScript(alg core.Algorithm, file string) *script {
 		"prelude":   luaFile("prelude.lua"),
 		"decide":    luaFile("decide.lua"),
 	}
-	defined := defines(file, parts)
-	one, oneUsed := compose(luaFile("one.lua"), parts)
-	many, manyUsed := compose(luaFile("batch.lua"), parts)
-	refund, refundUsed := compose(luaFile("refund.lua"), parts)
+	defined := defines(luaFile(file), parts)
+	one, oneUsed := compose(own("one.lua", parts))
+	many, manyUsed := compose(own("batch.lua", parts))
+	refund, refundUsed := compose(own("refund.lua", parts))
 	for _, name := range defined {
 		if name == "refund" && !refundUsed[name] || name != "refund" && (!oneUsed[name] || !manyUsed[name]) {
 			panic("redisstore: lua/" + file + " defines " + name + ", which no slot of lua/one.lua, lua/batch.lua or lua/refund.lua takes")
@@ -104,9 +105,23 @@ var (
 	defineLine = regexp.MustCompile(`(?m)^--\{\{define ([a-z]+)\}\}[ \t]*\n`)
 )
 
-// defines adds the parts lua/file defines to parts and returns their names.
-func defines(file string, parts map[string]string) []string {
-	src := luaFile(file)
+// own returns the script lua/name up to the parts it defines, if any, and
+// parts with those added: a script can fill the slots of the shared parts
+// its own way (lua/one.lua and lua/batch.lua read a limit's numbers
+// differently).
+func own(name string, parts map[string]string) (string, map[string]string) {
+	src := luaFile(name)
+	loc := defineLine.FindStringIndex(src)
+	if loc == nil {
+		return src, parts
+	}
+	mine := maps.Clone(parts)
+	defines(src[loc[0]:], mine)
+	return src[:loc[0]], mine
+}
+
+// defines adds the parts src defines to parts and returns their names.
+func defines(src string, parts map[string]string) []string {
 	locs := defineLine.FindAllStringSubmatchIndex(src, -1)
 	var names []string
 	for i, loc := range locs {

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -132,6 +133,68 @@ func TestScripts_32bitFormatsAsThe64bitPath(t *testing.T) {
 			}
 			if g, w := state(keys("32")[0]), state(keys("64")[0]); g != w || w == "" {
 				t.Fatalf("%v call %d: 32-bit fallback stores %q, the script %q", alg, i, g, w)
+			}
+		}
+	}
+}
+
+// TestScripts_batchDecidesEachRuleAsAlone runs, for every algorithm, batches
+// whose decisions change the first limit's count, window or burst one at a
+// time (the batch script keeps the last one's numbers by their strings, see
+// lua/batch.lua), and rules of two limits among them, and requires each
+// decision's reply to be the one the single-decision script gives on a copy
+// of its key.
+func TestScripts_batchDecidesEachRuleAsAlone(t *testing.T) {
+	c := redistest.Server(t)
+	ctx := context.Background()
+	// Each limit: count, window in µs, burst.
+	rules := [][][3]string{
+		{{"5", "60000000", "5"}},
+		{{"5", "3600000000", "5"}}, // the same count, another window
+		{{"5", "3600000000", "2"}}, // the same count and window, another burst
+		{{"7", "3600000000", "2"}}, // another count
+		{{"5", "60000000", "5"}, {"7", "3600000000", "7"}},
+		{{"7", "60000000", "7"}, {"5", "60000000", "5"}},
+		{{"5", "60000000", "5"}},
+	}
+	for _, alg := range []core.Algorithm{core.TokenBucket, core.FixedWindow, core.SlidingWindowCounter, core.SlidingWindowLog, core.LeakyBucket} {
+		now := int64(1_796_150_000_000_000)
+		for round := range 12 {
+			now += int64(round%4) * 2_345_678
+			var keys []string
+			var args []any
+			var want [][]int64
+			for d, rule := range rules {
+				var dkeys []string
+				dargs := []any{now, "1", "0", "0"}
+				for l, lim := range rule {
+					dkeys = append(dkeys, fmt.Sprintf("%v:%d:%d", alg, d, l))
+					dargs = append(dargs, lim[0], lim[1], lim[2])
+				}
+				// The same decision alone, on copies of the keys.
+				var alone []string
+				for _, k := range dkeys {
+					alone = append(alone, "alone:"+k)
+				}
+				w, err := c.Eval(ctx, scripts[alg].one.(string), alone, dargs...).Int64Slice()
+				if err != nil {
+					t.Fatalf("%v round %d decision %d alone: %v", alg, round, d, err)
+				}
+				want = append(want, w)
+				keys = append(keys, dkeys...)
+				args = append(append(args, len(rule)), dargs...)
+			}
+			got, err := c.Eval(ctx, scripts[alg].many.(string), keys, args...).Int64Slice()
+			if err != nil {
+				t.Fatalf("%v round %d: %v", alg, round, err)
+			}
+			if len(got) != replyLen*len(rules) {
+				t.Fatalf("%v round %d: batch replies %v", alg, round, got)
+			}
+			for d := range rules {
+				if g := got[d*replyLen : (d+1)*replyLen]; !reflect.DeepEqual(g, want[d]) {
+					t.Fatalf("%v round %d decision %d (%v): batched %v, alone %v", alg, round, d, rules[d], g, want[d])
+				}
 			}
 		}
 	}

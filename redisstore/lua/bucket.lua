@@ -8,7 +8,7 @@
 --{{define helpers}}
 local LEAKY = ALGORITHM == 'leaky-bucket'
 --{{define check}}
-  local burst = burst + 0
+  --{{burstarg}}
   local step = (window + count - 1) / count
   step = step - step % 1
   if step * count < window then step = step + 1 end

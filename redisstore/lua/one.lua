@@ -25,3 +25,7 @@ local kb, ab, n = 0, 0, #KEYS
 local verdict = 4 * (bIdx - 1)
 if allOK then verdict, bRetry = verdict + 1, delay elseif bNever then verdict = verdict + 2 end
 return {verdict, bRem, bReset, bRetry, now}
+--{{define limitargs}}
+  local count, window, burst = ARGV[o + 5] + 0, ARGV[o + 6] + 0, ARGV[o + 7]
+--{{define burstarg}}
+  burst = burst + 0

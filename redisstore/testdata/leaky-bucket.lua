@@ -70,11 +70,12 @@ local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 -- batch still answers its other decisions.
 for i = 1, n do
   local o = ab + (i - 1) * 3
-  -- burst stays a string: only the buckets read it.
+  -- count and window as numbers, burst as a string (only the buckets read
+  -- it): as lua/one.lua or lua/batch.lua reads them.
   local count, window, burst = ARGV[o + 5] + 0, ARGV[o + 6] + 0, ARGV[o + 7]
   if i == 1 then W1 = window end
   local ok, never, rem, reset, retry, dly = false, false, 0, 0, 0, 0
-  local burst = burst + 0
+  burst = burst + 0
   local step = (window + count - 1) / count
   step = step - step % 1
   if step * count < window then step = step + 1 end
