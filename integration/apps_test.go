@@ -184,6 +184,10 @@ func startInstances(t *testing.T, srv *redisenv.Standalone, n int, cfg instanceC
 		rdb := srv.NewClient(func(o *redis.Options) {
 			o.ContextTimeoutEnabled = true
 			o.PoolSize = 64
+			// A reply gets the limiter's deadline (exactLimiter's 10s), not
+			// NewClient's 1s: go-redis waits for the earlier of its read
+			// timeout and the context's.
+			o.ReadTimeout, o.WriteTimeout = 10*time.Second, 10*time.Second
 			if cfg.redisOpts != nil {
 				cfg.redisOpts(o)
 			}

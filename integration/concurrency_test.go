@@ -155,7 +155,10 @@ func runCrash(t *testing.T, srv *redisenv.Standalone, fw concFramework) {
 	// handler holds requests to /work?hold until release closes.
 	release := make(chan struct{})
 	entered := make(chan struct{}, 2*crashSlots)
-	rdb := srv.NewClient(func(o *redis.Options) { o.ContextTimeoutEnabled = true })
+	// The limiter's 10s deadline, not NewClient's 1s, bounds a reply.
+	rdb := srv.NewClient(func(o *redis.Options) {
+		o.ContextTimeoutEnabled, o.ReadTimeout, o.WriteTimeout = true, 10*time.Second, 10*time.Second
+	})
 	defer rdb.Close()
 	obs := &counters{}
 	lim := core.New(core.WithStore(redisstore.New(rdb)), core.WithObserver(obs), core.WithTimeout(10*time.Second), core.WithFailurePolicy(core.FailClosed))
@@ -275,7 +278,10 @@ func TestConcurrencyIsExactAcrossInstances(t *testing.T) {
 			release := make(chan struct{})
 			urls := make([]string, insts)
 			for i := range urls {
-				rdb := srv.NewClient(func(o *redis.Options) { o.ContextTimeoutEnabled = true; o.PoolSize = 64 })
+				rdb := srv.NewClient(func(o *redis.Options) {
+					o.ContextTimeoutEnabled, o.PoolSize = true, 64
+					o.ReadTimeout, o.WriteTimeout = 10*time.Second, 10*time.Second // the limiter's deadline bounds a reply
+				})
 				lim := core.New(core.WithStore(redisstore.New(rdb)), core.WithTimeout(10*time.Second), core.WithFailurePolicy(core.FailClosed))
 				hs := httptest.NewServer(fw.build(n, func(http.ResponseWriter, *http.Request) { <-release },
 					core.WithLimiter(lim), core.WithName(name), core.WithKey(core.Global)))

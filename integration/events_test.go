@@ -154,6 +154,20 @@ func upAfter(trans []transition, t time.Time) (time.Time, bool) {
 // store-down event to the next store-up (to is zero if none came).
 type window struct{ from, to time.Time }
 
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 // holds reports whether the request r lies entirely inside w: it reached the
 // limiter after the store-down event and was answered before the store-up
 // event. Such a request cannot have been decided by the store: the limiter

@@ -541,7 +541,8 @@ func TestRestartWithoutPersistence(t *testing.T) {
 		},
 		// A busy app's pool holds many connections; the restart breaks
 		// them all.
-		redisOpts: func(o *redis.Options) { o.MinIdleConns = 16 },
+		// NewClient's short timeouts, under the scenario's own deadline.
+		redisOpts: func(o *redis.Options) { o.MinIdleConns, o.ReadTimeout, o.WriteTimeout = 16, time.Second, time.Second },
 	})}
 	groups := []*policyGroup{g}
 

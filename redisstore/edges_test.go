@@ -52,12 +52,15 @@ func TestCounterWait_isBoundedWhateverTheWindow(t *testing.T) {
 		}
 	}
 	clk.Advance(w)
+	// The walk costs a second a request: a bound far above a decision's
+	// microseconds and far below that, so that a loaded machine's pauses
+	// (the tests run beside every other package's) do not fail it.
 	for _, s := range []core.Store{mem, st} {
 		start := time.Now()
 		d, err := s.Take(ctx, "bytes", rule, rule.Limits[0].Count)
 		el := time.Since(start)
 		t.Logf("%T: denial took %v: %+v %v", s, el, d, err)
-		if el > 20*time.Millisecond {
+		if el > 250*time.Millisecond {
 			t.Errorf("%T: one denied request took %v of store time (want well under a millisecond)", s, el)
 		}
 	}
@@ -126,14 +129,16 @@ func TestSlidingWindowLog_fullLogDenialIsCheap(t *testing.T) {
 		clk.Advance(step)
 		for _, cost := range []int64{1, 5000, core.MaxLogCount} {
 			want, _ := mem.Take(ctx, "full", rule, cost)
-			start := time.Now()
+			// Redis's own time in scripts, not the call's: the wall time
+			// also counts this process's and the machine's pauses.
+			_, before := redisWork(t, c)
 			got, err := st.Take(ctx, "full", rule, cost)
-			el := time.Since(start)
+			_, after := redisWork(t, c)
 			if err != nil || got != want {
 				t.Fatalf("step %d cost %d: got %+v %v, want %+v", i, cost, got, err, want)
 			}
-			if el > 20*time.Millisecond && step < 10*time.Minute {
-				t.Errorf("step %d cost %d: %v", i, cost, el)
+			if el := time.Duration(after-before) * time.Microsecond; el > 20*time.Millisecond && step < 10*time.Minute {
+				t.Errorf("step %d cost %d: %v of Redis's time in the script", i, cost, el)
 			}
 		}
 	}

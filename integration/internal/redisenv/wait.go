@@ -33,16 +33,19 @@ func waitFor(ctx context.Context, what string, check func(context.Context) error
 }
 
 // adminClient is a plain client to one server, for the harness's own
-// commands. Short timeouts keep a check against a paused or dead server from
-// blocking a wait loop; no retries, so a failure is reported at once.
+// commands. No retries, so a failure is reported at once; a reply may take
+// 5s (a loaded machine misses 1s with nothing wrong, and many of the
+// harness's commands are tried once), and no longer than the caller's
+// context, so that a wait loop's deadline still holds.
 func adminClient(addr string) *redis.Client {
 	return redis.NewClient(&redis.Options{
-		Addr:         addr,
-		DialTimeout:  time.Second,
-		ReadTimeout:  time.Second,
-		WriteTimeout: time.Second,
-		MaxRetries:   -1,
-		PoolSize:     2,
+		Addr:                  addr,
+		DialTimeout:           time.Second,
+		ReadTimeout:           5 * time.Second,
+		WriteTimeout:          5 * time.Second,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            -1,
+		PoolSize:              2,
 	})
 }
 
