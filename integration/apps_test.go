@@ -95,6 +95,10 @@ type counters struct {
 }
 
 func (c *counters) Observe(e core.Event) {
+	// Heard now, before any wait for c.mu: many decisions a second contend
+	// for it, and a store-up stamped after that wait would move the end of
+	// a down window past decisions Redis made once it was up.
+	now := time.Now()
 	switch e.Kind {
 	case core.EventDecision:
 		c.decisions.Add(1)
@@ -109,7 +113,7 @@ func (c *counters) Observe(e core.Event) {
 	case core.EventStoreError:
 		c.storeErrors.Add(1)
 		c.mu.Lock()
-		c.errs = append(c.errs, storeError{at: time.Now(), err: e.Err, latency: e.Latency})
+		c.errs = append(c.errs, storeError{at: now, err: e.Err, latency: e.Latency})
 		c.client(e.Identity).storeErrors++
 		c.changed.notify()
 		c.mu.Unlock()
@@ -121,7 +125,7 @@ func (c *counters) Observe(e core.Event) {
 			c.down.Add(1)
 		}
 		c.mu.Lock()
-		c.trans = append(c.trans, transition{up: up, at: time.Now()})
+		c.trans = append(c.trans, transition{up: up, at: now})
 		c.changed.notify()
 		c.mu.Unlock()
 	}
