@@ -149,7 +149,12 @@ func runFailover(t *testing.T, cl *redisenv.Cluster, shard int, reload bool) {
 		pace          = 10 * time.Millisecond
 		maxTakes      = 60_000
 		cleanFor      = 3 * time.Second // error-free operation that ends the run
-		timeout       = time.Second
+		// timeout bounds a decision, and the client's reads: long enough
+		// that 12 workers on 6 containers sharing 2 loaded cores do not
+		// miss it on a healthy shard (which the test counts as wrong). A
+		// call in flight to the killed master waits it out (its container's
+		// network goes with it, so no reset comes); new dials fail in 1s.
+		timeout = 3 * time.Second
 	)
 	reloadEvery := 60 * time.Second // go-redis's default
 	if !reload {
@@ -161,6 +166,7 @@ func runFailover(t *testing.T, cl *redisenv.Cluster, shard int, reload bool) {
 	}
 	rdb := cl.NewClient(func(o *redis.ClusterOptions) {
 		o.ContextTimeoutEnabled = true
+		o.ReadTimeout, o.WriteTimeout = timeout, timeout
 		o.ClusterStateReloadInterval = reloadEvery
 	})
 	// Warm up: the first command loads the slot map, which may try a node
