@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/limitkit/limitkit/core"
 	"github.com/limitkit/limitkit/internal/redistest"
@@ -194,6 +195,51 @@ func TestScripts_batchDecidesEachRuleAsAlone(t *testing.T) {
 			for d := range rules {
 				if g := got[d*replyLen : (d+1)*replyLen]; !reflect.DeepEqual(g, want[d]) {
 					t.Fatalf("%v round %d decision %d (%v): batched %v, alone %v", alg, round, d, rules[d], g, want[d])
+				}
+			}
+		}
+	}
+}
+
+// TestWindows_keepTheirTTLOnRedisClock charges a fixed window and a sliding
+// counter on Redis's clock (no WithClock), where a charge in the window the
+// key was written in keeps its TTL (SET KEEPTTL) instead of setting it
+// again, and checks that every charge counts and that the key lives until
+// its window (the counter: the next window) ends, by Redis's TIME; then
+// the same with KEEPTTL refused, as Redis before 6.0 refuses it, where the
+// script must fall back to setting the TTL.
+func TestWindows_keepTheirTTLOnRedisClock(t *testing.T) {
+	c := redistest.Server(t)
+	ctx := context.Background()
+	const count, window = 100, 3_600_000_000 // µs
+	for _, alg := range []core.Algorithm{core.FixedWindow, core.SlidingWindowCounter} {
+		for _, refused := range []bool{false, true} {
+			src := scripts[alg].one.(string)
+			if !strings.Contains(src, "'KEEPTTL'") {
+				t.Fatalf("%v: the script does not use KEEPTTL", alg)
+			}
+			if refused {
+				src = strings.ReplaceAll(src, "'KEEPTTL'", "'KEEPTTL-UNKNOWN'") // a syntax error, as on Redis 5
+			}
+			key := fmt.Sprintf("keep:%v:%v", alg, refused)
+			for n := 1; n <= 4; n++ {
+				r, err := c.Eval(ctx, src, []string{key}, "", "1", "0", "0", count, window, count).Int64Slice()
+				if err != nil || len(r) != replyLen || r[0]&1 != 1 || r[1] != int64(count-n) {
+					t.Fatalf("%v (KEEPTTL refused %v) charge %d: %v %v; want admitted with %d left", alg, refused, n, r, err, count-n)
+				}
+				now := r[4] // Redis's TIME, µs
+				end := now - now%window + window
+				if alg == core.SlidingWindowCounter {
+					end += window
+				}
+				pttl, err := c.PTTL(ctx, key).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The TTL reaches the end (to the ms, rounded up when set),
+				// and no further than the first charge set it.
+				if want := time.Duration(end-now) * time.Microsecond; pttl < want-2*time.Millisecond || pttl > want+time.Second {
+					t.Fatalf("%v (KEEPTTL refused %v) charge %d: PTTL %v; want the %v to the window's end", alg, refused, n, pttl, want)
 				}
 			}
 		}

@@ -56,7 +56,9 @@ local kb, ab, n = 0, 0, #KEYS
 -- follow KEYS[kb] and its arguments ARGV[ab]; n is its number of limits.
 -- It leaves the verdict in allOK, delay and the b* locals.
 local now = ARGV[ab + 1]
-if now == '' then
+-- redisNow: the decision is on Redis's clock, the one that expires keys.
+local redisNow = now == ''
+if redisNow then
   if not nowCache then
     local secUsec = redis.call('TIME')
     nowCache = secUsec[1] * 1000000 + secUsec[2]
@@ -150,21 +152,24 @@ for i = 1, peek and 0 or n do
     local a, b, c
     if i == 1 then a, b, c = A1, B1, C1
     else a, b, c = SA[i], SB[i], SC[i] end
-    local ws = now - fmod(now, window)
+    local ws, same = now - fmod(now, window), false
     if ws <= a then
+      same = true
     elseif ws == a + window then
       a, b, c = ws, 0, b
     else
       a, b, c = ws, 0, 0
     end
     b = b + cost
-    -- The key outlives the next window, which still counts this one.
+    -- The key outlives the next window, which still counts this one; one
+    -- written in this window keeps its TTL, as the fixed window's does.
     local ttlMs = slack
     if a + 2 * window > now then
       local ms = (a + 2 * window - now) / 1000
       ttlMs = ttlMs + ms + (-ms) % 1 -- math.ceil(ms), without a call
     end
-    if ttlMs > 0 then
+    if same and redisNow and not redis.pcall('SET', KEYS[kb + i], fmt(D3, a, b, c), 'KEEPTTL').err then
+    elseif ttlMs > 0 then
       redis.call('SET', KEYS[kb + i], fmt(D3, a, b, c), 'PX', fmt(D1, ttlMs)) -- a string: Redis would format a number with %.17g, which costs more
     else
       redis.call('DEL', KEYS[kb + i])
