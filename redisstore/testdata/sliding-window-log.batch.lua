@@ -194,8 +194,12 @@ for i = 1, peek and 0 or n do
     end
     -- The newest request is now at now, or later if the clock went back;
     -- the key outlives it by the window.
-    local ttlMs = slack
-    if math.max(now, newest or now) + window > now then ttlMs = ttlMs + math.ceil((math.max(now, newest or now) + window - now) / 1000) end
+    local ttlMs, top = slack, now
+    if newest and newest > now then top = newest end
+    if top + window > now then
+      local ms = (top + window - now) / 1000
+      ttlMs = ttlMs + ms + (-ms) % 1 -- math.ceil(ms), without three calls
+    end
     redis.call('PEXPIRE', lk, fmt(D1, ttlMs))
   end
 end
