@@ -245,3 +245,32 @@ func TestWindows_keepTheirTTLOnRedisClock(t *testing.T) {
 		}
 	}
 }
+
+// TestWindows_startAsCoreBefore1970 decides on windows at times before 1970
+// (negative µs, not on a boundary), where Lua's % floors and Go's
+// truncates: the stores must still agree on every decision, the count and
+// when the window resets.
+func TestWindows_startAsCoreBefore1970(t *testing.T) {
+	c := redistest.Server(t)
+	ctx := context.Background()
+	at := time.UnixMicro(-1_234_567_891)
+	clock := func() time.Time { return at }
+	st := New(c, WithClock(clock), WithTimeout(testTimeout), WithPrefix("1969:"))
+	defer st.Close()
+	mem := core.NewMemoryStore(core.MemoryClock(clock))
+	defer mem.Close()
+	for _, alg := range []core.Algorithm{core.FixedWindow, core.SlidingWindowCounter} {
+		rule := core.Rule{Limits: []core.Limit{core.Per(3, time.Minute)}, Algorithm: alg}
+		for i := range 12 {
+			at = at.Add(time.Duration(i%4) * 7 * time.Second)
+			want, err := mem.Take(ctx, "k", rule, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := st.Take(ctx, "k", rule, 1)
+			if err != nil || got != want {
+				t.Fatalf("%v at %v (µs %d), take %d: Redis %+v, %v; memory %+v", alg, at.UTC(), at.UnixMicro(), i, got, err, want)
+			}
+		}
+	}
+}

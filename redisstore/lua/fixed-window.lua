@@ -20,7 +20,7 @@
   end
   local we, cnt = 0, b -- the end of the window now counts in, and its count
   if window > 0 then
-    local ws = now - fmod(now, window)
+    local ws = now - now % window -- see windowStart (lua/prelude.lua)
     if ws > a then cnt = 0 else ws = a end
     we = ws + window
   else
@@ -52,7 +52,7 @@
     else a, b = SA[i], SB[i] end
     local we, same -- the end of the window charged; whether the state is of it
     if window > 0 then
-      local ws = now - fmod(now, window)
+      local ws = now - now % window
       if ws > a then a, b = ws, 0 else same = true end
       we = a + window
     else
@@ -92,7 +92,7 @@
       -- a names the state's window: its start, or a calendar limit's end.
       local mine, we = false, -window
       if window > 0 then
-        local ws = at - fmod(at, window)
+        local ws = at - at % window
         mine, we = a == ws, ws + window
       else
         mine = a == we

@@ -20,7 +20,7 @@ local wait
     if not SA then SA, SB, SC = {}, {}, {} end
     SA[i], SB[i], SC[i] = a, b, c
   end
-  local ws, curr, prev = now - fmod(now, window), 0, 0
+  local ws, curr, prev = now - now % window, 0, 0 -- see windowStart (lua/prelude.lua)
   if ws <= a then
     ws, curr, prev = a, b, c
   elseif ws == a + window then
@@ -70,7 +70,7 @@ local wait
     local a, b, c
     if i == 1 then a, b, c = A1, B1, C1
     else a, b, c = SA[i], SB[i], SC[i] end
-    local ws, same = now - fmod(now, window), false
+    local ws, same = now - now % window, false
     if ws <= a then
       same = true
     elseif ws == a + window then
@@ -102,7 +102,7 @@ local wait
     if not c then
       bad = bad or i
     else
-      local ws = at - fmod(at, window)
+      local ws = at - at % window
       if a == ws and b > 0 then
         keep(KEYS[i], fmt(D3, a, b - math.min(amount, b), c))
       elseif a == ws + window and c > 0 then

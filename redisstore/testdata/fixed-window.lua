@@ -22,7 +22,12 @@
 -- The script-wide part of every script: the algorithm's name, shorthands,
 -- and the state each limit's check keeps for its commit.
 local ALGORITHM = 'fixed-window'
-local fmt, floor, fmod, mmax = string.format, math.floor, math.fmod, math.max
+local fmt, floor, mmax = string.format, math.floor, math.max
+-- windowStart: a window starts at now - now % window, as in core's
+-- windowStart, with an operator where math.fmod was a call. Lua's % floors
+-- where Go's truncates, which differs only before 1970; there both give a
+-- start below any state's (a state's window starts at 0 or later), so both
+-- stores keep the state's window alike (TestWindows_startAsCoreBefore1970).
 -- D1, D2 and D3 format one, two and three integers: %d, much cheaper than
 -- %.0f, is exact when Lua formats it from a 64-bit C long, as any 64-bit
 -- build of Redis does; a 32-bit build falls back to %.0f. struct.size tells
@@ -91,7 +96,7 @@ for i = 1, n do
   end
   local we, cnt = 0, b -- the end of the window now counts in, and its count
   if window > 0 then
-    local ws = now - fmod(now, window)
+    local ws = now - now % window -- see windowStart (lua/prelude.lua)
     if ws > a then cnt = 0 else ws = a end
     we = ws + window
   else
@@ -139,7 +144,7 @@ for i = 1, peek and 0 or n do
     else a, b = SA[i], SB[i] end
     local we, same -- the end of the window charged; whether the state is of it
     if window > 0 then
-      local ws = now - fmod(now, window)
+      local ws = now - now % window
       if ws > a then a, b = ws, 0 else same = true end
       we = a + window
     else

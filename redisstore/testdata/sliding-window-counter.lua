@@ -22,7 +22,12 @@
 -- The script-wide part of every script: the algorithm's name, shorthands,
 -- and the state each limit's check keeps for its commit.
 local ALGORITHM = 'sliding-window-counter'
-local fmt, floor, fmod, mmax = string.format, math.floor, math.fmod, math.max
+local fmt, floor, mmax = string.format, math.floor, math.max
+-- windowStart: a window starts at now - now % window, as in core's
+-- windowStart, with an operator where math.fmod was a call. Lua's % floors
+-- where Go's truncates, which differs only before 1970; there both give a
+-- start below any state's (a state's window starts at 0 or later), so both
+-- stores keep the state's window alike (TestWindows_startAsCoreBefore1970).
 -- D1, D2 and D3 format one, two and three integers: %d, much cheaper than
 -- %.0f, is exact when Lua formats it from a 64-bit C long, as any 64-bit
 -- build of Redis does; a 32-bit build falls back to %.0f. struct.size tells
@@ -93,7 +98,7 @@ for i = 1, n do
     if not SA then SA, SB, SC = {}, {}, {} end
     SA[i], SB[i], SC[i] = a, b, c
   end
-  local ws, curr, prev = now - fmod(now, window), 0, 0
+  local ws, curr, prev = now - now % window, 0, 0 -- see windowStart (lua/prelude.lua)
   if ws <= a then
     ws, curr, prev = a, b, c
   elseif ws == a + window then
@@ -159,7 +164,7 @@ for i = 1, peek and 0 or n do
     local a, b, c
     if i == 1 then a, b, c = A1, B1, C1
     else a, b, c = SA[i], SB[i], SC[i] end
-    local ws, same = now - fmod(now, window), false
+    local ws, same = now - now % window, false
     if ws <= a then
       same = true
     elseif ws == a + window then
