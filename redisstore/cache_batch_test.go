@@ -293,7 +293,12 @@ func corruptStateInBatch(t *testing.T, batching Option) {
 // caller gets its own decision.
 func TestCoalescing_queuesBehindABatchInFlight(t *testing.T) {
 	s := redistest.Start(t)
-	c := s.Client()
+	// The decision in flight must stay there until the test ends the pause:
+	// with go-redis's default 3s read timeout it gave up while a starved CI
+	// machine was still starting the 20 callers, and the next one took its
+	// place, leaving 19 to queue.
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), ReadTimeout: time.Minute})
+	t.Cleanup(func() { c.Close() })
 	st := New(c, WithTimeout(time.Minute), WithCoalescing(0, 1))
 	defer st.Close()
 	co := st.batch.(*coalescer)
