@@ -293,11 +293,10 @@ func corruptStateInBatch(t *testing.T, batching Option) {
 // caller gets its own decision.
 func TestCoalescing_queuesBehindABatchInFlight(t *testing.T) {
 	s := redistest.Start(t)
-	// The decision in flight must stay there until the test ends the pause:
-	// with go-redis's default 3s read timeout it gave up while a starved CI
-	// machine was still starting the 20 callers, and the next one took its
-	// place, leaving 19 to queue.
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), ReadTimeout: time.Minute})
+	// A client that waits a minute for a reply, so that the decision in
+	// flight stays there until the test ends the pause, however slowly a
+	// loaded machine starts the callers.
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), ReadTimeout: time.Minute, MaxRetries: -1})
 	t.Cleanup(func() { c.Close() })
 	st := New(c, WithTimeout(time.Minute), WithCoalescing(0, 1))
 	defer st.Close()
@@ -310,6 +309,12 @@ func TestCoalescing_queuesBehindABatchInFlight(t *testing.T) {
 	if err := c.ScriptLoad(ctx, scripts[core.TokenBucket].many.(string)).Err(); err != nil {
 		t.Fatal(err)
 	}
+	// The warm-up's caller returns before the goroutine that sent its
+	// decision frees the batch's place: until it has, busy is still 1, the
+	// decision below would queue behind it, and the 20 with it would leave
+	// in one batch with it as the place came free (a CI run on a loaded
+	// machine saw exactly that).
+	waitFor(t, "the warm-up batch to come back", func() bool { return co.busy == 0 && len(co.queue) == 0 }, &co.mu)
 	before := evalCalls(t, c)
 	unpause := pauseWrites(t, c)
 	defer unpause()
