@@ -116,7 +116,11 @@ func own(name string, parts map[string]string) (string, map[string]string) {
 		return src, parts
 	}
 	mine := maps.Clone(parts)
-	defines(src[loc[0]:], mine)
+	for _, part := range defines(src[loc[0]:], mine) {
+		if _, ok := parts[part]; ok {
+			panic("redisstore: lua/" + name + " defines " + part + ", a part the algorithm or the prelude defines already")
+		}
+	}
 	return src[:loc[0]], mine
 }
 

@@ -3,9 +3,7 @@
 -- follow KEYS[kb] and its arguments ARGV[ab]; n is its number of limits.
 -- It leaves the verdict in allOK, delay and the b* locals.
 local now = ARGV[ab + 1]
--- redisNow: the decision is on Redis's clock, the one that expires keys.
-local redisNow = now == ''
-if redisNow then
+if now == '' then
   if not nowCache then
     local secUsec = redis.call('TIME')
     nowCache = secUsec[1] * 1000000 + secUsec[2]

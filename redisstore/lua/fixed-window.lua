@@ -50,29 +50,28 @@
     local a, b
     if i == 1 then a, b = A1, B1
     else a, b = SA[i], SB[i] end
-    local we, same -- the end of the window charged; whether the state is of it
+    local we -- the end of the window charged
     if window > 0 then
       local ws = now - now % window
-      if ws > a then a, b = ws, 0 else same = true end
+      if ws > a then a, b = ws, 0 end
       we = a + window
     else
       if i == 1 then we = C1 else we = SC[i] end
-      if we > a then a, b = we, 0 else same = true end
+      if we > a then a, b = we, 0 end
     end
     b = b + cost
-    -- The key outlives the window. Written earlier in this same window on
-    -- Redis's clock, it already lives as long as the window needs, and
-    -- SET's KEEPTTL spares setting that TTL again: 6,000 of the decision's
-    -- 68,000 instructions. (Redis before 6.0 has no KEEPTTL, and answers
-    -- with an error: then the TTL is set. A driven clock, which Redis's
-    -- expiry does not follow, sets it every time.)
+    -- The key outlives the window. Its TTL is set again at every charge,
+    -- though the window's first set it already (SET's KEEPTTL would spare
+    -- 6,000 instructions): a TTL cut short, by a replica or a Cluster
+    -- migration resolving it on a clock behind, is then repaired on the
+    -- deciding master's clock by the next charge, rather than ending the
+    -- window's state early.
     local ttlMs = slack
     if we > now then
       local ms = (we - now) / 1000
       ttlMs = ttlMs + ms + (-ms) % 1 -- math.ceil(ms), without a call
     end
-    if same and redisNow and not redis.pcall('SET', KEYS[kb + i], fmt(D2, a, b), 'KEEPTTL').err then
-    elseif ttlMs > 0 then
+    if ttlMs > 0 then
       redis.call('SET', KEYS[kb + i], fmt(D2, a, b), 'PX', fmt(D1, ttlMs)) -- a string: Redis would format a number with %.17g, which costs more
     else
       redis.call('DEL', KEYS[kb + i])
@@ -92,7 +91,7 @@
       -- a names the state's window: its start, or a calendar limit's end.
       local mine, we = false, -window
       if window > 0 then
-        local ws = at - at % window
+        local ws = at - math.fmod(at, window) -- as core's, before 1970 too
         mine, we = a == ws, ws + window
       else
         mine = a == we

@@ -2,11 +2,13 @@
 -- and the state each limit's check keeps for its commit.
 --{{algorithm}}
 local fmt, floor, mmax = string.format, math.floor, math.max
--- windowStart: a window starts at now - now % window, as in core's
--- windowStart, with an operator where math.fmod was a call. Lua's % floors
--- where Go's truncates, which differs only before 1970; there both give a
--- start below any state's (a state's window starts at 0 or later), so both
--- stores keep the state's window alike (TestWindows_startAsCoreBefore1970).
+-- windowStart: a decision's window starts at now - now % window, as in
+-- core's windowStart, with an operator where math.fmod was a call. Lua's %
+-- floors where Go's truncates, which differs only before 1970; there both
+-- give a start below any state's (a state's window starts at 0 or later),
+-- so both stores keep the state's window alike. A refund compares the start
+-- with the state's, and truncates as core does (math.fmod); see
+-- TestWindows_startAsCoreBefore1970.
 -- D1, D2 and D3 format one, two and three integers: %d, much cheaper than
 -- %.0f, is exact when Lua formats it from a 64-bit C long, as any 64-bit
 -- build of Redis does; a 32-bit build falls back to %.0f. struct.size tells

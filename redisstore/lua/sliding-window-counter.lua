@@ -70,24 +70,22 @@ local wait
     local a, b, c
     if i == 1 then a, b, c = A1, B1, C1
     else a, b, c = SA[i], SB[i], SC[i] end
-    local ws, same = now - now % window, false
+    local ws = now - now % window
     if ws <= a then
-      same = true
     elseif ws == a + window then
       a, b, c = ws, 0, b
     else
       a, b, c = ws, 0, 0
     end
     b = b + cost
-    -- The key outlives the next window, which still counts this one; one
-    -- written in this window keeps its TTL, as the fixed window's does.
+    -- The key outlives the next window, which still counts this one (set
+    -- again at every charge, as the fixed window's is).
     local ttlMs = slack
     if a + 2 * window > now then
       local ms = (a + 2 * window - now) / 1000
       ttlMs = ttlMs + ms + (-ms) % 1 -- math.ceil(ms), without a call
     end
-    if same and redisNow and not redis.pcall('SET', KEYS[kb + i], fmt(D3, a, b, c), 'KEEPTTL').err then
-    elseif ttlMs > 0 then
+    if ttlMs > 0 then
       redis.call('SET', KEYS[kb + i], fmt(D3, a, b, c), 'PX', fmt(D1, ttlMs)) -- a string: Redis would format a number with %.17g, which costs more
     else
       redis.call('DEL', KEYS[kb + i])
@@ -102,7 +100,7 @@ local wait
     if not c then
       bad = bad or i
     else
-      local ws = at - at % window
+      local ws = at - math.fmod(at, window) -- as core's, before 1970 too
       if a == ws and b > 0 then
         keep(KEYS[i], fmt(D3, a, b - math.min(amount, b), c))
       elseif a == ws + window and c > 0 then

@@ -23,11 +23,13 @@
 -- and the state each limit's check keeps for its commit.
 local ALGORITHM = 'fixed-window'
 local fmt, floor, mmax = string.format, math.floor, math.max
--- windowStart: a window starts at now - now % window, as in core's
--- windowStart, with an operator where math.fmod was a call. Lua's % floors
--- where Go's truncates, which differs only before 1970; there both give a
--- start below any state's (a state's window starts at 0 or later), so both
--- stores keep the state's window alike (TestWindows_startAsCoreBefore1970).
+-- windowStart: a decision's window starts at now - now % window, as in
+-- core's windowStart, with an operator where math.fmod was a call. Lua's %
+-- floors where Go's truncates, which differs only before 1970; there both
+-- give a start below any state's (a state's window starts at 0 or later),
+-- so both stores keep the state's window alike. A refund compares the start
+-- with the state's, and truncates as core does (math.fmod); see
+-- TestWindows_startAsCoreBefore1970.
 -- D1, D2 and D3 format one, two and three integers: %d, much cheaper than
 -- %.0f, is exact when Lua formats it from a 64-bit C long, as any 64-bit
 -- build of Redis does; a 32-bit build falls back to %.0f. struct.size tells
@@ -50,9 +52,7 @@ local kb, ab, n = 0, 0, #KEYS
 -- follow KEYS[kb] and its arguments ARGV[ab]; n is its number of limits.
 -- It leaves the verdict in allOK, delay and the b* locals.
 local now = ARGV[ab + 1]
--- redisNow: the decision is on Redis's clock, the one that expires keys.
-local redisNow = now == ''
-if redisNow then
+if now == '' then
   if not nowCache then
     local secUsec = redis.call('TIME')
     nowCache = secUsec[1] * 1000000 + secUsec[2]
@@ -142,29 +142,28 @@ for i = 1, peek and 0 or n do
     local a, b
     if i == 1 then a, b = A1, B1
     else a, b = SA[i], SB[i] end
-    local we, same -- the end of the window charged; whether the state is of it
+    local we -- the end of the window charged
     if window > 0 then
       local ws = now - now % window
-      if ws > a then a, b = ws, 0 else same = true end
+      if ws > a then a, b = ws, 0 end
       we = a + window
     else
       if i == 1 then we = C1 else we = SC[i] end
-      if we > a then a, b = we, 0 else same = true end
+      if we > a then a, b = we, 0 end
     end
     b = b + cost
-    -- The key outlives the window. Written earlier in this same window on
-    -- Redis's clock, it already lives as long as the window needs, and
-    -- SET's KEEPTTL spares setting that TTL again: 6,000 of the decision's
-    -- 68,000 instructions. (Redis before 6.0 has no KEEPTTL, and answers
-    -- with an error: then the TTL is set. A driven clock, which Redis's
-    -- expiry does not follow, sets it every time.)
+    -- The key outlives the window. Its TTL is set again at every charge,
+    -- though the window's first set it already (SET's KEEPTTL would spare
+    -- 6,000 instructions): a TTL cut short, by a replica or a Cluster
+    -- migration resolving it on a clock behind, is then repaired on the
+    -- deciding master's clock by the next charge, rather than ending the
+    -- window's state early.
     local ttlMs = slack
     if we > now then
       local ms = (we - now) / 1000
       ttlMs = ttlMs + ms + (-ms) % 1 -- math.ceil(ms), without a call
     end
-    if same and redisNow and not redis.pcall('SET', KEYS[kb + i], fmt(D2, a, b), 'KEEPTTL').err then
-    elseif ttlMs > 0 then
+    if ttlMs > 0 then
       redis.call('SET', KEYS[kb + i], fmt(D2, a, b), 'PX', fmt(D1, ttlMs)) -- a string: Redis would format a number with %.17g, which costs more
     else
       redis.call('DEL', KEYS[kb + i])

@@ -23,11 +23,13 @@
 -- and the state each limit's check keeps for its commit.
 local ALGORITHM = 'sliding-window-counter'
 local fmt, floor, mmax = string.format, math.floor, math.max
--- windowStart: a window starts at now - now % window, as in core's
--- windowStart, with an operator where math.fmod was a call. Lua's % floors
--- where Go's truncates, which differs only before 1970; there both give a
--- start below any state's (a state's window starts at 0 or later), so both
--- stores keep the state's window alike (TestWindows_startAsCoreBefore1970).
+-- windowStart: a decision's window starts at now - now % window, as in
+-- core's windowStart, with an operator where math.fmod was a call. Lua's %
+-- floors where Go's truncates, which differs only before 1970; there both
+-- give a start below any state's (a state's window starts at 0 or later),
+-- so both stores keep the state's window alike. A refund compares the start
+-- with the state's, and truncates as core does (math.fmod); see
+-- TestWindows_startAsCoreBefore1970.
 -- D1, D2 and D3 format one, two and three integers: %d, much cheaper than
 -- %.0f, is exact when Lua formats it from a 64-bit C long, as any 64-bit
 -- build of Redis does; a 32-bit build falls back to %.0f. struct.size tells
@@ -53,9 +55,7 @@ local kb, ab, n = 0, 0, #KEYS
 -- follow KEYS[kb] and its arguments ARGV[ab]; n is its number of limits.
 -- It leaves the verdict in allOK, delay and the b* locals.
 local now = ARGV[ab + 1]
--- redisNow: the decision is on Redis's clock, the one that expires keys.
-local redisNow = now == ''
-if redisNow then
+if now == '' then
   if not nowCache then
     local secUsec = redis.call('TIME')
     nowCache = secUsec[1] * 1000000 + secUsec[2]
@@ -164,24 +164,22 @@ for i = 1, peek and 0 or n do
     local a, b, c
     if i == 1 then a, b, c = A1, B1, C1
     else a, b, c = SA[i], SB[i], SC[i] end
-    local ws, same = now - now % window, false
+    local ws = now - now % window
     if ws <= a then
-      same = true
     elseif ws == a + window then
       a, b, c = ws, 0, b
     else
       a, b, c = ws, 0, 0
     end
     b = b + cost
-    -- The key outlives the next window, which still counts this one; one
-    -- written in this window keeps its TTL, as the fixed window's does.
+    -- The key outlives the next window, which still counts this one (set
+    -- again at every charge, as the fixed window's is).
     local ttlMs = slack
     if a + 2 * window > now then
       local ms = (a + 2 * window - now) / 1000
       ttlMs = ttlMs + ms + (-ms) % 1 -- math.ceil(ms), without a call
     end
-    if same and redisNow and not redis.pcall('SET', KEYS[kb + i], fmt(D3, a, b, c), 'KEEPTTL').err then
-    elseif ttlMs > 0 then
+    if ttlMs > 0 then
       redis.call('SET', KEYS[kb + i], fmt(D3, a, b, c), 'PX', fmt(D1, ttlMs)) -- a string: Redis would format a number with %.17g, which costs more
     else
       redis.call('DEL', KEYS[kb + i])

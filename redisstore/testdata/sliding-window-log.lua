@@ -23,11 +23,13 @@
 -- and the state each limit's check keeps for its commit.
 local ALGORITHM = 'sliding-window-log'
 local fmt, floor, mmax = string.format, math.floor, math.max
--- windowStart: a window starts at now - now % window, as in core's
--- windowStart, with an operator where math.fmod was a call. Lua's % floors
--- where Go's truncates, which differs only before 1970; there both give a
--- start below any state's (a state's window starts at 0 or later), so both
--- stores keep the state's window alike (TestWindows_startAsCoreBefore1970).
+-- windowStart: a decision's window starts at now - now % window, as in
+-- core's windowStart, with an operator where math.fmod was a call. Lua's %
+-- floors where Go's truncates, which differs only before 1970; there both
+-- give a start below any state's (a state's window starts at 0 or later),
+-- so both stores keep the state's window alike. A refund compares the start
+-- with the state's, and truncates as core does (math.fmod); see
+-- TestWindows_startAsCoreBefore1970.
 -- D1, D2 and D3 format one, two and three integers: %d, much cheaper than
 -- %.0f, is exact when Lua formats it from a 64-bit C long, as any 64-bit
 -- build of Redis does; a 32-bit build falls back to %.0f. struct.size tells
@@ -50,9 +52,7 @@ local kb, ab, n = 0, 0, #KEYS
 -- follow KEYS[kb] and its arguments ARGV[ab]; n is its number of limits.
 -- It leaves the verdict in allOK, delay and the b* locals.
 local now = ARGV[ab + 1]
--- redisNow: the decision is on Redis's clock, the one that expires keys.
-local redisNow = now == ''
-if redisNow then
+if now == '' then
   if not nowCache then
     local secUsec = redis.call('TIME')
     nowCache = secUsec[1] * 1000000 + secUsec[2]
