@@ -2,6 +2,8 @@ package benchmarks
 
 import (
 	"context"
+	"encoding/binary"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -67,15 +69,20 @@ func limitkitMode(batching redisstore.Option) func(*testing.B, *benchRedis) take
 }
 
 // tokenBucketScript is redisstore's composed token bucket script, and its
-// arguments for limitkitRule's limit (see redisstore/lua/one.lua): Redis's
-// time, cost 1, no slack, charge, then count, window in µs and burst.
-func tokenBucketScript(b *testing.B) (string, []any) {
+// argument for limitkitRule's limit, packed as redisstore packs it (see
+// redisstore/lua/one.lua): Redis's time (NaN), cost 1, no slack, charge,
+// then count, window in µs and burst, each a little-endian double.
+func tokenBucketScript(b *testing.B) (string, string) {
 	src, err := os.ReadFile("../redisstore/testdata/token-bucket.lua")
 	if err != nil {
 		b.Fatal(err)
 	}
 	l := limitkitRule(core.TokenBucket, redisKeys).Limits[0]
-	return string(src), []any{"", 1, 0, 0, l.Count, l.Period.Microseconds(), l.Count}
+	var argv []byte
+	for _, v := range []float64{math.NaN(), 1, 0, 0, float64(l.Count), float64(l.Period.Microseconds()), float64(l.Count)} {
+		argv = binary.LittleEndian.AppendUint64(argv, math.Float64bits(v))
+	}
+	return string(src), string(argv)
 }
 
 // goredisAutoPipeline sends the token bucket's EVALSHA through go-redis's
@@ -93,7 +100,7 @@ func goredisAutoPipeline(b *testing.B, r *benchRedis) takeFunc {
 	}
 	b.Cleanup(func() { ap.Close() })
 	return func(key string) (bool, error) {
-		v, err := ap.EvalSha(ctx, sha, []string{"ap:{" + key + "}"}, args...).Int64Slice()
+		v, err := ap.EvalSha(ctx, sha, []string{"ap:{" + key + "}"}, args).Int64Slice()
 		return err == nil && len(v) > 0 && v[0] == 1, err
 	}
 }
@@ -111,17 +118,7 @@ func rueidisScript(b *testing.B, r *benchRedis) takeFunc {
 	}
 	b.Cleanup(c.Close)
 	script := rueidis.NewLuaScript(src)
-	strArgs := make([]string, len(args))
-	for i, a := range args {
-		switch a := a.(type) {
-		case string:
-			strArgs[i] = a
-		case int:
-			strArgs[i] = strconv.Itoa(a)
-		case int64:
-			strArgs[i] = strconv.FormatInt(a, 10)
-		}
-	}
+	strArgs := []string{args}
 	ctx := context.Background()
 	return func(key string) (bool, error) {
 		v, err := script.Exec(ctx, c, []string{"ru:{" + key + "}"}, strArgs).AsIntSlice()

@@ -202,20 +202,21 @@ func jointParts(ctx context.Context, batch []*request) []part {
 			continue
 		}
 		s := scripts[i]
-		nkeys, nargs := 0, 0
+		nkeys, size := 0, 0
 		for _, r := range g {
 			nkeys += len(r.keys)
-			nargs += 1 + len(r.nums) // n, then its own arguments
+			size += 8 * (1 + len(r.nums)) // n, then its own arguments
 		}
-		args := make([]any, cmdHead, cmdHead+nkeys+nargs)
+		args := make([]any, cmdHead, cmdHead+nkeys+1)
 		args[0], args[1], args[2] = "evalsha", s.manySHA, nkeys
 		for _, r := range g {
 			args = r.appendKeys(args)
 		}
+		argv := make(packed, 0, size)
 		for _, r := range g {
-			args = append(args, r.limits())
-			args = r.appendNums(args)
+			argv = r.pack(appendDouble(argv, float64(r.limits())))
 		}
+		args = append(args, &argv)
 		parts = append(parts, part{cmd: redis.NewIntSliceCmd(ctx, args...), reqs: g, src: s.many})
 	}
 	return parts

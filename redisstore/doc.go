@@ -20,12 +20,14 @@
 // The scripts are Lua files in lua/, composed at start-up (see scripts.go),
 // and every composed script is in testdata/, whole, as Redis runs it: a
 // line number in a Redis error is a line of one of those files, and each
-// runs by itself. For example, one decision of cost 1 against 5 per minute
-// with a burst of 5 (ARGV: now in µs or "" for Redis's TIME, cost, TTL
-// slack in ms, the mode (0 to charge, 1 to peek), then count, window in µs
-// and burst per limit):
+// runs by itself. Its numbers come packed in one argument, as little-endian
+// doubles, which costs Redis far less than a decimal argument each: now in
+// µs or NaN for Redis's TIME, cost, TTL slack in ms, the mode (0 to charge,
+// 1 to peek), then count, window in µs and burst per limit. redis-cli
+// cannot send those bytes, so a line put before the script packs them; for
+// example, one decision of cost 1 against 5 per minute with a burst of 5:
 //
-//	redis-cli --eval redisstore/testdata/token-bucket.lua key , "" 1 0 0 5 60000000 5
+//	redis-cli eval "$(printf "local ARGV = {struct.pack('<ddddddd', 0/0, 1, 0, 0, 5, 60000000, 5)} "; cat redisstore/testdata/token-bucket.lua)" 1 key
 //
 // # Time
 //

@@ -50,11 +50,9 @@ import (
 // and text before the first is for the reader. Nothing else is substituted.
 // testdata/<alg>.lua and testdata/<alg>.batch.lua hold the composed
 // scripts, which TestScripts keeps up to date (go test ./redisstore -run
-// TestScripts -update) and which run as they are, for example
-//
-//	redis-cli --eval redisstore/testdata/token-bucket.lua key , "" 1 0 5 60000000 5
-//
-// so that the line of a Redis error is a line of one of those files.
+// TestScripts -update) and which run as they are (see lua/one.lua for a
+// redis-cli line), so that the line of a Redis error is a line of one of
+// those files.
 
 //go:embed lua/*.lua
 var luaFiles embed.FS

@@ -4,7 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -117,14 +120,14 @@ func TestScripts_32bitFormatsAsThe64bitPath(t *testing.T) {
 		now := int64(1_796_150_000_123_457) // µs, with digits in every place
 		for i := range 40 {
 			now += int64(i%7) * 1_234_567
-			mode, cost := "0", "1"
+			mode, cost := 0.0, 1.0
 			if i%5 == 4 {
-				mode = "1"
+				mode = 1
 			}
 			if i%3 == 0 {
-				cost = "2"
+				cost = 2
 			}
-			args := []any{now, cost, "0", mode, "5", "60000000", "5"}
+			args := []any{packArgs(float64(now), cost, 0, mode, 5, 60000000, 5)}
 			keys := func(p string) []string { return []string{p + ":" + alg.String()} }
 			want, err := c.Eval(ctx, src, keys("64"), args...).Int64Slice()
 			if err != nil {
@@ -146,51 +149,51 @@ func TestScripts_32bitFormatsAsThe64bitPath(t *testing.T) {
 
 // TestScripts_batchDecidesEachRuleAsAlone runs, for every algorithm, batches
 // whose decisions change the first limit's count, window or burst one at a
-// time (the batch script keeps the last one's numbers by their strings, see
-// lua/batch.lua), and rules of two limits among them, and requires each
-// decision's reply to be the one the single-decision script gives on a copy
-// of its key.
+// time, and rules of two limits among them, and requires each decision's
+// reply to be the one the single-decision script gives on a copy of its
+// key: the batch must find each decision's numbers where it packed them.
 func TestScripts_batchDecidesEachRuleAsAlone(t *testing.T) {
 	c := redistest.Server(t)
 	ctx := context.Background()
 	// Each limit: count, window in µs, burst.
-	rules := [][][3]string{
-		{{"5", "60000000", "5"}},
-		{{"5", "3600000000", "5"}}, // the same count, another window
-		{{"5", "3600000000", "2"}}, // the same count and window, another burst
-		{{"7", "3600000000", "2"}}, // another count
-		{{"5", "60000000", "5"}, {"7", "3600000000", "7"}},
-		{{"7", "60000000", "7"}, {"5", "60000000", "5"}},
-		{{"5", "60000000", "5"}},
+	rules := [][][3]float64{
+		{{5, 60000000, 5}},
+		{{5, 3600000000, 5}}, // the same count, another window
+		{{5, 3600000000, 2}}, // the same count and window, another burst
+		{{7, 3600000000, 2}}, // another count
+		{{5, 60000000, 5}, {7, 3600000000, 7}},
+		{{7, 60000000, 7}, {5, 60000000, 5}},
+		{{5, 60000000, 5}},
 	}
 	for _, alg := range []core.Algorithm{core.TokenBucket, core.FixedWindow, core.SlidingWindowCounter, core.SlidingWindowLog, core.LeakyBucket} {
 		now := int64(1_796_150_000_000_000)
 		for round := range 12 {
 			now += int64(round%4) * 2_345_678
 			var keys []string
-			var args []any
+			var args string
 			var want [][]int64
 			for d, rule := range rules {
 				var dkeys []string
-				dargs := []any{now, "1", "0", "0"}
+				nums := []float64{float64(now), 1, 0, 0}
 				for l, lim := range rule {
 					dkeys = append(dkeys, fmt.Sprintf("%v:%d:%d", alg, d, l))
-					dargs = append(dargs, lim[0], lim[1], lim[2])
+					nums = append(nums, lim[:]...)
 				}
+				dargs := packArgs(nums...)
 				// The same decision alone, on copies of the keys.
 				var alone []string
 				for _, k := range dkeys {
 					alone = append(alone, "alone:"+k)
 				}
-				w, err := c.Eval(ctx, scripts[alg].one.(string), alone, dargs...).Int64Slice()
+				w, err := c.Eval(ctx, scripts[alg].one.(string), alone, dargs).Int64Slice()
 				if err != nil {
 					t.Fatalf("%v round %d decision %d alone: %v", alg, round, d, err)
 				}
 				want = append(want, w)
 				keys = append(keys, dkeys...)
-				args = append(append(args, len(rule)), dargs...)
+				args += packArgs(float64(len(rule))) + dargs
 			}
-			got, err := c.Eval(ctx, scripts[alg].many.(string), keys, args...).Int64Slice()
+			got, err := c.Eval(ctx, scripts[alg].many.(string), keys, args).Int64Slice()
 			if err != nil {
 				t.Fatalf("%v round %d: %v", alg, round, err)
 			}
@@ -225,7 +228,7 @@ func TestWindows_repairAShortenedTTL(t *testing.T) {
 	for _, alg := range []core.Algorithm{core.FixedWindow, core.SlidingWindowCounter} {
 		key := fmt.Sprintf("repair:%v", alg)
 		for n := 1; n <= 3; n++ {
-			r, err := c.Eval(ctx, scripts[alg].one.(string), []string{key}, "", "1", "0", "0", count, window, count).Int64Slice()
+			r, err := c.Eval(ctx, scripts[alg].one.(string), []string{key}, packArgs(math.NaN(), 1, 0, 0, count, window, count)).Int64Slice()
 			if err != nil || len(r) != replyLen || r[0]&1 != 1 || r[1] != int64(count-n) {
 				t.Fatalf("%v charge %d: %v %v; want admitted with %d left", alg, n, r, err, count-n)
 			}
@@ -302,6 +305,71 @@ func TestWindows_startAsCoreBefore1970(t *testing.T) {
 		want, _ := mem.Peek(ctx, key, rule, 1)
 		if got, err := st.Peek(ctx, key, rule, 1); err != nil || got != want {
 			t.Fatalf("%v after a refund before 1970: Redis %+v, %v; memory %+v", alg, got, err, want)
+		}
+	}
+}
+
+// packArgs packs nums as the scripts read their argument (see
+// request.pack): NaN as the time reads Redis's TIME.
+func packArgs(nums ...float64) string {
+	var b []byte
+	for _, v := range nums {
+		b = appendDouble(b, v)
+	}
+	return string(b)
+}
+
+// TestScripts_documentedLinesRun runs the redis-cli lines that lua/one.lua,
+// lua/batch.lua and doc.go give as examples, as written (from the
+// repository's root, against the test server), and requires the replies
+// they describe: each decision of cost 1 against 5 per minute admitted
+// with 4 left.
+func TestScripts_documentedLinesRun(t *testing.T) {
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis-cli is not installed (apt-get install -y redis-tools): %v", err)
+		}
+		t.Skipf("redis-cli is not installed: %v", err)
+	}
+	c := redistest.Server(t)
+	host, port, err := net.SplitHostPort(c.Options().Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for file, decisions := range map[string]int{"lua/one.lua": 1, "lua/batch.lua": 2, "doc.go": 1} {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for _, l := range strings.Split(string(src), "\n") {
+			l = strings.TrimLeft(strings.TrimPrefix(strings.TrimPrefix(l, "--"), "//"), " \t")
+			if strings.HasPrefix(l, "redis-cli ") {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) != 1 {
+			t.Fatalf("%s: %d redis-cli lines; want 1", file, len(lines))
+		}
+		if err := c.FlushDB(context.Background()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		line := cli + " -h " + host + " -p " + port + strings.TrimPrefix(lines[0], "redis-cli")
+		cmd := exec.Command("bash", "-c", line)
+		cmd.Dir = ".."
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %s: %v\n%s", file, lines[0], err, out)
+		}
+		got := strings.Fields(string(out))
+		if len(got) != replyLen*decisions {
+			t.Fatalf("%s: %s replies %q; want %d decisions", file, lines[0], got, decisions)
+		}
+		for d := range decisions {
+			if r := got[d*replyLen:]; r[0] != "1" || r[1] != "4" || r[2] != "12000000" {
+				t.Errorf("%s: decision %d replies %q; want admitted (1) with 4 left, full again in 12s", file, d, r[:replyLen])
+			}
 		}
 	}
 }

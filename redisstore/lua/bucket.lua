@@ -8,7 +8,6 @@
 --{{define helpers}}
 local LEAKY = ALGORITHM == 'leaky-bucket'
 --{{define check}}
-  --{{burstarg}}
   local step = (window + count - 1) / count
   step = step - step % 1
   if step * count < window then step = step + 1 end

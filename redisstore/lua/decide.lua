@@ -1,24 +1,19 @@
 -- One decision, core's decide: check every limit, let the most telling
 -- verdict speak (core's outranks), and charge all limits or none. Its keys
--- follow KEYS[kb] and its arguments ARGV[ab]; n is its number of limits.
--- It leaves the verdict in allOK, delay and the b* locals.
-local now = ARGV[ab + 1]
-if now == '' then
+-- follow KEYS[kb] and its numbers start at byte ab of A, the packed
+-- argument (see lua/one.lua); n is its number of limits. It leaves the
+-- verdict in allOK, delay and the b* locals. The first limit's numbers
+-- come with the decision's own, in one call.
+local now, cost, slack, mode, count1, window1, burst1 = su('<ddddddd', A, ab)
+if now ~= now then -- NaN: Redis's TIME
   if not nowCache then
     local secUsec = redis.call('TIME')
     nowCache = secUsec[1] * 1000000 + secUsec[2]
   end
   now = nowCache
-else
-  now = now + 0
 end
--- Each number argument costs a strtod; the usual cost and slack are
--- recognised by their (interned) strings instead.
-local cost, slack = ARGV[ab + 2], ARGV[ab + 3]
-if cost == '1' then cost = 1 else cost = cost + 0 end
-if slack == '0' then slack = 0 else slack = slack + 0 end
 -- mode 1 is a peek: the decision a charge would get, charging nothing.
-local peek = ARGV[ab + 4] == '1'
+local peek = mode == 1
 local allOK, delay = true, 0
 local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 -- Check each limit into ok, never, rem, reset, retry and dly. State this
@@ -26,10 +21,9 @@ local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 -- the decision's keys, 0, 0, 0}: a reply, not an error, so that a
 -- batch still answers its other decisions.
 for i = 1, n do
-  local o = ab + (i - 1) * 3
-  -- count and window as numbers, burst as a string (only the buckets read
-  -- it): as lua/one.lua or lua/batch.lua reads them.
-  --{{limitargs}}
+  -- Limit i's count, window in µs and burst (which only the buckets read).
+  local count, window, burst = count1, window1, burst1
+  if i > 1 then count, window, burst = su('<ddd', A, ab + 8 + 24 * i) end
   if i == 1 then W1 = window end
   local ok, never, rem, reset, retry, dly = false, false, 0, 0, 0, 0
   --{{check}}
@@ -49,7 +43,7 @@ end
 -- when its state is as good as none. A peek commits nothing.
 for i = 1, peek and 0 or n do
   local window = W1
-  if i > 1 then window = ARGV[ab + (i - 1) * 3 + 6] + 0 end
+  if i > 1 then window = su('<d', A, ab + 16 + 24 * i) end
   --{{commit}}
 end
 if not allOK then delay = 0 end

@@ -1,9 +1,10 @@
 -- The fixed window. Its state is core's cell "a,b": window start and count.
 -- A calendar limit (core/calendar.go) keeps "a,b" too, with a the window's
--- end, and comes with a negative window, -p: ARGV[ab + p + 1] to
--- ARGV[ab + p + 4] are the four boundaries of three windows, the one that
--- holds the instance's time and its neighbours, so that Redis's time, not
--- the instance's, picks the window (redisstore/calendar.go).
+-- end, and comes with a negative window, -p: the decision's numbers p to
+-- p + 3 (from 0, 8 bytes each from byte ab of A) are the four boundaries
+-- of three windows, the one that holds the instance's time and its
+-- neighbours, so that Redis's time, not the instance's, picks the window
+-- (redisstore/calendar.go).
 --{{define check}}
   local a, b = 0, 0
   local v = redis.pcall('GET', KEYS[kb + i])
@@ -24,14 +25,13 @@
     if ws > a then cnt = 0 else ws = a end
     we = ws + window
   else
-    local p = ab - window
-    local b0, b3 = ARGV[p + 1] + 0, ARGV[p + 4] + 0
+    local b0, b1, b2, b3 = su('<dddd', A, ab - 8 * window)
     -- Beyond the three windows Redis's clock is a window or more from the
     -- instance's: refuse rather than guess ({-2, i - 1, ...}).
     if now < b0 or now >= b3 then return {-2, i - 1, 0, 0, 0} end
-    we = ARGV[p + 2] + 0
+    we = b1
     if now >= we then
-      we = ARGV[p + 3] + 0
+      we = b2
       if now >= we then we = b3 end
     end
     if we > a then cnt = 0 else we = a end

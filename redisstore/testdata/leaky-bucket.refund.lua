@@ -21,7 +21,7 @@
 -- The script-wide part of every script: the algorithm's name, shorthands,
 -- and the state each limit's check keeps for its commit.
 local ALGORITHM = 'leaky-bucket'
-local fmt, floor, mmax = string.format, math.floor, math.max
+local fmt, floor, mmax, su = string.format, math.floor, math.max, struct.unpack
 -- windowStart: a decision's window starts at now - now % window, as in
 -- core's windowStart, with an operator where math.fmod was a call. Lua's %
 -- floors where Go's truncates, which differs only before 1970; there both

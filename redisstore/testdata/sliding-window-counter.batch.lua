@@ -4,20 +4,21 @@
 -- file); redisstore/testdata/ holds every composed script.
 --
 -- KEYS: every decision's keys, one per limit, one decision after another.
--- ARGV: for each decision, its number of limits n, then its arguments as
---       for one decision (now, cost, slack, mode, then count, window and
---       burst per limit).
+-- ARGV: one string of little-endian doubles: for each decision, its number
+--       of limits n, then its numbers as for one decision (now, cost,
+--       slack, mode, then count, window and burst per limit: see
+--       lua/one.lua).
 -- Reply: every decision's reply (five integers, as for one decision), one
 --        after another.
 --
 -- For example, two decisions of cost 1 against 5 per minute with a burst
--- of 5:
+-- of 5 (see lua/one.lua):
 --
---   redis-cli --eval redisstore/testdata/token-bucket.batch.lua a b , 1 "" 1 0 0 5 60000000 5 1 "" 1 0 0 5 60000000 5
+--   redis-cli eval "$(printf "local d = struct.pack('<dddddddd', 1, 0/0, 1, 0, 0, 5, 60000000, 5) local ARGV = {d .. d} "; cat redisstore/testdata/token-bucket.batch.lua)" 2 a b
 -- The script-wide part of every script: the algorithm's name, shorthands,
 -- and the state each limit's check keeps for its commit.
 local ALGORITHM = 'sliding-window-counter'
-local fmt, floor, mmax = string.format, math.floor, math.max
+local fmt, floor, mmax, su = string.format, math.floor, math.max, struct.unpack
 -- windowStart: a decision's window starts at now - now % window, as in
 -- core's windowStart, with an operator where math.fmod was a call. Lua's %
 -- floors where Go's truncates, which differs only before 1970; there both
@@ -44,34 +45,26 @@ local nowCache
 -- wait is core's counterWait, made by the first refusal that needs it: a
 -- function made on every run costs the script 1,000 instructions.
 local wait
-local out = {}
--- The first limit's count, window and burst as the last decision sent them
--- and as numbers: see limitargs below.
-local PC, PW, PCn, PWn, PB, PBn
+local A, out = ARGV[1], {}
 -- decide appends its reply to out, which saves a table per decision, and
 -- returns nothing; only corrupt state returns a reply of its own.
 local function decide(kb, ab, n)
 -- One decision, core's decide: check every limit, let the most telling
 -- verdict speak (core's outranks), and charge all limits or none. Its keys
--- follow KEYS[kb] and its arguments ARGV[ab]; n is its number of limits.
--- It leaves the verdict in allOK, delay and the b* locals.
-local now = ARGV[ab + 1]
-if now == '' then
+-- follow KEYS[kb] and its numbers start at byte ab of A, the packed
+-- argument (see lua/one.lua); n is its number of limits. It leaves the
+-- verdict in allOK, delay and the b* locals. The first limit's numbers
+-- come with the decision's own, in one call.
+local now, cost, slack, mode, count1, window1, burst1 = su('<ddddddd', A, ab)
+if now ~= now then -- NaN: Redis's TIME
   if not nowCache then
     local secUsec = redis.call('TIME')
     nowCache = secUsec[1] * 1000000 + secUsec[2]
   end
   now = nowCache
-else
-  now = now + 0
 end
--- Each number argument costs a strtod; the usual cost and slack are
--- recognised by their (interned) strings instead.
-local cost, slack = ARGV[ab + 2], ARGV[ab + 3]
-if cost == '1' then cost = 1 else cost = cost + 0 end
-if slack == '0' then slack = 0 else slack = slack + 0 end
 -- mode 1 is a peek: the decision a charge would get, charging nothing.
-local peek = ARGV[ab + 4] == '1'
+local peek = mode == 1
 local allOK, delay = true, 0
 local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 -- Check each limit into ok, never, rem, reset, retry and dly. State this
@@ -79,23 +72,9 @@ local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 -- the decision's keys, 0, 0, 0}: a reply, not an error, so that a
 -- batch still answers its other decisions.
 for i = 1, n do
-  local o = ab + (i - 1) * 3
-  -- count and window as numbers, burst as a string (only the buckets read
-  -- it): as lua/one.lua or lua/batch.lua reads them.
-  -- The decisions of a batch mostly share a rule, and a string compares by
-  -- its interned pointer for a few instructions where turning it into a
-  -- number costs Redis about 900, so the first limit's numbers are kept
-  -- with the strings they came from (in PC, PW, PCn, PWn) for the next
-  -- decision. (A single decision has nothing to share, and the test would
-  -- cost it 400 instructions.)
-  local count, window, burst = ARGV[o + 5], ARGV[o + 6], ARGV[o + 7]
-  if i ~= 1 then count, window = count + 0, window + 0
-  elseif count == PC and window == PW then count, window = PCn, PWn
-  else
-    PC, PW = count, window
-    count, window = count + 0, window + 0
-    PCn, PWn = count, window
-  end
+  -- Limit i's count, window in µs and burst (which only the buckets read).
+  local count, window, burst = count1, window1, burst1
+  if i > 1 then count, window, burst = su('<ddd', A, ab + 8 + 24 * i) end
   if i == 1 then W1 = window end
   local ok, never, rem, reset, retry, dly = false, false, 0, 0, 0, 0
   local a, b, c = 0, 0, 0
@@ -173,7 +152,7 @@ end
 -- when its state is as good as none. A peek commits nothing.
 for i = 1, peek and 0 or n do
   local window = W1
-  if i > 1 then window = ARGV[ab + (i - 1) * 3 + 6] + 0 end
+  if i > 1 then window = su('<d', A, ab + 16 + 24 * i) end
   if allOK then
     local a, b, c
     if i == 1 then a, b, c = A1, B1, C1
@@ -206,16 +185,15 @@ if allOK then verdict, bRetry = verdict + 1, delay elseif bNever then verdict = 
 local o = #out
 out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = verdict, bRem, bReset, bRetry, now
 end
-local kb, ab, m = 0, 0, #ARGV
+local kb, ab, m = 0, 1, #A
 while ab < m do
-  local n = ARGV[ab + 1]
-  if n == '1' then n = 1 else n = tonumber(n) end -- a strtod spared
-  local r = decide(kb, ab + 1, n)
+  local n = su('<d', A, ab)
+  local r = decide(kb, ab + 8, n)
   if r then
     local o = #out
     for j = 1, 5 do out[o + j] = r[j] end
   end
   kb = kb + n
-  ab = ab + 5 + 3 * n
+  ab = ab + 40 + 24 * n
 end
 return out

@@ -3,10 +3,12 @@
 -- file); redisstore/testdata/ holds every composed script.
 --
 -- KEYS: one key per limit, in rule order.
--- ARGV: now in µs ("" to read Redis's TIME), cost, TTL slack in ms, mode
---       (0 decides and charges, 1 peeks: decides, charges nothing), then
---       per limit: count, window in µs, burst; then, for each calendar
---       limit, the boundaries its window points at (see fixed-window.lua).
+-- ARGV: one string of little-endian doubles (struct.pack's '<d'): now in
+--       µs (NaN to read Redis's TIME), cost, TTL slack in ms, mode (0
+--       decides and charges, 1 peeks: decides, charges nothing), then per
+--       limit: count, window in µs, burst; then, for each calendar limit,
+--       the boundaries its window points at (see fixed-window.lua). One
+--       argument costs Redis far less than a decimal one per number.
 -- Reply: {verdict, remaining, reset-after µs, wait µs, the time decided at
 --         in µs}: the verdict is allowed (1) + never (2) + 4 × the deciding
 --         limit (0-based), and the wait is the delay if allowed, else the
@@ -16,13 +18,15 @@
 --         eight: each costs Redis about 450 instructions to reply.
 --
 -- For example, cost 1 against 5 per minute with a burst of 5, at Redis's
--- time and without slack:
+-- time and without slack. redis-cli cannot send the packed bytes as an
+-- argument, so a line put before the script packs them (0/0 is NaN), on
+-- the script's first line, which keeps its line numbers:
 --
---   redis-cli --eval redisstore/testdata/token-bucket.lua key , "" 1 0 0 5 60000000 5
+--   redis-cli eval "$(printf "local ARGV = {struct.pack('<ddddddd', 0/0, 1, 0, 0, 5, 60000000, 5)} "; cat redisstore/testdata/token-bucket.lua)" 1 key
 -- The script-wide part of every script: the algorithm's name, shorthands,
 -- and the state each limit's check keeps for its commit.
 local ALGORITHM = 'token-bucket'
-local fmt, floor, mmax = string.format, math.floor, math.max
+local fmt, floor, mmax, su = string.format, math.floor, math.max, struct.unpack
 -- windowStart: a decision's window starts at now - now % window, as in
 -- core's windowStart, with an operator where math.fmod was a call. Lua's %
 -- floors where Go's truncates, which differs only before 1970; there both
@@ -47,28 +51,23 @@ local W1
 -- nowCache is Redis's TIME in µs, read at most once per script run.
 local nowCache
 local LEAKY = ALGORITHM == 'leaky-bucket'
-local kb, ab, n = 0, 0, #KEYS
+local A, kb, ab, n = ARGV[1], 0, 1, #KEYS
 -- One decision, core's decide: check every limit, let the most telling
 -- verdict speak (core's outranks), and charge all limits or none. Its keys
--- follow KEYS[kb] and its arguments ARGV[ab]; n is its number of limits.
--- It leaves the verdict in allOK, delay and the b* locals.
-local now = ARGV[ab + 1]
-if now == '' then
+-- follow KEYS[kb] and its numbers start at byte ab of A, the packed
+-- argument (see lua/one.lua); n is its number of limits. It leaves the
+-- verdict in allOK, delay and the b* locals. The first limit's numbers
+-- come with the decision's own, in one call.
+local now, cost, slack, mode, count1, window1, burst1 = su('<ddddddd', A, ab)
+if now ~= now then -- NaN: Redis's TIME
   if not nowCache then
     local secUsec = redis.call('TIME')
     nowCache = secUsec[1] * 1000000 + secUsec[2]
   end
   now = nowCache
-else
-  now = now + 0
 end
--- Each number argument costs a strtod; the usual cost and slack are
--- recognised by their (interned) strings instead.
-local cost, slack = ARGV[ab + 2], ARGV[ab + 3]
-if cost == '1' then cost = 1 else cost = cost + 0 end
-if slack == '0' then slack = 0 else slack = slack + 0 end
 -- mode 1 is a peek: the decision a charge would get, charging nothing.
-local peek = ARGV[ab + 4] == '1'
+local peek = mode == 1
 local allOK, delay = true, 0
 local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 -- Check each limit into ok, never, rem, reset, retry and dly. State this
@@ -76,13 +75,11 @@ local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 -- the decision's keys, 0, 0, 0}: a reply, not an error, so that a
 -- batch still answers its other decisions.
 for i = 1, n do
-  local o = ab + (i - 1) * 3
-  -- count and window as numbers, burst as a string (only the buckets read
-  -- it): as lua/one.lua or lua/batch.lua reads them.
-  local count, window, burst = ARGV[o + 5] + 0, ARGV[o + 6] + 0, ARGV[o + 7]
+  -- Limit i's count, window in µs and burst (which only the buckets read).
+  local count, window, burst = count1, window1, burst1
+  if i > 1 then count, window, burst = su('<ddd', A, ab + 8 + 24 * i) end
   if i == 1 then W1 = window end
   local ok, never, rem, reset, retry, dly = false, false, 0, 0, 0, 0
-  burst = burst + 0
   local step = (window + count - 1) / count
   step = step - step % 1
   if step * count < window then step = step + 1 end
@@ -133,7 +130,7 @@ end
 -- when its state is as good as none. A peek commits nothing.
 for i = 1, peek and 0 or n do
   local window = W1
-  if i > 1 then window = ARGV[ab + (i - 1) * 3 + 6] + 0 end
+  if i > 1 then window = su('<d', A, ab + 16 + 24 * i) end
   if allOK then
     local a, step, full
     if i == 1 then a, step, full = A1, B1, C1
