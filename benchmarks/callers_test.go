@@ -85,6 +85,12 @@ func tokenBucketScript(b *testing.B) (string, string) {
 	return string(src), string(argv)
 }
 
+// admitted reports whether reply, the script's five packed doubles, admits
+// the decision: its verdict, the first, is 1.
+func admitted(reply string) bool {
+	return len(reply) == 40 && math.Float64frombits(binary.LittleEndian.Uint64([]byte(reply[:8]))) == 1
+}
+
 // goredisAutoPipeline sends the token bucket's EVALSHA through go-redis's
 // autopipeliner on the benchmark's client.
 func goredisAutoPipeline(b *testing.B, r *benchRedis) takeFunc {
@@ -100,8 +106,8 @@ func goredisAutoPipeline(b *testing.B, r *benchRedis) takeFunc {
 	}
 	b.Cleanup(func() { ap.Close() })
 	return func(key string) (bool, error) {
-		v, err := ap.EvalSha(ctx, sha, []string{"ap:{" + key + "}"}, args).Int64Slice()
-		return err == nil && len(v) > 0 && v[0] == 1, err
+		v, err := ap.EvalSha(ctx, sha, []string{"ap:{" + key + "}"}, args).Text()
+		return err == nil && admitted(v), err
 	}
 }
 
@@ -121,8 +127,8 @@ func rueidisScript(b *testing.B, r *benchRedis) takeFunc {
 	strArgs := []string{args}
 	ctx := context.Background()
 	return func(key string) (bool, error) {
-		v, err := script.Exec(ctx, c, []string{"ru:{" + key + "}"}, strArgs).AsIntSlice()
-		return err == nil && len(v) > 0 && v[0] == 1, err
+		v, err := script.Exec(ctx, c, []string{"ru:{" + key + "}"}, strArgs).ToString()
+		return err == nil && admitted(v), err
 	}
 }
 

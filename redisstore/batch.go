@@ -107,7 +107,7 @@ func (b *batcher) loop() {
 
 // part is one command of a batch and the requests it decides.
 type part struct {
-	cmd  *redis.IntSliceCmd
+	cmd  *redis.StringCmd
 	reqs []*request
 	src  any // the script's source, should Redis not know it
 }
@@ -152,7 +152,7 @@ func (b *sender) sendWithin(parent context.Context, batch []*request) {
 	var retry []part
 	for i, p := range parts {
 		if isNoScript(p.cmd.Err()) {
-			parts[i].cmd = withSource(ctx, p.cmd, p.src)
+			parts[i].cmd = redis.NewStringCmd(ctx, withSource(p.cmd.Args(), p.src)...)
 			retry = append(retry, parts[i])
 		}
 	}
@@ -160,15 +160,16 @@ func (b *sender) sendWithin(parent context.Context, batch []*request) {
 		b.exec(ctx, retry)
 	}
 	for _, p := range parts {
-		v, err := p.cmd.Result()
-		if err == nil && len(v) != replyLen*len(p.reqs) {
-			err = fmt.Errorf("unexpected script reply %v to %d decisions", v, len(p.reqs))
+		reply, err := p.cmd.Result()
+		if err == nil && len(reply) != 8*replyLen*len(p.reqs) {
+			err = fmt.Errorf("unexpected script reply %q to %d decisions", reply, len(p.reqs))
 		}
 		for i, r := range p.reqs {
 			if err != nil {
 				r.res <- result{nil, err}
 			} else {
-				r.res <- result{v[i*replyLen : (i+1)*replyLen : (i+1)*replyLen], nil}
+				v, err := r.unpackReply(reply[i*8*replyLen : (i+1)*8*replyLen])
+				r.res <- result{v, err}
 			}
 		}
 	}
@@ -217,7 +218,7 @@ func jointParts(ctx context.Context, batch []*request) []part {
 			argv = r.pack(appendDouble(argv, float64(r.limits())))
 		}
 		args = append(args, &argv)
-		parts = append(parts, part{cmd: redis.NewIntSliceCmd(ctx, args...), reqs: g, src: s.many})
+		parts = append(parts, part{cmd: redis.NewStringCmd(ctx, args...), reqs: g, src: s.many})
 	}
 	return parts
 }

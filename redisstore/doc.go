@@ -24,10 +24,11 @@
 // doubles, which costs Redis far less than a decimal argument each: now in
 // µs or NaN for Redis's TIME, cost, TTL slack in ms, the mode (0 to charge,
 // 1 to peek), then count, window in µs and burst per limit. redis-cli
-// cannot send those bytes, so a line put before the script packs them; for
-// example, one decision of cost 1 against 5 per minute with a burst of 5:
+// cannot send those bytes, so a line put before the script packs them; the
+// reply is five doubles packed the same way, which od reads. For example,
+// one decision of cost 1 against 5 per minute with a burst of 5:
 //
-//	redis-cli eval "$(printf "local ARGV = {struct.pack('<ddddddd', 0/0, 1, 0, 0, 5, 60000000, 5)} "; cat redisstore/testdata/token-bucket.lua)" 1 key
+//	redis-cli eval "$(printf "local ARGV = {struct.pack('<ddddddd', 0/0, 1, 0, 0, 5, 60000000, 5)} "; cat redisstore/testdata/token-bucket.lua)" 1 key | head -c 40 | od -A n -t f8 -w8
 //
 // # Time
 //

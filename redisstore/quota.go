@@ -52,7 +52,7 @@ func (s *Store) Refund(ctx context.Context, key string, rule core.Rule, c core.C
 		cmd := redis.NewIntSliceCmd(ctx, args...)
 		process(ctx, s.client, once{cmd})
 		if err := cmd.Err(); isNoScript(err) {
-			cmd = withSource(ctx, cmd, sc.refund)
+			cmd = redis.NewIntSliceCmd(ctx, withSource(cmd.Args(), sc.refund)...)
 			process(ctx, s.client, once{cmd})
 		}
 		return cmd.Result()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"time"
@@ -28,7 +29,8 @@ type request struct {
 	self    [1]*request // a batch of this request alone (see coalescer.do)
 	keyBuf  [smallLimits]string
 	numBuf  [argLimits + limitArgs*smallLimits]int64
-	argv    packed // nums packed for the script (see pack), once command made it
+	argv    packed          // nums packed for the script (see pack), once command made it
+	reply   [replyLen]int64 // the script's reply, unpacked (see unpackReply)
 	packBuf [8 * (argLimits + limitArgs*smallLimits)]byte
 	argBuf  [cmdHead + smallLimits + 1]any
 }
@@ -122,7 +124,7 @@ type packed []byte
 func (p *packed) MarshalBinary() ([]byte, error) { return *p, nil }
 
 // command returns r's EVALSHA.
-func (r *request) command(ctx context.Context) *redis.IntSliceCmd {
+func (r *request) command(ctx context.Context) *redis.StringCmd {
 	var args []any
 	if n := cmdHead + len(r.keys) + 1; n <= len(r.argBuf) {
 		args = r.argBuf[:cmdHead]
@@ -132,7 +134,7 @@ func (r *request) command(ctx context.Context) *redis.IntSliceCmd {
 	args[0], args[1], args[2] = "evalsha", r.script.oneSHA, len(r.keys)
 	r.argv = r.pack(r.packBuf[:0])
 	args = append(r.appendKeys(args), &r.argv)
-	return redis.NewIntSliceCmd(ctx, args...)
+	return redis.NewStringCmd(ctx, args...)
 }
 
 // run runs r's script on c: EVALSHA, then EVAL should Redis not know the
@@ -141,10 +143,36 @@ func (r *request) run(ctx context.Context, c redis.UniversalClient) ([]int64, er
 	cmd := r.command(ctx)
 	process(ctx, c, once{cmd})
 	if err := cmd.Err(); isNoScript(err) {
-		cmd = withSource(ctx, cmd, r.script.one)
+		cmd = redis.NewStringCmd(ctx, withSource(cmd.Args(), r.script.one)...)
 		process(ctx, c, once{cmd})
 	}
-	return cmd.Result()
+	reply, err := cmd.Result()
+	if err != nil {
+		return nil, err
+	}
+	return r.unpackReply(reply)
+}
+
+// unpackReply reads r's decision from reply, the script's five doubles
+// (see lua/one.lua), into r.reply, and returns it. Anything else, such as a
+// number that is no integer, is an error that quotes the reply.
+func (r *request) unpackReply(reply string) ([]int64, error) {
+	if len(reply) != 8*replyLen {
+		return nil, fmt.Errorf("unexpected script reply %q", reply)
+	}
+	for i := range r.reply {
+		var u uint64
+		for j := 7; j >= 0; j-- {
+			u = u<<8 | uint64(reply[8*i+j])
+		}
+		// Every number a script replies is an integer below 2^53.
+		f := math.Float64frombits(u)
+		if f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+			return nil, fmt.Errorf("unexpected script reply %q", reply)
+		}
+		r.reply[i] = int64(f)
+	}
+	return r.reply[:], nil
 }
 
 // once is a script call that go-redis must not send again once it may have
@@ -155,16 +183,10 @@ func (r *request) run(ctx context.Context, c redis.UniversalClient) ([]int64, er
 // the refusals that prove a call did not run (see unrun) the store resends
 // itself; every other failure, such as a failed dial, comes back at once,
 // for the limiter's failure policy.
-type once struct{ *redis.IntSliceCmd }
+type once struct{ redis.Cmder }
 
 // NoRetry tells go-redis not to resend the call.
 func (once) NoRetry() bool { return true }
-
-// onceAny is once for a script whose reply is not a list of integers.
-type onceAny struct{ *redis.Cmd }
-
-// NoRetry tells go-redis not to resend the call.
-func (onceAny) NoRetry() bool { return true }
 
 // resends is how many times, at most, the store sends a call again that
 // Redis refused without running it, each after a backoff of 8ms doubling,
@@ -218,12 +240,11 @@ func process(ctx context.Context, c redis.UniversalClient, cmd redis.Cmder) {
 	}
 }
 
-// withSource returns cmd, an EVALSHA, as an EVAL of src, which also loads
-// the script.
-func withSource(ctx context.Context, cmd *redis.IntSliceCmd, src any) *redis.IntSliceCmd {
-	args := cmd.Args()
+// withSource returns args, an EVALSHA's, as an EVAL's of src, which also
+// loads the script.
+func withSource(args []any, src any) []any {
 	args[0], args[1] = "eval", src
-	return redis.NewIntSliceCmd(ctx, args...)
+	return args
 }
 
 func isNoScript(err error) bool {

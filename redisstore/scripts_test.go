@@ -129,11 +129,11 @@ func TestScripts_32bitFormatsAsThe64bitPath(t *testing.T) {
 			}
 			args := []any{packArgs(float64(now), cost, 0, mode, 5, 60000000, 5)}
 			keys := func(p string) []string { return []string{p + ":" + alg.String()} }
-			want, err := c.Eval(ctx, src, keys("64"), args...).Int64Slice()
+			want, err := replies(c.Eval(ctx, src, keys("64"), args...))
 			if err != nil {
 				t.Fatalf("%v call %d: %v", alg, i, err)
 			}
-			got, err := c.Eval(ctx, fallback, keys("32"), args...).Int64Slice()
+			got, err := replies(c.Eval(ctx, fallback, keys("32"), args...))
 			if err != nil {
 				t.Fatalf("%v call %d, 32-bit fallback: %v", alg, i, err)
 			}
@@ -185,7 +185,7 @@ func TestScripts_batchDecidesEachRuleAsAlone(t *testing.T) {
 				for _, k := range dkeys {
 					alone = append(alone, "alone:"+k)
 				}
-				w, err := c.Eval(ctx, scripts[alg].one.(string), alone, dargs).Int64Slice()
+				w, err := replies(c.Eval(ctx, scripts[alg].one.(string), alone, dargs))
 				if err != nil {
 					t.Fatalf("%v round %d decision %d alone: %v", alg, round, d, err)
 				}
@@ -193,7 +193,7 @@ func TestScripts_batchDecidesEachRuleAsAlone(t *testing.T) {
 				keys = append(keys, dkeys...)
 				args += packArgs(float64(len(rule))) + dargs
 			}
-			got, err := c.Eval(ctx, scripts[alg].many.(string), keys, args).Int64Slice()
+			got, err := replies(c.Eval(ctx, scripts[alg].many.(string), keys, args))
 			if err != nil {
 				t.Fatalf("%v round %d: %v", alg, round, err)
 			}
@@ -228,7 +228,7 @@ func TestWindows_repairAShortenedTTL(t *testing.T) {
 	for _, alg := range []core.Algorithm{core.FixedWindow, core.SlidingWindowCounter} {
 		key := fmt.Sprintf("repair:%v", alg)
 		for n := 1; n <= 3; n++ {
-			r, err := c.Eval(ctx, scripts[alg].one.(string), []string{key}, packArgs(math.NaN(), 1, 0, 0, count, window, count)).Int64Slice()
+			r, err := replies(c.Eval(ctx, scripts[alg].one.(string), []string{key}, packArgs(math.NaN(), 1, 0, 0, count, window, count)))
 			if err != nil || len(r) != replyLen || r[0]&1 != 1 || r[1] != int64(count-n) {
 				t.Fatalf("%v charge %d: %v %v; want admitted with %d left", alg, n, r, err, count-n)
 			}
@@ -309,6 +309,27 @@ func TestWindows_startAsCoreBefore1970(t *testing.T) {
 	}
 }
 
+// replies reads the packed replies of a decision script's call, five
+// numbers per decision, as the store does (see request.unpackReply).
+func replies(cmd *redis.Cmd) ([]int64, error) {
+	s, err := cmd.Text()
+	if err != nil {
+		return nil, err
+	}
+	if len(s)%(8*replyLen) != 0 {
+		return nil, fmt.Errorf("reply %q is no whole number of decisions", s)
+	}
+	var all []int64
+	for i := 0; i < len(s); i += 8 * replyLen {
+		v, err := new(request).unpackReply(s[i : i+8*replyLen])
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, v...)
+	}
+	return all, nil
+}
+
 // packArgs packs nums as the scripts read their argument (see
 // request.pack): NaN as the time reads Redis's TIME.
 func packArgs(nums ...float64) string {
@@ -370,6 +391,29 @@ func TestScripts_documentedLinesRun(t *testing.T) {
 			if r := got[d*replyLen:]; r[0] != "1" || r[1] != "4" || r[2] != "12000000" {
 				t.Errorf("%s: decision %d replies %q; want admitted (1) with 4 left, full again in 12s", file, d, r[:replyLen])
 			}
+		}
+	}
+}
+
+// TestUnpackReply_refusesWhatNoScriptSends: a reply of another length, or
+// with a number that is no integer or beyond 2^53, is an error that quotes
+// it, never a decision.
+func TestUnpackReply_refusesWhatNoScriptSends(t *testing.T) {
+	good := packArgs(5, 4, 12000000, 0, 1796150000123457)
+	if v, err := new(request).unpackReply(good); err != nil || !reflect.DeepEqual(v, []int64{5, 4, 12000000, 0, 1796150000123457}) {
+		t.Fatalf("unpackReply(good) = %v, %v", v, err)
+	}
+	for name, reply := range map[string]string{
+		"short":       good[:39],
+		"long":        good + "x",
+		"empty":       "",
+		"fraction":    packArgs(1, 4.5, 0, 0, 0),
+		"NaN":         packArgs(1, math.NaN(), 0, 0, 0),
+		"beyond 2^53": packArgs(1, 1<<54, 0, 0, 0),
+		"infinite":    packArgs(1, 0, math.Inf(-1), 0, 0),
+	} {
+		if v, err := new(request).unpackReply(reply); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", reply)) {
+			t.Errorf("%s: unpackReply = %v, %v; want an error quoting the reply", name, v, err)
 		}
 	}
 }

@@ -16,10 +16,10 @@ local LEAKY = ALGORITHM == 'leaky-bucket'
   local a, full = 0, 0
   local v = redis.pcall('GET', KEYS[kb + i])
   if v then
-    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0} end
+    if type(v) ~= 'string' then return sp(R, -1, i - 1, 0, 0, 0) end
     local p = string.find(v, ',', 1, true)
     if p then a, full = tonumber(string.sub(v, 1, p - 1)), tonumber(string.sub(v, p + 1)) else a = tonumber(v) end
-    if not a or not full then return {-1, i - 1, 0, 0, 0} end
+    if not a or not full then return sp(R, -1, i - 1, 0, 0, 0) end
   end
   if i == 1 then A1, B1, C1 = a, step, full
   else

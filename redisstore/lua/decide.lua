@@ -17,8 +17,8 @@ local peek = mode == 1
 local allOK, delay = true, 0
 local bOk, bNever, bRem, bReset, bRetry, bIdx = true, false, 0, 0, 0, 1
 -- Check each limit into ok, never, rem, reset, retry and dly. State this
--- store did not write ends the decision with {-1, index of the key among
--- the decision's keys, 0, 0, 0}: a reply, not an error, so that a
+-- store did not write ends the decision with the reply -1, index of the
+-- key among the decision's keys, 0, 0, 0: a reply, not an error, so that a
 -- batch still answers its other decisions.
 for i = 1, n do
   -- Limit i's count, window in µs and burst (which only the buckets read).

@@ -9,10 +9,10 @@
   local a, b = 0, 0
   local v = redis.pcall('GET', KEYS[kb + i])
   if v then
-    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0} end
+    if type(v) ~= 'string' then return sp(R, -1, i - 1, 0, 0, 0) end
     local p = string.find(v, ',', 1, true)
     if p then a, b = tonumber(string.sub(v, 1, p - 1)), tonumber(string.sub(v, p + 1)) else a = nil end
-    if not a or not b then return {-1, i - 1, 0, 0, 0} end
+    if not a or not b then return sp(R, -1, i - 1, 0, 0, 0) end
   end
   if i == 1 then A1, B1 = a, b
   else
@@ -28,7 +28,7 @@
     local b0, b1, b2, b3 = su('<dddd', A, ab - 8 * window)
     -- Beyond the three windows Redis's clock is a window or more from the
     -- instance's: refuse rather than guess ({-2, i - 1, ...}).
-    if now < b0 or now >= b3 then return {-2, i - 1, 0, 0, 0} end
+    if now < b0 or now >= b3 then return sp(R, -2, i - 1, 0, 0, 0) end
     we = b1
     if now >= we then
       we = b2

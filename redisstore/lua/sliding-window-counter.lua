@@ -9,11 +9,11 @@ local wait
   local a, b, c = 0, 0, 0
   local v = redis.pcall('GET', KEYS[kb + i])
   if v then
-    if type(v) ~= 'string' then return {-1, i - 1, 0, 0, 0} end
+    if type(v) ~= 'string' then return sp(R, -1, i - 1, 0, 0, 0) end
     local p = string.find(v, ',', 1, true)
     local q = p and string.find(v, ',', p + 1, true)
     if q then a, b, c = tonumber(string.sub(v, 1, p - 1)), tonumber(string.sub(v, p + 1, q - 1)), tonumber(string.sub(v, q + 1)) else a = nil end
-    if not a or not b or not c then return {-1, i - 1, 0, 0, 0} end
+    if not a or not b or not c then return sp(R, -1, i - 1, 0, 0, 0) end
   end
   if i == 1 then A1, B1, C1 = a, b, c
   else

@@ -16,14 +16,14 @@
   local lk = KEYS[kb + i]
   local base, newest, total, sum, pairs = 0, false, 0, 0, false
   local hd = redis.pcall('LRANGE', lk, 0, 1)
-  if hd.err then return {-1, i - 1, 0, 0, 0} end
+  if hd.err then return sp(R, -1, i - 1, 0, 0, 0) end
   if #hd > 0 then
     base = tonumber(hd[1])
     local first = tonumber(hd[2])
-    if not (base and first) then return {-1, i - 1, 0, 0, 0} end
+    if not (base and first) then return sp(R, -1, i - 1, 0, 0, 0) end
     local tl = redis.call('LRANGE', lk, -2, -1)
     newest, total = tonumber(tl[1]), tonumber(tl[2])
-    if not (newest and total) then return {-1, i - 1, 0, 0, 0} end
+    if not (newest and total) then return sp(R, -1, i - 1, 0, 0, 0) end
     local cutoff = now - window
     if newest <= cutoff then
       -- Everything left the window.
@@ -32,18 +32,18 @@
     elseif first <= cutoff then
       -- Find the first request still in: pair lo has left, pair hi has not.
       local len = redis.call('LLEN', lk)
-      if len % 2 ~= 1 then return {-1, i - 1, 0, 0, 0} end
+      if len % 2 ~= 1 then return sp(R, -1, i - 1, 0, 0, 0) end
       pairs = (len - 1) / 2
       local lo, hi = 1, pairs
       while hi - lo > 1 do
         local mid = floor((lo + hi) / 2)
         local at = tonumber(redis.call('LINDEX', lk, 2 * mid - 1))
-        if not at then return {-1, i - 1, 0, 0, 0} end
+        if not at then return sp(R, -1, i - 1, 0, 0, 0) end
         if at <= cutoff then lo = mid else hi = mid end
       end
       redis.call('LTRIM', lk, 2 * lo, -1)
       base = tonumber(redis.call('LINDEX', lk, 0))
-      if not base then return {-1, i - 1, 0, 0, 0} end
+      if not base then return sp(R, -1, i - 1, 0, 0, 0) end
       pairs = pairs - lo
     end
     sum = total - base
@@ -69,11 +69,11 @@
       while hi - lo > 1 do
         local mid = floor((lo + hi) / 2)
         local c = tonumber(redis.call('LINDEX', lk, 2 * mid))
-        if not c then return {-1, i - 1, 0, 0, 0} end
+        if not c then return sp(R, -1, i - 1, 0, 0, 0) end
         if c - base >= need then hi = mid else lo = mid end
       end
       local at = tonumber(redis.call('LINDEX', lk, 2 * hi - 1))
-      if not at then return {-1, i - 1, 0, 0, 0} end
+      if not at then return sp(R, -1, i - 1, 0, 0, 0) end
       retry = at + window - now
     end
   end
