@@ -14,14 +14,15 @@ import (
 )
 
 // request is one decision's script run: its keys and its numeric arguments
-// (see scripts.go). A command refers to them by pointer, which go-redis
-// writes as it would the values, so that building a command allocates no
-// interface value per argument; rules of up to smallLimits limits take a
-// single allocation for all of it.
+// (see scripts.go). A command refers to the keys by pointer, which go-redis
+// writes as it would the values, and to the numbers packed into packBuf as
+// one *packed, so that building a command allocates no interface value per
+// argument; rules of up to smallLimits limits without a calendar limit
+// take a single allocation for all of it.
 type request struct {
 	script  *script
 	keys    []string
-	nums    []int64 // the script's ARGV: see argNow and the constants after it
+	nums    []int64 // the script's numbers: see argNow and the constants after it
 	clocked bool    // nums[argNow] is the time; else the script reads Redis's TIME
 	res     chan result
 	due     time.Time // under batching: when the caller stops waiting (zero: never)
@@ -95,9 +96,11 @@ func (r *request) appendKeys(dst []any) []any {
 // when the script is to read Redis's TIME. One packed argument costs Redis
 // a fraction of what a decimal argument per number does: each argument is
 // parsed, made a string in Lua and turned into a number, about 1,600
-// instructions, where unpacking costs about 150 a number. A double holds
-// every number exactly, as Lua's do: core's validation keeps them below
-// 2^53.
+// instructions, where unpacking costs about 150 a number. The scripts
+// compute in doubles anyway (see scripts.go): core's validation keeps
+// counts, periods and bursts below 2^52, and a time is exact up to 2^53 µs
+// (the year 2255). A cost beyond 2^53 is rounded as Lua rounded its
+// decimal, and is still more than any limit admits.
 func (r *request) pack(dst []byte) []byte {
 	now := math.NaN()
 	if r.clocked {
@@ -165,9 +168,11 @@ func (r *request) unpackReply(reply string) ([]int64, error) {
 		for j := 7; j >= 0; j-- {
 			u = u<<8 | uint64(reply[8*i+j])
 		}
-		// Every number a script replies is an integer below 2^53.
+		// Every number a script replies is an integer: the time decided at
+		// too, which a driven clock can set beyond 2^53 µs, so the bound is
+		// int64's.
 		f := math.Float64frombits(u)
-		if f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+		if f != math.Trunc(f) || math.Abs(f) >= 1<<63 {
 			return nil, fmt.Errorf("unexpected script reply %q", reply)
 		}
 		r.reply[i] = int64(f)

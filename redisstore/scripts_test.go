@@ -396,24 +396,47 @@ func TestScripts_documentedLinesRun(t *testing.T) {
 }
 
 // TestUnpackReply_refusesWhatNoScriptSends: a reply of another length, or
-// with a number that is no integer or beyond 2^53, is an error that quotes
-// it, never a decision.
+// with a number that is no integer or beyond int64, is an error that quotes
+// it, never a decision; a time beyond 2^53 µs, which a driven clock can
+// give, is read.
 func TestUnpackReply_refusesWhatNoScriptSends(t *testing.T) {
 	good := packArgs(5, 4, 12000000, 0, 1796150000123457)
 	if v, err := new(request).unpackReply(good); err != nil || !reflect.DeepEqual(v, []int64{5, 4, 12000000, 0, 1796150000123457}) {
 		t.Fatalf("unpackReply(good) = %v, %v", v, err)
 	}
+	if v, err := new(request).unpackReply(packArgs(1, 4, 0, 0, 1<<60)); err != nil || v[4] != 1<<60 {
+		t.Fatalf("unpackReply(a time of 2^60 µs) = %v, %v", v, err)
+	}
 	for name, reply := range map[string]string{
-		"short":       good[:39],
-		"long":        good + "x",
-		"empty":       "",
-		"fraction":    packArgs(1, 4.5, 0, 0, 0),
-		"NaN":         packArgs(1, math.NaN(), 0, 0, 0),
-		"beyond 2^53": packArgs(1, 1<<54, 0, 0, 0),
-		"infinite":    packArgs(1, 0, math.Inf(-1), 0, 0),
+		"short":        good[:39],
+		"long":         good + "x",
+		"empty":        "",
+		"fraction":     packArgs(1, 4.5, 0, 0, 0),
+		"NaN":          packArgs(1, math.NaN(), 0, 0, 0),
+		"beyond int64": packArgs(1, 1<<63, 0, 0, 0),
+		"infinite":     packArgs(1, 0, math.Inf(-1), 0, 0),
 	} {
 		if v, err := new(request).unpackReply(reply); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", reply)) {
 			t.Errorf("%s: unpackReply = %v, %v; want an error quoting the reply", name, v, err)
+		}
+	}
+}
+
+// TestStore_decidesAtADrivenTimeBeyond2pow53: a driven clock in 2260, past
+// 2^53 µs, still gets decisions (the script's reply carries that time).
+func TestStore_decidesAtADrivenTimeBeyond2pow53(t *testing.T) {
+	c := redistest.Server(t)
+	at := time.Date(2260, 1, 1, 0, 0, 0, 0, time.UTC)
+	if at.UnixMicro() <= 1<<53 {
+		t.Fatalf("%v is %d µs, not beyond 2^53", at, at.UnixMicro())
+	}
+	st := New(c, WithClock(func() time.Time { return at }), WithTimeout(testTimeout), WithPrefix("2260:"))
+	defer st.Close()
+	rule := core.Rule{Limits: []core.Limit{core.Per(5, time.Minute)}, Algorithm: core.TokenBucket}
+	for want := int64(4); want >= 3; want-- {
+		d, err := st.Take(context.Background(), "k", rule, 1)
+		if err != nil || !d.Allowed || d.Remaining != want {
+			t.Fatalf("take at %v: %+v, %v; want admitted with %d left", at, d, err, want)
 		}
 	}
 }
