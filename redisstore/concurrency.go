@@ -88,11 +88,11 @@ func (s *Store) runLease(ctx context.Context, sc *leaseScript, key string, vals 
 	args = append(args, "evalsha", sc.sha, 1, key)
 	args = append(args, vals...)
 	cmd := redis.NewCmd(ctx, args...)
-	process(ctx, s.client, once{cmd})
+	process(ctx, s.client, onceAny{cmd})
 	if isNoScript(cmd.Err()) {
 		args[0], args[1] = "eval", sc.src
 		cmd = redis.NewCmd(ctx, args...)
-		process(ctx, s.client, once{cmd})
+		process(ctx, s.client, onceAny{cmd})
 	}
 	return cmd.Result()
 }

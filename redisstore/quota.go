@@ -50,10 +50,10 @@ func (s *Store) Refund(ctx context.Context, key string, rule core.Rule, c core.C
 	}
 	v, err := s.bounded(ctx, func(ctx context.Context) ([]int64, error) {
 		cmd := redis.NewIntSliceCmd(ctx, args...)
-		process(ctx, s.client, once{cmd})
+		process(ctx, s.client, onceInts{cmd})
 		if err := cmd.Err(); isNoScript(err) {
 			cmd = redis.NewIntSliceCmd(ctx, withSource(cmd.Args(), sc.refund)...)
-			process(ctx, s.client, once{cmd})
+			process(ctx, s.client, onceInts{cmd})
 		}
 		return cmd.Result()
 	})

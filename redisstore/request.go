@@ -188,10 +188,25 @@ func (r *request) unpackReply(reply string) ([]int64, error) {
 // the refusals that prove a call did not run (see unrun) the store resends
 // itself; every other failure, such as a failed dial, comes back at once,
 // for the limiter's failure policy.
-type once struct{ redis.Cmder }
+//
+// Each wraps one pointer, so that it goes into a Cmder without an
+// allocation, as a struct of an embedded interface would not.
+type once struct{ *redis.StringCmd }
 
 // NoRetry tells go-redis not to resend the call.
 func (once) NoRetry() bool { return true }
+
+// onceInts is once for a script that replies with a list of integers.
+type onceInts struct{ *redis.IntSliceCmd }
+
+// NoRetry tells go-redis not to resend the call.
+func (onceInts) NoRetry() bool { return true }
+
+// onceAny is once for a script whose reply is of any other kind.
+type onceAny struct{ *redis.Cmd }
+
+// NoRetry tells go-redis not to resend the call.
+func (onceAny) NoRetry() bool { return true }
 
 // resends is how many times, at most, the store sends a call again that
 // Redis refused without running it, each after a backoff of 8ms doubling,
