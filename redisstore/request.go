@@ -164,10 +164,7 @@ func (r *request) unpackReply(reply string) ([]int64, error) {
 		return nil, fmt.Errorf("unexpected script reply %q", reply)
 	}
 	for i := range r.reply {
-		var u uint64
-		for j := 7; j >= 0; j-- {
-			u = u<<8 | uint64(reply[8*i+j])
-		}
+		u := binary.LittleEndian.Uint64([]byte(reply[8*i : 8*i+8]))
 		// Every number a script replies is an integer: the time decided at
 		// too, which a driven clock can set beyond 2^53 µs, so the bound is
 		// int64's.

@@ -5,7 +5,6 @@ import (
 	"embed"
 	"encoding/hex"
 	"fmt"
-	"maps"
 	"regexp"
 	"strings"
 
@@ -78,9 +77,9 @@ func newScript(alg core.Algorithm, file string) *script {
 		"decide":    luaFile("decide.lua"),
 	}
 	defined := defines(luaFile(file), parts)
-	one, oneUsed := compose(own("one.lua", parts))
-	many, manyUsed := compose(own("batch.lua", parts))
-	refund, refundUsed := compose(own("refund.lua", parts))
+	one, oneUsed := compose(luaFile("one.lua"), parts)
+	many, manyUsed := compose(luaFile("batch.lua"), parts)
+	refund, refundUsed := compose(luaFile("refund.lua"), parts)
 	for _, name := range defined {
 		if name == "refund" && !refundUsed[name] || name != "refund" && (!oneUsed[name] || !manyUsed[name]) {
 			panic("redisstore: lua/" + file + " defines " + name + ", which no slot of lua/one.lua, lua/batch.lua or lua/refund.lua takes")
@@ -102,25 +101,6 @@ var (
 	slotLine   = regexp.MustCompile(`(?m)^[ \t]*--\{\{([a-z]+)\}\}[ \t]*\n`)
 	defineLine = regexp.MustCompile(`(?m)^--\{\{define ([a-z]+)\}\}[ \t]*\n`)
 )
-
-// own returns the script lua/name up to the parts it defines, if any, and
-// parts with those added: a script can fill the slots of the shared parts
-// its own way (lua/one.lua and lua/batch.lua read a limit's numbers
-// differently).
-func own(name string, parts map[string]string) (string, map[string]string) {
-	src := luaFile(name)
-	loc := defineLine.FindStringIndex(src)
-	if loc == nil {
-		return src, parts
-	}
-	mine := maps.Clone(parts)
-	for _, part := range defines(src[loc[0]:], mine) {
-		if _, ok := parts[part]; ok {
-			panic("redisstore: lua/" + name + " defines " + part + ", a part the algorithm or the prelude defines already")
-		}
-	}
-	return src[:loc[0]], mine
-}
 
 // defines adds the parts src defines to parts and returns their names.
 func defines(src string, parts map[string]string) []string {
