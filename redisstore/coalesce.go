@@ -48,7 +48,7 @@ func newCoalescer(client redis.UniversalClient, max, inFlight int, timeout time.
 // do decides r: at once, on the caller's goroutine, if a batch may start,
 // else in the next batch. due is as for batcher.do.
 func (c *coalescer) do(ctx context.Context, r *request, due time.Time) ([]int64, error) {
-	r.res, r.due = make(chan result, 1), dueOf(ctx, due)
+	r.due = dueOf(ctx, due)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -57,10 +57,10 @@ func (c *coalescer) do(ctx context.Context, r *request, due time.Time) ([]int64,
 	if c.busy < c.inFlight {
 		c.busy++
 		c.mu.Unlock()
-		// A batch of the caller's own decision: the caller's context may
-		// end it, since it ends nobody else's.
-		r.self[0] = r
+		// The caller's own decision, alone: the caller's context may end
+		// it, since it ends nobody else's.
 		if !c.ctxAware {
+			r.res, r.self[0] = make(chan result, 1), r
 			// The client would not stop at ctx's deadline: wait for it
 			// elsewhere, as the store does unbatched.
 			go func() {
@@ -74,11 +74,21 @@ func (c *coalescer) do(ctx context.Context, r *request, due time.Time) ([]int64,
 				return nil, ctx.Err()
 			}
 		}
-		c.sendWithin(ctx, r.self[:])
+		// Alone, the decision is the unbatched call: no batch to build,
+		// no channel to pass its reply through.
+		// (own, not ctx reassigned: the goroutine above captures ctx, which
+		// would then move to the heap on every call.)
+		own := ctx
+		if !r.due.IsZero() {
+			var cancel context.CancelFunc
+			own, cancel = context.WithDeadline(ctx, r.due)
+			defer cancel()
+		}
+		v, err := r.run(own, c.client)
 		c.next()
-		res := <-r.res
-		return res.v, res.err
+		return v, err
 	}
+	r.res = make(chan result, 1)
 	c.queue = append(c.queue, r)
 	c.mu.Unlock()
 	select {

@@ -440,3 +440,45 @@ func TestStore_decidesAtADrivenTimeBeyond2pow53(t *testing.T) {
 		}
 	}
 }
+
+// TestTake_allocationsPerDecision pins what one admitted decision on a
+// real Redis allocates through a client that keeps to contexts, unbatched
+// and coalesced (the default): idle, coalescing sends the caller's own
+// decision as the unbatched call does, so it may allocate no more. Reading
+// the packed reply allocates nothing: the request's arrays hold the
+// arguments and the reply. A rise means a new allocation on the hot path;
+// see BenchmarkRedis.
+func TestTake_allocationsPerDecision(t *testing.T) {
+	const most = 12 // measured with go-redis v9.23.0
+	c := redis.NewClient(&redis.Options{Addr: redistest.Server(t).Options().Addr, ContextTimeoutEnabled: true})
+	defer c.Close()
+	ctx := context.Background()
+	rule := core.Rule{Limits: []core.Limit{core.Per(1_000_000, time.Hour)}, Algorithm: core.TokenBucket}
+	allocs := map[string]float64{}
+	for name, opts := range map[string][]Option{"unbatched": {WithoutBatching()}, "coalesced": nil} {
+		st := New(c, append(opts, WithPrefix("allocs:"+name+":"))...)
+		if _, err := st.Take(ctx, "k", rule, 1); err != nil {
+			t.Fatal(err)
+		}
+		var failed error
+		allocs[name] = testing.AllocsPerRun(300, func() {
+			if d, err := st.Take(ctx, "k", rule, 1); err != nil || !d.Allowed {
+				failed = fmt.Errorf("%+v, %v", d, err)
+			}
+		})
+		st.Close()
+		if failed != nil {
+			t.Fatalf("%s: %v", name, failed)
+		}
+		if allocs[name] > most {
+			t.Errorf("%s: %v allocations per decision; want at most %d", name, allocs[name], most)
+		}
+	}
+	if allocs["coalesced"] > allocs["unbatched"] {
+		t.Errorf("idle, coalescing allocates %v times per decision, more than unbatched's %v", allocs["coalesced"], allocs["unbatched"])
+	}
+	r, reply := new(request), packArgs(1, 4, 0, 0, 1796150000123457)
+	if n := testing.AllocsPerRun(100, func() { _, _ = r.unpackReply(reply) }); n != 0 {
+		t.Errorf("unpackReply allocates %v times; want none", n)
+	}
+}
