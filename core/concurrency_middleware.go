@@ -309,9 +309,9 @@ func (cm *ConcurrencyMiddleware) writeHeaders(h http.Header, key string, d Decis
 	}
 	m := cm.m
 	tighter := false
-	if cur := h[tightestKey]; d.Allowed && len(cur) == 1 {
-		r, err := strconv.ParseInt(cur[0], 10, 64)
-		tighter = err == nil && r < d.Remaining
+	if d.Allowed {
+		r, ok := tightestSoFar(h, m.names.remaining)
+		tighter = ok && r < d.Remaining
 	}
 	m.writeHeaders(h, &m.base, storeKey{id: key}, &d, 0)
 	if n := m.names.reset; n != "" && !tighter {

@@ -32,14 +32,48 @@ const (
 	QuotaUnitConcurrentRequests = "concurrent-requests"
 )
 
-// tightestKey is the entry of a response's header map in which the
-// middlewares stacked on a route pass each other the remaining count of the
-// tightest decision written so far. It is no valid header name (a NUL is
-// in it), so net/http drops it from the response on HTTP/1 and HTTP/2: the
-// header map, which every middleware of one response shares and no client
-// can set, carries it without an allocation, where the request's context
-// would cost two per request.
+// The middlewares stacked on a route pass each other the remaining count
+// of the tightest decision written so far in the response's header map,
+// which every middleware of one response shares and no client can set:
+// where the request's context would cost two allocations per request, the
+// map carries it without one.
+//
+// A middleware that sends the remaining count marks its value as its own:
+// the value's slice has room for a second element, beyond its length, and
+// that element is tightMark, whose text no code outside this package can
+// point to. Another middleware's value, or a handler's, is never mistaken
+// for one of ours, so it cannot quiet our headers; the count needs no
+// entry of its own, which would cost every request a map assignment.
+//
+// A middleware that sends no remaining count keeps it under tightestKey,
+// which is no valid header name (a NUL is in it), so net/http drops it
+// from the response on HTTP/1 and HTTP/2.
 const tightestKey = "Limitkit\x00tightest"
+
+var (
+	tightMarkByte byte
+	tightMark     = unsafe.String(&tightMarkByte, 1)
+)
+
+// tightestSoFar is the remaining count a middleware stacked before this
+// one wrote to h for an admitted request, if any: in the value of
+// remaining, the name of the header that carries it, if ours (see
+// tightMark), else under tightestKey.
+func tightestSoFar(h http.Header, remaining string) (int64, bool) {
+	var cur []string
+	if remaining != "" {
+		if cur = h[remaining]; len(cur) != 1 || cap(cur) < 2 || unsafe.StringData(cur[:2][1]) != &tightMarkByte {
+			cur = nil
+		}
+	}
+	if cur == nil {
+		if cur = h[tightestKey]; len(cur) != 1 {
+			return 0, false
+		}
+	}
+	r, err := strconv.ParseInt(cur[0], 10, 64)
+	return r, err == nil
+}
 
 // sfMaxInt is the largest Integer a structured field can carry (RFC 9651,
 // section 3.3.1: at most 15 digits). Larger counts are sent as this.
@@ -275,10 +309,12 @@ func ceilSeconds(d time.Duration) int64 {
 // for the partition key.
 //
 // It costs one allocation whatever it writes (see headerSlots): an array
-// backing every header's value slice (tightestKey's among them), with the
-// text of every number beside it, of 80 bytes for the default headers.
-// Each slice is capped at one element so that a later Add copies rather
-// than overwrites its neighbour. A middleware stacked on another with the
+// backing every header's value slice and tightMark (or tightestKey's
+// value), with the text of every number beside it, of 80 bytes for the
+// default headers. Each slice is capped at one element so that a later Add
+// copies rather than overwrites its neighbour; the remaining count's at
+// two, its second element tightMark, which an Add may overwrite, and so
+// only unmark. A middleware stacked on another with the
 // IETF fields on costs one more, to list its policy.
 //
 // now, when the middleware sends X-RateLimit-Reset as a time
@@ -294,18 +330,15 @@ func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, key storeKey, d *D
 	n := m.names
 	// Two limits stacked on one route each write these headers; the client
 	// should see the tighter, so an admitting decision leaves a smaller
-	// remaining count written before it in place. The count travels in
-	// tightestKey, whatever the headers are named or whether they are sent.
-	// (An empty map, as the first middleware of a response finds it, has
-	// none: len spares that lookup.)
+	// remaining count written before it in place (see tightMark). (An empty
+	// map, as the first middleware of a response finds it, has none: len
+	// spares the lookup.)
 	if d.Allowed && len(h) > 0 {
-		if cur := h[tightestKey]; len(cur) == 1 {
-			if r, err := strconv.ParseInt(cur[0], 10, 64); err == nil && r < d.Remaining {
-				if m.ietf {
-					addPolicy(h, rs.policy, nil)
-				}
-				return
+		if r, ok := tightestSoFar(h, n.remaining); ok && r < d.Remaining {
+			if m.ietf {
+				addPolicy(h, rs.policy, nil)
 			}
+			return
 		}
 	}
 	reset := ceilSeconds(d.ResetAfter)
@@ -347,7 +380,7 @@ func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, key storeKey, d *D
 			b = append(b, ':')
 		}
 	}
-	// One slot for tightestKey, one for each header sent.
+	// One slot for tightMark or tightestKey, one for each header sent.
 	slots := 1
 	for _, name := range [...]string{n.limit, n.remaining, n.reset} {
 		if name != "" {
@@ -373,9 +406,15 @@ func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, key storeKey, d *D
 			h[name] = v1
 		}
 	}
-	set(tightestKey, s[:remEnd])
 	set(n.limit, lt.count)
-	set(n.remaining, s[:remEnd])
+	if n.remaining != "" {
+		v := vals[next : next+1 : next+2]
+		v[0], vals[next+1] = s[:remEnd], tightMark
+		next += 2
+		h[n.remaining] = v
+	} else {
+		set(tightestKey, s[:remEnd])
+	}
 	set(n.reset, s[remEnd:resetEnd])
 	if retryEnd > resetEnd {
 		set(HeaderRetryAfter, s[resetEnd:retryEnd])

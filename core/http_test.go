@@ -461,8 +461,8 @@ func TestMiddleware_stackedLimitsShowTheTighterHeaders(t *testing.T) {
 }
 
 // The tighter decision wins also when the headers are renamed away, and the
-// IETF field then names the tighter limit: the middlewares pass the count
-// between them in a private entry, not in a header they parse back.
+// IETF field then names the tighter limit: without a remaining header to
+// mark as their own, the middlewares pass the count in a private entry.
 func TestMiddleware_stackedLimitsAgreeWithoutTheirHeaders(t *testing.T) {
 	lim, _ := clockedLimiter(t)
 	opts := []MiddlewareOption{WithLimiter(lim), WithHeaderNames("", "", ""), WithIETFHeaders()}
@@ -494,6 +494,28 @@ func TestMiddleware_stackedLimitsSendNoPrivateHeader(t *testing.T) {
 	}
 	if res.Header.Get("X-RateLimit-Remaining") != "1" {
 		t.Errorf("X-RateLimit-Remaining = %q; want the tighter, 1", res.Header.Get("X-RateLimit-Remaining"))
+	}
+}
+
+// Stacked middlewares pass the tightest count in their own remaining
+// header's value, marked as theirs; a value set before them by anything
+// else, however it is shaped, is not one of theirs and must not quiet
+// their headers, even when it claims that nothing is left.
+func TestMiddleware_aForeignRemainingHeaderNeverQuietsOurs(t *testing.T) {
+	lim, _ := clockedLimiter(t)
+	m := MustNewMiddleware("5/minute", WithLimiter(lim))
+	forged := make([]string, 1, 2)
+	forged[0], forged[:2][1] = "0", "\x00" // the mark's text, not the mark
+	for i, foreign := range [][]string{{"0"}, forged} {
+		h := http.Header{"X-Ratelimit-Remaining": foreign}
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = fmt.Sprintf("192.0.2.%d:1", 20+i)
+		if res := m.Enforce(r, h); res.Verdict != Serve {
+			t.Fatalf("case %d: verdict %v; want Serve", i, res.Verdict)
+		}
+		if got, lim := h.Get("X-RateLimit-Remaining"), h.Get("X-RateLimit-Limit"); got != "4" || lim != "5" {
+			t.Errorf("case %d: X-RateLimit-Remaining %q, -Limit %q after a foreign \"0\"; want our 4 of 5", i, got, lim)
+		}
 	}
 }
 
