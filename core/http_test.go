@@ -497,6 +497,25 @@ func TestMiddleware_stackedLimitsSendNoPrivateHeader(t *testing.T) {
 	}
 }
 
+// With only the remaining count sent, under a name of the app's, the count
+// still travels in it, marked, and the tighter limit's shows; the other
+// headers stay unsent.
+func TestMiddleware_stackedLimitsShowTheTighterRenamedRemaining(t *testing.T) {
+	lim, _ := clockedLimiter(t)
+	opts := []MiddlewareOption{WithLimiter(lim), WithHeaderNames("", "X-Left", "")}
+	tight := MustNewMiddleware("2/minute", opts...)
+	loose := MustNewMiddleware("100/minute", opts...)
+	for i, h := range []http.Handler{tight.Handler(loose.Handler(okHandler)), loose.Handler(tight.Handler(okHandler))} {
+		w := get(h, "/", fmt.Sprintf("192.0.2.%d:1", 30+i))
+		if got := w.Header().Values("X-Left"); len(got) != 1 || got[0] != "1" {
+			t.Errorf("order %d: X-Left = %q; want the tighter limit's 1", i, got)
+		}
+		if got := w.Header().Get("X-RateLimit-Limit") + w.Header().Get("X-RateLimit-Remaining"); got != "" {
+			t.Errorf("order %d: unnamed headers sent: %v", i, w.Header())
+		}
+	}
+}
+
 // Stacked middlewares pass the tightest count in their own remaining
 // header's value, marked as theirs; a value set before them by anything
 // else, however it is shaped, is not one of theirs and must not quiet
