@@ -38,16 +38,22 @@ const (
 // where the request's context would cost two allocations per request, the
 // map carries it without one.
 //
-// A middleware that sends the remaining count marks its value as its own:
-// the value's slice has room for a second element, beyond its length, and
-// that element is tightMark, whose text no code outside this package can
-// point to. Another middleware's value, or a handler's, is never mistaken
-// for one of ours, so it cannot quiet our headers; the count needs no
-// entry of its own, which would cost every request a map assignment.
+// A middleware that sends the remaining count, and not the IETF fields,
+// marks its value as its own: the value's slice has room for a second
+// element, beyond its length, and that element is tightMark, whose text no
+// code outside this package can point to. Another middleware's value, or a
+// handler's, is never mistaken for one of ours, so it cannot quiet our
+// headers; the count needs no entry of its own, which would cost every
+// request a map assignment.
 //
-// A middleware that sends no remaining count keeps it under tightestKey,
-// which is no valid header name (a NUL is in it), so net/http drops it
-// from the response on HTTP/1 and HTTP/2.
+// A middleware that sends no remaining count, or sends the RateLimit
+// field, which every middleware writes under the same name whatever its
+// other headers are called, keeps the count under tightestKey, which is no
+// valid header name (a NUL is in it), so net/http drops it from the
+// response on HTTP/1 and HTTP/2. A middleware reads both and keeps the
+// tighter: only middlewares without the IETF fields whose remaining
+// headers are named apart do not see each other, and each of those
+// headers then shows its own tightest count.
 const tightestKey = "Limitkit\x00tightest"
 
 var (
@@ -55,24 +61,23 @@ var (
 	tightMark     = unsafe.String(&tightMarkByte, 1)
 )
 
-// tightestSoFar is the remaining count a middleware stacked before this
-// one wrote to h for an admitted request, if any: in the value of
-// remaining, the name of the header that carries it, if ours (see
-// tightMark), else under tightestKey.
-func tightestSoFar(h http.Header, remaining string) (int64, bool) {
-	var cur []string
+// tightestSoFar is the tightest remaining count the middlewares stacked
+// before this one wrote to h, if any: the smaller of the value of
+// remaining, the name of this middleware's remaining header, if one of
+// ours wrote it (see tightMark), and the count under tightestKey.
+func tightestSoFar(h http.Header, remaining string) (r int64, ok bool) {
 	if remaining != "" {
-		if cur = h[remaining]; len(cur) != 1 || cap(cur) < 2 || unsafe.StringData(cur[:2][1]) != &tightMarkByte {
-			cur = nil
+		if cur := h[remaining]; len(cur) == 1 && cap(cur) >= 2 && unsafe.StringData(cur[:2][1]) == &tightMarkByte {
+			v, err := strconv.ParseInt(cur[0], 10, 64)
+			r, ok = v, err == nil
 		}
 	}
-	if cur == nil {
-		if cur = h[tightestKey]; len(cur) != 1 {
-			return 0, false
+	if cur := h[tightestKey]; len(cur) == 1 {
+		if v, err := strconv.ParseInt(cur[0], 10, 64); err == nil && (!ok || v < r) {
+			r, ok = v, true
 		}
 	}
-	r, err := strconv.ParseInt(cur[0], 10, 64)
-	return r, err == nil
+	return r, ok
 }
 
 // sfMaxInt is the largest Integer a structured field can carry (RFC 9651,
@@ -407,12 +412,13 @@ func (m *Middleware) writeHeaders(h http.Header, rs *ruleSet, key storeKey, d *D
 		}
 	}
 	set(n.limit, lt.count)
-	if n.remaining != "" {
+	if n.remaining != "" && !m.ietf {
 		v := vals[next : next+1 : next+2]
 		v[0], vals[next+1] = s[:remEnd], tightMark
 		next += 2
 		h[n.remaining] = v
 	} else {
+		set(n.remaining, s[:remEnd])
 		set(tightestKey, s[:remEnd])
 	}
 	set(n.reset, s[remEnd:resetEnd])

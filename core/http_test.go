@@ -516,6 +516,35 @@ func TestMiddleware_stackedLimitsShowTheTighterRenamedRemaining(t *testing.T) {
 	}
 }
 
+// The RateLimit field has one name whatever a middleware calls its other
+// headers, so stacked middlewares with the IETF fields keep the tighter
+// decision in it also when one of them renames or drops the X-RateLimit
+// headers, in either order.
+func TestMiddleware_stackedMixedNamesKeepTheTighterIETFField(t *testing.T) {
+	ip := 0
+	for _, names := range [][3]string{{"", "", ""}, {"", "X-Left", ""}, {"X-A-Limit", "X-A-Remaining", "X-A-Reset"}} {
+		for _, tightRenamed := range []bool{false, true} {
+			lim, _ := clockedLimiter(t)
+			renamed := WithHeaderNames(names[0], names[1], names[2])
+			var tightOpts, looseOpts []MiddlewareOption
+			if tightRenamed {
+				tightOpts = append(tightOpts, renamed)
+			} else {
+				looseOpts = append(looseOpts, renamed)
+			}
+			tight := MustNewMiddleware("2/minute", append(tightOpts, WithLimiter(lim), WithIETFHeaders(), WithName("tight"))...)
+			loose := MustNewMiddleware("100/minute", append(looseOpts, WithLimiter(lim), WithIETFHeaders(), WithName("loose"))...)
+			for order, h := range []http.Handler{tight.Handler(loose.Handler(okHandler)), loose.Handler(tight.Handler(okHandler))} {
+				ip++
+				w := get(h, "/", fmt.Sprintf("192.0.2.%d:1", ip))
+				if got := w.Header().Get(HeaderRateLimit); !strings.HasPrefix(got, `"tight";r=1`) {
+					t.Errorf("names %q, tight renamed %v, order %d: RateLimit = %q; want the tighter limit's \"tight\";r=1", names, tightRenamed, order, got)
+				}
+			}
+		}
+	}
+}
+
 // Stacked middlewares pass the tightest count in their own remaining
 // header's value, marked as theirs; a value set before them by anything
 // else, however it is shaped, is not one of theirs and must not quiet
