@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 )
 
 // MemoryStore is the embedded Store: state in this process, exact under
@@ -69,12 +68,10 @@ type shard struct {
 }
 
 // entry is the state of one key under one rule shape: 64 bytes, which the
-// allocator places on one whole cache line, and with a key of up to 48
-// bytes the key's text right after it (newEntry), so that with many keys a
-// check costs one cache miss for its entry, or two adjacent lines, and none
-// for the key it confirms. What it is kept under besides its key lies in
-// its entryRule, which a one-limit rule's entries share and so find in the
-// cache.
+// allocator places on one whole cache line, so that with many keys a check
+// costs one cache miss for its entry. What it is kept under besides its key
+// lies in its entryRule, which a one-limit rule's entries share and so find
+// in the cache.
 type entry struct {
 	mu  sync.Mutex // guards one, and the state in rule
 	key string
@@ -85,52 +82,6 @@ type entry struct {
 	// again.
 	rule atomic.Pointer[entryRule]
 	one  cell // the state under a one-limit rule
-}
-
-// The allocations that hold an entry and the bytes of its key together,
-// for keys of up to 16, 32 or 48 bytes (80, 96 and 112 bytes in all, each
-// an allocator size class). A check confirms the key it found, and with
-// many keys its bytes, apart from the entry, would cost a cache miss of
-// their own on every check; beside the entry they share its miss, or the
-// adjacent line's. A key given whole (the id of a storeKey without prefix)
-// is copied too, since the caller's string may stay in the cache only in
-// a benchmark. The text is never written after the key's string is made.
-type (
-	entry16 struct {
-		e    entry
-		text [16]byte
-	}
-	entry32 struct {
-		e    entry
-		text [32]byte
-	}
-	entry48 struct {
-		e    entry
-		text [48]byte
-	}
-)
-
-// newEntry returns an entry for key, its key's bytes in the same
-// allocation unless the key is longer than 48 bytes.
-func newEntry(key storeKey) *entry {
-	var e *entry
-	var text []byte
-	switch n := len(key.prefix) + len(key.id); {
-	case n == 0 || n > len(entry48{}.text):
-		return &entry{key: key.String()}
-	case n <= len(entry16{}.text):
-		x := new(entry16)
-		e, text = &x.e, x.text[:n]
-	case n <= len(entry32{}.text):
-		x := new(entry32)
-		e, text = &x.e, x.text[:n]
-	default:
-		x := new(entry48)
-		e, text = &x.e, x.text[:n]
-	}
-	copy(text[copy(text, key.prefix):], key.id)
-	e.key = unsafe.String(&text[0], len(text))
-	return e
 }
 
 // entryRule is what an entry is kept under besides its key: the algorithm
@@ -452,7 +403,7 @@ func (s *MemoryStore) takeLocked(sh *shard, h uint64, key storeKey, alg Algorith
 	if sh.n >= sh.max {
 		sh.evictLocked(now)
 	}
-	e, er := newEntry(key), s.entryRule(alg, shapes)
+	e, er := &entry{key: key.String()}, s.entryRule(alg, shapes)
 	e.rule.Store(er)
 	e.decide(d, er, rule, now, cost)
 	sh.insertLocked(h, e)
