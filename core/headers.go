@@ -317,9 +317,9 @@ func ceilSeconds(d time.Duration) int64 {
 // backing every header's value slice and tightMark (or tightestKey's
 // value), with the text of every number beside it, of 80 bytes for the
 // default headers. Each slice is capped at one element so that a later Add
-// copies rather than overwrites its neighbour; the remaining count's at
-// two, its second element tightMark, which an Add may overwrite, and so
-// only unmark. A middleware stacked on another with the
+// copies rather than overwrites its neighbour; the remaining count's, when
+// marked, at two, its second element tightMark, which an Add may overwrite,
+// and so only unmark. A middleware stacked on another with the
 // IETF fields on costs one more, to list its policy.
 //
 // now, when the middleware sends X-RateLimit-Reset as a time
