@@ -78,8 +78,10 @@ func (c *coalescer) do(ctx context.Context, r *request, due time.Time) ([]int64,
 		// no channel to pass its reply through.
 		// (own, not ctx reassigned: the goroutine above captures ctx, which
 		// would then move to the heap on every call.)
+		// A context that ends by r.due already is the call's deadline, as
+		// a request's usually is: deriving one would cost a timer.
 		own := ctx
-		if !r.due.IsZero() {
+		if d, ok := ctx.Deadline(); !r.due.IsZero() && (!ok || d.After(r.due)) {
 			var cancel context.CancelFunc
 			own, cancel = context.WithDeadline(ctx, r.due)
 			defer cancel()
