@@ -497,6 +497,23 @@ func TestMiddleware_stackedLimitsSendNoPrivateHeader(t *testing.T) {
 	}
 }
 
+// The default headers of an admitted request are the three X-RateLimit
+// entries and nothing else (README, Performance): the tightest count rides
+// in the remaining header's own value, not in a private entry of its own.
+func TestMiddleware_defaultHeadersWriteThreeEntries(t *testing.T) {
+	lim, _ := clockedLimiter(t)
+	m := MustNewMiddleware("5/minute", WithLimiter(lim))
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.RemoteAddr = "192.0.2.40:1"
+	h := http.Header{}
+	if res := m.Enforce(r, h); res.Verdict != Serve {
+		t.Fatalf("verdict %v; want Serve", res.Verdict)
+	}
+	if len(h) != 3 || h.Get("X-RateLimit-Limit") != "5" || h.Get("X-RateLimit-Remaining") != "4" || h.Get("X-RateLimit-Reset") == "" {
+		t.Errorf("headers %q; want exactly X-RateLimit-Limit 5, -Remaining 4 and -Reset", h)
+	}
+}
+
 // With only the remaining count sent, under a name of the app's, the count
 // still travels in it, marked, and the tighter limit's shows; the other
 // headers stay unsent.
